@@ -1,0 +1,85 @@
+"""The `vital` command, split by area: each module here has `register(subparsers)`.
+
+A command handler is ``handler(ctx: CliContext, args) -> dict``. The dict is what `--json`
+prints (one object on stdout); without `--json` the CLI prints its ``"text"`` entry if there
+is one, else the dict as indented JSON. Errors are raised as `VitalError`s: the CLI prints
+them on stderr and exits non-zero. Services are responsible for leaving the store unchanged
+on error.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vital_desktop.core.errors import PermissionDenied, ValidationError
+from vital_desktop.core.progress import Progress, ProgressSnapshot
+from vital_desktop.core.users import User
+
+#: Modules (under this package) whose `register(subparsers)` adds commands. Add yours here.
+COMMAND_MODULES = [
+    "site",
+    "sheets",
+    "labels",
+]
+
+
+@dataclass
+class CliContext:
+    home: Path | None
+    json: bool
+    username: str | None
+    quiet: bool = False
+    _store: Any = field(default=None, repr=False)
+    _actor: User | None = field(default=None, repr=False)
+
+    @property
+    def store(self):
+        if self._store is None:
+            from vital_desktop.store import open_store
+
+            self._store = open_store(self.home, create=False)
+        return self._store
+
+    @property
+    def actor(self) -> User:
+        """The signed-in user: ``--user``/``VITAL_USER``, password from ``VITAL_PASSWORD`` or a prompt."""
+        if self._actor is None:
+            from vital_desktop.services import accounts
+
+            username = self.username or os.environ.get("VITAL_USER")
+            if not username:
+                raise ValidationError("say who you are: --user NAME (or set VITAL_USER)")
+            password = os.environ.get("VITAL_PASSWORD")
+            if password is None:
+                if not sys.stdin.isatty():
+                    raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
+                password = getpass.getpass(f"Password for {username}: ")
+            self._actor = accounts.authenticate(self.store, username, password)
+        return self._actor
+
+    def progress(self, label: str = "") -> Progress:
+        """A `Progress` that draws a text bar on stderr (nothing with --json or --quiet)."""
+        if self.json or self.quiet or not sys.stderr.isatty():
+            return Progress()
+
+        def draw(snap: ProgressSnapshot) -> None:
+            width = 30
+            filled = int(width * snap.fraction)
+            sys.stderr.write(
+                f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {snap.done}/{snap.total} {snap.message[:40]:40s}"
+            )
+            if snap.total and snap.done >= snap.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+        return Progress(on_update=draw, min_interval_s=0.1)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
