@@ -1,0 +1,1 @@
+"""Local AI runtime: llama.cpp text generation, ONNX image classification, prompt rendering."""

@@ -1,0 +1,407 @@
+"""ONNX image classifiers: the model contract, preprocessing, and batched CPU inference.
+
+The contract (docs/onnx-classifier-contract.md) lets any tool produce a classifier the site can
+run without code changes: one self-contained ONNX file, one NCHW float32 input, one output of
+class probabilities, and everything needed to prepare an image (class names, input size,
+mean/std, colour mode) in the file's `metadata_props` under ``vital.*`` keys. `check_contract`
+refuses a file that breaks it and says what is missing; the registry calls it on registration
+and bundle import, so a model that got into the store can always be run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.progress import Progress
+
+KEY_CLASSES = "vital.classes"
+KEY_INPUT_SIZE = "vital.input_size"
+KEY_MEAN = "vital.mean"
+KEY_STD = "vital.std"
+KEY_COLOR_MODE = "vital.color_mode"
+#: Optional: a JSON model card embedded by whoever built the model (metrics, origin).
+KEY_CARD = "vital.model_card"
+#: Optional: preferred output name when a model has several outputs.
+KEY_OUTPUT = "vital.output"
+
+REQUIRED_KEYS = (KEY_CLASSES, KEY_INPUT_SIZE, KEY_MEAN, KEY_STD, KEY_COLOR_MODE)
+COLOR_CHANNELS = {"L": 1, "RGB": 3}
+#: A classifier that big is almost certainly not what the user meant to register.
+MAX_MODEL_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How an image becomes the model's input tensor: convert, resize, scale to [0, 1], normalise."""
+
+    input_size: tuple[int, int]  # (height, width)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    color_mode: str  # "L" or "RGB"
+
+    @property
+    def channels(self) -> int:
+        return COLOR_CHANNELS[self.color_mode]
+
+    def metadata(self) -> dict[str, str]:
+        """The ``vital.*`` metadata_props that describe this preprocessing."""
+        return {
+            KEY_INPUT_SIZE: f"{self.input_size[0]},{self.input_size[1]}",
+            KEY_MEAN: json.dumps(list(self.mean)),
+            KEY_STD: json.dumps(list(self.std)),
+            KEY_COLOR_MODE: self.color_mode,
+        }
+
+
+@dataclass(frozen=True)
+class ContractInfo:
+    """What `check_contract` learnt about a valid classifier file."""
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    input_name: str
+    output_name: str
+    classes: list[str]
+    preprocess: PreprocessSpec
+    opset: int
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "input_name": self.input_name,
+            "output_name": self.output_name,
+            "classes": list(self.classes),
+            "input_size": list(self.preprocess.input_size),
+            "mean": list(self.preprocess.mean),
+            "std": list(self.preprocess.std),
+            "color_mode": self.preprocess.color_mode,
+            "opset": self.opset,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parse_floats(raw: str, channels: int, key: str, problems: list[str]) -> tuple[float, ...]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        problems.append(f"metadata {key} is not JSON (a number or a list of {channels} numbers): {raw[:40]!r}")
+        return ()
+    values = [value] * channels if isinstance(value, (int, float)) else value
+    if (
+        not isinstance(values, list)
+        or len(values) != channels
+        or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+    ):
+        problems.append(f"metadata {key} must be a number or a list of {channels} numbers, got {raw[:40]!r}")
+        return ()
+    return tuple(float(v) for v in values)
+
+
+def _dim_value(dim: Any) -> int | None:
+    return int(dim.dim_value) if dim.HasField("dim_value") else None
+
+
+def check_contract(path: Path) -> ContractInfo:
+    """Validate an ONNX classifier file against the site contract; raise `ValidationError` listing every problem."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"no ONNX file at {path}")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise ValidationError(f"{path.name} is {size / 1e9:.1f} GB; classifiers above 2 GB are not accepted")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError / various protobuf errors
+        raise ValidationError(f"{path.name} is not a readable ONNX model: {exc}") from exc
+
+    problems: list[str] = []
+    if any(uses_external_data(tensor) for tensor in model.graph.initializer):
+        problems.append("weights are stored as external data (a separate file); the contract needs one self-contained file")
+    else:
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as exc:
+            problems.append(f"onnx.checker refused the graph: {str(exc).splitlines()[0]}")
+
+    props = {entry.key: entry.value for entry in model.metadata_props}
+    missing = [key for key in REQUIRED_KEYS if key not in props]
+    if missing:
+        problems.append("metadata_props lack " + ", ".join(missing))
+
+    classes: list[str] = []
+    if KEY_CLASSES in props:
+        try:
+            classes = json.loads(props[KEY_CLASSES])
+        except json.JSONDecodeError:
+            classes = []
+        if not (
+            isinstance(classes, list)
+            and len(classes) >= 2
+            and all(isinstance(c, str) and c for c in classes)
+            and len(set(classes)) == len(classes)
+        ):
+            problems.append(f"metadata {KEY_CLASSES} must be a JSON list of at least 2 distinct class names")
+            classes = []
+
+    color_mode = props.get(KEY_COLOR_MODE, "")
+    if KEY_COLOR_MODE in props and color_mode not in COLOR_CHANNELS:
+        problems.append(f"metadata {KEY_COLOR_MODE} must be 'L' or 'RGB', got {color_mode!r}")
+    channels = COLOR_CHANNELS.get(color_mode, 0)
+
+    input_size: tuple[int, int] | None = None
+    if KEY_INPUT_SIZE in props:
+        try:
+            height, width = (int(part) for part in props[KEY_INPUT_SIZE].split(","))
+            if not (8 <= height <= 4096 and 8 <= width <= 4096):
+                raise ValueError
+            input_size = (height, width)
+        except ValueError:
+            problems.append(f"metadata {KEY_INPUT_SIZE} must be 'H,W' with sizes from 8 to 4096, got {props[KEY_INPUT_SIZE]!r}")
+
+    mean = std = ()
+    if channels and KEY_MEAN in props and KEY_STD in props:
+        mean = _parse_floats(props[KEY_MEAN], channels, KEY_MEAN, problems)
+        std = _parse_floats(props[KEY_STD], channels, KEY_STD, problems)
+        if std and any(v <= 0 for v in std):
+            problems.append(f"metadata {KEY_STD} must be positive")
+
+    initializer_names = {tensor.name for tensor in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializer_names]
+    input_name = ""
+    if len(inputs) != 1:
+        problems.append(f"the graph must have exactly one input (the image batch), it has {len(inputs)}")
+    else:
+        value = inputs[0]
+        input_name = value.name
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type != onnx.TensorProto.FLOAT:
+            problems.append(f"input {input_name!r} must be float32, it is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}")
+        dims = list(tensor_type.shape.dim)
+        if len(dims) != 4:
+            problems.append(f"input {input_name!r} must have rank 4 (NCHW), it has rank {len(dims)}")
+        else:
+            c_dim, h_dim, w_dim = (_dim_value(d) for d in dims[1:])
+            if channels and c_dim is not None and c_dim != channels:
+                problems.append(f"input {input_name!r} has {c_dim} channels but {KEY_COLOR_MODE}={color_mode!r} needs {channels}")
+            if input_size and h_dim is not None and w_dim is not None and (h_dim, w_dim) != input_size:
+                problems.append(f"input {input_name!r} is {h_dim}x{w_dim} but {KEY_INPUT_SIZE} says {input_size[0]}x{input_size[1]}")
+
+    wanted_output = props.get(KEY_OUTPUT)
+    candidates = [
+        out
+        for out in model.graph.output
+        if out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and len(out.type.tensor_type.shape.dim) == 2
+    ]
+    if wanted_output:
+        candidates = [out for out in candidates if out.name == wanted_output]
+    output_name = ""
+    if not candidates:
+        problems.append("no float32 output of shape [N, classes] (class probabilities)")
+    else:
+        output = candidates[0]
+        output_name = output.name
+        n_out = _dim_value(output.type.tensor_type.shape.dim[1])
+        if classes and n_out is not None and n_out != len(classes):
+            problems.append(f"output {output_name!r} has {n_out} columns but {KEY_CLASSES} names {len(classes)} classes")
+
+    if problems:
+        raise ValidationError(
+            f"{path.name} breaks the ONNX classifier contract: " + "; ".join(problems),
+            details={"problems": problems, "path": str(path)},
+        )
+    card: dict[str, Any] = {}
+    if KEY_CARD in props:
+        try:
+            card = json.loads(props[KEY_CARD])
+        except json.JSONDecodeError:
+            card = {}
+    opset = max((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), default=0)
+    assert input_size is not None
+    return ContractInfo(
+        path=path,
+        sha256=file_sha256(path),
+        size_bytes=size,
+        input_name=input_name,
+        output_name=output_name,
+        classes=classes,
+        preprocess=PreprocessSpec(input_size=input_size, mean=mean, std=std, color_mode=color_mode),
+        opset=int(opset),
+        card=card if isinstance(card, dict) else {},
+    )
+
+
+# --- preprocessing -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """Input statistics kept with every prediction so monitoring can see drift."""
+
+    mean: float  # of the resized image, 0..255 units, all channels
+    std: float
+    width: int  # of the original file
+    height: int
+
+
+def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> tuple[np.ndarray, ImageStats]:
+    """Contract preprocessing of one decoded image: returns the CHW float32 tensor and its statistics."""
+    width, height = image.size
+    converted = image.convert(spec.color_mode)
+    resized = converted.resize((spec.input_size[1], spec.input_size[0]), Image.Resampling.BILINEAR)
+    pixels = np.asarray(resized, dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    stats = ImageStats(mean=float(pixels.mean()), std=float(pixels.std()), width=width, height=height)
+    scaled = pixels / np.float32(255.0)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    tensor = ((scaled - mean) / std).transpose(2, 0, 1)
+    return np.ascontiguousarray(tensor, dtype=np.float32), stats
+
+
+def load_image(path: Path, spec: PreprocessSpec) -> tuple[np.ndarray, ImageStats]:
+    """Decode and preprocess one image file; a file that cannot be read is a `ValidationError` naming it."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return preprocess_image(image, spec)
+    except FileNotFoundError as exc:
+        raise ValidationError(f"image not found: {path}") from exc
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValidationError(f"cannot read image {path}: {exc}") from exc
+
+
+# --- inference -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifierResult:
+    """One image's prediction (or the reason it has none: `error`)."""
+
+    path: str
+    predicted_class: str | None
+    confidence: float | None
+    probabilities: dict[str, float]
+    latency_ms: float
+    stats: ImageStats | None
+    error: str | None = None
+
+
+class OnnxClassifier:
+    """A contract-checked classifier held in one onnxruntime session (CPU provider)."""
+
+    def __init__(self, path: Path, *, threads: int = 2, info: ContractInfo | None = None) -> None:
+        import onnxruntime as ort
+
+        self.info = info or check_contract(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, int(threads))
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.threads = max(1, int(threads))
+        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+    @property
+    def classes(self) -> list[str]:
+        return self.info.classes
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities for an NCHW float32 batch (already preprocessed)."""
+        (probabilities,) = self.session.run([self.info.output_name], {self.info.input_name: batch})
+        return np.asarray(probabilities, dtype=np.float32)
+
+    def _result(self, path: str, probs: np.ndarray, latency_ms: float, stats: ImageStats) -> ClassifierResult:
+        best = int(np.argmax(probs))
+        return ClassifierResult(
+            path=path,
+            predicted_class=self.classes[best],
+            confidence=float(probs[best]),
+            probabilities={name: float(p) for name, p in zip(self.classes, probs)},
+            latency_ms=latency_ms,
+            stats=stats,
+        )
+
+    def predict_image(self, image: Image.Image, path: str = "") -> ClassifierResult:
+        """Classify one already-decoded image."""
+        started = time.perf_counter()
+        tensor, stats = preprocess_image(image, self.info.preprocess)
+        probs = self.run(tensor[None])[0]
+        return self._result(path, probs, (time.perf_counter() - started) * 1000.0, stats)
+
+    def predict_paths(
+        self,
+        paths: Sequence[Path | str],
+        *,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        decode_workers: int | None = None,
+    ) -> list[ClassifierResult]:
+        """Classify image files in batches; decoding runs in a thread pool, progress/cancel between batches.
+
+        An unreadable image gets a result with `error` set rather than stopping the run, so
+        one bad file on a removable disk does not lose the rest of the sheet.
+        """
+        paths = [str(p) for p in paths]
+        if progress is not None:
+            progress.start(len(paths), "classifying images")
+        results: list[ClassifierResult] = []
+        workers = decode_workers or max(1, self.threads)
+        spec = self.info.preprocess
+
+        def decode(path: str) -> tuple[np.ndarray | None, ImageStats | None, float, str | None]:
+            started = time.perf_counter()
+            try:
+                tensor, stats = load_image(Path(path), spec)
+                return tensor, stats, (time.perf_counter() - started) * 1000.0, None
+            except ValidationError as exc:
+                return None, None, (time.perf_counter() - started) * 1000.0, exc.message
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vital-decode") as pool:
+            for start in range(0, len(paths), max(1, batch_size)):
+                if progress is not None:
+                    progress.check()
+                chunk = paths[start : start + batch_size]
+                decoded = list(pool.map(decode, chunk))
+                good = [i for i, item in enumerate(decoded) if item[0] is not None]
+                run_ms = 0.0
+                probabilities = np.empty((0, len(self.classes)), dtype=np.float32)
+                if good:
+                    started = time.perf_counter()
+                    probabilities = self.run(np.stack([decoded[i][0] for i in good]))  # type: ignore[misc]
+                    run_ms = (time.perf_counter() - started) * 1000.0 / len(good)
+                row_of = {index: row for row, index in enumerate(good)}
+                for index, (path, (_, stats, decode_ms, error)) in enumerate(zip(chunk, decoded)):
+                    if error is not None or stats is None:
+                        results.append(ClassifierResult(path, None, None, {}, decode_ms, None, error))
+                    else:
+                        results.append(self._result(path, probabilities[row_of[index]], decode_ms + run_ms, stats))
+                if progress is not None:
+                    progress.advance(len(chunk))
+        if progress is not None:
+            progress.finish("classified")
+        return results
