@@ -1,0 +1,338 @@
+"""DATA stage: sheets are pointers to a metadata file and an image folder, never copies.
+
+Importing a sheet reads the metadata file in place (DuckDB's CSV/Parquet readers), joins each
+row to its image by the image column, hashes the image files (in a thread pool: hashlib
+releases the GIL), and writes the item index in one transaction through the Arrow bulk path.
+Every check runs before anything is written, so a refused import leaves the store unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
+from vital_desktop.core.ids import iso, new_id, utcnow
+from vital_desktop.core.progress import Progress
+from vital_desktop.core.users import User
+from vital_desktop.services.accounts import require
+from vital_desktop.store import audit
+from vital_desktop.store.bulk import insert_arrow
+from vital_desktop.store.db import Store
+from vital_desktop.store.models import Sheet, SheetItem
+
+CLASSIFICATION_TAGS = ("PHI", "PII", "CONFIDENTIAL", "EXPORT_CONTROLLED")
+METADATA_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MAX_REPORTED = 20  # how many offending keys/rows an error message names
+
+
+@dataclass(frozen=True)
+class SheetInfo:
+    id: str
+    name: str
+    description: str
+    metadata_path: str
+    metadata_format: str
+    image_root: str | None
+    key_column: str
+    image_column: str | None
+    columns: list[str]
+    classification: list[str]
+    item_count: int
+    missing_count: int
+    created_by: str
+    created_at: str | None
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ItemInfo:
+    item_ref: str
+    position: int
+    image_path: str | None
+    absolute_image_path: str | None
+    file_sha256: str | None
+    file_size: int | None
+    missing: bool
+    metadata: dict[str, Any]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    sheet: SheetInfo
+    items: int
+    missing: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"sheet": self.sheet.to_dict(), "items": self.items, "missing_count": len(self.missing),
+                "missing": self.missing[:MAX_REPORTED]}
+
+
+def _sheet_info(row: Sheet) -> SheetInfo:
+    return SheetInfo(
+        id=row.id, name=row.name, description=row.description, metadata_path=row.metadata_path,
+        metadata_format=row.metadata_format, image_root=row.image_root, key_column=row.key_column,
+        image_column=row.image_column, columns=list(row.columns or []), classification=list(row.classification or []),
+        item_count=row.item_count, missing_count=row.missing_count, created_by=row.created_by,
+        created_at=iso(row.created_at),
+    )
+
+
+def parse_classification(tags: str | list[str] | None) -> list[str]:
+    """Normalise and check data classification tags (PHI, PII, CONFIDENTIAL, EXPORT_CONTROLLED)."""
+    if tags is None:
+        return []
+    items = [t.strip().upper() for t in (tags.split(",") if isinstance(tags, str) else tags) if t.strip()]
+    unknown = [t for t in items if t not in CLASSIFICATION_TAGS]
+    if unknown:
+        raise ValidationError(f"unknown classification tag(s) {', '.join(unknown)}; use {', '.join(CLASSIFICATION_TAGS)}")
+    return sorted(set(items))
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def read_metadata(path: Path) -> tuple[str, pa.Table]:
+    """Read a CSV or Parquet metadata file in place; unreadable files are a `ValidationError`."""
+    import duckdb
+
+    path = Path(path)
+    fmt = METADATA_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValidationError(f"metadata file {path.name}: unsupported type {path.suffix!r}; use .csv or .parquet")
+    if not path.is_file():
+        raise ValidationError(f"metadata file {path} does not exist or is not a file")
+    try:
+        with duckdb.connect() as conn:
+            reader = "read_csv_auto(?, header=true, sample_size=-1)" if fmt == "csv" else "read_parquet(?)"
+            table = conn.sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+        raise ValidationError(f"cannot read metadata file {path.name}: {str(exc).splitlines()[0]}") from exc
+    if table.num_rows == 0:
+        raise ValidationError(f"metadata file {path.name} has no rows")
+    return fmt, table
+
+
+def _is_escaping(rel: str) -> bool:
+    """Absolute paths, drive letters and '..' components may point outside the image root."""
+    if not rel:
+        return True
+    if PureWindowsPath(rel).drive or PureWindowsPath(rel).is_absolute() or PurePosixPath(rel).is_absolute():
+        return True
+    return ".." in PurePosixPath(rel.replace("\\", "/")).parts
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_one(path: Path) -> tuple[str | None, int | None]:
+    try:
+        if not path.is_file():
+            return None, None
+        return sha256_file(path), path.stat().st_size
+    except OSError:
+        return None, None
+
+
+def import_sheet(
+    store: Store,
+    *,
+    actor: User,
+    name: str,
+    metadata_path: Path | str,
+    key_column: str,
+    image_root: Path | str | None = None,
+    image_column: str | None = None,
+    classification: str | list[str] | None = None,
+    description: str = "",
+    progress: Progress | None = None,
+) -> tuple[ImportReport, Changes]:
+    """Build the item index of a new sheet. All checks run before the single write transaction."""
+    require(actor, "import_sheet")
+    progress = progress or Progress()
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("a sheet needs a name")
+    tags = parse_classification(classification)
+    metadata_path = Path(metadata_path).expanduser().resolve()
+    with store.read() as s:
+        if s.scalar(sa.select(Sheet.id).where(Sheet.name == name)) is not None:
+            raise ConflictError(f"a sheet named {name!r} already exists")
+    fmt, table = read_metadata(metadata_path)
+    columns = table.column_names
+    for label, col in (("key", key_column), ("image", image_column)):
+        if col is not None and col not in columns:
+            raise ValidationError(
+                f"{label} column {col!r} is not in {metadata_path.name}; its columns are: {', '.join(columns)}"
+            )
+    if image_column is not None and image_root is None:
+        raise ValidationError("an image column needs an image folder (--images DIR)")
+    root: Path | None = None
+    if image_root is not None:
+        root = Path(image_root).expanduser().resolve()
+        if not root.is_dir():
+            raise ValidationError(f"image folder {root} does not exist or is not a folder")
+
+    keys = [None if v is None else str(v) for v in table.column(key_column).to_pylist()]
+    blanks = [i + 2 for i, k in enumerate(keys) if k is None or not k.strip()]
+    if blanks:
+        raise ValidationError(f"key column {key_column!r} is empty on row(s) {', '.join(map(str, blanks[:MAX_REPORTED]))}")
+    seen: dict[str, int] = {}
+    duplicates: list[str] = []
+    for i, k in enumerate(keys):
+        if k in seen and k not in duplicates:
+            duplicates.append(k)
+        seen.setdefault(k, i)
+    if duplicates:
+        raise ValidationError(
+            f"key column {key_column!r} has duplicate values: {', '.join(duplicates[:MAX_REPORTED])}"
+            + (f" (and {len(duplicates) - MAX_REPORTED} more)" if len(duplicates) > MAX_REPORTED else "")
+        )
+
+    rel_paths: list[str | None] = [None] * len(keys)
+    absolute: list[Path | None] = [None] * len(keys)
+    if image_column is not None and root is not None:
+        escaping = []
+        for i, value in enumerate(table.column(image_column).to_pylist()):
+            if value is None or str(value).strip() == "":
+                continue
+            rel = str(value).strip().replace("\\", "/")
+            candidate = (root / rel).resolve()
+            if _is_escaping(rel) or not candidate.is_relative_to(root):
+                escaping.append(f"row {i + 2} ({keys[i]}): {value}")
+                continue
+            rel_paths[i] = rel
+            absolute[i] = candidate
+        if escaping:
+            raise ValidationError(
+                "image paths must stay inside the image folder; these escape it: " + "; ".join(escaping[:MAX_REPORTED])
+            )
+
+    progress.start(len(keys), f"hashing {len(keys)} images")
+    hashes: list[tuple[str | None, int | None]] = [(None, None)] * len(keys)
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        futures = {i: pool.submit(_hash_one, p) for i, p in enumerate(absolute) if p is not None}
+        for i, fut in futures.items():
+            progress.check()
+            hashes[i] = fut.result()
+            progress.advance()
+
+    rows = table.to_pylist()
+    missing = [keys[i] for i in range(len(keys)) if image_column is not None and hashes[i][0] is None]
+    sheet_id = new_id()
+    items = pa.table({
+        "id": [new_id() for _ in keys],
+        "sheet_id": [sheet_id] * len(keys),
+        "item_ref": keys,
+        "position": list(range(len(keys))),
+        "image_path": rel_paths,
+        "file_sha256": [h for h, _ in hashes],
+        "file_size": pa.array([n for _, n in hashes], pa.int64()),
+        "missing": [k in set(missing) for k in keys] if missing else [False] * len(keys),
+        "metadata": [json.dumps(_jsonable(r), ensure_ascii=False) for r in rows],
+    })
+    with store.session() as s:
+        sheet = Sheet(
+            id=sheet_id, name=name, description=description, metadata_path=str(metadata_path), metadata_format=fmt,
+            image_root=str(root) if root else None, key_column=key_column, image_column=image_column,
+            columns=columns, classification=tags, item_count=len(keys), missing_count=len(missing),
+            created_by=actor.username,
+        )
+        s.add(sheet)
+        s.flush()
+        insert_arrow(s, "sheet_items", items, casts={"metadata": "JSON"})
+        audit.record(s, actor, "sheet.import", name, {"items": len(keys), "missing": len(missing),
+                                                        "classification": tags, "metadata": str(metadata_path)})
+        info = _sheet_info(sheet)
+    progress.finish(f"imported {len(keys)} items")
+    return ImportReport(info, len(keys), missing), Changes(sheets=True)
+
+
+def list_sheets(store: Store) -> list[SheetInfo]:
+    with store.read() as s:
+        return [_sheet_info(r) for r in s.scalars(sa.select(Sheet).order_by(Sheet.name))]
+
+
+def _find_sheet(s: sa.orm.Session, ref: str) -> Sheet:
+    row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == ref, Sheet.id == ref)))
+    if row is None:
+        names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
+        raise NotFoundError(f"no sheet named {ref!r}" + (f"; sheets here: {', '.join(names)}" if names else ""))
+    return row
+
+
+def get_sheet(store: Store, ref: str) -> SheetInfo:
+    """A sheet by name or id."""
+    with store.read() as s:
+        return _sheet_info(_find_sheet(s, ref))
+
+
+def _item_info(row: SheetItem, root: str | None) -> ItemInfo:
+    absolute = str(Path(root) / row.image_path) if (root and row.image_path) else None
+    return ItemInfo(row.item_ref, row.position, row.image_path, absolute, row.file_sha256, row.file_size,
+                    row.missing, row.item_metadata or {})
+
+
+def list_items(
+    store: Store, sheet: str, *, offset: int = 0, limit: int | None = 100, item_refs: list[str] | None = None
+) -> list[ItemInfo]:
+    """Items in sheet order, a page at a time (the GUI fetches on demand)."""
+    with store.read() as s:
+        row = _find_sheet(s, sheet)
+        query = sa.select(SheetItem).where(SheetItem.sheet_id == row.id)
+        if item_refs is not None:
+            query = query.where(SheetItem.item_ref.in_(item_refs))
+        query = query.order_by(SheetItem.position).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_item_info(r, row.image_root) for r in s.scalars(query)]
+
+
+def get_item(store: Store, sheet: str, item_ref: str) -> ItemInfo:
+    items = list_items(store, sheet, item_refs=[item_ref], limit=None)
+    if not items:
+        raise NotFoundError(f"sheet {sheet!r} has no item {item_ref!r}")
+    return items[0]
+
+
+def item_refs(store: Store, sheet: str) -> list[str]:
+    with store.read() as s:
+        row = _find_sheet(s, sheet)
+        return list(s.scalars(sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == row.id).order_by(SheetItem.position)))
