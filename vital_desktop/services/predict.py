@@ -1,0 +1,300 @@
+"""Serving predictions locally, and the prediction log behind monitoring.
+
+Every inference — each image the classifier sees, each answer the language model gives — is
+written to `predictions` with the model, the item, the output, the confidence, the latency and
+the input statistics monitoring needs for drift (image mean/std/size; prompt tokens). Work is
+done in batches and logged per batch, so a cancelled run keeps what finished.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+
+from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import NotFoundError, ValidationError
+from vital_desktop.core.progress import Progress
+from vital_desktop.core.users import User
+from vital_desktop.inference.classifier import ClassifierResult, OnnxClassifier
+from vital_desktop.inference.llm import DEFAULT_CONTEXT, GenerationResult, LocalLlm, default_gguf_path, get_llm
+from vital_desktop.services import registry
+from vital_desktop.services.accounts import require
+from vital_desktop.store.db import Store
+from vital_desktop.store.models import Prediction, Setting, Sheet, SheetItem
+
+SETTING_THREADS = "inference.threads"
+SETTING_CONTEXT = "inference.llm_context"
+LOG_BATCH = 64
+
+
+def inference_threads(store: Store) -> int:
+    """Threads for onnxruntime and llama.cpp: the site setting, else up to 2 (a shared laptop)."""
+    with store.read() as s:
+        row = s.get(Setting, SETTING_THREADS)
+        value = row.value if row is not None else None
+    if isinstance(value, int) and value > 0:
+        return value
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def llm_context(store: Store) -> int:
+    with store.read() as s:
+        row = s.get(Setting, SETTING_CONTEXT)
+        value = row.value if row is not None else None
+    return value if isinstance(value, int) and value >= 256 else DEFAULT_CONTEXT
+
+
+_classifier_lock = threading.Lock()
+_classifiers: dict[tuple[str, str, int], OnnxClassifier] = {}
+
+
+def classifier_for(model: registry.ModelInfo, threads: int) -> OnnxClassifier:
+    """A cached onnxruntime session for a registered classifier (keyed by file hash and threads)."""
+    key = (model.path, model.file_sha256, threads)
+    with _classifier_lock:
+        session = _classifiers.get(key)
+        if session is None:
+            if not Path(model.path).is_file():
+                raise ValidationError(f"the file of {model.ref} is missing: {model.path}")
+            session = OnnxClassifier(Path(model.path), threads=threads)
+            _classifiers[key] = session
+        return session
+
+
+def resolve_model(store: Store, kind: str, ref: str | None) -> registry.ModelInfo:
+    """The named model (checked to be of `kind`), else the active one of that kind."""
+    if ref:
+        model = registry.get_model(store, ref)
+        if model.kind != kind:
+            raise ValidationError(f"{model.ref} is a {model.kind} model; this needs a {kind} model")
+        return model
+    model = registry.active_model(store, kind)
+    if model is None:
+        raise NotFoundError(f"no active {kind} model: register one and run `vital model activate NAME`")
+    return model
+
+
+def llm_for(store: Store, ref: str | None = None) -> tuple[LocalLlm, registry.ModelInfo | None]:
+    """The language model for generation: the named or active GGUF model, else the bundled default.
+
+    Returns the model and its registry entry (None for the unregistered bundled default).
+    """
+    model: registry.ModelInfo | None = None
+    if ref:
+        model = resolve_model(store, registry.KIND_GGUF, ref)
+    else:
+        model = registry.active_model(store, registry.KIND_GGUF)
+    path = Path(model.path) if model is not None else default_gguf_path()
+    return get_llm(path, n_ctx=llm_context(store), threads=inference_threads(store)), model
+
+
+@dataclass(frozen=True)
+class PredictionInfo:
+    id: str
+    model: str
+    item_ref: str | None
+    image_path: str | None
+    predicted_class: str | None
+    confidence: float | None
+    probabilities: dict[str, float]
+    latency_ms: float
+    image_mean: float | None
+    image_std: float | None
+    image_width: int | None
+    image_height: int | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "latency_ms": round(self.latency_ms, 3)}
+
+
+@dataclass(frozen=True)
+class _Target:
+    image_path: str
+    sheet_id: str | None = None
+    item_ref: str | None = None
+
+
+def _sheet_targets(store: Store, sheet: str, item_refs: Sequence[str] | None) -> list[_Target]:
+    with store.read() as s:
+        row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
+        if row is None:
+            raise NotFoundError(f"no sheet named {sheet!r}")
+        if not row.image_root or not row.image_column:
+            raise ValidationError(f"sheet {row.name!r} has no images to classify")
+        query = sa.select(SheetItem).where(SheetItem.sheet_id == row.id).order_by(SheetItem.position)
+        if item_refs is not None:
+            query = query.where(SheetItem.item_ref.in_(list(item_refs)))
+        items = list(s.scalars(query))
+        if item_refs is not None and len(items) != len(set(item_refs)):
+            found = {item.item_ref for item in items}
+            missing = [ref for ref in item_refs if ref not in found]
+            raise NotFoundError(f"sheet {row.name!r} has no items {missing[:5]}")
+        return [
+            _Target(str(Path(row.image_root) / item.image_path), row.id, item.item_ref)
+            for item in items
+            if item.image_path
+        ]
+
+
+def _row(model: registry.ModelInfo, target: _Target, result: ClassifierResult, actor: User) -> Prediction:
+    output: dict[str, Any] = {"probabilities": result.probabilities}
+    if result.error:
+        output = {"error": result.error}
+    stats = result.stats
+    return Prediction(
+        model_id=model.id,
+        model_name=model.name,
+        model_version=model.version,
+        kind=model.kind,
+        sheet_id=target.sheet_id,
+        item_ref=target.item_ref,
+        image_path=target.image_path,
+        output=output,
+        predicted_class=result.predicted_class,
+        confidence=result.confidence,
+        latency_ms=float(result.latency_ms),
+        image_mean=stats.mean if stats else None,
+        image_std=stats.std if stats else None,
+        image_width=stats.width if stats else None,
+        image_height=stats.height if stats else None,
+        created_by=actor.username,
+    )
+
+
+def predict_images(
+    store: Store,
+    *,
+    actor: User,
+    model: str | None = None,
+    paths: Sequence[Path | str] | None = None,
+    sheet: str | None = None,
+    item_refs: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    batch_size: int = 32,
+) -> tuple[list[PredictionInfo], Changes]:
+    """Classify image files (`paths`) or a sheet's items with the named or active classifier; log every one.
+
+    Unreadable images are logged with their error rather than stopping the run. On cancel the
+    batches already done stay logged and `Cancelled` propagates.
+    """
+    require(actor, "predict")
+    if (paths is None) == (sheet is None):
+        raise ValidationError("give either image paths or a sheet to classify")
+    info = resolve_model(store, registry.KIND_ONNX, model)
+    classifier = classifier_for(info, inference_threads(store))
+    targets = [_Target(str(Path(p))) for p in paths] if paths is not None else _sheet_targets(store, sheet or "", item_refs)
+    if not targets:
+        raise ValidationError("nothing to classify: no images given")
+    progress = progress or Progress()
+    progress.start(len(targets), f"classifying with {info.ref}")
+    out: list[PredictionInfo] = []
+    for start in range(0, len(targets), LOG_BATCH):
+        progress.check()
+        chunk = targets[start : start + LOG_BATCH]
+        results = classifier.predict_paths([t.image_path for t in chunk], batch_size=batch_size)
+        rows = [_row(info, target, result, actor) for target, result in zip(chunk, results)]
+        with store.session() as s:
+            s.add_all(rows)
+            s.flush()
+            for row, result in zip(rows, results):
+                out.append(
+                    PredictionInfo(
+                        id=row.id,
+                        model=info.ref,
+                        item_ref=row.item_ref,
+                        image_path=row.image_path,
+                        predicted_class=result.predicted_class,
+                        confidence=result.confidence,
+                        probabilities=result.probabilities,
+                        latency_ms=result.latency_ms,
+                        image_mean=row.image_mean,
+                        image_std=row.image_std,
+                        image_width=row.image_width,
+                        image_height=row.image_height,
+                        error=result.error,
+                    )
+                )
+        progress.advance(len(chunk))
+    progress.finish(f"{len(out)} images classified")
+    return out, Changes(predictions=True)
+
+
+def log_llm_prediction(
+    session: sa.orm.Session,
+    *,
+    actor: User,
+    model: registry.ModelInfo | None,
+    result: GenerationResult,
+    sheet_id: str | None = None,
+    item_ref: str | None = None,
+    image_path: str | None = None,
+    template: str | None = None,
+) -> Prediction:
+    """Log one language-model answer inside the caller's transaction (the GENERATE stage calls this).
+
+    An unregistered bundled default model is logged under its well-known name with version 0.
+    """
+    confidence = None
+    if isinstance(result.parsed, dict) and isinstance(result.parsed.get("confidence"), (int, float)):
+        confidence = float(result.parsed["confidence"])
+    predicted = None
+    if isinstance(result.parsed, dict):
+        for key in ("defect_type", "label", "class", "category"):
+            if isinstance(result.parsed.get(key), str):
+                predicted = result.parsed[key]
+                break
+    row = Prediction(
+        model_id=model.id if model else "default-gguf",
+        model_name=model.name if model else "smollm2-135m-instruct",
+        model_version=model.version if model else 0,
+        kind=registry.KIND_GGUF,
+        sheet_id=sheet_id,
+        item_ref=item_ref,
+        image_path=image_path,
+        output={
+            "parsed": result.parsed,
+            "valid": result.valid,
+            "error": result.error,
+            "raw": result.text,
+            "attempts": result.attempts,
+            "finish_reason": result.finish_reason,
+            "template": template,
+        },
+        predicted_class=predicted,
+        confidence=confidence,
+        latency_ms=float(result.latency_ms),
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        created_by=actor.username,
+    )
+    session.add(row)
+    return row
+
+
+def recent_predictions(store: Store, *, model: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest logged predictions (for `vital predict --show` and the monitor page)."""
+    with store.read() as s:
+        query = sa.select(Prediction).order_by(Prediction.created_at.desc()).limit(limit)
+        if model is not None:
+            query = query.where(Prediction.model_id == registry._find(s, model).id)
+        return [
+            {
+                "id": p.id,
+                "model": f"{p.model_name}@{p.model_version}",
+                "kind": p.kind,
+                "item_ref": p.item_ref,
+                "image_path": p.image_path,
+                "predicted_class": p.predicted_class,
+                "confidence": p.confidence,
+                "latency_ms": p.latency_ms,
+                "prompt_tokens": p.prompt_tokens,
+                "created_at": p.created_at.isoformat() if p.created_at else None,
+            }
+            for p in s.scalars(query)
+        ]
