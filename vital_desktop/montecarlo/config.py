@@ -1,0 +1,362 @@
+"""What a simulation is: detector, source, gamma lines and options, as plain frozen dataclasses.
+
+A configuration round-trips through JSON (`to_dict` / `config_from_dict`) so it can be stored
+with a run, shipped to a Dask or Spark worker and rebuilt bit for bit. `validate` refuses bad
+input with a specific message before any work starts.
+
+Coordinates: the detector axis is z. The crystal's front face is the plane z = 0 and the crystal
+fills 0 <= z <= height; housing layers wrap it; the source sits at negative z. Distances are
+measured from the detector's outer front face (the end cap) to the source plane (point, disk)
+or to the outer bottom of the source container (volume).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
+from typing import Any
+
+from vital_desktop.core.errors import NotFoundError, ValidationError
+from vital_desktop.montecarlo.materials import E_MAX_MEV, E_MIN_MEV, resolve_material
+
+SOURCE_KINDS = ("point", "disk", "volume")
+MEDIA = ("air", "vacuum")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Gaussian energy broadening, FWHM(E) = a + b*sqrt(E + c*E^2) with E and FWHM in MeV."""
+
+    a_mev: float = 0.0
+    b_sqrt_mev: float = 0.05694
+    c_per_mev: float = 0.0
+
+    def fwhm_mev(self, energy_mev: float) -> float:
+        return self.a_mev + self.b_sqrt_mev * math.sqrt(max(energy_mev + self.c_per_mev * energy_mev**2, 0.0))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One housing layer around everything inside it (thicknesses in cm)."""
+
+    material: str
+    side_cm: float = 0.0
+    front_cm: float = 0.0
+    back_cm: float = 0.0
+    name: str = ""
+    density_g_cm3: float | None = None
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    material: str
+    radius_cm: float
+    height_cm: float
+    housing: tuple[Layer, ...] = ()
+    resolution: Resolution = field(default_factory=Resolution)
+    density_g_cm3: float | None = None
+
+    @property
+    def front_thickness_cm(self) -> float:
+        return sum(layer.front_cm for layer in self.housing)
+
+    @property
+    def outer_radius_cm(self) -> float:
+        return self.radius_cm + sum(layer.side_cm for layer in self.housing)
+
+
+@dataclass(frozen=True)
+class Backing:
+    """A plate right behind a point or disk source (a source holder, a shelf)."""
+
+    material: str
+    radius_cm: float
+    thickness_cm: float
+    density_g_cm3: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Point (on or off axis), coaxial disk, or a coaxial cylindrical volume in a container."""
+
+    kind: str = "point"
+    distance_cm: float = 10.0
+    offset_cm: float = 0.0
+    radius_cm: float = 0.0
+    height_cm: float = 0.0
+    material: str = "water"
+    density_g_cm3: float | None = None
+    wall_material: str = "pvt"
+    wall_cm: float = 0.0
+    backing: Backing | None = None
+
+
+@dataclass(frozen=True)
+class Line:
+    energy_kev: float
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Physics switches and run settings. `outside_fraction=None` picks it automatically:
+    0 when nothing outside the detector can scatter a photon back (vacuum, no container),
+    else 0.1 of the photons are still emitted outside the cone (with their proper weight)."""
+
+    coherent: bool = True
+    k_xray_escape: bool = True
+    medium: str = "air"
+    variance_reduction: bool = True
+    outside_fraction: float | None = None
+    cutoff_kev: float = 1.0
+    spectrum_bins: int = 1024
+    spectrum_max_kev: float | None = None
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    detector: Detector
+    source: Source
+    lines: tuple[Line, ...]
+    nuclide: str | None = None
+    options: Options = field(default_factory=Options)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+# --- building from dicts, presets and nuclides -------------------------------------------
+
+
+def _layer(d: dict) -> Layer:
+    return Layer(**d)
+
+
+def detector_from_dict(d: dict) -> Detector:
+    d = dict(d)
+    if "crystal" in d:  # preset file form
+        crystal = d.pop("crystal")
+        d.update(material=crystal["material"], radius_cm=crystal["radius_cm"], height_cm=crystal["height_cm"],
+                 density_g_cm3=crystal.get("density_g_cm3"))
+        d.pop("title", None)
+    housing = tuple(_layer(x) for x in d.pop("housing", ()))
+    resolution = Resolution(**d.pop("resolution", {})) if d.get("resolution") is not None else Resolution()
+    d.pop("resolution", None)
+    return Detector(housing=housing, resolution=resolution, **d)
+
+
+def config_from_dict(d: dict) -> SimulationConfig:
+    """Rebuild a configuration stored by `to_dict` (for reproduction and remote workers)."""
+    try:
+        source = dict(d["source"])
+        backing = source.pop("backing", None)
+        return SimulationConfig(
+            detector=detector_from_dict(d["detector"]),
+            source=Source(backing=Backing(**backing) if backing else None, **source),
+            lines=tuple(Line(**x) if isinstance(x, dict) else Line(*x) for x in d["lines"]),
+            nuclide=d.get("nuclide"),
+            options=Options(**d.get("options", {})),
+        )
+    except (KeyError, TypeError) as exc:
+        raise ValidationError(f"not a valid Monte Carlo configuration: {exc}") from None
+
+
+def _resource_json(name: str) -> dict:
+    with resources.files("vital_desktop").joinpath("resources", name).open("r", encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+@functools.lru_cache(maxsize=1)
+def detector_presets() -> dict[str, dict]:
+    return _resource_json("detectors.json")["detectors"]
+
+
+@functools.lru_cache(maxsize=1)
+def nuclide_library() -> dict[str, dict]:
+    return _resource_json("nuclides.json")["nuclides"]
+
+
+def detector_preset(name: str) -> Detector:
+    presets = detector_presets()
+    if name not in presets:
+        raise NotFoundError(f"unknown detector preset {name!r}; presets: {', '.join(sorted(presets))}")
+    return detector_from_dict({"name": name, **presets[name]})
+
+
+def nuclide_lines(name: str) -> tuple[Line, ...]:
+    library = nuclide_library()
+    lookup = {k.lower().replace("-", ""): k for k in library}
+    key = lookup.get(str(name).lower().replace("-", "").replace(" ", ""))
+    if key is None:
+        raise ValidationError(f"unknown nuclide {name!r}; the library has {', '.join(library)}")
+    return tuple(Line(e, p) for e, p in library[key]["lines"])
+
+
+def canonical_nuclide(name: str) -> str:
+    library = nuclide_library()
+    lookup = {k.lower().replace("-", ""): k for k in library}
+    return lookup[str(name).lower().replace("-", "").replace(" ", "")]
+
+
+def make_config(
+    *,
+    detector: str | Detector,
+    source: Source,
+    nuclide: str | None = None,
+    energies_kev: list[float] | None = None,
+    options: Options | None = None,
+) -> SimulationConfig:
+    """Assemble and validate a configuration from a preset name (or a Detector) and a source."""
+    det = detector_preset(detector) if isinstance(detector, str) else detector
+    if (nuclide is None) == (not energies_kev):
+        raise ValidationError("give either a nuclide or one or more energies (not both, not neither)")
+    if nuclide is not None:
+        lines = nuclide_lines(nuclide)
+        nuclide = canonical_nuclide(nuclide)
+    else:
+        lines = tuple(Line(float(e), 1.0) for e in energies_kev or ())
+    config = SimulationConfig(detector=det, source=source, lines=lines, nuclide=nuclide, options=options or Options())
+    validate(config)
+    return config
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _number(value: Any, what: str, *, positive: bool = False, non_negative: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise ValidationError(f"{what} must be a finite number, got {value!r}")
+    if positive and x <= 0:
+        raise ValidationError(f"{what} must be greater than zero, got {x:g}")
+    if non_negative and x < 0:
+        raise ValidationError(f"{what} must not be negative, got {x:g}")
+    return x
+
+
+def _material(name: str, what: str, density: float | None) -> None:
+    try:
+        material = resolve_material(name)
+    except ValidationError as exc:
+        raise ValidationError(f"{what}: {exc.message}") from None
+    if density is not None:
+        _number(density, f"{what} density (g/cm3)", positive=True)
+    if material.name == "vacuum" and what.startswith("crystal"):
+        raise ValidationError("the crystal cannot be vacuum")
+
+
+def validate(config: SimulationConfig) -> None:
+    """Refuse anything that would make the run meaningless, with a message naming the field."""
+    det = config.detector
+    _material(det.material, "crystal material", det.density_g_cm3)
+    _number(det.radius_cm, "crystal radius (cm)", positive=True)
+    _number(det.height_cm, "crystal height (cm)", positive=True)
+    for i, layer in enumerate(det.housing):
+        label = f"housing layer {i + 1} ({layer.name or layer.material})"
+        _material(layer.material, label, layer.density_g_cm3)
+        values = [_number(getattr(layer, k), f"{label} {k.replace('_cm', '')} thickness (cm)", non_negative=True)
+                  for k in ("side_cm", "front_cm", "back_cm")]
+        if sum(values) <= 0:
+            raise ValidationError(f"{label} has zero thickness everywhere")
+    res = det.resolution
+    _number(res.a_mev, "resolution a (MeV)")
+    _number(res.b_sqrt_mev, "resolution b", non_negative=True)
+    _number(res.c_per_mev, "resolution c", non_negative=True)
+
+    src = config.source
+    if src.kind not in SOURCE_KINDS:
+        raise ValidationError(f"unknown source kind {src.kind!r}; choose {', '.join(SOURCE_KINDS)}")
+    distance = _number(src.distance_cm, "source distance (cm)")
+    offset = _number(src.offset_cm, "source offset (cm)", non_negative=True)
+    if src.kind == "point":
+        inside_radially = offset <= det.outer_radius_cm
+        depth = det.front_thickness_cm + det.height_cm + sum(layer.back_cm for layer in det.housing)
+        if inside_radially and -depth <= distance <= 0.0:
+            raise ValidationError(
+                f"the point source (distance {distance:g} cm, offset {offset:g} cm) lies inside the detector; "
+                "it must be outside the crystal and its housing"
+            )
+        if distance < 0 and src.backing is not None:
+            raise ValidationError("a source backing plate needs the source in front of the detector (distance >= 0)")
+    else:
+        if distance < 0:
+            raise ValidationError(
+                f"a {src.kind} source must be in front of the detector: distance {distance:g} cm is negative"
+            )
+        if offset != 0.0:
+            raise ValidationError(f"a {src.kind} source is coaxial with the detector; offset must be 0")
+        _number(src.radius_cm, f"{src.kind} source radius (cm)", positive=True)
+    if src.kind == "volume":
+        _number(src.height_cm, "volume source height (cm)", positive=True)
+        _material(src.material, "volume source material", src.density_g_cm3)
+        _number(src.wall_cm, "container wall thickness (cm)", non_negative=True)
+        _material(src.wall_material, "container wall material", None)
+        if src.backing is not None:
+            raise ValidationError("a volume source has a container, not a backing plate")
+    if src.backing is not None:
+        _material(src.backing.material, "backing material", src.backing.density_g_cm3)
+        _number(src.backing.radius_cm, "backing radius (cm)", positive=True)
+        _number(src.backing.thickness_cm, "backing thickness (cm)", positive=True)
+        if src.kind == "disk" and src.backing.radius_cm < src.radius_cm:
+            pass  # a smaller backing is allowed; it only scatters less
+
+    if not config.lines:
+        raise ValidationError("no gamma lines: give a nuclide or at least one energy")
+    for line in config.lines:
+        energy = _number(line.energy_kev, "line energy (keV)", positive=True)
+        if not (E_MIN_MEV * 1000.0 < energy <= E_MAX_MEV * 1000.0):
+            raise ValidationError(
+                f"energy {energy:g} keV is outside the cross-section data ({E_MIN_MEV * 1000:g} keV - {E_MAX_MEV * 1000:g} keV)"
+            )
+        _number(line.probability, f"emission probability of the {energy:g} keV line", positive=True)
+
+    opts = config.options
+    if opts.medium not in MEDIA:
+        raise ValidationError(f"unknown medium {opts.medium!r}; choose {', '.join(MEDIA)}")
+    cutoff = _number(opts.cutoff_kev, "cutoff energy (keV)", positive=True)
+    if cutoff < E_MIN_MEV * 1000.0:
+        raise ValidationError(f"cutoff energy must be at least {E_MIN_MEV * 1000:g} keV (the data start there)")
+    if cutoff >= min(line.energy_kev for line in config.lines):
+        raise ValidationError("cutoff energy must be below every line energy")
+    if opts.outside_fraction is not None:
+        fraction = _number(opts.outside_fraction, "outside fraction")
+        if not 0.0 <= fraction < 1.0:
+            raise ValidationError("outside fraction must be in [0, 1)")
+    if int(opts.spectrum_bins) < 16 or int(opts.spectrum_bins) > 65536:
+        raise ValidationError("spectrum bins must be between 16 and 65536")
+    if opts.spectrum_max_kev is not None:
+        _number(opts.spectrum_max_kev, "spectrum maximum (keV)", positive=True)
+
+
+def validate_histories(histories: Any, n_lines: int = 1) -> int:
+    """Histories as an int (accepts 1e7); refuse zero, negative, NaN and too few to batch."""
+    value = _number(histories, "number of histories", positive=True)
+    if value != math.floor(value):
+        raise ValidationError(f"number of histories must be a whole number, got {value:g}")
+    if value > 1e13:
+        raise ValidationError("number of histories above 1e13 is not supported")
+    minimum = 20 * max(n_lines, 1)
+    if value < minimum:
+        raise ValidationError(f"at least {minimum} histories are needed for {n_lines} line(s) (batch statistics)")
+    return int(value)
+
+
+def validate_seed(seed: Any) -> int:
+    value = _number(seed, "seed", non_negative=True)
+    if value != math.floor(value) or value >= 2**63:
+        raise ValidationError(f"seed must be a whole number between 0 and 2^63-1, got {seed!r}")
+    return int(value)
+
+
+def with_distance(config: SimulationConfig, distance_cm: float) -> SimulationConfig:
+    return replace(config, source=replace(config.source, distance_cm=distance_cm))

@@ -1,0 +1,226 @@
+"""Turn a configuration into the flat arrays the kernel reads (the "problem").
+
+The world is a small tree of coaxial cylinders (axis z):
+
+* the detector stack: the crystal (always cylinder 0), then each housing layer, each one
+  containing the previous;
+* the source stack: the volume source's contents and its container wall, or a backing plate;
+* the world cylinder around both, filled with air or vacuum; leaving it means escape.
+
+Cylinder i is region i: "inside cylinder i but in none of its children". The kernel only ever
+asks for the distance to its own cylinder's surface (exit to the parent) and to its direct
+children's surfaces (entry), so a step costs at most three cylinder intersections.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vital_desktop.montecarlo.config import SimulationConfig
+from vital_desktop.montecarlo.materials import (
+    GRID_POINTS,
+    coherent_screening_length_angstrom,
+    k_shell_table,
+    linear_coefficients,
+    resolve_material,
+)
+
+#: Air (or vacuum) reaches this far beyond the source and the detector; room scatter is not modelled.
+WORLD_MARGIN_CM = 5.0
+SOURCE_POINT, SOURCE_DISK, SOURCE_VOLUME = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Cylinder:
+    name: str
+    radius_cm: float
+    z_low_cm: float
+    z_high_cm: float
+    material: str
+    density_g_cm3: float | None
+
+
+@dataclass
+class Problem:
+    """Everything the kernel needs, as numpy arrays (picklable, shareable between threads)."""
+
+    cylinders: list[Cylinder]
+    cyl_r2: np.ndarray
+    cyl_zlo: np.ndarray
+    cyl_zhi: np.ndarray
+    cyl_mat: np.ndarray
+    cyl_parent: np.ndarray
+    cyl_children: np.ndarray
+    cyl_nchildren: np.ndarray
+    mu: np.ndarray  # (n_materials, 5, GRID_POINTS)
+    k_edge: np.ndarray  # (n_materials, 2)
+    k_prob: np.ndarray  # (n_materials, 2, GRID_POINTS)
+    k_alpha: np.ndarray
+    k_beta: np.ndarray
+    k_beta_share: np.ndarray
+    coherent_b: np.ndarray  # (n_materials,) (a/2)^2 in Angstrom^2
+    source_kind: int
+    source_params: np.ndarray  # x0, z0, radius, z_low, z_high
+    source_region: int
+    cone_params: np.ndarray  # vr_on, p_out, outer radius, front z, sphere centre z, sphere radius
+    energies_mev: np.ndarray
+    probabilities: np.ndarray
+    cutoff_mev: float
+    k_on: bool
+    spectrum_max_mev: float
+    spectrum_bins: int
+    material_names: list[str]
+
+
+def _stack_detector(config: SimulationConfig) -> list[Cylinder]:
+    det = config.detector
+    r, zlo, zhi = det.radius_cm, 0.0, det.height_cm
+    out = [Cylinder("crystal", r, zlo, zhi, det.material, det.density_g_cm3)]
+    for layer in det.housing:
+        r, zlo, zhi = r + layer.side_cm, zlo - layer.front_cm, zhi + layer.back_cm
+        out.append(Cylinder(layer.name or layer.material, r, zlo, zhi, layer.material, layer.density_g_cm3))
+    return out
+
+
+def build_problem(config: SimulationConfig) -> Problem:
+    """Lay out the geometry and gather cross sections for one validated configuration."""
+    det_stack = _stack_detector(config)
+    z_front = det_stack[-1].z_low_cm
+    outer = det_stack[-1]
+    src = config.source
+    z_plane = z_front - src.distance_cm
+    src_stack: list[Cylinder] = []
+    source_region = -1  # filled below; -1 means "the world"
+    params = np.zeros(5)
+    if src.kind == "point":
+        kind = SOURCE_POINT
+        params[:] = (src.offset_cm, z_plane, 0.0, z_plane, z_plane)
+    elif src.kind == "disk":
+        kind = SOURCE_DISK
+        params[:] = (0.0, z_plane, src.radius_cm, z_plane, z_plane)
+    else:
+        kind = SOURCE_VOLUME
+        z_hi = z_plane - src.wall_cm
+        z_lo = z_hi - src.height_cm
+        params[:] = (0.0, z_hi, src.radius_cm, z_lo, z_hi)
+        src_stack.append(Cylinder("source volume", src.radius_cm, z_lo, z_hi, src.material, src.density_g_cm3))
+        if src.wall_cm > 0:
+            src_stack.append(Cylinder("container", src.radius_cm + src.wall_cm, z_lo - src.wall_cm, z_plane,
+                                      src.wall_material, None))
+    if src.backing is not None:
+        b = src.backing
+        src_stack.append(Cylinder("backing", b.radius_cm, z_plane - b.thickness_cm, z_plane, b.material, b.density_g_cm3))
+
+    all_cyl = det_stack + src_stack
+    r_max = max(max(c.radius_cm for c in all_cyl), abs(src.offset_cm))
+    z_min = min(min(c.z_low_cm for c in all_cyl), z_plane)
+    z_max = max(max(c.z_high_cm for c in all_cyl), z_plane)
+    medium = config.options.medium
+    world = Cylinder("world", r_max + WORLD_MARGIN_CM, z_min - WORLD_MARGIN_CM, z_max + WORLD_MARGIN_CM,
+                     "air" if medium == "air" else "vacuum", None)
+    cylinders = all_cyl + [world]
+    n = len(cylinders)
+    world_index = n - 1
+    parent = np.full(n, -1, dtype=np.int64)
+    children = np.full((n, 2), -1, dtype=np.int64)
+    nchildren = np.zeros(n, dtype=np.int64)
+
+    def link(stack_start: int, stack_len: int) -> None:
+        for i in range(stack_start, stack_start + stack_len):
+            last = i == stack_start + stack_len - 1
+            parent[i] = world_index if last else i + 1
+            if i > stack_start:
+                children[i, 0] = i - 1
+                nchildren[i] = 1
+        top = stack_start + stack_len - 1
+        children[world_index, nchildren[world_index]] = top
+        nchildren[world_index] += 1
+
+    link(0, len(det_stack))
+    if src_stack:
+        link(len(det_stack), len(src_stack))
+    if kind == SOURCE_VOLUME:
+        source_region = len(det_stack)
+    else:
+        source_region = world_index
+
+    # materials: unique (name, density); vacuum is -1
+    coherent = config.options.coherent
+    keys: list[tuple[str, float]] = []
+    mat_index = np.full(n, -1, dtype=np.int64)
+    for i, c in enumerate(cylinders):
+        material = resolve_material(c.material)
+        if material.name == "vacuum":
+            continue
+        density = c.density_g_cm3 if c.density_g_cm3 is not None else material.density_g_cm3
+        key = (material.name, float(density))
+        if key not in keys:
+            keys.append(key)
+        mat_index[i] = keys.index(key)
+    n_mat = max(len(keys), 1)
+    mu = np.zeros((n_mat, 5, GRID_POINTS))
+    k_edge = np.full((n_mat, 2), 1.0e9)
+    k_prob = np.zeros((n_mat, 2, GRID_POINTS))
+    k_alpha = np.zeros((n_mat, 2))
+    k_beta = np.zeros((n_mat, 2))
+    k_share = np.zeros((n_mat, 2))
+    coherent_b = np.zeros(n_mat)
+    for j, (name, density) in enumerate(keys):
+        material = resolve_material(name)
+        mu[j] = linear_coefficients(material, density, coherent=coherent)
+        table = k_shell_table(material)
+        k_edge[j], k_prob[j], k_alpha[j], k_beta[j], k_share[j] = (
+            table.edges_mev, table.emission_probability, table.alpha_mev, table.beta_mev, table.beta_share)
+        a = coherent_screening_length_angstrom(material)
+        coherent_b[j] = (a / 2.0) ** 2
+
+    # variance reduction: decide whether anything outside the cone can send photons back
+    opts = config.options
+    if opts.outside_fraction is not None:
+        p_out = float(opts.outside_fraction)
+    else:
+        scatterers = bool(src_stack) or medium == "air"
+        p_out = 0.1 if scatterers else 0.0
+    half = (outer.z_high_cm - outer.z_low_cm) / 2.0
+    cone = np.array([
+        1.0 if opts.variance_reduction else 0.0,
+        p_out,
+        outer.radius_cm,
+        outer.z_low_cm,
+        outer.z_low_cm + half,
+        math.sqrt(outer.radius_cm**2 + half**2),
+    ])
+    energies = np.array([line.energy_kev / 1000.0 for line in config.lines])
+    spectrum_max = (opts.spectrum_max_kev / 1000.0) if opts.spectrum_max_kev else 1.05 * float(energies.max())
+    return Problem(
+        cylinders=cylinders,
+        cyl_r2=np.array([c.radius_cm**2 for c in cylinders]),
+        cyl_zlo=np.array([c.z_low_cm for c in cylinders]),
+        cyl_zhi=np.array([c.z_high_cm for c in cylinders]),
+        cyl_mat=mat_index,
+        cyl_parent=parent,
+        cyl_children=children,
+        cyl_nchildren=nchildren,
+        mu=mu,
+        k_edge=k_edge,
+        k_prob=k_prob,
+        k_alpha=k_alpha,
+        k_beta=k_beta,
+        k_beta_share=k_share,
+        coherent_b=coherent_b,
+        source_kind=kind,
+        source_params=params,
+        source_region=source_region,
+        cone_params=cone,
+        energies_mev=energies,
+        probabilities=np.array([line.probability for line in config.lines]),
+        cutoff_mev=opts.cutoff_kev / 1000.0,
+        k_on=bool(opts.k_xray_escape),
+        spectrum_max_mev=spectrum_max,
+        spectrum_bins=int(opts.spectrum_bins),
+        material_names=[k[0] for k in keys],
+    )
+

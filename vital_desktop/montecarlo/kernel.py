@@ -1,0 +1,439 @@
+"""The numba photon-transport kernel: one call runs one chunk of histories.
+
+Pure function of its inputs: the random stream is a xoshiro256+ generator whose 256-bit state
+is passed in (derived from the run seed and the chunk index), so a chunk gives the same bits on
+any thread, process or machine. `nogil=True` lets several chunks run on threads in parallel;
+`cache=True` keeps the compiled code on disk between runs.
+
+Physics per step (see docs/montecarlo.md for every approximation): sample a free path from the
+total coefficient; if the next boundary is nearer, cross it; else interact:
+photoelectric (optional K X-ray), Compton (Klein-Nishina, free electron), pair (two 511 keV
+photons back to back), coherent (optional; Thomson x approximate form factor). Electrons and
+positrons deposit their kinetic energy on the spot.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from vital_desktop.montecarlo.materials import D_LN_E, GRID_POINTS, LN_E_MIN
+
+ELECTRON_MASS_MEV = 0.51099895
+INV_D_LN_E = 1.0 / D_LN_E
+LAST_CELL = GRID_POINTS - 2
+NUDGE_CM = 1.0e-9
+STACK_SIZE = 64
+MAX_STEPS = 100_000
+INF = 1.0e300
+TWO_PI = 2.0 * math.pi
+HC_MEV_ANGSTROM = 0.0123984198
+FEP_TOLERANCE_MEV = 1.0e-9
+
+
+@njit(inline="always")
+def _rotl(x, k):
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@njit(inline="always")
+def rand(s):
+    """xoshiro256+ -> float64 in [0, 1) from the top 53 bits."""
+    s0 = s[0]
+    s1 = s[1]
+    s2 = s[2]
+    s3 = s[3]
+    result = s0 + s3
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    s[0] = s0
+    s[1] = s1
+    s[2] = s2
+    s[3] = s3
+    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(inline="always")
+def _exit_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
+    if uz > 0.0:
+        tz = (zhi - z) / uz
+    elif uz < 0.0:
+        tz = (zlo - z) / uz
+    else:
+        tz = INF
+    a = ux * ux + uy * uy
+    tr = INF
+    if a > 0.0:
+        b = x * ux + y * uy
+        c = x * x + y * y - r2
+        disc = b * b - a * c
+        if disc < 0.0:
+            disc = 0.0
+        sq = math.sqrt(disc)
+        if b >= 0.0:
+            den = b + sq
+            tr = -c / den if den > 0.0 else 0.0
+        else:
+            tr = (-b + sq) / a
+    t = tz if tz < tr else tr
+    return t if t > 0.0 else 0.0
+
+
+@njit(inline="always")
+def _entry_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
+    if uz != 0.0:
+        t1 = (zlo - z) / uz
+        t2 = (zhi - z) / uz
+        tz0 = t1 if t1 < t2 else t2
+        tz1 = t2 if t1 < t2 else t1
+    else:
+        if z < zlo or z > zhi:
+            return INF
+        tz0 = -INF
+        tz1 = INF
+    a = ux * ux + uy * uy
+    c = x * x + y * y - r2
+    if a > 0.0:
+        b = x * ux + y * uy
+        disc = b * b - a * c
+        if disc <= 0.0:
+            return INF
+        sq = math.sqrt(disc)
+        q = -(b + sq) if b >= 0.0 else -(b - sq)
+        if q == 0.0:
+            return INF
+        r1 = q / a
+        r2_ = c / q
+        tr0 = r1 if r1 < r2_ else r2_
+        tr1 = r2_ if r1 < r2_ else r1
+    else:
+        if c > 0.0:
+            return INF
+        tr0 = -INF
+        tr1 = INF
+    t0 = tz0 if tz0 > tr0 else tr0
+    t1_ = tz1 if tz1 < tr1 else tr1
+    if t1_ <= t0 or t1_ <= 0.0:
+        return INF
+    return t0 if t0 > 0.0 else 0.0
+
+
+@njit(inline="always")
+def _rotate(ux, uy, uz, cost, phi):
+    sint = math.sqrt(max(0.0, 1.0 - cost * cost))
+    cphi = math.cos(phi)
+    sphi = math.sin(phi)
+    if abs(uz) > 0.99999999:
+        nx = sint * cphi
+        ny = sint * sphi
+        nz = cost if uz > 0.0 else -cost
+    else:
+        tmp = math.sqrt(1.0 - uz * uz)
+        nx = ux * cost + sint * (ux * uz * cphi - uy * sphi) / tmp
+        ny = uy * cost + sint * (uy * uz * cphi + ux * sphi) / tmp
+        nz = uz * cost - tmp * sint * cphi
+    norm = 1.0 / math.sqrt(nx * nx + ny * ny + nz * nz)
+    return nx * norm, ny * norm, nz * norm
+
+
+@njit(inline="always")
+def _isotropic(s):
+    cost = 2.0 * rand(s) - 1.0
+    sint = math.sqrt(max(0.0, 1.0 - cost * cost))
+    phi = TWO_PI * rand(s)
+    return sint * math.cos(phi), sint * math.sin(phi), cost
+
+
+@njit(inline="always")
+def _klein_nishina(s, energy):
+    """Sample the scattered energy fraction and cos(theta) (Butcher-Messel, as in Geant4)."""
+    k = energy / ELECTRON_MASS_MEV
+    eps0 = 1.0 / (1.0 + 2.0 * k)
+    eps0sq = eps0 * eps0
+    alpha1 = -math.log(eps0)
+    alpha2 = alpha1 + 0.5 * (1.0 - eps0sq)
+    while True:
+        if alpha1 > alpha2 * rand(s):
+            eps = math.exp(-alpha1 * rand(s))
+            epssq = eps * eps
+        else:
+            epssq = eps0sq + (1.0 - eps0sq) * rand(s)
+            eps = math.sqrt(epssq)
+        onecost = (1.0 - eps) / (eps * k)
+        sint2 = onecost * (2.0 - onecost)
+        greject = 1.0 - eps * sint2 / (1.0 + epssq)
+        if greject >= rand(s):
+            return eps, 1.0 - onecost
+
+
+@njit(inline="always")
+def _coherent_cos(s, energy, b):
+    """cos(theta) from Thomson x F^2 with F = 1/(1 + b q^2)^2 (hydrogen-like, Thomas-Fermi length)."""
+    lam = HC_MEV_ANGSTROM / energy
+    tmax = 16.0 * math.pi * math.pi / (lam * lam)
+    area = 1.0 - (1.0 + b * tmax) ** -3.0
+    while True:
+        t = ((1.0 - rand(s) * area) ** (-1.0 / 3.0) - 1.0) / b
+        cost = 1.0 - 2.0 * t / tmax
+        if cost < -1.0:
+            cost = -1.0
+        if 2.0 * rand(s) < 1.0 + cost * cost:
+            return cost
+
+
+@njit(cache=True, nogil=True)
+def run_chunk(
+    state, n_per_line, energies,
+    cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren,
+    mu, k_edge, k_prob, k_alpha, k_beta, k_beta_share, coherent_b,
+    source_kind, source_params, source_region, cone_params,
+    cutoff, k_on, spectrum_max,
+    out_total, out_peak, out_interacted, out_hist, out_diag,
+):
+    """Run sum(n_per_line) histories; add weighted tallies into the out_* arrays.
+
+    out_diag: [largest |E_crystal + E_elsewhere + E_escaped - E0| of any history (MeV),
+    photons stopped by the step limit, interaction steps].
+    """
+    n_bins = out_hist.shape[1]
+    bin_scale = n_bins / spectrum_max
+    st_x = np.empty(STACK_SIZE)
+    st_y = np.empty(STACK_SIZE)
+    st_z = np.empty(STACK_SIZE)
+    st_ux = np.empty(STACK_SIZE)
+    st_uy = np.empty(STACK_SIZE)
+    st_uz = np.empty(STACK_SIZE)
+    st_e = np.empty(STACK_SIZE)
+    st_reg = np.empty(STACK_SIZE, dtype=np.int64)
+    vr_on = cone_params[0] > 0.5
+    p_out = cone_params[1]
+    det_r = cone_params[2]
+    det_zlo = cone_params[3]
+    sph_z = cone_params[4]
+    sph_r = cone_params[5]
+    px0 = source_params[0]
+    pz0 = source_params[1]
+    src_radius = source_params[2]
+    src_zlo = source_params[3]
+    src_zhi = source_params[4]
+    steps = 0
+    for line in range(energies.size):
+        e0 = energies[line]
+        for _h in range(n_per_line[line]):
+            # --- source position
+            if source_kind == 0:
+                x = px0
+                y = 0.0
+                z = pz0
+            else:
+                rr = src_radius * math.sqrt(rand(state))
+                ph = TWO_PI * rand(state)
+                x = rr * math.cos(ph)
+                y = rr * math.sin(ph)
+                if source_kind == 1:
+                    z = pz0
+                else:
+                    z = src_zlo + (src_zhi - src_zlo) * rand(state)
+            # --- direction: into the cone that sees the detector, weighted by its solid angle
+            w = 1.0
+            if vr_on:
+                rho = math.sqrt(x * x + y * y)
+                cosmax = -2.0
+                ax = 0.0
+                ay = 0.0
+                az = 1.0
+                if z < det_zlo:
+                    tan = (rho + det_r) / (det_zlo - z)
+                    cosmax = 1.0 / math.sqrt(1.0 + tan * tan)
+                else:
+                    dz = sph_z - z
+                    dist = math.sqrt(x * x + y * y + dz * dz)
+                    if dist > sph_r:
+                        cosmax = math.sqrt(1.0 - (sph_r / dist) ** 2)
+                        ax = -x / dist
+                        ay = -y / dist
+                        az = dz / dist
+                if cosmax > -1.0:
+                    inside = (1.0 - cosmax) * 0.5
+                    if rand(state) >= p_out:
+                        cost = 1.0 - rand(state) * (1.0 - cosmax)
+                        w = inside / (1.0 - p_out)
+                    else:
+                        cost = -1.0 + rand(state) * (1.0 + cosmax)
+                        w = (1.0 - inside) / p_out
+                    ux, uy, uz = _rotate(ax, ay, az, cost, TWO_PI * rand(state))
+                else:
+                    ux, uy, uz = _isotropic(state)
+            else:
+                ux, uy, uz = _isotropic(state)
+
+            n_stack = 1
+            st_x[0] = x
+            st_y[0] = y
+            st_z[0] = z
+            st_ux[0] = ux
+            st_uy[0] = uy
+            st_uz[0] = uz
+            st_e[0] = e0
+            st_reg[0] = source_region
+            e_crystal = 0.0
+            e_other = 0.0
+            e_escaped = 0.0
+            interacted = False
+            while n_stack > 0:
+                n_stack -= 1
+                x = st_x[n_stack]
+                y = st_y[n_stack]
+                z = st_z[n_stack]
+                ux = st_ux[n_stack]
+                uy = st_uy[n_stack]
+                uz = st_uz[n_stack]
+                e = st_e[n_stack]
+                reg = st_reg[n_stack]
+                n_steps = 0
+                while True:
+                    n_steps += 1
+                    if n_steps > MAX_STEPS:
+                        out_diag[1] += 1.0
+                        e_escaped += e
+                        break
+                    # --- nearest boundary: own cylinder (exit) or a child (entry)
+                    dmin = _exit_distance(x, y, z, ux, uy, uz, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg])
+                    target = cyl_parent[reg]
+                    for c in range(cyl_nchildren[reg]):
+                        ch = cyl_children[reg, c]
+                        d = _entry_distance(x, y, z, ux, uy, uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
+                        if d < dmin:
+                            dmin = d
+                            target = ch
+                    m = cyl_mat[reg]
+                    dist = INF
+                    kk = 0
+                    f = 0.0
+                    mut = 0.0
+                    if m >= 0:
+                        u = (math.log(e) - LN_E_MIN) * INV_D_LN_E
+                        kk = int(u)
+                        if kk < 0:
+                            kk = 0
+                        elif kk > LAST_CELL:
+                            kk = LAST_CELL
+                        f = u - kk
+                        mut = mu[m, 0, kk] + f * (mu[m, 0, kk + 1] - mu[m, 0, kk])
+                        dist = -math.log(1.0 - rand(state)) / mut
+                    if dist >= dmin:
+                        step = dmin + NUDGE_CM
+                        x += step * ux
+                        y += step * uy
+                        z += step * uz
+                        reg = target
+                        if reg < 0:
+                            e_escaped += e
+                            break
+                        continue
+                    x += dist * ux
+                    y += dist * uy
+                    z += dist * uz
+                    steps += 1
+                    if reg == 0:
+                        interacted = True
+                    r = rand(state) * mut
+                    mpe = mu[m, 1, kk] + f * (mu[m, 1, kk + 1] - mu[m, 1, kk])
+                    if r < mpe:
+                        # photoelectric absorption, optionally followed by a K X-ray
+                        deposit = e
+                        if k_on and e > k_edge[m, 0]:
+                            p0 = k_prob[m, 0, kk] + f * (k_prob[m, 0, kk + 1] - k_prob[m, 0, kk])
+                            p1 = 0.0
+                            if e > k_edge[m, 1]:
+                                p1 = k_prob[m, 1, kk] + f * (k_prob[m, 1, kk + 1] - k_prob[m, 1, kk])
+                            rk = rand(state)
+                            slot = -1
+                            if rk < p0:
+                                slot = 0
+                            elif rk < p0 + p1:
+                                slot = 1
+                            if slot >= 0:
+                                ex = k_beta[m, slot] if rand(state) < k_beta_share[m, slot] else k_alpha[m, slot]
+                                if ex >= cutoff and n_stack < STACK_SIZE:
+                                    deposit = e - ex
+                                    vx, vy, vz = _isotropic(state)
+                                    st_x[n_stack] = x
+                                    st_y[n_stack] = y
+                                    st_z[n_stack] = z
+                                    st_ux[n_stack] = vx
+                                    st_uy[n_stack] = vy
+                                    st_uz[n_stack] = vz
+                                    st_e[n_stack] = ex
+                                    st_reg[n_stack] = reg
+                                    n_stack += 1
+                        if reg == 0:
+                            e_crystal += deposit
+                        else:
+                            e_other += deposit
+                        break
+                    r -= mpe
+                    mco = mu[m, 2, kk] + f * (mu[m, 2, kk + 1] - mu[m, 2, kk])
+                    if r < mco:
+                        eps, cost = _klein_nishina(state, e)
+                        e_new = eps * e
+                        lost = e - e_new
+                        if e_new < cutoff:
+                            lost = e
+                        if reg == 0:
+                            e_crystal += lost
+                        else:
+                            e_other += lost
+                        if e_new < cutoff:
+                            break
+                        e = e_new
+                        ux, uy, uz = _rotate(ux, uy, uz, cost, TWO_PI * rand(state))
+                        continue
+                    r -= mco
+                    mpp = mu[m, 3, kk] + f * (mu[m, 3, kk + 1] - mu[m, 3, kk])
+                    if r < mpp and e > 2.0 * ELECTRON_MASS_MEV:
+                        kinetic = e - 2.0 * ELECTRON_MASS_MEV
+                        vx, vy, vz = _isotropic(state)
+                        for sign in (1.0, -1.0):
+                            if n_stack < STACK_SIZE:
+                                st_x[n_stack] = x
+                                st_y[n_stack] = y
+                                st_z[n_stack] = z
+                                st_ux[n_stack] = sign * vx
+                                st_uy[n_stack] = sign * vy
+                                st_uz[n_stack] = sign * vz
+                                st_e[n_stack] = ELECTRON_MASS_MEV
+                                st_reg[n_stack] = reg
+                                n_stack += 1
+                            else:
+                                kinetic += ELECTRON_MASS_MEV
+                        if reg == 0:
+                            e_crystal += kinetic
+                        else:
+                            e_other += kinetic
+                        break
+                    # coherent scattering: new direction, same energy
+                    if coherent_b[m] > 0.0 and mu[m, 4, kk] > 0.0:
+                        cost = _coherent_cos(state, e, coherent_b[m])
+                        ux, uy, uz = _rotate(ux, uy, uz, cost, TWO_PI * rand(state))
+            # --- tallies of this history
+            if e_crystal > 0.0:
+                out_total[line] += w
+                b = int(e_crystal * bin_scale)
+                if b < n_bins:
+                    out_hist[line, b] += w
+                if e_crystal >= e0 - FEP_TOLERANCE_MEV:
+                    out_peak[line] += w
+            if interacted:
+                out_interacted[line] += w
+            balance = abs(e_crystal + e_other + e_escaped - e0)
+            if balance > out_diag[0]:
+                out_diag[0] = balance
+    out_diag[2] += steps
