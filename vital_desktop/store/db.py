@@ -79,7 +79,7 @@ class Store:
         try:
             yield session
         finally:
-            session.rollback()
+            # close() ends the transaction without expiring loaded objects (rollback would).
             session.close()
 
     @property

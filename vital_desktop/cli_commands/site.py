@@ -1,0 +1,93 @@
+"""`vital init`, `vital user …`, `vital audit …`: the site itself."""
+
+from __future__ import annotations
+
+import argparse
+
+from vital_desktop.cli_commands import CliContext
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("init", help="create the site store (optionally with the demo site)")
+    p.add_argument("--demo", action="store_true", help="create the embedded demo site (images, sheets, labels, users)")
+    p.add_argument("--site-id", default=None, help="this site's id (default: generated, or 'demo-site' with --demo)")
+    p.add_argument("--admin", default=None, help="create this admin user (password from $VITAL_PASSWORD)")
+    p.add_argument("--seed", type=int, default=7, help="demo data seed (deterministic)")
+    p.set_defaults(handler=_init)
+
+    users = sub.add_parser("user", help="local accounts").add_subparsers(dest="user_command", metavar="ACTION")
+    p = users.add_parser("add", help="add a user (admin only)")
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=["inspector", "engineer", "admin"])
+    p.add_argument("--display-name", default="")
+    p.add_argument("--password-env", default="NEW_USER_PASSWORD",
+                   help="environment variable holding the new user's password (default NEW_USER_PASSWORD)")
+    p.set_defaults(handler=_user_add)
+    p = users.add_parser("list", help="list users")
+    p.set_defaults(handler=_user_list)
+
+    audit_cmd = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(dest="audit_command",
+                                                                                         metavar="ACTION")
+    p = audit_cmd.add_parser("verify", help="check the whole chain; report the first broken link")
+    p.set_defaults(handler=_audit_verify)
+    p = audit_cmd.add_parser("log", help="the most recent entries")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=_audit_log)
+
+
+def _init(ctx: CliContext, args) -> dict:
+    import os
+
+    from vital_desktop.services import site
+
+    progress = ctx.progress("demo")
+    report = site.init_site(
+        ctx.home, demo=args.demo, site_id=args.site_id, seed=args.seed,
+        admin=(args.admin, os.environ.get("VITAL_PASSWORD", "")) if args.admin else None, progress=progress,
+    )
+    result = report.to_dict()
+    result["text"] = report.summary()
+    return result
+
+
+def _user_add(ctx: CliContext, args) -> dict:
+    import os
+
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.services import accounts
+
+    password = os.environ.get(args.password_env)
+    if not password:
+        raise ValidationError(f"set the new user's password in ${args.password_env}")
+    info, _ = accounts.add_user(ctx.store, actor=ctx.actor, username=args.username, password=password,
+                                role=args.role, display_name=args.display_name)
+    return {"user": info.to_dict(), "text": f"added {info.username} ({info.role})"}
+
+
+def _user_list(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import accounts
+
+    ctx.actor  # noqa: B018 - listing users needs a signed-in user
+    users = accounts.list_users(ctx.store)
+    return {"users": [u.to_dict() for u in users],
+            "text": "\n".join(f"{u.username:16s} {u.role:10s} {u.display_name}" for u in users)}
+
+
+def _audit_verify(ctx: CliContext, args) -> dict:
+    from vital_desktop.core.errors import VitalError
+    from vital_desktop.services import site
+
+    result = site.verify_audit(ctx.store)
+    if not result.ok:
+        raise VitalError(f"audit log broken at row {result.first_broken_seq}: {result.reason}",
+                         details=result.to_dict())
+    return {**result.to_dict(), "text": f"audit log intact: {result.rows} rows"}
+
+
+def _audit_log(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import site
+
+    ctx.actor  # noqa: B018
+    rows = site.audit_log(ctx.store, limit=args.limit)
+    return {"entries": rows, "text": "\n".join(f"{r['seq']:6d} {r['at']} {r['user']:12s} {r['action']:24s} {r['target']}"
+                                               for r in rows)}

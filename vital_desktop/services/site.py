@@ -1,0 +1,253 @@
+"""The site: creating the store, the embedded demo site, and the audit log views.
+
+`init_site(home, demo=True)` is what the README's first command runs: it is idempotent (an
+existing store is opened and left as it is) and deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.ids import new_id, utcnow
+from vital_desktop.core.progress import Progress
+from vital_desktop.core.users import SYSTEM_USER, User
+from vital_desktop.services import accounts, labels, sheets
+from vital_desktop.store import audit, open_store
+from vital_desktop.store.db import Store, default_home
+from vital_desktop.store.models import Setting, UserRow
+
+DEMO_SHEET = "Defect Detection - Scintillator Crystals"
+DEMO_TELEMETRY_SHEET = "Detector Telemetry - Predictive Maintenance"
+DEMO_SITE_ID = "demo-site"
+DEMO_MODEL_NAME = "defect-classifier"
+
+#: Demo accounts (DEMO ONLY: these passwords are public; a real site creates its own users).
+DEMO_USERS = (
+    ("admin", "admin", "Site Administrator", "vital-admin"),
+    ("engineer", "engineer", "Field Engineer", "vital-engineer"),
+    ("inspector", "inspector", "Inspector (Level II)", "vital-inspector"),
+    ("senior", "inspector", "Senior Inspector (Level III)", "vital-senior"),
+)
+
+#: The demo generator's severities mapped onto the classification label type's scale.
+_SEVERITY = {"none": "none", "low": "minor", "medium": "major", "high": "critical"}
+
+
+@dataclass
+class InitReport:
+    home: str
+    created: bool
+    demo: bool
+    site_id: str
+    steps: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        lines = [f"site {self.site_id} at {self.home}" + (" (created)" if self.created else " (already there)")]
+        lines += [f"  - {s}" for s in self.steps]
+        if self.demo:
+            lines.append("  demo accounts: " + ", ".join(f"{u} / {p}" for u, _, _, p in DEMO_USERS) + " (demo only)")
+        return "\n".join(lines)
+
+
+def get_setting(store: Store, key: str, default: Any = None) -> Any:
+    with store.read() as s:
+        row = s.get(Setting, key)
+        return row.value if row is not None else default
+
+
+def set_setting(session: sa.orm.Session, key: str, value: Any) -> None:
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value=value))
+    else:
+        row.value = value
+        row.updated_at = utcnow()
+
+
+def init_site(
+    home: Path | str | None, *, demo: bool = False, site_id: str | None = None, seed: int = 7,
+    admin: tuple[str, str] | None = None, progress: Progress | None = None,
+) -> InitReport:
+    """Create (or open) the site store; with `demo`, build the embedded demo site once."""
+    progress = progress or Progress()
+    home = Path(home).expanduser() if home is not None else default_home()
+    existed = (home / "site.duckdb").exists()
+    store = open_store(home)
+    try:
+        current_site = get_setting(store, "site_id")
+        report = InitReport(str(home), not existed, demo, current_site or site_id or (DEMO_SITE_ID if demo else ""))
+        if current_site is None:
+            report.site_id = site_id or (DEMO_SITE_ID if demo else f"site-{new_id()[:8]}")
+            with store.session() as s:
+                set_setting(s, "site_id", report.site_id)
+                audit.record(s, SYSTEM_USER, "site.init", report.site_id, {"demo": demo})
+            report.steps.append(f"site id {report.site_id}")
+        elif site_id and site_id != current_site:
+            raise ValidationError(f"this store already belongs to site {current_site!r}, not {site_id!r}")
+        if admin:
+            username, password = admin
+            if _user_exists(store, username):
+                report.steps.append(f"user {username} already exists")
+            else:
+                accounts.add_user(store, actor=SYSTEM_USER, username=username, password=password, role="admin")
+                report.steps.append(f"admin user {username}")
+        _ensure_site_identity(store, report)
+        if demo:
+            if get_setting(store, "demo_built_at") is None:
+                build_demo(store, seed=seed, progress=progress, report=report)
+            else:
+                report.steps.append("demo site already built")
+        return report
+    finally:
+        store.close()
+
+
+def _user_exists(store: Store, username: str) -> bool:
+    with store.read() as s:
+        return s.scalar(sa.select(UserRow.id).where(UserRow.username == username)) is not None
+
+
+def _ensure_site_identity(store: Store, report: InitReport) -> None:
+    """The site's signing key pair (for exports to the hub); created once."""
+    from vital_desktop.services import exchange
+
+    created = exchange.ensure_site_identity(store, report.site_id)
+    if created:
+        report.steps.append("site signing key created")
+
+
+def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None, report: InitReport | None = None
+               ) -> InitReport:
+    """Users, demo files, two sheets, the template library, ~150 canonical labels, a classifier."""
+    from vital_desktop.demo.images import generate_demo_files
+
+    progress = progress or Progress()
+    report = report or InitReport(str(store.home), False, True, get_setting(store, "site_id") or DEMO_SITE_ID)
+    for username, role, display, password in DEMO_USERS:
+        if not _user_exists(store, username):
+            accounts.add_user(store, actor=SYSTEM_USER, username=username, password=password, role=role,
+                              display_name=display)
+    report.steps.append(f"{len(DEMO_USERS)} demo users")
+    engineer = accounts.get_user(store, "engineer")
+    inspector = accounts.get_user(store, "inspector")
+
+    demo_dir = store.home / "demo-data"
+    files = generate_demo_files(demo_dir, seed=seed, progress=progress)
+    report.steps.append(f"{len(files.labels)} demo images in {files.images_dir}")
+
+    if not _sheet_exists(store, DEMO_SHEET):
+        sheets.import_sheet(
+            store, actor=engineer, name=DEMO_SHEET, metadata_path=files.inspection_records, key_column="inspection_id",
+            image_root=files.images_dir, image_column="image_path", classification="CONFIDENTIAL",
+            description="Visual inspection images of scintillator crystals with sensor context at capture time.",
+            progress=progress,
+        )
+    if not _sheet_exists(store, DEMO_TELEMETRY_SHEET):
+        sheets.import_sheet(
+            store, actor=engineer, name=DEMO_TELEMETRY_SHEET, metadata_path=files.telemetry, key_column="reading_id",
+            description="Detector telemetry (HV, count rate, gain drift) for predictive maintenance.",
+            progress=progress,
+        )
+    report.steps.append("sheets: " + ", ".join((DEMO_SHEET, DEMO_TELEMETRY_SHEET)))
+
+    from vital_desktop.services import templates
+
+    installed = templates.load_library(store, actor=engineer)
+    report.steps.append(f"template library ({_count(installed)} templates)")
+
+    count = _seed_labels(store, inspector, files, seed)
+    report.counts["canonical_labels"] = count
+    report.steps.append(f"{count} canonical labels (some with usage constraints)")
+
+    model = _train_demo_classifier(store, engineer, files, seed, progress)
+    if model:
+        report.steps.append(model)
+
+    with store.session() as s:
+        set_setting(s, "demo_built_at", utcnow().isoformat())
+        audit.record(s, SYSTEM_USER, "site.demo_built", report.site_id, {"seed": seed})
+    return report
+
+
+def _count(value: Any) -> int:
+    try:
+        return len(value)
+    except TypeError:
+        return int(value or 0)
+
+
+def _sheet_exists(store: Store, name: str) -> bool:
+    try:
+        sheets.get_sheet(store, name)
+        return True
+    except Exception:  # noqa: BLE001 - NotFoundError
+        return False
+
+
+def _seed_labels(store: Store, actor: User, files: Any, seed: int) -> int:
+    """~150 canonical labels from the ground truth; 20 of them kept out of training.
+
+    Written as one bulk import (the same path as `vital label import`), so the demo exercises
+    what a site does when it brings its existing labels.
+    """
+    rng = random.Random(seed)
+    refs = sorted(files.labels)
+    chosen = sorted(rng.sample(refs, k=min(150, len(refs))))
+    restricted = set(rng.sample(chosen, k=min(20, len(chosen))))
+    path = store.home / "demo-data" / "demo_labels.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sheet", "item_ref", "label_type", "label_data", "prohibited_uses", "usage_reason",
+                         "confidence", "notes"])
+        for ref in chosen:
+            data = {"defect_type": files.labels[ref], "severity": _SEVERITY.get(files.severities.get(ref, "none"), "none")}
+            if files.labels[ref] == "none":
+                data["severity"] = "none"
+            limited = ref in restricted
+            writer.writerow([
+                DEMO_SHEET, ref, "classification", json.dumps(data),
+                "training,validation" if limited else "",
+                "Contains identifiable equipment serial numbers - compliance restriction" if limited else "",
+                "high" if rng.random() < 0.8 else "medium", "",
+            ])
+    outcome, _ = labels.import_labels(store, actor=actor, path=path)
+    return outcome.created + outcome.updated + outcome.unchanged
+
+
+def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, progress: Progress) -> str | None:
+    """Train and activate the demo's ONNX classifier from the demo images (seconds)."""
+    from vital_desktop.inference.train_classifier import train_image_classifier
+    from vital_desktop.services import registry
+
+    refs = sorted(files.labels)
+    model = train_image_classifier([files.image_paths[r] for r in refs], [files.labels[r] for r in refs],
+                                   files.classes, val_fraction=0.2, seed=seed, progress=progress,
+                                   name=DEMO_MODEL_NAME)
+    path = model.save(store.home / "demo-data" / f"{DEMO_MODEL_NAME}.onnx")
+    info = registry.register_model(store, actor=actor, path=path, kind="onnx_classifier", name=DEMO_MODEL_NAME,
+                                   card={**model.card, "origin": "demo site (trained from the demo images)"})
+    registry.activate_model(store, actor=actor, name=DEMO_MODEL_NAME, version=info.version)
+    accuracy = model.card.get("metrics", {}).get("accuracy")
+    return f"demo classifier {DEMO_MODEL_NAME} v{info.version}" + (f" (held-out accuracy {accuracy:.2f})" if accuracy else "")
+
+
+def verify_audit(store: Store) -> audit.AuditVerification:
+    with store.read() as s:
+        return audit.verify(s)
+
+
+def audit_log(store: Store, limit: int = 50) -> list[dict]:
+    with store.read() as s:
+        return audit.recent(s, limit)
