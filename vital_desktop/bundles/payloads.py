@@ -1,0 +1,227 @@
+"""Content checks for each payload kind (a registry, not an if/elif chain).
+
+Run on the extracted, hash-checked staging copy of each entry, before anything is written to
+the store. A validator returns what the store side needs (parsed JSON, model classes, the
+Arrow table) or raises `BundleRefused` with code ``content``.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from vital_desktop.bundles import canonical
+from vital_desktop.bundles.errors import BundleRefused
+from vital_desktop.bundles.limits import MAX_JSON_PAYLOAD_BYTES, MAX_TABLE_ROWS
+from vital_desktop.bundles.manifest import Entry, validate_schema
+
+#: metadata_props keys of the classifier contract (shared with `vital_desktop.inference`).
+ONNX_REQUIRED_PROPS = ("vital.classes", "vital.input_size")
+
+#: Parquet columns each table kind must have (more columns are allowed and kept for the hub).
+TABLE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "canonical_labels": {
+        "sheet_name": pa.string(), "item_ref": pa.string(), "label_type": pa.string(), "label_data": pa.string(),
+        "version": pa.int64(), "allowed_uses": pa.string(), "prohibited_uses": pa.string(),
+        "usage_reason": pa.string(), "data_classification": pa.string(), "confidence": pa.string(),
+        "notes": pa.string(), "updated_by": pa.string(), "updated_at": pa.timestamp("us"),
+    },
+    "feedback": {
+        "id": pa.string(), "site_id": pa.string(), "prediction_id": pa.string(), "model_id": pa.string(),
+        "item_ref": pa.string(), "predicted_class": pa.string(), "corrected_class": pa.string(),
+        "corrected_label": pa.string(), "comment": pa.string(), "status": pa.string(), "created_by": pa.string(),
+        "created_at": pa.timestamp("us"),
+    },
+    "predictions": {
+        "id": pa.string(), "site_id": pa.string(), "model_id": pa.string(), "model_name": pa.string(),
+        "model_version": pa.int64(), "kind": pa.string(), "item_ref": pa.string(), "output": pa.string(),
+        "predicted_class": pa.string(), "confidence": pa.float64(), "latency_ms": pa.float64(),
+        "created_by": pa.string(), "created_at": pa.timestamp("us"),
+    },
+    "mc_results": {
+        "id": pa.string(), "site_id": pa.string(), "name": pa.string(), "config": pa.string(), "seed": pa.int64(),
+        "histories": pa.int64(), "results": pa.string(), "spectrum": pa.string(), "engine_version": pa.string(),
+        "created_by": pa.string(), "created_at": pa.timestamp("us"),
+    },
+}
+
+
+@dataclass
+class CheckedPayload:
+    entry: Entry
+    path: Path
+    json: Any = None
+    table: pa.Table | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _refuse(entry: Entry, message: str) -> BundleRefused:
+    return BundleRefused("content", f"entry {entry.id!r} ({entry.name}): {message}")
+
+
+def _read_json(entry: Entry, path: Path) -> Any:
+    if entry.length > MAX_JSON_PAYLOAD_BYTES:
+        raise _refuse(entry, f"JSON payload larger than {MAX_JSON_PAYLOAD_BYTES} bytes")
+    try:
+        return canonical.loads(path.read_bytes(), max_bytes=MAX_JSON_PAYLOAD_BYTES)
+    except BundleRefused as exc:
+        raise _refuse(entry, exc.message) from exc
+
+
+def check_template(entry: Entry, path: Path) -> CheckedPayload:
+    document = _read_json(entry, path)
+    validate_schema(document, "template.schema.json", "content")
+    import jsonschema
+
+    for key in ("input_schema", "output_schema"):
+        try:
+            jsonschema.Draft202012Validator.check_schema(document[key])
+        except jsonschema.SchemaError as exc:
+            raise _refuse(entry, f"{key} is not a valid JSON Schema: {exc.message[:200]}") from exc
+    return CheckedPayload(entry, path, json=document)
+
+
+def check_model_card(entry: Entry, path: Path) -> CheckedPayload:
+    document = _read_json(entry, path)
+    validate_schema(document, "model_card.schema.json", "content")
+    return CheckedPayload(entry, path, json=document)
+
+
+def check_config(entry: Entry, path: Path) -> CheckedPayload:
+    document = _read_json(entry, path)
+    validate_schema(document, "config.schema.json", "content")
+    return CheckedPayload(entry, path, json=document)
+
+
+def check_root_metadata(entry: Entry, path: Path) -> CheckedPayload:
+    # Verified step by step by trust.RootChain; here only the size.
+    if entry.length > MAX_JSON_PAYLOAD_BYTES:
+        raise _refuse(entry, "root document too large")
+    return CheckedPayload(entry, path)
+
+
+def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
+    """onnx.checker, no external data, and the classifier contract (NCHW float32 in, metadata props)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise _refuse(entry, f"not a readable ONNX model: {str(exc)[:200]}") from exc
+    for tensor in _all_tensors(model):
+        if uses_external_data(tensor):
+            raise _refuse(entry, f"tensor {tensor.name!r} points at external data; models must be self-contained")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise _refuse(entry, f"onnx.checker refused the model: {str(exc)[:200]}") from exc
+    props = {p.key: p.value for p in model.metadata_props}
+    missing = [k for k in ONNX_REQUIRED_PROPS if k not in props]
+    if missing:
+        raise _refuse(entry, f"model metadata lacks {', '.join(missing)}")
+    try:
+        classes = json.loads(props["vital.classes"])
+    except ValueError as exc:
+        raise _refuse(entry, "vital.classes is not a JSON list") from exc
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise _refuse(entry, "vital.classes must be a non-empty JSON list of class names")
+    graph_inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(graph_inputs) != 1:
+        raise _refuse(entry, "a classifier has exactly one input")
+    tensor_type = graph_inputs[0].type.tensor_type
+    if tensor_type.elem_type != onnx.TensorProto.FLOAT or len(tensor_type.shape.dim) != 4:
+        raise _refuse(entry, "the input must be a float32 NCHW tensor")
+    return CheckedPayload(entry, path, info={"classes": classes, "metadata": props})
+
+
+def _all_tensors(model: Any) -> list[Any]:
+    import onnx
+
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                tensors.append(attribute.t)
+            tensors.extend(attribute.tensors)
+    return tensors
+
+
+def check_gguf(entry: Entry, path: Path) -> CheckedPayload:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8 or head[:4] != b"GGUF":
+        raise _refuse(entry, "not a GGUF file (wrong magic)")
+    (version,) = struct.unpack("<I", head[4:8])
+    if version not in (2, 3):
+        raise _refuse(entry, f"GGUF version {version} is not supported")
+    return CheckedPayload(entry, path, info={"gguf_version": version})
+
+
+def _table_checker(kind: str) -> Callable[[Entry, Path], CheckedPayload]:
+    def check(entry: Entry, path: Path) -> CheckedPayload:
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+            rows = parquet.metadata.num_rows
+            if rows > MAX_TABLE_ROWS:
+                raise _refuse(entry, f"{rows} rows is more than the cap of {MAX_TABLE_ROWS}")
+            schema = parquet.schema_arrow
+        except BundleRefused:
+            raise
+        except Exception as exc:
+            raise _refuse(entry, f"not a readable Parquet file: {str(exc)[:200]}") from exc
+        for column, data_type in TABLE_COLUMNS[kind].items():
+            index = schema.get_field_index(column)
+            if index < 0:
+                raise _refuse(entry, f"column {column!r} is missing")
+            if not schema.field(index).type.equals(data_type):
+                raise _refuse(entry, f"column {column!r} is {schema.field(index).type}, expected {data_type}")
+        try:
+            table = parquet.read()
+        except Exception as exc:
+            raise _refuse(entry, f"Parquet data is corrupt: {str(exc)[:200]}") from exc
+        return CheckedPayload(entry, path, table=table, info={"rows": table.num_rows})
+
+    return check
+
+
+CHECKERS: dict[str, Callable[[Entry, Path], CheckedPayload]] = {
+    "onnx_model": check_onnx,
+    "gguf_model": check_gguf,
+    "model_card": check_model_card,
+    "template": check_template,
+    "config": check_config,
+    "root_metadata": check_root_metadata,
+    **{kind: _table_checker(kind) for kind in TABLE_COLUMNS},
+}
+
+
+def check_payload(entry: Entry, path: Path) -> CheckedPayload:
+    """Validate one extracted entry by its kind."""
+    return CHECKERS[entry.kind](entry, path)
+
+
+def check_model_pairs(payloads: list[CheckedPayload]) -> None:
+    """Every model entry names its card (meta ``card``), and the card agrees on name and version."""
+    by_id = {p.entry.id: p for p in payloads}
+    for payload in payloads:
+        if payload.entry.kind not in ("onnx_model", "gguf_model"):
+            continue
+        card_id = payload.entry.meta.get("card")
+        card = by_id.get(card_id) if isinstance(card_id, str) else None
+        if card is None or card.entry.kind != "model_card":
+            raise _refuse(payload.entry, "a model entry must name its model_card entry in meta.card")
+        document = card.json
+        if document["kind"] != ("onnx" if payload.entry.kind == "onnx_model" else "gguf"):
+            raise _refuse(payload.entry, "the model card names another model kind")
+        classes = payload.info.get("classes")
+        if classes is not None and document.get("classes") not in (None, classes):
+            raise _refuse(payload.entry, "the model card's classes differ from the model's metadata")

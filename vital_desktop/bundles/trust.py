@@ -1,0 +1,449 @@
+"""Every trust decision about bundles, in one IO-free module (after python-tuf's TrustedMetadataSet).
+
+Nothing here reads files, the clock or the store: callers pass bytes, the current time (Unix
+seconds) and the site's recorded state, and get back a decision or a `BundleRefused`.
+
+Invariants
+----------
+1. Trust starts from one root document the site installed. It is used only if it carries a
+   threshold of valid signatures by its own root keys; a missing or broken root makes every
+   check fail (fail closed): `TrustedState` cannot be built without one.
+2. A root is replaced only by version N+1, signed by a threshold of version N's root keys
+   *and* a threshold of its own root keys, and keeping every key version N revoked. A chain
+   N -> N+1 -> ... is walked one step at a time on a copy; the caller applies the result only
+   if every step and the final expiry check pass (`RootChain`).
+3. Signatures are checked over the exact manifest bytes (DSSE PAE) *before* those bytes are
+   parsed. A signature counts only if its key is known, not revoked, not expired, and scoped to
+   the manifest's channel (root keys are scoped to truststore only); each key counts once, so
+   repeating a signature never reaches a threshold. Truststore and config need two keys.
+4. A manifest is accepted only if: it targets this site, this product and this app version;
+   it has not expired; it is not dated in the future beyond `CLOCK_SKEW_SECONDS`; the site
+   clock is not behind the newest issued_at already accepted; its issued_at is not older than
+   the channel's newest; and its (epoch, sequence) is greater than the channel's last.
+5. The same (channel, epoch, sequence) with the same manifest bytes is a no-op
+   (`already_imported`); with different bytes it is refused and flagged as an alarm.
+6. A site export is accepted at the hub only if signed by the key registered for the site it
+   names, encrypted to the hub's current key, and its sequence is new for that site.
+7. Decisions are all-or-nothing: a function returns a value only when every check passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vital_desktop.bundles import canonical
+from vital_desktop.bundles.envelope import PAYLOAD_TYPE_ROOT, Signature, decode_json_envelope, pae
+from vital_desktop.bundles.errors import BundleRefused
+from vital_desktop.bundles.keys import key_id as compute_key_id
+from vital_desktop.bundles.keys import public_from_hex, verify_ed25519
+from vital_desktop.bundles.limits import CLOCK_SKEW_SECONDS, MAX_ROOT_BYTES, MAX_ROOT_CHAIN, MAX_SIGNATURES
+from vital_desktop.bundles.manifest import Manifest, validate_schema
+
+PRODUCT = "vital-desktop"
+
+
+# --- root documents ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKeyInfo:
+    key_id: str
+    public: bytes
+    channels: frozenset[str]
+    expires: int | None  # None for root keys (they change only with a new root version)
+    name: str = ""
+    role: str = "channel"
+
+
+@dataclass(frozen=True)
+class Root:
+    """A verified root document."""
+
+    version: int
+    name: str
+    issued_at: int
+    expires: int
+    root_keys: Mapping[str, bytes]
+    root_threshold: int
+    signing_keys: Mapping[str, SigningKeyInfo]
+    thresholds: Mapping[str, int]
+    revoked: frozenset[str]
+    hub_encryption_key_id: str
+    hub_encryption_public: bytes
+    envelope: bytes  # the exact bytes that verified, for storing
+
+    def key(self, key_id: str) -> SigningKeyInfo | None:
+        """The key as it may sign bundles: signing keys by their scope, root keys for truststore."""
+        if key_id in self.revoked:
+            return None
+        if key_id in self.signing_keys:
+            return self.signing_keys[key_id]
+        if key_id in self.root_keys:
+            return SigningKeyInfo(key_id, self.root_keys[key_id], frozenset({"truststore"}), None, "root", "root")
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "name": self.name, "issued_at": self.issued_at, "expires": self.expires,
+            "root_threshold": self.root_threshold, "root_keys": sorted(self.root_keys),
+            "thresholds": dict(self.thresholds), "revoked": sorted(self.revoked),
+            "signing_keys": {k: {"channels": sorted(v.channels), "expires": v.expires, "name": v.name}
+                             for k, v in sorted(self.signing_keys.items())},
+            "hub_encryption_key_id": self.hub_encryption_key_id,
+        }
+
+
+def valid_signers(public_keys: Mapping[str, bytes], payload_type: str, body: bytes, signatures: list[Signature]) -> set[str]:
+    """Ids of distinct keys in `public_keys` with a valid signature over `body` (each key once)."""
+    message = pae(payload_type, body)
+    valid: set[str] = set()
+    for signature in signatures[:MAX_SIGNATURES]:
+        if signature.key_id in valid:
+            continue  # a repeated signature never counts twice
+        public = public_keys.get(signature.key_id)
+        if public is not None and verify_ed25519(public, signature.sig, message):
+            valid.add(signature.key_id)
+    return valid
+
+
+def _parse_root_payload(body: bytes, envelope: bytes) -> Root:
+    document = canonical.loads(body, max_bytes=MAX_ROOT_BYTES, require_canonical=True)
+    validate_schema(document, "root.schema.json", "root_schema")
+    root_keys: dict[str, bytes] = {}
+    for kid, item in document["root_keys"].items():
+        public = public_from_hex(item["public"])
+        if compute_key_id(public) != kid:
+            raise BundleRefused("root_schema", f"root key {kid[:16]}… is listed under the wrong id")
+        root_keys[kid] = public
+    signing: dict[str, SigningKeyInfo] = {}
+    for kid, item in document["signing_keys"].items():
+        public = public_from_hex(item["public"])
+        if compute_key_id(public) != kid:
+            raise BundleRefused("root_schema", f"signing key {kid[:16]}… is listed under the wrong id")
+        signing[kid] = SigningKeyInfo(kid, public, frozenset(item["channels"]), item["expires"], item.get("name", ""))
+    revoked = frozenset(document["revoked"])
+    if revoked & (set(root_keys) | set(signing)):
+        raise BundleRefused("root_schema", "a revoked key is also listed as trusted")
+    if document["root_threshold"] > len(root_keys):
+        raise BundleRefused("root_schema", "the root threshold is higher than the number of root keys")
+    hub_key = public_from_hex(document["hub_encryption_key"]["public"])
+    if compute_key_id(hub_key) != document["hub_encryption_key"]["key_id"]:
+        raise BundleRefused("root_schema", "the hub encryption key is listed under the wrong id")
+    if document["expires"] <= document["issued_at"]:
+        raise BundleRefused("root_schema", "the root expires before it was issued")
+    return Root(
+        version=document["version"], name=document["name"], issued_at=document["issued_at"],
+        expires=document["expires"], root_keys=root_keys, root_threshold=document["root_threshold"],
+        signing_keys=signing, thresholds=dict(document["thresholds"]), revoked=revoked,
+        hub_encryption_key_id=document["hub_encryption_key"]["key_id"], hub_encryption_public=hub_key,
+        envelope=envelope,
+    )
+
+
+def load_trusted_root(envelope: bytes | None, now: int) -> Root:
+    """The installed root, verified against itself; any defect refuses (invariant 1: fail closed)."""
+    if not envelope:
+        raise BundleRefused("trust_store", "no root of trust is installed: every bundle is refused until one is")
+    try:
+        body, signatures = decode_json_envelope(envelope, PAYLOAD_TYPE_ROOT)
+        # Before parsing, at least one signature must verify with a key that the body claims:
+        # the body is parsed once to learn its keys, then the threshold is counted.
+        root = _parse_root_payload(body, envelope)
+    except BundleRefused as exc:
+        raise BundleRefused("trust_store", f"the installed root of trust is corrupt: {exc.message}") from exc
+    valid = valid_signers(root.root_keys, PAYLOAD_TYPE_ROOT, body, signatures)
+    if len(valid) < root.root_threshold:
+        raise BundleRefused(
+            "trust_store",
+            f"the installed root of trust has {len(valid)} valid root signatures, needs {root.root_threshold}",
+        )
+    if root.expires <= now:
+        raise BundleRefused("root_expired", "the installed root of trust has expired; install a newer root from the hub")
+    return root
+
+
+def verify_root_update(trusted: Root, envelope: bytes) -> Root:
+    """Verify one step of a root chain (invariant 2). Expiry is checked by `RootChain.finish`."""
+    body, signatures = decode_json_envelope(envelope, PAYLOAD_TYPE_ROOT)
+    # Raw bytes first: the old root's threshold must hold before the new document is parsed.
+    old_valid = valid_signers(trusted.root_keys, PAYLOAD_TYPE_ROOT, body, signatures)
+    if len(old_valid) < trusted.root_threshold:
+        raise BundleRefused(
+            "root_threshold_old",
+            f"the new root has {len(old_valid)} valid signatures by the current root keys, needs {trusted.root_threshold}",
+        )
+    new = _parse_root_payload(body, envelope)
+    if new.version != trusted.version + 1:
+        raise BundleRefused(
+            "root_version", f"root version {new.version} does not follow version {trusted.version} (no skipping)"
+        )
+    new_valid = valid_signers(new.root_keys, PAYLOAD_TYPE_ROOT, body, signatures)
+    if len(new_valid) < new.root_threshold:
+        raise BundleRefused(
+            "root_threshold_new",
+            f"the new root has {len(new_valid)} valid signatures by its own keys, needs {new.root_threshold}",
+        )
+    if not trusted.revoked <= new.revoked:
+        raise BundleRefused("root_revocation", "the new root forgets a revoked key (revocations are permanent)")
+    return new
+
+
+@dataclass
+class RootChain:
+    """Walks root versions on a copy; `finish` returns the final root only if the whole chain holds."""
+
+    start: Root
+    current: Root = field(init=False)
+    steps: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.current = self.start
+
+    def step(self, envelope: bytes) -> Root:
+        self.steps += 1
+        if self.steps > MAX_ROOT_CHAIN:
+            raise BundleRefused("root_chain", f"more than {MAX_ROOT_CHAIN} root versions in one update")
+        self.current = verify_root_update(self.current, envelope)
+        return self.current
+
+    def finish(self, now: int) -> Root:
+        if self.steps == 0:
+            raise BundleRefused("root_chain", "the truststore bundle holds no root versions")
+        if self.current.expires <= now:
+            raise BundleRefused("root_expired", f"root version {self.current.version} has already expired")
+        return self.current
+
+
+# --- bundle decisions -----------------------------------------------------------------------------
+
+
+def verify_manifest_signatures(root: Root, manifest_bytes: bytes, signatures: list[Signature], payload_type: str) -> set[str]:
+    """Raw-bytes phase (invariant 3): ids of known, unrevoked keys whose signature verifies.
+
+    Scope, expiry and threshold need the channel, so they are checked after parsing by
+    `decide`. This phase alone refuses unsigned, garbage-signed and unknown-key bundles
+    without parsing a byte of the manifest.
+    """
+    if not signatures:
+        raise BundleRefused("no_signatures", "the bundle carries no signatures")
+    known = {kid: info.public for kid in {s.key_id for s in signatures} if (info := root.key(kid)) is not None}
+    if not known:
+        revoked = [s.key_id for s in signatures if s.key_id in root.revoked]
+        if revoked:
+            raise BundleRefused("key_revoked", f"signed only by revoked key {revoked[0][:16]}…")
+        raise BundleRefused("unknown_key", "signed only by keys this site does not trust")
+    valid = valid_signers(known, payload_type, manifest_bytes, signatures)
+    if not valid:
+        raise BundleRefused("signature", "no signature on the manifest verifies")
+    return valid
+
+
+def manifest_digest(manifest_bytes: bytes) -> str:
+    return hashlib.sha256(manifest_bytes).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    epoch: int
+    sequence: int
+    issued_at: int | None
+    manifest_sha256: str | None
+
+
+@dataclass(frozen=True)
+class SiteContext:
+    """What the site knows when deciding (read from the store by the caller)."""
+
+    site_id: str
+    app_version: str
+    now: int
+    channel: ChannelState | None
+    newest_issued_at: int | None  # across every channel
+    accepted_same_version_sha256: str | None  # manifest sha of an accepted bundle with this channel/epoch/sequence
+    accepted_same_id_sha256: str | None  # manifest sha of an accepted bundle with this bundle id
+    product: str = PRODUCT
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    code: str = ""
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "ok": self.ok, "code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # "accept" | "already_imported" | "refuse"
+    checks: tuple[Check, ...]
+    signers: frozenset[str]
+    alarm: bool = False
+
+    @property
+    def failure(self) -> Check | None:
+        return next((c for c in self.checks if not c.ok), None)
+
+    def raise_if_refused(self) -> None:
+        failure = self.failure
+        if self.outcome == "refuse" and failure is not None:
+            raise BundleRefused(failure.code, failure.message, details={"alarm": self.alarm})
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """A dotted version as a tuple of integers (``0.1.0.dev1`` compares as ``0.1.0``)."""
+    parts: list[int] = []
+    for piece in text.split(".")[:3]:
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece else "0"
+        parts.append(int(digits or "0"))
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def _threshold_check(root: Root, manifest: Manifest, signers: set[str], now: int) -> Check:
+    channel = manifest.channel
+    needed = root.thresholds.get(channel)
+    if needed is None:
+        return Check("threshold", False, "key_scope", f"the root names no keys for the {channel} channel")
+    counted: set[str] = set()
+    expired: list[str] = []
+    out_of_scope: list[str] = []
+    for kid in signers:
+        info = root.key(kid)
+        if info is None:
+            continue
+        if channel not in info.channels:
+            out_of_scope.append(kid)
+        elif info.expires is not None and info.expires <= now:
+            expired.append(kid)
+        else:
+            counted.add(kid)
+    if len(counted) >= needed:
+        return Check("threshold", True, "", f"{len(counted)} of {needed} required keys for {channel} signed")
+    if not counted and expired:
+        return Check("threshold", False, "key_expired", f"key {expired[0][:16]}… expired; it may no longer sign")
+    if not counted and out_of_scope:
+        return Check("threshold", False, "key_scope", f"key {out_of_scope[0][:16]}… may not sign for the {channel} channel")
+    return Check(
+        "threshold", False, "threshold", f"{len(counted)} valid key(s) for {channel} signed; {needed} are required"
+    )
+
+
+def decide(root: Root, manifest: Manifest, manifest_bytes: bytes, signers: set[str], site: SiteContext) -> Decision:
+    """Every policy check on a hub-to-site manifest whose signatures were verified (invariants 3-5).
+
+    All checks run (so `vital bundle verify` can explain each); the outcome is the first failure.
+    """
+    digest = manifest_digest(manifest_bytes)
+    now = site.now
+    checks: list[Check] = [Check("signature", True, "", f"{len(signers)} valid signature(s) on the manifest bytes")]
+    checks.append(_threshold_check(root, manifest, signers, now))
+    if manifest.direction != "hub_to_site":
+        checks.append(Check("direction", False, "direction", "a site imports only hub-to-site bundles"))
+    # Replays first: the same bytes again are a harmless no-op; the same version with other bytes is an alarm.
+    same = site.accepted_same_version_sha256 or site.accepted_same_id_sha256
+    if same is not None and same == digest:
+        checks.append(Check("replay", False, "already_imported", "this exact bundle was already imported; nothing to do"))
+        return Decision("already_imported", tuple(checks), frozenset(signers))
+    if same is not None:
+        checks.append(Check(
+            "replay", False, "same_version_different_content",
+            f"a different bundle with {manifest.channel} epoch {manifest.epoch} sequence {manifest.sequence} "
+            "(or the same bundle id) was already imported: possible tampering at the hub or on the stick",
+        ))
+        return Decision("refuse", tuple(checks), frozenset(signers), alarm=True)
+    checks.append(Check("replay", True, "", "not seen before"))
+    skew = CLOCK_SKEW_SECONDS
+    if site.newest_issued_at is not None and now + skew < site.newest_issued_at:
+        checks.append(Check("clock", False, "clock_behind",
+                            "this computer's clock is behind the newest bundle already accepted; fix the clock"))
+    else:
+        checks.append(Check("clock", True))
+    if manifest.expires <= now:
+        checks.append(Check("expiry", False, "expired", "the bundle has expired (ask the hub for a fresh one)"))
+    else:
+        checks.append(Check("expiry", True))
+    if manifest.issued_at > now + skew:
+        checks.append(Check("issued_at", False, "future_dated", "the bundle is dated in the future"))
+    elif site.channel is not None and site.channel.issued_at is not None and manifest.issued_at < site.channel.issued_at:
+        checks.append(Check("issued_at", False, "issued_before_newest",
+                            f"the bundle was issued before the newest {manifest.channel} bundle already accepted"))
+    else:
+        checks.append(Check("issued_at", True))
+    if site.site_id not in manifest.sites:
+        checks.append(Check("target_site", False, "wrong_site", f"the bundle is for {', '.join(manifest.sites)[:200]}, not {site.site_id}"))
+    else:
+        checks.append(Check("target_site", True))
+    app = parse_version(site.app_version)
+    if manifest.product != site.product or not (parse_version(manifest.app_min) <= app < parse_version(manifest.app_below)):
+        checks.append(Check("app_version", False, "app_version",
+                            f"the bundle is for {manifest.product} {manifest.app_min} up to {manifest.app_below}, "
+                            f"this is {site.product} {site.app_version}"))
+    else:
+        checks.append(Check("app_version", True))
+    last = site.channel
+    if last is not None and (manifest.epoch, manifest.sequence) <= (last.epoch, last.sequence):
+        checks.append(Check("version", False, "rollback",
+                            f"{manifest.channel} epoch {manifest.epoch} sequence {manifest.sequence} is not newer than the "
+                            f"accepted epoch {last.epoch} sequence {last.sequence}"))
+    else:
+        checks.append(Check("version", True))
+    outcome = "accept" if all(c.ok for c in checks) else "refuse"
+    return Decision(outcome, tuple(checks), frozenset(signers))
+
+
+# --- hub side: site exports -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubContext:
+    now: int
+    hub_encryption_key_id: str
+    last_sequence: Mapping[str, int]  # site id -> highest sequence already ingested
+
+
+def verify_export_signatures(site_keys: Mapping[str, bytes], manifest_bytes: bytes, signatures: list[Signature],
+                              payload_type: str) -> set[str]:
+    """Raw-bytes phase at the hub: the ids of registered sites whose key signed (before parsing)."""
+    if not signatures:
+        raise BundleRefused("no_signatures", "the export carries no signatures")
+    by_key_id = {compute_key_id(public): site for site, public in site_keys.items()}
+    known = {s.key_id: site_keys[by_key_id[s.key_id]] for s in signatures if s.key_id in by_key_id}
+    if not known:
+        raise BundleRefused("unknown_key", "the export is signed by no site registered at this hub")
+    valid = valid_signers(known, payload_type, manifest_bytes, signatures)
+    if not valid:
+        raise BundleRefused("signature", "no signature on the export verifies")
+    return {by_key_id[kid] for kid in valid}
+
+
+def decide_export(manifest: Manifest, signer_sites: set[str], hub: HubContext) -> Decision:
+    """Invariant 6: the export's issuer's registered key signed it, it is for us, and it is new."""
+    checks: list[Check] = []
+    if manifest.channel != "exports" or manifest.direction != "site_to_hub":
+        checks.append(Check("channel", False, "direction", "not a site export"))
+        return Decision("refuse", tuple(checks), frozenset())
+    if manifest.issuer not in signer_sites:
+        checks.append(Check("signature", False, "wrong_site_key",
+                            f"the export claims site {manifest.issuer!r} but is signed by {', '.join(sorted(signer_sites))}"))
+        return Decision("refuse", tuple(checks), frozenset())
+    checks.append(Check("signature", True, "", f"signed by site {manifest.issuer}"))
+    encryption = manifest.encryption or {}
+    if encryption.get("recipient_key_id") != hub.hub_encryption_key_id:
+        checks.append(Check("recipient", False, "recipient", "the export is encrypted to another hub key"))
+    else:
+        checks.append(Check("recipient", True))
+    last = hub.last_sequence.get(manifest.issuer, 0)
+    if manifest.sequence <= last:
+        checks.append(Check("sequence", False, "replay",
+                            f"sequence {manifest.sequence} from {manifest.issuer} was already ingested (last {last})"))
+    else:
+        checks.append(Check("sequence", True))
+    if manifest.issued_at > hub.now + CLOCK_SKEW_SECONDS:
+        checks.append(Check("issued_at", False, "future_dated", "the export is dated in the future"))
+    outcome = "accept" if all(c.ok for c in checks) else "refuse"
+    return Decision(outcome, tuple(checks), frozenset(signer_sites))
