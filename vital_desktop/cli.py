@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl+C cancels cooperatively where a command watches ctx progress; elsewhere it stops.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if not getattr(args, "anonymous", False):
+            ctx.actor  # noqa: B018 - every command but `init` acts as a signed-in user
         result = handler(ctx, args) or {}
     except Cancelled as exc:
         _error(ctx, exc)

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--site-id", default=None, help="this site's id (default: generated, or 'demo-site' with --demo)")
     p.add_argument("--admin", default=None, help="create this admin user (password from $VITAL_PASSWORD)")
     p.add_argument("--seed", type=int, default=7, help="demo data seed (deterministic)")
-    p.set_defaults(handler=_init)
+    p.set_defaults(handler=_init, anonymous=True)
 
     users = sub.add_parser("user", help="local accounts").add_subparsers(dest="user_command", metavar="ACTION")
     p = users.add_parser("add", help="add a user (admin only)")
