@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "site",
     "sheets",
     "labels",
+    "generate",
 ]
 
 
