@@ -63,13 +63,13 @@ def model_card(name: str, version: int, classes: list[str] | None = None, kind: 
 
 def template_document(name: str = "Crystal Defect Triage", version: str = "1.1.0") -> dict[str, Any]:
     return {
-        "name": name, "version": version, "label_type": "defect_classification",
+        "name": name, "version": version, "label_type": "classification",
         "description": "Hub-published triage prompt for scintillator crystal images.",
         "system_prompt": "You are a radiation-safety inspection assistant.",
         "user_prompt": "Inspect item {{inspection_id}} (batch {{crystal_batch_id}}) and classify the defect.",
         "input_schema": {"type": "object", "properties": {"inspection_id": {"type": "string"}}},
         "output_schema": {"type": "object", "required": ["defect_type"],
-                          "properties": {"defect_type": {"enum": DEMO_CLASSES}}},
+                          "properties": {"defect_type": {"enum": ["inclusion", "crack", "delamination", "surface_contamination", "none"]}}},
         "few_shot": [], "model_ref": {}, "notes": "",
     }
 
@@ -83,7 +83,7 @@ def labels_parquet(rows: list[dict[str, Any]]) -> bytes:
     for row in rows:
         columns["sheet_name"].append(row["sheet_name"])
         columns["item_ref"].append(row["item_ref"])
-        columns["label_type"].append(row.get("label_type", "defect_classification"))
+        columns["label_type"].append(row.get("label_type", "classification"))
         columns["label_data"].append(json.dumps(row["label_data"]))
         columns["version"].append(int(row.get("version", 1)))
         columns["allowed_uses"].append(json.dumps(row.get("allowed_uses", ["training", "validation"])))
