@@ -219,7 +219,10 @@ def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelR
     sheet_rows = {r.id: r for r in session.scalars(sa.select(Sheet).where(Sheet.id.in_({x.sheet_id for x in records})))}
     known_items: dict[str, set[str]] = {}
     for sheet_id in sheet_rows:
-        known_items[sheet_id] = set(session.scalars(sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == sheet_id)))
+        query = sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == sheet_id)
+        if len(records) <= 500:  # a few labels: look up just their items, not the whole sheet
+            query = query.where(SheetItem.item_ref.in_({r.item_ref for r in records if r.sheet_id == sheet_id}))
+        known_items[sheet_id] = set(session.scalars(query))
     errors: list[str] = []
     validated: set[tuple[str, str]] = set()
     seen: dict[tuple[str, str, str], int | None] = {}
@@ -270,24 +273,34 @@ def upsert_records(
     if not records:
         return UpsertOutcome()
     now = utcnow()
-    keys = pa.table({
-        "k_sheet": [r.sheet_id for r in records],
-        "k_item": [r.item_ref for r in records],
-        "k_type": [r.label_type for r in records],
-        "k_pos": list(range(len(records))),
-    })
     raw = raw_connection(session)
     session.flush()
-    raw.register("_label_keys", keys)
-    try:
-        existing = raw.execute(
-            "SELECT k.k_pos, c.id, c.version, c.label_data::VARCHAR, c.updated_by, c.allowed_uses::VARCHAR, "
-            "c.prohibited_uses::VARCHAR, c.usage_reason, c.confidence, c.notes "
-            "FROM _label_keys k JOIN canonical_labels c "
-            "ON c.sheet_id = k.k_sheet AND c.item_ref = k.k_item AND c.label_type = k.k_type"
-        ).fetchall()
-    finally:
-        raw.unregister("_label_keys")
+    columns = ("c.id, c.version, c.label_data::VARCHAR, c.updated_by, c.allowed_uses::VARCHAR, "
+               "c.prohibited_uses::VARCHAR, c.usage_reason, c.confidence, c.notes")
+    if len(records) <= 32:
+        # A save from the labeling tool: a direct keyed query beats registering an Arrow table.
+        existing = []
+        for pos, r in enumerate(records):
+            row = raw.execute(
+                f"SELECT {columns} FROM canonical_labels c WHERE c.sheet_id = ? AND c.item_ref = ? AND c.label_type = ?",
+                [r.sheet_id, r.item_ref, r.label_type]).fetchall()
+            if row:
+                existing.append((pos, *row[0]))
+    else:
+        keys = pa.table({
+            "k_sheet": [r.sheet_id for r in records],
+            "k_item": [r.item_ref for r in records],
+            "k_type": [r.label_type for r in records],
+            "k_pos": list(range(len(records))),
+        })
+        raw.register("_label_keys", keys)
+        try:
+            existing = raw.execute(
+                f"SELECT k.k_pos, {columns} FROM _label_keys k JOIN canonical_labels c "
+                "ON c.sheet_id = k.k_sheet AND c.item_ref = k.k_item AND c.label_type = k.k_type"
+            ).fetchall()
+        finally:
+            raw.unregister("_label_keys")
     by_pos = {row[0]: row for row in existing}
 
     new_rows: list[dict] = []
@@ -517,6 +530,31 @@ def rollback(
                      {"to_version": to_version, "new_version": row.version, "reason": reason})
         info = _label_info(row)
     return info, Changes(labels=True)
+
+
+def withdraw_label(
+    store: Store, *, actor: User, sheet: str, item_ref: str, label_type: str, reason: str = ""
+) -> Changes:
+    """Remove the current label of one key, keeping its history (the labeling tool's undo of a
+    first save: the item becomes unlabeled again). The history gets a 'withdraw' row."""
+    require(actor, "label")
+    with store.session() as s:
+        sheet_row = _sheet_row(s, sheet)
+        row = _get_row(s, sheet_row.id, item_ref, label_type)
+        if row is None:
+            raise NotFoundError(f"no {label_type} label for item {item_ref!r} in sheet {sheet!r}")
+        s.add(CanonicalLabelHistory(
+            id=new_id(), label_id=row.id, sheet_id=row.sheet_id, item_ref=row.item_ref, label_type=row.label_type,
+            version=row.version + 1, label_data=row.label_data, allowed_uses=list(row.allowed_uses or []),
+            prohibited_uses=list(row.prohibited_uses or []), usage_reason=row.usage_reason,
+            data_classification=list(row.data_classification or []), confidence=row.confidence, notes=row.notes,
+            origin="site", action="withdraw", reason=reason or "withdrawn", changed_by=actor.username,
+            changed_at=utcnow(),
+        ))
+        s.delete(row)
+        audit.record(s, actor, "label.withdraw", f"{sheet_row.name}/{item_ref}/{label_type}",
+                     {"version": row.version, "reason": reason})
+    return Changes(labels=True)
 
 
 # --- conflicts -------------------------------------------------------------------------------
