@@ -1,0 +1,68 @@
+"""Every action of the app in one table: name, menu, text, shortcuts, and who handles it.
+
+The shell turns each row into a `QAction` in its menu (so the menus list every shortcut) and
+dispatches a trigger to the handler method: on the shell for `scope="window"`, otherwise on
+the active page when its `stage` equals the scope (the action is disabled elsewhere). The `?`
+dialog is generated from the same table, so it cannot drift from what the keys do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    menu: str
+    text: str
+    shortcuts: tuple[str, ...]
+    handler: str
+    scope: str = "window"  # "window" or a page's stage ("canonical", "label", …)
+    argument: Any = None
+
+
+STAGES: tuple[tuple[str, str], ...] = (
+    ("data", "DATA"),
+    ("generate", "GENERATE"),
+    ("label", "LABEL"),
+    ("train", "TRAIN"),
+    ("deploy", "DEPLOY"),
+    ("monitor", "MONITOR"),
+    ("improve", "IMPROVE"),
+)
+
+MAX_CLASS_KEYS = 9
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("create_sheet", "&File", "Create Sheet…", ("Ctrl+N",), "create_sheet"),
+    ActionSpec("refresh", "&File", "Refresh", ("F5",), "refresh"),
+    ActionSpec("quit", "&File", "Quit", ("Ctrl+Q",), "close"),
+    *(ActionSpec(f"go_{key}", "&Go", f"{title}", (f"Ctrl+{i + 1}",), "go", argument=key)
+      for i, (key, title) in enumerate(STAGES)),
+    ActionSpec("go_canonical", "&Go", "Canonical Labels", ("Ctrl+L",), "go", argument="canonical"),
+    # Canonical Labeling Tool (Mode B)
+    *(ActionSpec(f"pick_class_{n}", "&Label", f"Pick class {n}", (str(n),), "pick_class", "canonical", n - 1)
+      for n in range(1, MAX_CLASS_KEYS + 1)),
+    ActionSpec("save_next", "&Label", "Save and next unlabeled", ("Return", "Enter"), "save_and_next", "canonical"),
+    ActionSpec("next_item", "&Label", "Next item", ("Right",), "next_item", "canonical"),
+    ActionSpec("previous_item", "&Label", "Previous item", ("Left",), "previous_item", "canonical"),
+    ActionSpec("undo_label", "&Label", "Undo label action", ("Ctrl+Z",), "undo", "canonical"),
+    ActionSpec("redo_label", "&Label", "Redo label action", ("Ctrl+Shift+Z", "Ctrl+Y"), "redo", "canonical"),
+    ActionSpec("close_tool", "&Label", "Close the labeling tool", ("Escape",), "close_tool", "canonical"),
+    # LABEL Mode A (review of Q&A pairs)
+    ActionSpec("approve", "&Review", "Approve pair", ("A",), "approve", "label"),
+    ActionSpec("edit_pair", "&Review", "Edit answer", ("E",), "edit", "label"),
+    ActionSpec("reject", "&Review", "Reject pair", ("R",), "reject", "label"),
+    ActionSpec("flag", "&Review", "Flag pair", ("F",), "flag", "label"),
+    ActionSpec("review_next", "&Review", "Next pair", ("Right",), "next_pair", "label"),
+    ActionSpec("review_previous", "&Review", "Previous pair", ("Left",), "previous_pair", "label"),
+    ActionSpec("review_back", "&Review", "Back to training sheets", ("Escape",), "back", "label"),
+    ActionSpec("shortcuts", "&Help", "Keyboard shortcuts", ("?", "F1"), "show_shortcuts"),
+    ActionSpec("about", "&Help", "About VITAL Desktop", (), "show_about"),
+)
+
+
+def actions_for(scope: str) -> list[ActionSpec]:
+    return [a for a in ACTIONS if a.scope == scope]

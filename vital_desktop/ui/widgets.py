@@ -1,0 +1,100 @@
+"""Small shared widgets: cards, titles, key/value panels, the error dialog."""
+
+from __future__ import annotations
+
+import html
+import traceback
+from collections.abc import Iterable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vital_desktop.core.errors import Cancelled, VitalError
+
+
+def title_label(text: str, name: str = "sectionTitle") -> QLabel:
+    label = QLabel(text)
+    label.setObjectName(name)
+    return label
+
+
+def muted_label(text: str = "", *, wrap: bool = True) -> QLabel:
+    label = QLabel(text)
+    label.setProperty("muted", True)
+    label.setWordWrap(wrap)
+    return label
+
+
+def primary_button(text: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setProperty("primary", True)
+    return button
+
+
+class Card(QFrame):
+    """A white rounded panel with an optional title."""
+
+    def __init__(self, title: str | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("card")
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(14, 12, 14, 12)
+        self.body.setSpacing(8)
+        if title:
+            self.body.addWidget(title_label(title))
+
+
+class KeyValuePanel(QWidget):
+    """Rows of 'key: value' with selectable values (paths can be copied)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.setHorizontalSpacing(14)
+        self.form.setVerticalSpacing(5)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.values: dict[str, QLabel] = {}
+
+    def set_rows(self, rows: Iterable[tuple[str, str]], *, rich: bool = False) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.values.clear()
+        for key, value in rows:
+            label = QLabel(value if rich else html.escape(str(value)))
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setWordWrap(True)
+            label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            key_label = muted_label(key, wrap=False)
+            self.form.addRow(key_label, label)
+            self.values[key] = label
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, VitalError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def show_error(parent: QWidget | None, title: str, exc: BaseException) -> None:
+    """Every error reaches the user: VitalErrors as their message, others with the traceback."""
+    if isinstance(exc, Cancelled):
+        return
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(error_text(exc))
+    if not isinstance(exc, VitalError):
+        box.setDetailedText("".join(traceback.format_exception(exc)))
+    box.setObjectName("errorBox")
+    box.open()
