@@ -336,3 +336,37 @@ def item_refs(store: Store, sheet: str) -> list[str]:
     with store.read() as s:
         row = _find_sheet(s, sheet)
         return list(s.scalars(sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == row.id).order_by(SheetItem.position)))
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """What an import would join, shown by the GUI's Create Sheet wizard before any write."""
+
+    columns: list[str]
+    total_rows: int
+    #: (item key, image path as written, whether that file exists) for the first rows
+    rows: list[tuple[str, str | None, bool]]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def preview_import(
+    metadata_path: Path | str, *, key_column: str | None = None, image_root: Path | str | None = None,
+    image_column: str | None = None, limit: int = 10,
+) -> ImportPreview:
+    """Read the metadata file and check the first rows' images, writing nothing."""
+    _, table = read_metadata(Path(metadata_path).expanduser())
+    columns = table.column_names
+    rows: list[tuple[str, str | None, bool]] = []
+    if key_column is not None and key_column in columns:
+        head = table.slice(0, limit)
+        keys = ["" if v is None else str(v) for v in head.column(key_column).to_pylist()]
+        images: list[str | None] = [None] * len(keys)
+        if image_column is not None and image_column in columns:
+            images = [None if v is None else str(v) for v in head.column(image_column).to_pylist()]
+        root = Path(image_root).expanduser() if image_root else None
+        for key, image in zip(keys, images):
+            exists = bool(root and image and not _is_escaping(image) and (root / image).is_file())
+            rows.append((key, image, exists))
+    return ImportPreview(columns, table.num_rows, rows)
