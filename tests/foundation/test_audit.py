@@ -26,7 +26,7 @@ def test_intact_chain_verifies(small_site) -> None:
     assert result.ok and result.rows >= 8
 
 
-@pytest.mark.parametrize("tamper", ["edit", "delete"])
+@pytest.mark.parametrize("tamper", ["edit", "delete", "delete_newest"])
 def test_tampering_is_reported_at_the_first_broken_row(small_site, tamper: str, monkeypatch, capsys) -> None:
     _write_some_history(small_site)
     seqs = [r["seq"] for r in reversed(site.audit_log(small_site.store, limit=100))]
@@ -36,9 +36,12 @@ def test_tampering_is_reported_at_the_first_broken_row(small_site, tamper: str, 
     if tamper == "edit":
         conn.execute("UPDATE audit_log SET details = '{\"forged\":true}' WHERE seq = ?", [victim])
         expected = victim
-    else:
+    elif tamper == "delete":
         conn.execute("DELETE FROM audit_log WHERE seq = ?", [victim])
         expected = seqs[seqs.index(victim) + 1]
+    else:  # removing the newest rows breaks no link; the recorded head catches it
+        conn.execute("DELETE FROM audit_log WHERE seq >= ?", [seqs[-2]])
+        expected = seqs[-1]
     conn.close()
     store = open_store(small_site.home)
     result = site.verify_audit(store)

@@ -19,9 +19,12 @@ from sqlalchemy.orm import Session
 
 from vital_desktop.core.ids import utcnow
 from vital_desktop.core.users import User
-from vital_desktop.store.models import AuditEntry
+from vital_desktop.store.models import AuditEntry, Setting
 
 GENESIS = "0" * 64
+#: The newest row's (seq, hash), kept beside the chain so that deleting the *last* rows (which
+#: breaks no link) is detected too.
+HEAD_KEY = "audit_head"
 
 
 def _canonical(obj: Any) -> str:
@@ -40,10 +43,14 @@ def _at_text(value: Any) -> str:
 def record(session: Session, actor: User | str, action: str, target: str = "", details: dict | None = None) -> None:
     """Append one audit row inside the caller's transaction."""
     username = actor if isinstance(actor, str) else actor.username
-    last = session.execute(
-        sa.select(AuditEntry.seq, AuditEntry.row_hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
-    prev_hash = last.row_hash if last else GENESIS
+    head = session.get(Setting, HEAD_KEY)
+    if head is not None and isinstance(head.value, dict):
+        prev_hash = head.value["hash"]
+    else:
+        last = session.execute(
+            sa.select(AuditEntry.seq, AuditEntry.row_hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        prev_hash = last.row_hash if last else GENESIS
     seq = session.execute(sa.text("SELECT nextval('audit_log_seq')")).scalar_one()
     at = utcnow()
     details_text = _canonical(details or {})
@@ -58,6 +65,11 @@ def record(session: Session, actor: User | str, action: str, target: str = "", d
         row_hash=_row_hash(prev_hash, seq, _at_text(at), username, action, target, details_text),
     )
     session.add(entry)
+    if head is None:
+        session.add(Setting(key=HEAD_KEY, value={"seq": seq, "hash": entry.row_hash}))
+    else:
+        head.value = {"seq": seq, "hash": entry.row_hash}
+        head.updated_at = at
     session.flush()
 
 
@@ -87,6 +99,12 @@ def verify(session: Session) -> AuditVerification:
         if expected != row.row_hash:
             return AuditVerification(False, count, row.seq, f"row {row.seq} was edited after it was written")
         prev_hash = row.row_hash
+    head = session.get(Setting, HEAD_KEY)
+    if head is not None and isinstance(head.value, dict) and head.value.get("hash") != prev_hash:
+        return AuditVerification(
+            False, count, int(head.value.get("seq", 0)),
+            f"the newest rows are missing: the log ends before row {head.value.get('seq')}",
+        )
     return AuditVerification(True, count, None, "the audit chain is intact")
 
 
