@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "sheets",
     "labels",
     "generate",
+    "lifecycle",
 ]
 
 
