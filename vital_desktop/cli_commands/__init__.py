@@ -22,6 +22,7 @@ from vital_desktop.core.users import User
 
 #: Modules (under this package) whose `register(subparsers)` adds commands. Add yours here.
 COMMAND_MODULES = [
+    "mc",
     "models",
     "site",
     "sheets",
