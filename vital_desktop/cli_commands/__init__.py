@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "sheets",
     "labels",
     "generate",
+    "bundle",
     "lifecycle",
 ]
 
