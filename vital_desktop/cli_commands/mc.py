@@ -1,0 +1,201 @@
+"""`vital mc run|sweep|list|show|presets`: Monte Carlo calibrations from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+from vital_desktop.cli_commands import CliContext
+
+
+def _add_geometry(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    g = p.add_argument_group("detector (a preset, optionally with custom dimensions)")
+    if not sweep:
+        g.add_argument("--detector", default=None, help="preset name (see `vital mc presets`), default nai-3x3")
+    g.add_argument("--crystal-material", default=None, help="nai, csi, ge, labr3, bgo, pvt (custom detector)")
+    g.add_argument("--crystal-radius-cm", type=float, default=None)
+    g.add_argument("--crystal-height-cm", type=float, default=None)
+    g.add_argument("--no-housing", action="store_true", help="drop the preset's housing layers")
+    s = p.add_argument_group("source")
+    s.add_argument("--source", choices=["point", "disk", "volume"], default="point")
+    if not sweep:
+        s.add_argument("--distance-cm", type=float, default=10.0, help="from the detector's front face (end cap)")
+    s.add_argument("--offset-cm", type=float, default=0.0, help="point source: distance off the axis")
+    s.add_argument("--source-radius-cm", type=float, default=0.0, help="disk radius / container inner radius")
+    s.add_argument("--source-height-cm", type=float, default=0.0, help="volume source: fill height")
+    s.add_argument("--source-material", default="water", help="volume source contents")
+    s.add_argument("--wall-cm", type=float, default=0.0, help="volume source: container wall thickness")
+    s.add_argument("--wall-material", default="pvt")
+    o = p.add_argument_group("physics and run")
+    o.add_argument("--histories", default="1e6", help="number of photon histories (1e7 is fine)")
+    o.add_argument("--seed", default="1", help="random seed (same seed, same result)")
+    o.add_argument("--vacuum", action="store_true", help="no air between source and detector")
+    o.add_argument("--no-coherent", action="store_true", help="switch off coherent (Rayleigh) scattering")
+    o.add_argument("--no-k-escape", action="store_true", help="switch off K X-ray emission after photoabsorption")
+    o.add_argument("--analog", action="store_true", help="no variance reduction (isotropic emission)")
+    o.add_argument("--name", default="", help="a name for the stored run")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    mc = sub.add_parser("mc", help="CALIBRATE: Monte Carlo detector efficiency and calibration factors")
+    actions = mc.add_subparsers(dest="mc_command", metavar="ACTION")
+
+    p = actions.add_parser("run", help="simulate one configuration and store the run")
+    _add_geometry(p)
+    e = p.add_mutually_exclusive_group()
+    e.add_argument("--nuclide", default=None, help="Am-241, Ba-133, Cs-137, Co-60, Eu-152, K-40, ...")
+    e.add_argument("--energy-kev", type=float, action="append", default=None, help="a gamma energy (repeatable)")
+    p.add_argument("--workers", type=int, default=None, help="threads (default: all cores); results do not depend on it")
+    p.add_argument("--spectrum", action="store_true", help="include the spectrum in the JSON output")
+    p.set_defaults(handler=_run)
+
+    p = actions.add_parser("sweep", help="energies x distances x detectors as independent tasks")
+    p.add_argument("--detectors", default="nai-3x3", help="comma-separated preset names")
+    p.add_argument("--distances-cm", required=True, help="comma-separated distances")
+    p.add_argument("--energies-kev", default=None, help="comma-separated energies")
+    p.add_argument("--nuclides", default=None, help="comma-separated nuclides")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler tcp://HOST:PORT (default: local processes)")
+    p.add_argument("--processes", type=int, default=2, help="local processes when no scheduler is given")
+    _add_geometry(p, sweep=True)
+    p.set_defaults(handler=_sweep)
+
+    p = actions.add_parser("list", help="stored runs, newest first")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(handler=_list)
+
+    p = actions.add_parser("show", help="one stored run with its configuration and results")
+    p.add_argument("run_id", help="run id (or a unique prefix of 6+ characters)")
+    p.add_argument("--spectrum", action="store_true", help="include the spectrum in the JSON output")
+    p.set_defaults(handler=_show)
+
+    p = actions.add_parser("presets", help="detector presets and the nuclide library")
+    p.set_defaults(handler=_presets)
+
+
+def _options(args):
+    from vital_desktop.montecarlo import Options
+
+    return Options(medium="vacuum" if args.vacuum else "air", coherent=not args.no_coherent,
+                   k_xray_escape=not args.no_k_escape, variance_reduction=not args.analog)
+
+
+def _detector(args, name: str | None):
+    from vital_desktop.montecarlo import Detector, detector_preset
+
+    if name is None and args.crystal_material and args.crystal_radius_cm is not None and args.crystal_height_cm is not None:
+        det = Detector(name="custom", material=args.crystal_material, radius_cm=args.crystal_radius_cm,
+                       height_cm=args.crystal_height_cm)
+    else:
+        det = detector_preset(name or "nai-3x3")
+    changes = {}
+    if args.crystal_material:
+        changes["material"] = args.crystal_material
+    if args.crystal_radius_cm is not None:
+        changes["radius_cm"] = args.crystal_radius_cm
+    if args.crystal_height_cm is not None:
+        changes["height_cm"] = args.crystal_height_cm
+    if args.no_housing:
+        changes["housing"] = ()
+    if changes and det.name != "custom":
+        changes["name"] = f"{det.name} (custom)"
+    return replace(det, **changes) if changes else det
+
+
+def _source(args, distance: float):
+    from vital_desktop.montecarlo import Source
+
+    return Source(kind=args.source, distance_cm=distance, offset_cm=args.offset_cm, radius_cm=args.source_radius_cm,
+                  height_cm=args.source_height_cm, material=args.source_material, wall_cm=args.wall_cm,
+                  wall_material=args.wall_material)
+
+
+def _run_text(info, results: dict) -> str:
+    lines = [f"run {info.id}  {info.name}",
+             f"  {info.histories:,} histories, seed {info.seed}, {info.duration_s:.2f} s, {info.engine_version}"]
+    for line in results["lines"]:
+        fep, tot, pt = line["peak_efficiency"], line["total_efficiency"], line["peak_to_total"]
+        lines.append(f"  {line['energy_kev']:9.2f} keV  peak eff {fep['value']:.5e} +- {fep['sigma']:.1e}"
+                     f"  total eff {tot['value']:.5e} +- {tot['sigma']:.1e}  P/T {pt['value']:.4f}")
+    cf_total, cf_peak = results["total_cps_per_bq"], results["peak_cps_per_bq"]
+    lines.append(f"  calibration factor: {cf_total['value']:.5e} +- {cf_total['sigma']:.1e} counts/s per Bq (all pulses)"
+                 f", {cf_peak['value']:.5e} +- {cf_peak['sigma']:.1e} in full-energy peaks")
+    return "\n".join(lines)
+
+
+def _run(ctx: CliContext, args) -> dict:
+    from vital_desktop.montecarlo import make_config
+    from vital_desktop.services import calibration
+
+    actor = ctx.actor
+    config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm),
+                         nuclide=args.nuclide, energies_kev=args.energy_kev, options=_options(args))
+    info, _ = calibration.run_calibration(ctx.store, actor=actor, config=config, histories=args.histories,
+                                          seed=args.seed, name=args.name, workers=args.workers,
+                                          progress=ctx.progress("mc run"))
+    detail = calibration.get_run(ctx.store, info.id)
+    return {**detail.to_dict(include_spectrum=args.spectrum), "text": _run_text(info, detail.results)}
+
+
+def _split(text: str | None, cast=str) -> list:
+    return [cast(x.strip()) for x in text.split(",") if x.strip()] if text else []
+
+
+def _sweep(ctx: CliContext, args) -> dict:
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.montecarlo import SimulationConfig, detector_preset, nuclide_lines, validate
+    from vital_desktop.montecarlo.config import Line, canonical_nuclide
+    from vital_desktop.services import calibration
+
+    actor = ctx.actor
+    try:
+        distances = _split(args.distances_cm, float)
+        energies = _split(args.energies_kev, float)
+    except ValueError as exc:
+        raise ValidationError(f"distances and energies must be comma-separated numbers: {exc}") from None
+    emissions = [(None, (Line(e, 1.0),)) for e in energies]
+    emissions += [(canonical_nuclide(n), nuclide_lines(n)) for n in _split(args.nuclides)]
+    if not emissions:
+        raise ValidationError("give --energies-kev or --nuclides")
+    configs = []
+    for det_name in _split(args.detectors):
+        detector_preset(det_name)  # unknown names fail here, before any work
+        for distance in distances:
+            for nuclide, lines in emissions:
+                config = SimulationConfig(detector=_detector(args, det_name), source=_source(args, distance),
+                                          lines=lines, nuclide=nuclide, options=_options(args))
+                validate(config)
+                configs.append(config)
+    infos, _ = calibration.run_sweep(ctx.store, actor=actor, configs=configs, histories=args.histories, seed=args.seed,
+                                     name=args.name, scheduler=args.scheduler, processes=args.processes,
+                                     progress=ctx.progress("mc sweep"))
+    text = [f"{len(infos)} runs stored"]
+    for info in infos:
+        text.append(f"  {info.id[:8]}  {info.name:28s} {info.detector:16s} {info.distance_cm:7.2f} cm  "
+                    f"CF {info.summary.get('calibration_factor_total_cps_per_bq', 0):.4e}")
+    return {"runs": [i.to_dict() for i in infos], "text": "\n".join(text)}
+
+
+def _list(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import calibration
+
+    rows = calibration.list_runs(ctx.store, limit=args.limit)
+    text = [f"{r.id[:8]}  {r.created_at}  {r.detector:18s} {r.source:6s} {r.distance_cm:7.2f} cm  "
+            f"{(r.nuclide or ','.join(f'{e:g}' for e in r.energies_kev)):12s} {r.histories:>12,}  {r.name}" for r in rows]
+    return {"runs": [r.to_dict() for r in rows], "text": "\n".join(text) or "no Monte Carlo runs yet"}
+
+
+def _show(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import calibration
+
+    detail = calibration.get_run(ctx.store, args.run_id)
+    return {**detail.to_dict(include_spectrum=args.spectrum), "text": _run_text(detail.info, detail.results)}
+
+
+def _presets(ctx: CliContext, args) -> dict:
+    from vital_desktop.montecarlo import detector_presets, nuclide_library
+
+    dets = detector_presets()
+    nucs = nuclide_library()
+    text = ["detectors:"] + [f"  {k:18s} {v['title']}" for k, v in dets.items()]
+    text += ["nuclides:"] + [f"  {k:8s} " + ", ".join(f"{e:g} keV ({p:.3g})" for e, p in v["lines"]) for k, v in nucs.items()]
+    return {"detectors": dets, "nuclides": nucs, "text": "\n".join(text)}

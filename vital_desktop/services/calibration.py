@@ -1,0 +1,240 @@
+"""CALIBRATION: Monte Carlo calibration runs, stored so each one can be reproduced and exported.
+
+A run is (configuration, seed, histories) plus what came out: the results with their
+uncertainties, the spectrum, the engine version and the time it took. The engine is a pure
+function of the first three, so `config` + `seed` + `histories` in `mc_runs` reproduce the
+numbers bit for bit with the same engine version. Bad input is refused before any work; a
+cancelled run writes nothing; every stored run has its audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import NotFoundError, ValidationError
+from vital_desktop.core.ids import iso
+from vital_desktop.core.progress import Progress
+from vital_desktop.core.users import User
+from vital_desktop.montecarlo import SimulationConfig, config_from_dict, simulate, validate
+from vital_desktop.montecarlo.config import validate_histories, validate_seed
+from vital_desktop.montecarlo.engine import ENGINE_VERSION
+from vital_desktop.montecarlo import sweep as mc_sweep
+from vital_desktop.services.accounts import require
+from vital_desktop.store import audit
+from vital_desktop.store.db import Store
+from vital_desktop.store.models import McRun
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One stored run, as lists and overviews show it."""
+
+    id: str
+    name: str
+    status: str
+    detector: str
+    source: str
+    distance_cm: float
+    nuclide: str | None
+    energies_kev: list[float]
+    seed: int
+    histories: int
+    engine_version: str
+    duration_s: float | None
+    created_by: str
+    created_at: str | None
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    info: RunInfo
+    config: dict
+    results: dict
+    spectrum: dict | None
+
+    def to_dict(self, *, include_spectrum: bool = False) -> dict:
+        out = {**self.info.to_dict(), "config": self.config, "results": self.results}
+        if include_spectrum:
+            out["spectrum"] = self.spectrum
+        return out
+
+
+def _info(row: McRun) -> RunInfo:
+    config = row.config or {}
+    source = config.get("source", {})
+    return RunInfo(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        detector=config.get("detector", {}).get("name", ""),
+        source=source.get("kind", ""),
+        distance_cm=float(source.get("distance_cm", 0.0)),
+        nuclide=config.get("nuclide"),
+        energies_kev=[float(x["energy_kev"]) for x in config.get("lines", [])],
+        seed=int(row.seed),
+        histories=int(row.histories),
+        engine_version=row.engine_version,
+        duration_s=row.duration_s,
+        created_by=row.created_by,
+        created_at=iso(row.created_at),
+        summary=(row.results or {}).get("summary", {}),
+    )
+
+
+def _store_result(session, actor: User, result, *, name: str, extra_audit: dict | None = None) -> McRun:
+    row = McRun(
+        name=name,
+        status="complete",
+        config=result.config.to_dict(),
+        seed=result.seed,
+        histories=result.histories,
+        results=result.to_dict(include_spectrum=False),
+        spectrum=asdict(result.spectrum),
+        engine_version=result.engine_version,
+        duration_s=result.duration_s,
+        created_by=actor.username,
+    )
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "mc.run", row.id, {
+        "name": name, "detector": result.config.detector.name, "nuclide": result.config.nuclide,
+        "seed": result.seed, "histories": result.histories, "engine_version": result.engine_version,
+        **(extra_audit or {}),
+    })
+    return row
+
+
+def run_calibration(
+    store: Store,
+    *,
+    actor: User,
+    config: SimulationConfig,
+    histories: int | float,
+    seed: int,
+    name: str = "",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[RunInfo, Changes]:
+    """Simulate `config` and store the run. Refuses bad input before starting; a cancel writes nothing."""
+    require(actor, "run_calibration")
+    validate(config)
+    n_hist = validate_histories(histories, len(config.lines))
+    seed = validate_seed(seed)
+    result = simulate(config, histories=n_hist, seed=seed, workers=workers or os.cpu_count() or 1, progress=progress)
+    with store.session() as s:
+        row = _store_result(s, actor, result, name=name or _default_name(config))
+        info = _info(row)
+    return info, Changes(mc_runs=True)
+
+
+def run_sweep(
+    store: Store,
+    *,
+    actor: User,
+    configs: list[SimulationConfig],
+    histories: int | float,
+    seed: int,
+    name: str = "",
+    scheduler: str | None = None,
+    processes: int = 2,
+    progress: Progress | None = None,
+) -> tuple[list[RunInfo], Changes]:
+    """Run a parameter sweep (local processes, or Dask at `scheduler`) and store every point as a run."""
+    require(actor, "run_calibration")
+    if not configs:
+        raise ValidationError("the sweep is empty")
+    seed = validate_seed(seed)
+    outputs = mc_sweep.run_sweep(configs, seed=seed, histories=histories, scheduler=scheduler,
+                                 processes=processes, progress=progress)
+    infos = []
+    label = name or f"sweep of {len(configs)}"
+    with store.session() as s:
+        for i, out in enumerate(outputs):
+            config = config_from_dict(out["config"])
+            r = out["result"]
+            row = McRun(
+                name=f"{label} #{i + 1}",
+                status="complete",
+                config=out["config"],
+                seed=seed,
+                histories=int(r["histories"]),
+                results=r,
+                spectrum={},
+                engine_version=r["engine_version"],
+                duration_s=r["duration_s"],
+                created_by=actor.username,
+            )
+            s.add(row)
+            s.flush()
+            audit.record(s, actor, "mc.run", row.id, {
+                "name": row.name, "detector": config.detector.name, "nuclide": config.nuclide, "seed": seed,
+                "histories": row.histories, "engine_version": row.engine_version,
+                "sweep": label, "scheduler": scheduler or "local",
+            })
+            infos.append(_info(row))
+    return infos, Changes(mc_runs=True)
+
+
+def _default_name(config: SimulationConfig) -> str:
+    what = config.nuclide or "+".join(f"{line.energy_kev:g}keV" for line in config.lines)
+    return f"{config.detector.name} {config.source.kind} {config.source.distance_cm:g} cm {what}"
+
+
+def list_runs(store: Store, *, limit: int = 100) -> list[RunInfo]:
+    with store.read() as s:
+        rows = s.scalars(sa.select(McRun).order_by(McRun.created_at.desc()).limit(limit)).all()
+        return [_info(r) for r in rows]
+
+
+def get_run(store: Store, run_id: str) -> RunDetail:
+    """A run by id (or by a unique id prefix of at least 6 characters)."""
+    with store.read() as s:
+        row = s.get(McRun, run_id)
+        if row is None and len(run_id) >= 6:
+            matches = s.scalars(sa.select(McRun).where(McRun.id.like(f"{run_id}%"))).all()
+            if len(matches) == 1:
+                row = matches[0]
+        if row is None:
+            raise NotFoundError(f"no Monte Carlo run with id {run_id!r}")
+        return RunDetail(info=_info(row), config=row.config, results=row.results, spectrum=row.spectrum or None)
+
+
+def reproduce(store: Store, run_id: str, *, workers: int = 1, progress: Progress | None = None) -> bool:
+    """Re-run a stored run from its configuration and seed; True if the results are identical."""
+    detail = get_run(store, run_id)
+    if detail.info.engine_version != ENGINE_VERSION:
+        raise ValidationError(
+            f"run {run_id} was made by {detail.info.engine_version}; this is {ENGINE_VERSION}, "
+            "so bit-identical reproduction is not promised")
+    result = simulate(config_from_dict(detail.config), histories=detail.info.histories, seed=detail.info.seed,
+                      workers=workers, progress=progress)
+    return result.to_dict()["lines"] == detail.results["lines"]
+
+
+def insight_input(detail: RunDetail, *, energy_kev: float | None = None, detector_serial: str = "",
+                  measured_efficiency: float | None = None) -> dict:
+    """The "Calibration Insights" template's input for one line of a run (measured values from the bench)."""
+    lines = detail.results["lines"]
+    if energy_kev is None:
+        line = max(lines, key=lambda x: x["probability"])
+    else:
+        line = min(lines, key=lambda x: abs(x["energy_kev"] - energy_kev))
+    return {
+        "detector_material": detail.config["detector"]["material"],
+        "detector_serial": detector_serial,
+        "nuclide": detail.info.nuclide or f"{line['energy_kev']:g} keV",
+        "energy_kev": line["energy_kev"],
+        "simulated_efficiency": line["peak_efficiency"]["value"],
+        "simulated_uncertainty": line["peak_efficiency"]["sigma"],
+        "histories": detail.info.histories,
+        "measured_efficiency": measured_efficiency,
+    }
