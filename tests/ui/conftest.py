@@ -49,14 +49,10 @@ def site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _seed_template(store) -> None:
-    """Publish a classification template when the GENERATE services exist (they may not yet)."""
-    try:
-        from vital_desktop.services import templates  # noqa: F401
-    except ImportError:
-        return
-    from tests.ui.site import seed_templates
+    """The shipped template library (published), as `vital init --demo` installs it."""
+    from vital_desktop.services import accounts, templates
 
-    seed_templates(store)
+    templates.load_library(store, actor=accounts.get_user(store, "alice"))
 
 
 @pytest.fixture

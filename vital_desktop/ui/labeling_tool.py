@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.governance import TAG_PROHIBITS, USES
 from vital_desktop.services import labels as label_service
+from vital_desktop.services import review as review_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services.labels import CONFIDENCE_LEVELS, LabelInfo
 from vital_desktop.services.sheets import ItemInfo, SheetInfo
@@ -540,7 +541,7 @@ class CanonicalLabelingTool(Page):
         self.save_started = time.perf_counter()
         self.save_button.setEnabled(False)
         self.context.run_change(
-            f"Saving {key.item_ref}", lambda _p: label_service.set_label(store, actor=actor, **arguments),
+            f"Saving {key.item_ref}", lambda _p: review_service.label_item(store, actor=actor, **arguments),
             on_result=lambda result: self._saved(key, before, result), on_error=self._save_failed,
         )
 

@@ -1,0 +1,351 @@
+"""The desktop app driven through its widgets on a real (small) site store.
+
+Each test opens the main window on a private copy of the site built in conftest.py, drives it
+with clicks and key presses, and checks the store through the services.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from tests.ui.conftest import SHEET
+from vital_desktop.services import generate as generate_service
+from vital_desktop.services import labels as label_service
+from vital_desktop.services import review as review_service
+from vital_desktop.ui.actions import ACTIONS, STAGES
+
+
+def tool_of(window):
+    return window.pages["canonical"]
+
+
+def error_boxes() -> list[QMessageBox]:
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+
+
+def focus(qtbot, window) -> None:
+    """Give the main window the keyboard again (offscreen Qt does not when a dialog closes)."""
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+
+
+def wait_idle(qtbot, window) -> None:
+    """Until no background job of this window is running (so teardown finds no busy thread)."""
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
+
+
+def test_main_window_clicks_through_every_stage(qtbot, window):
+    assert window.current_stage == "data"
+    data = window.pages["data"]
+    assert data.current is not None and data.current.name == SHEET
+    # thumbnails arrive from the worker pool, not the GUI thread
+    qtbot.waitUntil(lambda: data.model.index(0).data(Qt.ItemDataRole.DecorationRole) is not None, timeout=10_000)
+    data.grid.setCurrentIndex(data.model.index(2))
+    assert data.item_title.text() == "INS-00003"
+    assert data.metadata_table.rowCount() > 3
+    for key, _title in STAGES:
+        qtbot.mouseClick(window.breadcrumb.buttons[key], Qt.MouseButton.LeftButton)
+        assert window.current_stage == key
+        assert window.stack.currentWidget() is window.pages[key]
+        assert window.breadcrumb.buttons[key].isChecked()
+    qtbot.mouseClick(window.canonical_button, Qt.MouseButton.LeftButton)
+    assert window.current_stage == "canonical"
+    assert tool_of(window).item is not None
+    qtbot.keyClick(window, Qt.Key.Key_Escape)
+    assert window.current_stage == "improve"
+    wait_idle(qtbot, window)
+    assert not error_boxes()
+
+
+def test_menus_list_every_action_with_its_shortcut_and_question_mark_shows_them(qtbot, window):
+    texts = {a.text() for menu in window.menuBar().findChildren(type(window.menuBar().addMenu("x")))
+             for a in menu.actions()}
+    for spec in ACTIONS:
+        assert spec.text in texts
+        assert [s.toString() for s in window.qactions[spec.name].shortcuts()] != [] or not spec.shortcuts
+    window.dispatch(next(a for a in ACTIONS if a.name == "shortcuts"))
+    dialog = window.shortcuts_dialog
+    assert dialog.isVisible()
+    table = dialog.layout().itemAt(0).widget()
+    rows = {table.item(r, 1).text() for r in range(table.rowCount())}
+    assert "Save and next unlabeled" in rows and "Approve pair" in rows
+    dialog.close()
+
+
+def test_the_wow_moment_label_once_then_pre_approved_then_review_creates_a_label(qtbot, window, store):
+    # 1. Canonical Labeling Tool, keyboard only: pick class 1 (inclusion), Enter saves and moves on.
+    qtbot.mouseClick(window.canonical_button, Qt.MouseButton.LeftButton)
+    tool = tool_of(window)
+    first = tool.item.item_ref
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tool.item.item_ref != first, timeout=10_000)
+    label = label_service.get_label(store, sheet=SHEET, item_ref=first, label_type="classification")
+    assert label is not None and label.label_data["defect_type"] == "inclusion"
+
+    # 2. GENERATE: the dialog previews the labeled item as pre-approved; generation opens LABEL.
+    window.go("generate")
+    page = window.pages["generate"]
+    row = next(i for i, t in enumerate(page.templates) if t.label_type == "classification")
+    page.table.selectRow(row)
+    dialog = page.open_generate()
+    assert dialog.preview.rowCount() == 3
+    states = {dialog.preview.item(r, 0).text(): dialog.preview.item(r, 1).text() for r in range(3)}
+    assert states[first].startswith("pre-approved")
+    dialog.ai_mode.setCurrentIndex(dialog.ai_mode.findData("none"))
+    name = dialog.name.text()
+    qtbot.mouseClick(dialog.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.current_stage == "label", timeout=20_000)
+    label_page = window.pages["label"]
+    assert label_page.current is not None and label_page.current.name == name
+    assert label_page.summary.pre_approved == 1
+    pair = review_service.find_pair(store, training_sheet=name, item_ref=first)
+    assert pair.status == "labeled" and pair.source == "canonical"
+
+    # 3. Review (Mode A): E edits the answer (no AI pre-label in this mode), approving creates the label.
+    assert label_page.filter.currentData() == "unlabeled"
+    reviewed = label_page.pair.item_ref
+    assert label_service.get_label(store, sheet=SHEET, item_ref=reviewed, label_type="classification") is None
+    focus(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_E)
+    label_page.edit_dialog.edit.setPlainText(json.dumps({"defect_type": "crack", "severity": "minor"}))
+    label_page.edit_dialog._check()
+    qtbot.waitUntil(lambda: review_service.find_pair(store, training_sheet=name, item_ref=reviewed).status
+                    == "labeled", timeout=10_000)
+    created = label_service.get_label(store, sheet=SHEET, item_ref=reviewed, label_type="classification")
+    assert created is not None and created.label_data["defect_type"] == "crack"
+    wait_idle(qtbot, window)
+    assert label_page.summary.approved_in_review == 1
+
+    # 4. Flag with the keyboard, with a reason typed in the reason field.
+    flagged = label_page.pair.item_ref
+    label_page.reason.setText("glare hides the edge")
+    focus(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    qtbot.waitUntil(lambda: review_service.find_pair(store, training_sheet=name, item_ref=flagged).status
+                    == "flagged", timeout=10_000)
+    wait_idle(qtbot, window)
+    assert not error_boxes()
+
+
+def test_approve_key_creates_the_canonical_label(qtbot, window, store, engineer):
+    generate_service.generate_training_sheet(store, actor=engineer, sheet=SHEET, name="review me", ai_mode="none",
+                                             template="Defect Classification - Visual Inspection")
+    window.go("label", training_sheet="review me")
+    page = window.pages["label"]
+    pair = page.pair
+    # a pair without an AI answer cannot be approved as is: the service says so and nothing changes
+    qtbot.keyClick(window, Qt.Key.Key_A)
+    wait_idle(qtbot, window)
+    if pair.answer is None:
+        assert "answer" in page.message.text().lower()
+        assert label_service.get_label(store, sheet=SHEET, item_ref=pair.item_ref, label_type="classification") is None
+
+
+def test_undo_and_redo_of_label_actions(qtbot, window, store):
+    window.go("canonical")
+    tool = tool_of(window)
+    item = tool.item.item_ref
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    assert tool.item.item_ref == item
+    qtbot.keyClick(window, Qt.Key.Key_2)  # crack
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)
+
+    def current():
+        return label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="classification")
+
+    assert current().label_data["defect_type"] == "crack" and current().version == 2
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert current().label_data["defect_type"] == "inclusion"  # the previous label, as a new version
+    assert current().version == 3
+    assert tool.item.item_ref == item  # undo shows the item it touched
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert current().label_data["defect_type"] == "crack"
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert current() is None  # undo of the first save withdraws the label; its history stays
+    assert tool.model.status_of(tool.position) == "unlabeled"
+    actions = [v.action for v in label_service.history(store, sheet=SHEET, item_ref=item, label_type="classification")
+               ] if current() else None
+    assert actions is None
+    wait_idle(qtbot, window)
+    assert not error_boxes()
+
+
+def test_history_rollback_and_other_label_types(qtbot, window, store, engineer):
+    for data in ({"defect_type": "crack"}, {"defect_type": "delamination"}):
+        label_service.set_label(store, actor=engineer, sheet=SHEET, item_ref="INS-00004", label_type="classification",
+                                label_data=data)
+    label_service.set_label(store, actor=engineer, sheet=SHEET, item_ref="INS-00004", label_type="severity",
+                            label_data={"severity": "major"})
+    window.go("canonical", sheet=SHEET, item="INS-00004")
+    tool = tool_of(window)
+    assert tool.item.item_ref == "INS-00004"
+    assert tool.history.count() == 2
+    others = [tool.other_labels.item(i).text() for i in range(tool.other_labels.count())]
+    assert any("Severity" in text and "major" in text for text in others)
+    tool.history.setCurrentRow(1)  # v1 (newest first)
+    tool.rollback_selected()
+    qtbot.waitUntil(lambda: label_service.get_label(store, sheet=SHEET, item_ref="INS-00004",
+                                                    label_type="classification").version == 3, timeout=10_000)
+    assert label_service.get_label(store, sheet=SHEET, item_ref="INS-00004",
+                                   label_type="classification").label_data == {"defect_type": "crack"}
+    wait_idle(qtbot, window)
+    assert tool.history.count() == 3
+
+
+def test_filter_by_status_and_localization_boxes(qtbot, window, store):
+    window.go("canonical")
+    tool = tool_of(window)
+    tool.set_label_type("localization")
+    assert tool.form.box_list is not None and tool.image_view.box_mode
+    tool._box_drawn(10, 12, 40, 30)
+    assert tool.image_view.box_count() == 1
+    item = tool.item.item_ref
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)
+    stored = label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="localization")
+    assert stored.label_data["boxes"][0]["width"] == 40
+    tool.set_filter("labeled")
+    assert tool.model.rowCount() == 1 and tool.item.item_ref == item
+    tool.set_filter("unlabeled")
+    assert tool.model.rowCount() == tool.sheet.item_count - 1
+    wait_idle(qtbot, window)
+
+
+def test_deep_link_opens_the_tool_on_an_item_and_window_state_is_remembered(qtbot, store, engineer, settings):
+    from vital_desktop.app import build_main_window
+
+    window = build_main_window(store, engineer, stage="canonical", sheet=SHEET, item="INS-00005", settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    assert tool_of(window).item.item_ref == "INS-00005"
+    window.resize(701, 503)  # within the offscreen screen, which clamps restored geometry
+    expected = (window.size().width(), window.size().height())  # the layout's minimum width may win
+    window.go("generate")
+    window.close()
+    assert settings.value("window/stage") == "generate"
+    again = build_main_window(store, engineer, settings=settings)
+    qtbot.addWidget(again)
+    assert again.current_stage == "generate"
+    assert (again.size().width(), again.size().height()) == expected
+    assert expected[1] == 503
+    again.close()
+
+
+def test_create_sheet_wizard_from_a_dropped_csv(qtbot, window, tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "drop" / "images"
+    images.mkdir(parents=True)
+    with open(tmp_path / "drop" / "records.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["scan_id", "file", "temperature_c"])
+        for i in range(6):
+            Image.new("L", (16, 16), 40 * i).save(images / f"s{i}.png")
+            writer.writerow([f"S-{i}", f"s{i}.png", 20 + i])
+    data = window.pages["data"]
+    wizard = data.open_dropped([tmp_path / "drop"])
+    assert wizard is not None
+    assert wizard.metadata_page.path_edit.text().endswith("records.csv")
+    wizard.metadata_page.name_edit.setText("Dropped scans")
+    wizard.metadata_page.tag_boxes["PII"].setChecked(True)
+    wizard.next()
+    assert wizard.columns_page.key_combo.currentText() == "scan_id"
+    assert wizard.columns_page.image_column() == "file"
+    wizard.next()
+    assert Path(wizard.folder_page.folder_edit.text()) == images
+    wizard.next()
+    assert wizard.preview_page.table.rowCount() == 6
+    assert wizard.preview_page.table.item(0, 2).text() == "yes"
+    wizard.next()  # commit: import runs in the background
+    qtbot.waitUntil(lambda: wizard.import_page.done, timeout=10_000)
+    assert wizard.created_sheet == "Dropped scans"
+    wizard.accept()
+    wait_idle(qtbot, window)
+    assert data.current.name == "Dropped scans" and data.current.classification == ["PII"]
+    assert data.model.rowCount() == 6
+
+
+def test_big_sheet_opens_with_pages_fetched_on_demand(qtbot, window, tmp_path, engineer):
+    from vital_desktop.services import sheets
+
+    path = tmp_path / "big.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["reading_id", "value"])
+        writer.writerows([f"R-{i:06d}", i] for i in range(5000))
+    _report, changes = sheets.import_sheet(window.context.store, actor=engineer, name="Big", metadata_path=path,
+                                           key_column="reading_id")
+    window.context.announce(changes)
+    window.go("data", sheet="Big")
+    data = window.pages["data"]
+    assert data.model.rowCount() == 5000
+    qtbot.waitUntil(lambda: data.model.index(0).data() == "R-000000", timeout=10_000)
+    assert data.model.pager.loaded_pages() <= 3  # only what was painted, not the whole sheet
+    data.grid.scrollToBottom()
+    qtbot.waitUntil(lambda: data.model.index(4999).data() == "R-004999", timeout=10_000)
+    wait_idle(qtbot, window)
+
+
+def test_a_failing_worker_reaches_the_user(qtbot, window):
+    def boom(_progress):
+        raise RuntimeError("disk on fire")
+
+    window.context.run("Exploding job", boom)
+    qtbot.waitUntil(lambda: bool(error_boxes()), timeout=10_000)
+    box = error_boxes()[0]
+    assert "disk on fire" in box.text()
+    assert "Traceback" in box.detailedText()
+    box.close()
+
+
+def test_cancel_stops_a_job_between_steps(qtbot, window):
+    import time
+
+    seen = []
+
+    def slow(progress):
+        progress.start(1000, "slow")
+        for _ in range(1000):
+            progress.check()
+            time.sleep(0.005)
+            progress.advance()
+        return "finished"
+
+    job = window.context.run("Slow job", slow, cancellable=True, on_error=seen.append)
+    qtbot.waitUntil(lambda: job.snapshot().done > 0, timeout=5000)
+    assert window.job_bar.rows  # shown in the status bar with a Cancel button
+    job.cancel()
+    qtbot.waitUntil(lambda: not job.running, timeout=5000)
+    assert seen and type(seen[0]).__name__ == "Cancelled"
+    assert not window.job_bar.rows
+
+
+@pytest.mark.parametrize("role_user", ["ivan"])
+def test_an_inspector_cannot_import_a_sheet_and_is_told_why(qtbot, store, settings, role_user):
+    from vital_desktop.app import build_main_window
+    from vital_desktop.services import accounts
+
+    inspector = accounts.get_user(store, role_user)
+    window = build_main_window(store, inspector, stage="generate", settings=settings)
+    qtbot.addWidget(window)
+    page = window.pages["generate"]
+    page.publish_button.setEnabled(True)
+    page.current = next(t for t in page.templates)
+    page.publish()  # already published -> a clear message, no crash
+    qtbot.waitUntil(lambda: bool(error_boxes()), timeout=5000)
+    assert error_boxes()[0].text()
+    for box in error_boxes():
+        box.close()
+    window.close()
