@@ -52,6 +52,7 @@ def _users(store):
     return {name: accounts.get_user(store, name) for name in ("engineer", "inspector", "senior", "admin")}
 
 
+@pytest.mark.slow
 def test_end_to_end_services(demo, demo_home: Path, tmp_path: Path) -> None:
     store, users = demo, _users(demo)
     engineer, inspector = users["engineer"], users["inspector"]
@@ -159,6 +160,7 @@ def cli(demo_home: Path, monkeypatch, capsys):
     return run
 
 
+@pytest.mark.slow
 def test_end_to_end_cli(cli, demo_home: Path, tmp_path: Path) -> None:
     truth = _truth(demo_home)
     code, out, err = cli("generate", "--sheet", SHEET, "--template", TEMPLATE, "--name", "TS1")

@@ -323,8 +323,9 @@ class GapReport:
 IMPACT_RULE = (
     "impact = predictions affected, weighted by how sure we are they are wrong: each feedback naming a class the "
     "model cannot predict counts 3, each prediction flagged wrong counts 2, each missed item counts 2, each "
-    "low-confidence prediction counts 1 x (1 - mean confidence); a class with too few training examples adds "
-    "its shortfall below the site's typical class size"
+    "low-confidence prediction counts 1 x (1 - mean confidence); a class with too few training examples "
+    "(below half the median class, at least 10) counts its predictions + 2 x its misses, scaled by the "
+    "fraction of examples it lacks"
 )
 
 
@@ -393,7 +394,7 @@ def gap_analysis(
         if g.in_model and g.training_count < few_limit:
             shortfall = few_limit - g.training_count
             findings.append(Finding(
-                "few_examples", g.cls, float(shortfall + 2 * g.missed),
+                "few_examples", g.cls, round(shortfall / few_limit * (g.predictions + 2 * g.missed), 2),
                 f"{g.cls}: only {g.training_count} training examples (typical class: {typical:.0f})",
                 f"label about {shortfall} more {g.cls} images",
                 {"training_count": g.training_count, "typical": typical, "missed": g.missed},

@@ -428,7 +428,8 @@ def evaluate_alerts(report: MonitorReport) -> list[Alert]:
         unseen = resolution.get("unseen_fraction")
         if unseen is not None and unseen > t.resolution_unseen_fraction_max:
             before = max(resolution["baseline"], key=resolution["baseline"].get) if resolution["baseline"] else "?"
-            now = next(iter(resolution["production"]), "?")
+            # The most common resolution training never saw (production is ordered by count).
+            now = next((r for r in resolution["production"] if r not in resolution["baseline"]), "?")
             alerts.append(Alert("drift", "resolution", unseen, t.resolution_unseen_fraction_max,
                                 f"Input image resolution changed ({before} → {now}): {unseen:.0%} of predictions "
                                 "have a resolution never seen in training"))
