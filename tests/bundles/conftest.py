@@ -23,7 +23,10 @@ class BundleSite:
     small: object
 
     def snapshot(self) -> dict:
-        return {k: v for k, v in snapshot_tables(self.store).items() if k not in REFUSAL_TABLES}
+        tables = {k: v for k, v in snapshot_tables(self.store).items() if k not in REFUSAL_TABLES}
+        # The audit log's head pointer moves with the audit log (alarms), nothing else may.
+        tables["settings"] = [row for row in tables.get("settings", []) if row[0] != "'audit_head'"]
+        return tables
 
     def import_(self, path: Path, now: int = NOW):
         from vital_desktop.services import exchange

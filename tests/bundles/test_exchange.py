@@ -21,7 +21,12 @@ from vital_desktop.bundles.hub import HubDir
 from vital_desktop.bundles.simulator import NOW, Payload
 from vital_desktop.services import exchange
 from vital_desktop.store.models import (
-    BundleChannelState, BundleLedgerEntry, CanonicalLabel, LabelConflict, ModelRow, Template,
+    BundleChannelState,
+    BundleLedgerEntry,
+    CanonicalLabel,
+    LabelConflict,
+    ModelRow,
+    Template,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,8 +43,8 @@ def test_model_bundle_imported_into_registry(bundle_site):
     assert model.classes == samples.DEMO_CLASSES
     assert Path(model.path).is_file() and Path(model.path).parent == bundle_site.store.models_dir
     assert state.sequence == built.manifest["sequence"]
-    import onnxruntime as ort
     import numpy as np
+    import onnxruntime as ort
 
     session = ort.InferenceSession(model.path)
     out = session.run(None, {"image": np.zeros((1, 3, 64, 64), np.float32)})[0]
@@ -137,7 +142,7 @@ def test_export_round_trip_through_hub_ingest(bundle_site, tmp_path):
     identity = exchange.site_identity(bundle_site.store)
     hub.register_site(identity.site_id, identity.public_key)
     ingested = hub.ingest(Path(result.path), tmp_path / "landing", now=NOW + 700)
-    table = pq.read_table([f for f in ingested.files if "canonical_labels" in f][0])
+    table = pq.read_table(next(f for f in ingested.files if "canonical_labels" in f))
     assert table.num_rows == 3 and set(table.column("site_id").to_pylist()) == {"site-a"}
     # Replaying the same export is refused (dedupe on site + sequence).
     with pytest.raises(BundleRefused) as caught:
@@ -240,7 +245,7 @@ def test_kill_during_import_leaves_store_before_or_after(bundle_site, tmp_path):
     expectations = {"copied": False, "extracted": False, "before_commit": False, "committed": True}
     for point, committed in expectations.items():
         proc = subprocess.run([sys.executable, "-c", _KILL_SCRIPT, str(home), str(built.path), point, str(NOW)],
-                              capture_output=True, text=True, cwd=REPO, timeout=120)
+                              capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
         assert proc.returncode == -signal.SIGKILL, (point, proc.stdout, proc.stderr[-2000:])
         store = open_store(home)
         try:
@@ -262,7 +267,7 @@ def test_kill_during_import_leaves_store_before_or_after(bundle_site, tmp_path):
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, env=env, check=False,
                           timeout=120)
 
 
@@ -350,7 +355,7 @@ def test_schemas_in_repo_match_package_copies():
 
 def test_mypy_strict_on_bundles_package():
     proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-incremental",
-                           "vital_desktop/bundles/"], capture_output=True, text=True, cwd=REPO, timeout=300)
+                           "vital_desktop/bundles/"], capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
