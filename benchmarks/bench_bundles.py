@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import Timer, write_report  # noqa: E402
+from benchmarks._common import Timer, write_report
 
 
 def _hash_python(path: Path) -> float:

@@ -24,10 +24,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from vital_desktop.bundles import canonical, samples  # noqa: E402
-from vital_desktop.bundles.hub import HubDir  # noqa: E402
-from vital_desktop.bundles.keys import fingerprint  # noqa: E402
-from vital_desktop.bundles.writer import PayloadSource  # noqa: E402
+from vital_desktop.bundles import canonical, samples
+from vital_desktop.bundles.hub import HubDir
+from vital_desktop.bundles.keys import fingerprint
+from vital_desktop.bundles.writer import PayloadSource
 
 DEMO_SITE = "demo-site"
 DEMO_NAME = "VITAL DEMO hub - DEMO ONLY - never trust outside the demo site"
@@ -71,7 +71,7 @@ def main() -> None:
     (demo / "README.md").write_text(
         "# DEMO ONLY\n\nThe private keys in `hub/keys/` are public (they are in the repository). Only the demo "
         "site (`vital init --demo`) may trust `root.json`. Regenerate with `python bundles/make_demo_bundles.py`.\n\n"
-        f"Root v1 fingerprints (what `vital bundle trust install bundles/demo/root.json` shows):\n\n"
+        "Root v1 fingerprints (what `vital bundle trust install bundles/demo/root.json` shows):\n\n"
         + "".join(f"- `{p}`\n" for p in prints)
         + f"\nAfter `03-truststore-rotation.vbundle` the site trusts root v{root.version}.\n",
         "utf-8",
