@@ -33,9 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vital_desktop.montecarlo import Detector, Options, Source, make_config, simulate  # noqa: E402
-from vital_desktop.montecarlo.config import detector_preset  # noqa: E402
-from vital_desktop.montecarlo.reference import simulate_reference  # noqa: E402
+from vital_desktop.montecarlo import Detector, Options, Source, make_config, simulate
+from vital_desktop.montecarlo.config import detector_preset
+from vital_desktop.montecarlo.reference import simulate_reference
 
 COMPILE_SNIPPET = (
     "import time; t=time.perf_counter(); from vital_desktop.montecarlo import warm_up; "

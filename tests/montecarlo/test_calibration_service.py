@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from tests.conftest import PASSWORDS, snapshot_tables
 from vital_desktop.core.errors import Cancelled, NotFoundError, PermissionDenied, ValidationError
 from vital_desktop.core.progress import CancelToken, Progress
 from vital_desktop.montecarlo import Options, Source, make_config
 from vital_desktop.services import calibration
-from tests.conftest import PASSWORDS, snapshot_tables
 
 FAST = Options(medium="vacuum", spectrum_bins=128)
 

@@ -11,8 +11,18 @@ import pytest
 from vital_desktop.core.errors import Cancelled, NotFoundError, ValidationError
 from vital_desktop.core.progress import CancelToken, Progress
 from vital_desktop.montecarlo import (
-    Detector, Layer, Line, Options, SimulationConfig, Source, config_from_dict, detector_preset, detector_presets,
-    make_config, nuclide_library, simulate, validate,
+    Layer,
+    Line,
+    Options,
+    SimulationConfig,
+    Source,
+    config_from_dict,
+    detector_preset,
+    detector_presets,
+    make_config,
+    nuclide_library,
+    simulate,
+    validate,
 )
 from vital_desktop.montecarlo.geometry import build_problem
 from vital_desktop.montecarlo.materials import interpolate_table, read_table, resolve_material

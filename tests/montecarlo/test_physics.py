@@ -8,6 +8,7 @@ History counts are small so the whole file runs in seconds once the kernel is co
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from importlib import resources
 
@@ -98,7 +99,7 @@ def _mu_total_from_csv(name: str, density: float, energy_mev: float) -> float:
     """Independent log-log interpolation of the XCOM total (with coherent) column."""
     with resources.files("vital_desktop").joinpath("resources", "physics", f"{name}.csv").open() as handle:
         rows = [(float(r["energy_mev"]), float(r["total_with_coherent"])) for r in csv.DictReader(handle)]
-    for (e0, y0), (e1, y1) in zip(rows, rows[1:]):
+    for (e0, y0), (e1, y1) in itertools.pairwise(rows):
         if e0 <= energy_mev < e1:
             t = math.log(energy_mev / e0) / math.log(e1 / e0)
             return density * math.exp(math.log(y0) + t * (math.log(y1) - math.log(y0)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from vital_desktop.montecarlo import Options, Source, simulate
+from vital_desktop.montecarlo import Options, simulate
 from vital_desktop.montecarlo.sweep import grid, run_sweep
 
 OPTIONS = Options(medium="vacuum", spectrum_bins=64)

@@ -24,7 +24,24 @@ from vital_desktop.montecarlo.config import (
 from vital_desktop.montecarlo.engine import ENGINE_VERSION, Estimate, SimulationResult, simulate, warm_up
 
 __all__ = [
-    "Backing", "Detector", "Layer", "Line", "Options", "Resolution", "SimulationConfig", "Source",
-    "config_from_dict", "detector_preset", "detector_presets", "make_config", "nuclide_library", "nuclide_lines",
-    "validate", "ENGINE_VERSION", "Estimate", "SimulationResult", "simulate", "warm_up",
+    "ENGINE_VERSION",
+    "Backing",
+    "Detector",
+    "Estimate",
+    "Layer",
+    "Line",
+    "Options",
+    "Resolution",
+    "SimulationConfig",
+    "SimulationResult",
+    "Source",
+    "config_from_dict",
+    "detector_preset",
+    "detector_presets",
+    "make_config",
+    "nuclide_library",
+    "nuclide_lines",
+    "simulate",
+    "validate",
+    "warm_up",
 ]

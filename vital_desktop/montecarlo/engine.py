@@ -308,7 +308,7 @@ def _finish(config: SimulationConfig, problem: Problem, red: _Reducer, *, seed: 
 def simulate(
     config: SimulationConfig,
     *,
-    histories: int | float,
+    histories: float,
     seed: int,
     workers: int = 1,
     progress: Progress | None = None,

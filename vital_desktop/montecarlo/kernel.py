@@ -74,16 +74,15 @@ def _exit_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
         b = x * ux + y * uy
         c = x * x + y * y - r2
         disc = b * b - a * c
-        if disc < 0.0:
-            disc = 0.0
+        disc = max(disc, 0.0)
         sq = math.sqrt(disc)
         if b >= 0.0:
             den = b + sq
             tr = -c / den if den > 0.0 else 0.0
         else:
             tr = (-b + sq) / a
-    t = tz if tz < tr else tr
-    return t if t > 0.0 else 0.0
+    t = min(tr, tz)
+    return max(0.0, t)
 
 
 @njit(inline="always")
@@ -91,8 +90,8 @@ def _entry_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
     if uz != 0.0:
         t1 = (zlo - z) / uz
         t2 = (zhi - z) / uz
-        tz0 = t1 if t1 < t2 else t2
-        tz1 = t2 if t1 < t2 else t1
+        tz0 = min(t2, t1)
+        tz1 = max(t1, t2)
     else:
         if z < zlo or z > zhi:
             return INF
@@ -111,18 +110,18 @@ def _entry_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
             return INF
         r1 = q / a
         r2_ = c / q
-        tr0 = r1 if r1 < r2_ else r2_
-        tr1 = r2_ if r1 < r2_ else r1
+        tr0 = min(r2_, r1)
+        tr1 = max(r1, r2_)
     else:
         if c > 0.0:
             return INF
         tr0 = -INF
         tr1 = INF
-    t0 = tz0 if tz0 > tr0 else tr0
-    t1_ = tz1 if tz1 < tr1 else tr1
+    t0 = max(tr0, tz0)
+    t1_ = min(tr1, tz1)
     if t1_ <= t0 or t1_ <= 0.0:
         return INF
-    return t0 if t0 > 0.0 else 0.0
+    return max(0.0, t0)
 
 
 @njit(inline="always")
@@ -194,8 +193,7 @@ def _coherent_cos(s, energy, b):
     while True:
         t = ((1.0 - rand(s) * area) ** (-1.0 / 3.0) - 1.0) / b
         cost = 1.0 - 2.0 * t / tmax
-        if cost < -1.0:
-            cost = -1.0
+        cost = max(cost, -1.0)
         if 2.0 * rand(s) < 1.0 + cost * cost:
             return cost
 
@@ -458,6 +456,5 @@ def run_chunk(
             if interacted:
                 out_interacted[line] += w
             balance = abs(e_crystal + e_other + e_escaped - e0)
-            if balance > out_diag[0]:
-                out_diag[0] = balance
+            out_diag[0] = max(out_diag[0], balance)
     out_diag[2] += steps

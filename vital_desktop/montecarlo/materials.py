@@ -135,7 +135,7 @@ def _physics_file(name: str):
     return resources.files("vital_desktop").joinpath("resources", "physics", name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def read_table(file: str) -> np.ndarray:
     """The raw XCOM rows of one material (energy MeV + 6 coefficients), read once per process."""
     with _physics_file(file).open("r", encoding="utf-8") as handle:
@@ -145,7 +145,7 @@ def read_table(file: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _element_tables() -> dict[str, np.ndarray]:
     with _physics_file("elements_kshell.csv").open("r", encoding="utf-8") as handle:
         reader = csv.reader(handle)
@@ -191,7 +191,7 @@ def grid_energies() -> np.ndarray:
     return np.exp(LN_E_MIN + D_LN_E * np.arange(GRID_POINTS))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mass_tables(file: str) -> np.ndarray:
     return interpolate_table(read_table(file), grid_energies())
 

@@ -21,7 +21,7 @@ def _broaden(counts, edges, a, b, c):
             continue
         e = 0.5 * (edges[i] + edges[i + 1])
         arg = e + c * e * e
-        fwhm = a + b * math.sqrt(arg if arg > 0.0 else 0.0)
+        fwhm = a + b * math.sqrt(max(0.0, arg))
         sigma = fwhm * _FWHM_TO_SIGMA
         width = edges[i + 1] - edges[i]
         if sigma < 0.05 * width:
@@ -29,10 +29,8 @@ def _broaden(counts, edges, a, b, c):
             continue
         lo = int((e - 6.0 * sigma - edges[0]) / width)
         hi = int((e + 6.0 * sigma - edges[0]) / width) + 1
-        if lo < 0:
-            lo = 0
-        if hi > n:
-            hi = n
+        lo = max(lo, 0)
+        hi = min(hi, n)
         # the part beyond the histogram's ends is lost, as counts beyond a real ADC's range are
         for j in range(lo, hi):
             p = 0.5 * (math.erf((edges[j + 1] - e) / (_SQRT2 * sigma)) - math.erf((edges[j] - e) / (_SQRT2 * sigma)))

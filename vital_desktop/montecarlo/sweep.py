@@ -14,8 +14,9 @@ import concurrent.futures as cf
 import itertools
 import multiprocessing
 import time
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any
 
 from vital_desktop.core.errors import Cancelled, ValidationError
 from vital_desktop.core.progress import Progress
@@ -80,7 +81,7 @@ def run_sweep(
     configs: list[SimulationConfig],
     *,
     seed: int,
-    histories: int | float,
+    histories: float,
     scheduler: str | None = None,
     processes: int = 2,
     progress: Progress | None = None,

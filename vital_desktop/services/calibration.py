@@ -21,9 +21,9 @@ from vital_desktop.core.ids import iso
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.montecarlo import SimulationConfig, config_from_dict, simulate, validate
+from vital_desktop.montecarlo import sweep as mc_sweep
 from vital_desktop.montecarlo.config import validate_histories, validate_seed
 from vital_desktop.montecarlo.engine import ENGINE_VERSION
-from vital_desktop.montecarlo import sweep as mc_sweep
 from vital_desktop.services.accounts import require
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
@@ -118,7 +118,7 @@ def run_calibration(
     *,
     actor: User,
     config: SimulationConfig,
-    histories: int | float,
+    histories: float,
     seed: int,
     name: str = "",
     workers: int | None = None,
@@ -141,7 +141,7 @@ def run_sweep(
     *,
     actor: User,
     configs: list[SimulationConfig],
-    histories: int | float,
+    histories: float,
     seed: int,
     name: str = "",
     scheduler: str | None = None,
