@@ -38,7 +38,7 @@ def write_report(name: str, report: dict[str, Any]) -> Path:
 
 
 class Timer:
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.start = time.perf_counter()
         return self
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import Timer, percentiles, write_report  # noqa: E402
-from vital_desktop.core.users import SYSTEM_USER  # noqa: E402
-from vital_desktop.services import labels, sheets  # noqa: E402
-from vital_desktop.store import open_store  # noqa: E402
+from benchmarks._common import Timer, percentiles, write_report
+from vital_desktop.core.users import SYSTEM_USER
+from vital_desktop.services import labels, sheets
+from vital_desktop.store import open_store
 
 CLASSES = ["inclusion", "crack", "delamination", "surface_contamination", "none"]
 SEVERITIES = ["none", "minor", "major", "critical"]

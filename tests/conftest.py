@@ -102,7 +102,7 @@ def snapshot_tables(store) -> dict[str, list[tuple]]:
     with store.engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
             rows = conn.exec_driver_sql(f"SELECT * FROM {table.name}").fetchall()
-            out[table.name] = sorted((tuple(map(repr, r)) for r in rows))
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
     return out
 
 

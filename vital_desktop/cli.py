@@ -7,8 +7,8 @@ import importlib
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from vital_desktop import __version__
 from vital_desktop.cli_commands import COMMAND_MODULES, CliContext

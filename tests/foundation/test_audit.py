@@ -5,11 +5,11 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from tests.conftest import cli_env
 from vital_desktop.cli import main
 from vital_desktop.services import site
 from vital_desktop.store import open_store
 from vital_desktop.store.db import STORE_FILENAME
-from tests.conftest import cli_env
 
 
 def _write_some_history(small_site) -> None:

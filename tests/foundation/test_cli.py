@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vital_desktop.cli import main
 from tests.conftest import PASSWORDS, snapshot_tables, write_small_dataset
+from vital_desktop.cli import main
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import snapshot_tables, write_small_dataset
 from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.core.governance import passes_gates
 from vital_desktop.services import labels, sheets
-from tests.conftest import snapshot_tables, write_small_dataset
 
 CRACK = {"defect_type": "crack", "severity": "minor"}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import snapshot_tables, write_small_dataset
 from vital_desktop.core.errors import ConflictError, PermissionDenied, ValidationError
 from vital_desktop.services import sheets
-from tests.conftest import snapshot_tables, write_small_dataset
 
 
 def test_import_indexes_items_hashes_files_and_reports_missing(small_site, tmp_path: Path) -> None:

@@ -86,11 +86,10 @@ def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     from vital_desktop.store.models import Setting
 
     store = open_store(tmp_path)
-    with pytest.raises(RuntimeError):
-        with store.session() as s:
-            s.add(Setting(key="k", value=1))
-            s.flush()
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.session() as s:
+        s.add(Setting(key="k", value=1))
+        s.flush()
+        raise RuntimeError("boom")
     with store.read() as s:
         assert s.get(Setting, "k") is None
     store.close()

@@ -19,7 +19,7 @@ class Changes:
     bundles: bool = False
     users: bool = False
 
-    def __or__(self, other: "Changes") -> "Changes":
+    def __or__(self, other: Changes) -> Changes:
         return Changes(**{f.name: getattr(self, f.name) or getattr(other, f.name) for f in fields(self)})
 
     def any(self) -> bool:

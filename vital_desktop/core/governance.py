@@ -7,7 +7,7 @@ pairs: that is how PHI keeps data out of model weights while it stays usable for
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 USES: tuple[str, ...] = ("training", "validation", "few_shot", "evaluation", "testing")
 

@@ -22,10 +22,11 @@ import io
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session
 from vital_desktop.core import governance
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import NotFoundError, ValidationError
-from vital_desktop.core.ids import iso, new_id, utcnow
+from vital_desktop.core.ids import iso, new_id, new_ids, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
@@ -193,6 +194,7 @@ class LabelRecord:
     reason: str = ""
     row: int | None = None  # position in an input file, for error messages
     data_classification: list[str] = field(default_factory=list)
+    data_text: str = ""  # canonical JSON of label_data, set by `prepare_records`
 
 
 def _label_info(row: CanonicalLabel) -> LabelInfo:
@@ -226,6 +228,7 @@ def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelR
     errors: list[str] = []
     validated: set[tuple[str, str]] = set()
     seen: dict[tuple[str, str, str], int | None] = {}
+    policies: dict[tuple, tuple[list[str], list[str], str]] = {}  # constraints repeat: compute each once
     prepared = []
     for rec in records:
         try:
@@ -251,12 +254,18 @@ def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelR
                     + (f", first given on row {first}" if first is not None else "")
                 )
             seen[key] = rec.row
-            tags = list(sheet.classification or [])
-            allowed, prohibited, reason = governance.apply_classification(
-                tags, rec.allowed_uses, rec.prohibited_uses, rec.usage_reason
-            )
-            prepared.append(replace(rec, allowed_uses=allowed, prohibited_uses=prohibited, usage_reason=reason,
-                                    data_classification=tags))
+            tags = tuple(sheet.classification or [])
+            policy_key = (tags, None if rec.allowed_uses is None else tuple(rec.allowed_uses),
+                          None if rec.prohibited_uses is None else tuple(rec.prohibited_uses), rec.usage_reason)
+            if policy_key not in policies:
+                policies[policy_key] = governance.apply_classification(
+                    tags, rec.allowed_uses, rec.prohibited_uses, rec.usage_reason)
+            allowed, prohibited, reason = policies[policy_key]
+            # Records are this module's own working objects: fill them in place (a copy per
+            # record costs seconds at a million labels).
+            rec.allowed_uses, rec.prohibited_uses, rec.usage_reason = allowed, prohibited, reason
+            rec.data_classification, rec.data_text = list(tags), text
+            prepared.append(rec)
         except ValidationError as exc:
             errors.append(f"{_where(rec)}{exc.message}")
             if len(errors) >= MAX_ERRORS_REPORTED:
@@ -309,14 +318,16 @@ def upsert_records(
     conflicts: list[dict] = []
     unchanged = 0
     label_ids: list[str] = []
+    fresh_ids = iter(new_ids(2 * len(records)))
     for pos, rec in enumerate(records):
-        data_text = _canon(rec.label_data)
+        data_text = rec.data_text or _canon(rec.label_data)
         current = by_pos.get(pos)
         if current is None:
-            label_id = new_id()
+            label_id = next(fresh_ids)
             row = _row_values(rec, label_id, 1, data_text, actor.username, origin, now)
             new_rows.append({**row, "created_by": actor.username, "created_at": now, "review_state": "ok"})
-            history_rows.append(_history_values(rec, label_id, 1, data_text, actor.username, origin, now, "create"))
+            history_rows.append(_history_values(rec, label_id, 1, data_text, actor.username, origin, now, "create",
+                                                next(fresh_ids)))
             label_ids.append(label_id)
             continue
         _, label_id, version, cur_data, cur_by, cur_allowed, cur_prohibited, cur_reason, cur_conf, cur_notes = current
@@ -343,7 +354,7 @@ def upsert_records(
         new_version = version + 1
         updates.append(_row_values(rec, label_id, new_version, data_text, actor.username, origin, now))
         history_rows.append(_history_values(rec, label_id, new_version, data_text, actor.username, origin, now,
-                                            action if action != "set" else "update"))
+                                            action if action != "set" else "update", next(fresh_ids)))
 
     json_casts = {c: "JSON" for c in ("label_data", "allowed_uses", "prohibited_uses", "data_classification")}
     if new_rows:
@@ -379,23 +390,32 @@ def upsert_records(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _json_list_cached(items: tuple[str, ...]) -> str:
+    return json.dumps(list(items))
+
+
+def _json_list(items: list[str] | None) -> str:
+    return _json_list_cached(tuple(items or ()))
+
+
 def _row_values(rec: LabelRecord, label_id: str, version: int, data_text: str, by: str, origin: str, now) -> dict:
     return {
         "id": label_id, "sheet_id": rec.sheet_id, "item_ref": rec.item_ref, "label_type": rec.label_type,
-        "label_data": data_text, "version": version, "allowed_uses": json.dumps(rec.allowed_uses or []),
-        "prohibited_uses": json.dumps(rec.prohibited_uses or []), "usage_reason": rec.usage_reason,
-        "data_classification": json.dumps(rec.data_classification or []), "confidence": rec.confidence,
+        "label_data": data_text, "version": version, "allowed_uses": _json_list(rec.allowed_uses),
+        "prohibited_uses": _json_list(rec.prohibited_uses), "usage_reason": rec.usage_reason,
+        "data_classification": _json_list(rec.data_classification), "confidence": rec.confidence,
         "notes": rec.notes, "origin": origin, "updated_by": by, "updated_at": now,
     }
 
 
 def _history_values(rec: LabelRecord, label_id: str, version: int, data_text: str, by: str, origin: str, now,
-                    action: str) -> dict:
+                    action: str, history_id: str) -> dict:
     return {
-        "id": new_id(), "label_id": label_id, "sheet_id": rec.sheet_id, "item_ref": rec.item_ref,
+        "id": history_id, "label_id": label_id, "sheet_id": rec.sheet_id, "item_ref": rec.item_ref,
         "label_type": rec.label_type, "version": version, "label_data": data_text,
-        "allowed_uses": json.dumps(rec.allowed_uses or []), "prohibited_uses": json.dumps(rec.prohibited_uses or []),
-        "usage_reason": rec.usage_reason, "data_classification": json.dumps(rec.data_classification or []),
+        "allowed_uses": _json_list(rec.allowed_uses), "prohibited_uses": _json_list(rec.prohibited_uses),
+        "usage_reason": rec.usage_reason, "data_classification": _json_list(rec.data_classification),
         "confidence": rec.confidence, "notes": rec.notes, "origin": origin, "action": action, "reason": rec.reason,
         "changed_by": by, "changed_at": now,
     }

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
-from vital_desktop.core.ids import iso, new_id, utcnow
+from vital_desktop.core.ids import iso, new_id
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
@@ -138,7 +138,7 @@ def read_metadata(path: Path) -> tuple[str, pa.Table]:
         with duckdb.connect() as conn:
             reader = "read_csv_auto(?, header=true, sample_size=-1)" if fmt == "csv" else "read_parquet(?)"
             table = conn.sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad input file
+    except Exception as exc:
         raise ValidationError(f"cannot read metadata file {path.name}: {str(exc).splitlines()[0]}") from exc
     if table.num_rows == 0:
         raise ValidationError(f"metadata file {path.name} has no rows")
