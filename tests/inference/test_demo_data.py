@@ -47,7 +47,7 @@ def test_sensor_values_correlate_with_defects(demo_files):
     def by_class(name, column, transform=float):
         return [transform(records[ref][column]) for ref, cls in demo_files.labels.items() if cls == name]
 
-    excursion = lambda value: abs(float(value) - 23.0)  # noqa: E731
+    excursion = lambda value: abs(float(value) - 23.0)
     assert statistics.mean(by_class("crack", "temperature_c", excursion)) > 2 * statistics.mean(
         by_class("none", "temperature_c", excursion)
     )

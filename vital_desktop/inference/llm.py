@@ -25,9 +25,10 @@ import importlib.metadata
 import json
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from vital_desktop.core.errors import Cancelled, NotFoundError, ValidationError
 from vital_desktop.core.progress import CancelToken, Progress
@@ -188,7 +189,9 @@ class LocalLlm:
         """The llama.cpp grammar of a JSON Schema (cached per schema)."""
         from llama_cpp import LlamaGrammar
 
-        key = json.dumps(schema, sort_keys=True)
+        # Property order is kept (not sorted): the grammar emits keys in schema order, and a
+        # template author puts e.g. the class before the confidence on purpose.
+        key = json.dumps(schema)
         grammar = self._grammars.get(key)
         if grammar is None:
             try:

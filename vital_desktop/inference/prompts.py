@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from vital_desktop.core.errors import ValidationError
 
@@ -49,7 +50,7 @@ class PromptTemplate:
     few_shot: Sequence[Mapping[str, Any]] = ()
 
     @classmethod
-    def from_row(cls, row: Any) -> "PromptTemplate":
+    def from_row(cls, row: Any) -> PromptTemplate:
         """Build from any object with the store Template's attributes."""
         return cls(
             name=row.name,

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def compute_features(batch: np.ndarray) -> np.ndarray:
     """Feature vectors (N, len(FEATURE_NAMES)) of a preprocessed NCHW batch, in numpy."""
     x = batch.astype(np.float32).mean(axis=1)  # channel mean: works for L and RGB
     n = x.shape[0]
-    flat = lambda a: a.reshape(n, -1)  # noqa: E731
+    flat = lambda a: a.reshape(n, -1)
     residual = x - _box(x, BLUR_SIZE)
     abs_residual = np.abs(residual)
     blob = _box(residual, BLOB_SIZE)
@@ -401,12 +402,12 @@ def train_image_classifier(
             "mean": list(spec.mean),
             "std": list(spec.std),
         },
-        "estimator": "StandardScaler + LogisticRegression on %d image features" % len(FEATURE_NAMES),
+        "estimator": f"StandardScaler + LogisticRegression on {len(FEATURE_NAMES)} image features",
         "features": FEATURE_NAMES,
         "training": {
             "images": len(images),
-            "train_images": int(len(train_idx)),
-            "held_out_images": int(len(val_idx)),
+            "train_images": len(train_idx),
+            "held_out_images": len(val_idx),
             "val_fraction": val_fraction,
             "seed": seed,
             "class_counts": counts,
@@ -414,11 +415,14 @@ def train_image_classifier(
             "duration_s": round(time.perf_counter() - started, 2),
         },
         # Metrics of the shipped model on images it never saw during fitting.
-        "metrics": {**metrics, "evaluated_on": "held_out", "held_out_images": int(len(val_idx))},
+        "metrics": {**metrics, "evaluated_on": "held_out", "held_out_images": len(val_idx)},
     }
     if progress is not None:
         progress.advance(1, "exporting ONNX")
-    onnx_bytes = _export(estimator, spec, classes, {k: v for k, v in card.items() if k != "training"} | {"training": {k: v for k, v in card["training"].items() if k != "duration_s"}})
+    # The card embedded in the file leaves out the wall-clock duration so the bytes depend only
+    # on the data, the labels and the seed.
+    embedded_card = {**card, "training": {k: v for k, v in card["training"].items() if k != "duration_s"}}
+    onnx_bytes = _export(estimator, spec, classes, embedded_card)
     if progress is not None:
         progress.finish("trained")
     return TrainedModel(onnx_bytes=onnx_bytes, card=card, classes=classes, spec=spec, estimator=estimator)

