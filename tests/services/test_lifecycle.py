@@ -141,7 +141,9 @@ def test_end_to_end_services(demo, demo_home: Path, tmp_path: Path) -> None:
     assert rolled.version == 1 and rolled.active
     package, _ = deploy.build_package(store, actor=engineer, model="crystal-defects@1", out_dir=tmp_path / "stick")
     assert package.signed_by and package.few_shot_examples == 15  # 3 per class
-    assert "model.onnx" in package.files and deploy.verify_package(package.path)["ok"]
+    keys = deploy.trusted_keys(store)
+    assert "model.onnx" in package.files and deploy.verify_package(package.path, public_keys=keys)["ok"]
+    assert not deploy.verify_package(package.path, public_keys={})["ok"]  # signed, but by no key we trust
     (Path(package.path) / "model.onnx").write_bytes(b"tampered")
     assert not deploy.verify_package(package.path)["ok"]
 
@@ -205,6 +207,10 @@ def test_end_to_end_cli(cli, demo_home: Path, tmp_path: Path) -> None:
     assert code == 0 and out["version"] == 2
     code, out, err = cli("deploy", "rollback")
     assert code == 0 and out["version"] == 1
+    code, out, err = cli("deploy", "bundle", "cli-model@2", "--out", str(tmp_path / "stick"))
+    assert code == 0, err
+    code, out, err = cli("deploy", "verify", out["path"])
+    assert code == 0 and out["ok"], err
     code, out, err = cli("lineage", "--label", "nonexistent-id")
     assert code == 0 and out["models"] == []
 

@@ -227,7 +227,7 @@ def _bundle(ctx: CliContext, args: argparse.Namespace) -> dict:
 def _verify(ctx: CliContext, args: argparse.Namespace) -> dict:
     from vital_desktop.services import deploy
 
-    result = deploy.verify_package(args.path)
+    result = deploy.verify_package(args.path, public_keys=deploy.trusted_keys(ctx.store))
     if not result["ok"]:
         raise ValidationError("deployment package check failed: " + "; ".join(result["problems"]), details=result)
     return result | {"text": "package intact"}

@@ -247,8 +247,17 @@ def build_package(
     return PackageResult(str(final), ref, files, len(examples), excluded, signed_by, manifest_sha), Changes()
 
 
-def verify_package(path: Path | str) -> dict[str, Any]:
-    """Check every file of a package against its manifest (and the signature's key id, if signed)."""
+def trusted_keys(store: Store) -> dict[str, bytes]:
+    """Public keys this site trusts (its own site key among them), by key id."""
+    from vital_desktop.store.models import TrustKey
+
+    with store.read() as s:
+        return {k.key_id: bytes.fromhex(k.public_key) for k in s.scalars(sa.select(TrustKey).where(TrustKey.revoked.is_(False)))}
+
+
+def verify_package(path: Path | str, *, public_keys: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """Check every file of a package against its manifest, and the manifest's Ed25519 signature
+    against `public_keys` (key id -> raw public key) when given."""
     folder = Path(path)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
@@ -270,4 +279,15 @@ def verify_package(path: Path | str) -> dict[str, Any]:
         if body != manifest_path.read_bytes():
             problems.append("manifest.json differs from the signed manifest")
         signature = [sig.key_id for sig in signatures]
+        if public_keys is not None:
+            from vital_desktop.bundles.envelope import pae
+            from vital_desktop.bundles.keys import verify_ed25519
+
+            message = pae(MANIFEST_PAYLOAD_TYPE, body)
+            verified = [sig.key_id for sig in signatures
+                        if sig.key_id in public_keys and verify_ed25519(public_keys[sig.key_id], sig.sig, message)]
+            if not verified:
+                problems.append("the manifest signature is not valid for any trusted key")
+    elif public_keys is not None:
+        problems.append("the package is not signed")
     return {"ok": not problems, "problems": problems, "signed_by": signature, "model": manifest.get("model")}
