@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from vital_desktop.bundles.envelope import SIGNATURE_RECORD_BYTES, Signature, decode_signature_records
 from vital_desktop.bundles.errors import BundleRefused
@@ -154,7 +154,7 @@ class BoundedReader:
     def close(self) -> None:
         self._handle.close()
 
-    def __enter__(self) -> BoundedReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
