@@ -137,6 +137,11 @@ def _azimuth(s):
 
 
 @njit(inline="always")
+def _inside(x, y, z, r2, zlo, zhi):
+    return zlo <= z <= zhi and x * x + y * y <= r2
+
+
+@njit(inline="always")
 def _rotate(ux, uy, uz, cost, s):
     """Turn direction u by polar angle acos(cost) and a random azimuth drawn from stream s."""
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
@@ -346,7 +351,19 @@ def run_chunk(
                         x += step * ux
                         y += step * uy
                         z += step * uz
+                        exiting = target == cyl_parent[reg]
                         reg = target
+                        # surfaces shared by nested cylinders (a layer with zero side or back
+                        # thickness) are crossed at once instead of by zero-length steps
+                        if exiting:
+                            while reg >= 0 and not _inside(x, y, z, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg]):
+                                reg = cyl_parent[reg]
+                        else:
+                            while cyl_nchildren[reg] == 1:
+                                ch = cyl_children[reg, 0]
+                                if not _inside(x, y, z, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch]):
+                                    break
+                                reg = ch
                         if reg < 0:
                             e_escaped += e
                             break
