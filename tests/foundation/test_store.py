@@ -93,3 +93,10 @@ def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     with store.read() as s:
         assert s.get(Setting, "k") is None
     store.close()
+
+
+def test_packaged_demo_root_matches_the_demo_bundles() -> None:
+    root = Path(__file__).resolve().parents[2]
+    assert (root / "bundles/demo/root.json").read_bytes() == (
+        root / "vital_desktop/resources/trust/demo-root.json").read_bytes(), \
+        "re-run bundles/make_demo_bundles.py and copy bundles/demo/root.json to vital_desktop/resources/trust/"

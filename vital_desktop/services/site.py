@@ -105,6 +105,7 @@ def init_site(
                 report.steps.append(f"admin user {username}")
         _ensure_site_identity(store, report)
         if demo:
+            _install_demo_root(store, report)
             if get_setting(store, "demo_built_at") is None:
                 build_demo(store, seed=seed, progress=progress, report=report)
             else:
@@ -126,6 +127,19 @@ def _ensure_site_identity(store: Store, report: InitReport) -> None:
     created = exchange.ensure_site_identity(store, report.site_id)
     if created:
         report.steps.append("site signing key created")
+
+
+def _install_demo_root(store: Store, report: InitReport) -> None:
+    """Trust the DEMO-ONLY hub root (bundles/demo/root.json, shipped as a resource) on a demo site."""
+    from importlib import resources
+
+    from vital_desktop.services import exchange
+
+    with resources.as_file(resources.files("vital_desktop.resources").joinpath("trust/demo-root.json")) as path:
+        info = exchange.install_root_of_trust(store, path)
+    if info.installed:
+        report.steps.append("DEMO-ONLY hub root of trust installed; confirm its key fingerprints out of band: "
+                            + "; ".join(info.fingerprints))
 
 
 def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None, report: InitReport | None = None
