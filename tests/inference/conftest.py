@@ -36,7 +36,7 @@ def model_file(trained, tmp_path_factory) -> Path:
 def llm():
     from vital_desktop.inference.llm import get_llm
 
-    return get_llm(n_ctx=1024, threads=2)
+    return get_llm(n_ctx=1024, threads=1)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,14 @@ from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.inference.classifier import ClassifierResult, OnnxClassifier
-from vital_desktop.inference.llm import DEFAULT_CONTEXT, GenerationResult, LocalLlm, default_gguf_path, get_llm
+from vital_desktop.inference.llm import (
+    DEFAULT_CONTEXT,
+    DEFAULT_THREADS,
+    GenerationResult,
+    LocalLlm,
+    default_gguf_path,
+    get_llm,
+)
 from vital_desktop.services import registry
 from vital_desktop.services.accounts import require
 from vital_desktop.store.db import Store
@@ -30,6 +37,7 @@ from vital_desktop.store.models import Prediction, Setting, Sheet, SheetItem
 
 SETTING_THREADS = "inference.threads"
 SETTING_CONTEXT = "inference.llm_context"
+SETTING_LLM_THREADS = "inference.llm_threads"
 LOG_BATCH = 64
 
 
@@ -41,6 +49,14 @@ def inference_threads(store: Store) -> int:
     if isinstance(value, int) and value > 0:
         return value
     return max(1, min(2, os.cpu_count() or 1))
+
+
+def llm_threads(store: Store) -> int:
+    """llama.cpp threads: the site setting, else all cores but one (its threads spin-wait)."""
+    with store.read() as s:
+        row = s.get(Setting, SETTING_LLM_THREADS)
+        value = row.value if row is not None else None
+    return value if isinstance(value, int) and value > 0 else DEFAULT_THREADS
 
 
 def llm_context(store: Store) -> int:
@@ -91,7 +107,7 @@ def llm_for(store: Store, ref: str | None = None) -> tuple[LocalLlm, registry.Mo
     else:
         model = registry.active_model(store, registry.KIND_GGUF)
     path = Path(model.path) if model is not None else default_gguf_path()
-    return get_llm(path, n_ctx=llm_context(store), threads=inference_threads(store)), model
+    return get_llm(path, n_ctx=llm_context(store), threads=llm_threads(store)), model
 
 
 @dataclass(frozen=True)
