@@ -191,6 +191,7 @@ def test_history_rollback_and_other_label_types(qtbot, window, store, engineer):
     window.go("canonical", sheet=SHEET, item="INS-00004")
     tool = tool_of(window)
     assert tool.item.item_ref == "INS-00004"
+    qtbot.waitUntil(lambda: tool.labels_ready, timeout=5000)  # labels load in the background
     assert tool.history.count() == 2
     others = [tool.other_labels.item(i).text() for i in range(tool.other_labels.count())]
     assert any("Severity" in text and "major" in text for text in others)

@@ -138,6 +138,8 @@ class CanonicalLabelingTool(Page):
         self.current_label: LabelInfo | None = None
         self.saving = False
         self.stale = False
+        self.labels_ready = False
+        self.touched = False
         self.form: SchemaForm | None = None
         self.undo_stack = QUndoStack(self)
         self.image_misses = 0  # images decoded on the GUI thread because the prefetch had not finished
@@ -334,6 +336,7 @@ class CanonicalLabelingTool(Page):
             self.form.setParent(None)
             self.form.deleteLater()
         self.form = SchemaForm(label_type)
+        self.form.changed.connect(self._form_touched)
         self.form_layout.addWidget(self.form)
         self.form_box.setTitle(f"Label — {label_type.title}")
         self.image_view.set_box_mode(self.form.box_list is not None)
@@ -387,7 +390,11 @@ class CanonicalLabelingTool(Page):
         context = [f"{k}: {v}" for k, v in item.metadata.items() if k not in (self.sheet.key_column,
                                                                              self.sheet.image_column)]
         self.context_label.setText("  ·  ".join(context))
-        self._load_labels()
+        self.form.blockSignals(True)
+        self.form.set_value(None)
+        self.form.blockSignals(False)
+        self.image_view.set_boxes([])
+        self._request_labels()
         row = self.model.row_of_position(position)
         if row is not None:
             index = self.model.index(row)
@@ -412,11 +419,43 @@ class CanonicalLabelingTool(Page):
         if self.item is not None and self.item.absolute_image_path == path and not self.image_view.has_image():
             self._show_image(self.item)
 
+    def _fetch_labels(self, item_ref: str, label_type: str) -> tuple[list[LabelInfo], list]:
+        """Every label of the item and the history of the current type's label (worker or GUI thread)."""
+        assert self.sheet is not None
+        store, sheet = self.context.store, self.sheet.name
+        all_labels = label_service.item_labels(store, sheet=sheet, item_ref=item_ref)
+        versions = []
+        if any(lab.label_type == label_type for lab in all_labels):
+            versions = label_service.history(store, sheet=sheet, item_ref=item_ref, label_type=label_type)
+        return all_labels, versions
+
+    def _request_labels(self) -> None:
+        """Load the item's labels in the background: the image is already on screen."""
+        assert self.item is not None
+        self.labels_ready = False
+        self.touched = False
+        item_ref, label_type = self.item.item_ref, self.label_type
+        self.context.run("labels", lambda _p: self._fetch_labels(item_ref, label_type),
+                         on_result=lambda result: self._labels_arrived(item_ref, label_type, result), visible=False)
+
+    def _labels_arrived(self, item_ref: str, label_type: str, result: tuple[list[LabelInfo], list]) -> None:
+        if self.item is None or self.item.item_ref != item_ref or self.label_type != label_type:
+            return  # the expert moved on meanwhile
+        self._apply_labels(*result)
+
     def _load_labels(self) -> None:
+        """Load the current item's labels now (after a save, or when Enter beats the background load)."""
+        assert self.item is not None
+        self._apply_labels(*self._fetch_labels(self.item.item_ref, self.label_type))
+
+    def _apply_labels(self, all_labels: list[LabelInfo], versions: list) -> None:
         assert self.sheet is not None and self.item is not None and self.form is not None
-        all_labels = label_service.item_labels(self.context.store, sheet=self.sheet.name, item_ref=self.item.item_ref)
+        self.labels_ready = True
         self.current_label = next((lab for lab in all_labels if lab.label_type == self.label_type), None)
         label = self.current_label
+        if self.touched:  # a class was picked before the label arrived: keep the expert's input
+            self._show_label_meta(label, all_labels, versions)
+            return
         self.form.blockSignals(True)
         self.form.set_value(label.label_data if label else None)
         self.form.blockSignals(False)
@@ -429,6 +468,10 @@ class CanonicalLabelingTool(Page):
         if label and label.confidence in CONFIDENCE_LEVELS:
             self.confidence_group.button(CONFIDENCE_LEVELS.index(label.confidence)).setChecked(True)
         self.usage.set_value(label)
+        self._show_label_meta(label, all_labels, versions)
+
+    def _show_label_meta(self, label: LabelInfo | None, all_labels: list[LabelInfo], versions: list) -> None:
+        assert self.sheet is not None and self.item is not None
         status = "unlabeled" if label is None else ("conflict" if label.review_state == "conflict" else "labeled")
         color = theme.STATUS_COLORS.get(status, theme.MUTED)
         version = f" · v{label.version} by {label.updated_by}" if label else ""
@@ -446,8 +489,6 @@ class CanonicalLabelingTool(Page):
             self.other_labels.addItem("— no other label types yet —")
         self.history.clear()
         if label is not None:
-            versions = label_service.history(self.context.store, sheet=self.sheet.name, item_ref=self.item.item_ref,
-                                             label_type=self.label_type)
             for version in reversed(versions):
                 entry = QListWidgetItem(f"v{version.version}  {version.action:<8} {version.changed_by}  "
                                         f"{(version.changed_at or '')[:16]}  —  {summarize(version.label_data)}")
@@ -512,7 +553,11 @@ class CanonicalLabelingTool(Page):
     # --- labeling -----------------------------------------------------------------------------
     def pick_class(self, index: int) -> None:
         if self.form is not None and self.form.pick_class(index):
+            self.touched = True
             self.message.setText("")
+
+    def _form_touched(self) -> None:
+        self.touched = True
 
     def _box_drawn(self, x: float, y: float, width: float, height: float) -> None:
         if self.form is not None and self.form.box_list is not None:
@@ -523,6 +568,8 @@ class CanonicalLabelingTool(Page):
         """Save the form as the item's label; move on to the next unlabeled item once it is stored."""
         if self.saving or self.form is None or self.item is None or self.sheet is None:
             return
+        if not self.labels_ready:  # Enter came before the background load: the version must be known
+            self._load_labels()
         missing = self.form.missing_required()
         if missing:
             self.message.setText(f"<span style='color:{theme.DANGER}'>Choose {', '.join(missing)} first "

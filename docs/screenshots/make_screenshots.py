@@ -1,0 +1,86 @@
+"""Render every page offscreen into docs/screenshots/<stage>.png, on a fresh demo site.
+
+    python docs/screenshots/make_screenshots.py [--home DIR]
+
+Builds the demo site (`vital init --demo`'s service) in a temporary folder unless --home is
+given, signs in as the demo engineer, labels one item, generates a training sheet, and grabs
+the main window on each page at 1360×860.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+HERE = Path(__file__).resolve().parent
+
+
+def spin(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", type=Path, default=None)
+    args = parser.parse_args()
+    tmp = tempfile.TemporaryDirectory()
+    home = args.home or Path(tmp.name) / "demo"
+
+    from vital_desktop.services import site
+
+    site.init_site(home, demo=True)
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from vital_desktop.app import build_main_window
+    from vital_desktop.services import accounts, generate, templates
+    from vital_desktop.services.site import DEMO_SHEET
+    from vital_desktop.store.db import open_store
+    from vital_desktop.ui.theme import STYLE_SHEET
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(Path(tmp.name) / "settings"))
+    app = QApplication.instance() or QApplication([])
+    app.setStyle("Fusion")
+    app.setStyleSheet(STYLE_SHEET)
+    store = open_store(home)
+    user = accounts.get_user(store, "engineer")
+    classification = next(t for t in templates.list_templates(store) if t.label_type == "classification")
+    if not generate.list_training_sheets(store):
+        generate.generate_training_sheet(store, actor=user, sheet=DEMO_SHEET, template=classification.ref,
+                                         name="Defect classification v1", ai_mode="classifier")
+    window = build_main_window(store, user, stage="data", sheet=DEMO_SHEET)
+    window.resize(1360, 860)
+    window.show()
+    spin(app, 1.0)
+
+    def shoot(stage: str, **arguments) -> None:
+        window.go(stage, **arguments)
+        spin(app, 1.2)
+        path = HERE / f"{stage}.png"
+        window.grab().save(str(path))
+        print("wrote", path)
+
+    data = window.pages["data"]
+    data.grid.setCurrentIndex(data.model.index(3))
+    shoot("data")
+    shoot("generate", template=classification.name)
+    shoot("label")
+    shoot("canonical", sheet=DEMO_SHEET, item="INS-00007")
+    for stage in ("train", "deploy", "monitor", "improve"):
+        shoot(stage)
+    window.close()
+    store.close()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
