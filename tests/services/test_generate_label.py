@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import sqlalchemy as sa
 
+from tests.conftest import snapshot_tables
 from vital_desktop.cli import main
-from vital_desktop.core.errors import Cancelled, ConflictError, NotFoundError, ValidationError
+from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.services import generate, labels, review, templates
 from vital_desktop.services.site import DEMO_SHEET, DEMO_USERS
 from vital_desktop.store import audit, open_store
-from vital_desktop.store.models import QAPair
-from tests.conftest import snapshot_tables
 
 DEFECT = "Defect Classification - Visual Inspection"
 DEMO_PASSWORDS = {user: password for user, _, _, password in DEMO_USERS}
@@ -84,7 +82,7 @@ def test_label_once_reuse_everywhere_through_services(demo_home) -> None:
         assert run.summary.pre_approved == before + 1
 
         # (3) An AI pre-label from the real classifier, approved in Mode A; the next generation reuses it.
-        run_ai, _ = generate.generate_training_sheet(store, actor=engineer, sheet=DEMO_SHEET, template=DEFECT,
+        generate.generate_training_sheet(store, actor=engineer, sheet=DEMO_SHEET, template=DEFECT,
                                                      name="Defect Q&A v2 AI", ai_mode="classifier")
         proposals = [p for p in _pairs(store, "Defect Q&A v2 AI").values() if p.status == "unlabeled"]
         assert proposals and all(p.source == "classifier" for p in proposals)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import write_small_dataset
+from tests.services.test_templates_review import SPEC
 from vital_desktop.core.users import SYSTEM_USER
 from vital_desktop.services import accounts, generate, labels, review, sheets, templates
 from vital_desktop.store import open_store
-from tests.conftest import write_small_dataset
-from tests.services.test_templates_review import SPEC
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
 

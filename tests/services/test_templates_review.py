@@ -8,11 +8,11 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import snapshot_tables
 from vital_desktop.core.errors import Cancelled, ConflictError, NotFoundError, PermissionDenied, ValidationError
 from vital_desktop.core.progress import Progress
-from vital_desktop.services import generate, labels, review, templates
+from vital_desktop.services import generate, labels, review, sheets, templates
 from vital_desktop.store.models import LabelClaim
-from tests.conftest import snapshot_tables
 
 SPEC = {
     "name": "Crystal check",
@@ -172,6 +172,10 @@ def test_failed_prelabels_are_kept_with_raw_text(site) -> None:
     assert parts[0]["text"] == 'Classify "IMG_0003.png" from batch "XL-0".'
     assert parts[1]["image_url"]["url"].endswith("IMG_0003.png")
     assert "temperature_c" in parts[-1]["text"]
+    # The fast path (prefix rendered once) stores exactly what a full render gives.
+    item = sheets.get_item(store, "Crystals", "INS-0003")
+    tmpl = templates.get_template(store, "Crystal check")
+    assert messages == generate.render_item(tmpl, "INS-0003", item.metadata, item.absolute_image_path)
     with pytest.raises(ConflictError, match="already exists"):
         generate.generate_training_sheet(store, actor=site.user("engineer"), sheet="Crystals",
                                          template="Crystal check", name="ts")

@@ -20,9 +20,11 @@ imports llama.cpp or onnxruntime unless a mode needs them, and tests can pass a 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
+from urllib.parse import quote
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -295,6 +297,37 @@ def context_fields(template: templates.TemplateInfo) -> list[str]:
     return [f for f in template.input_schema.get("properties", {}) if f not in named and f != "image_path"]
 
 
+class MessageRenderer:
+    """Renders every item of one template, fast: the system message and few-shot turns are the same
+    for every item (`prompts` builds them from the template alone), so they are rendered and encoded
+    once; per item only the user message is rendered, by the same `prompts.render_messages`."""
+
+    def __init__(self, template: templates.TemplateInfo) -> None:
+        self.full = prompt_template(template)
+        # Same user prompt, nothing else: its last message is exactly the full render's last message.
+        self.user_only = prompts.PromptTemplate(template.name, template.version, "-", template.user_prompt, None, ())
+        self.context_fields = context_fields(template)
+        self._prefix_json: str | None = None
+
+    def messages_json(self, item: prompts.PromptItem, classifier: prompts.ClassifierSummary | None = None) -> str:
+        """The item's messages as JSON text. Give `item.image_path` as a ``file://`` URI (see `image_uri`):
+        `prompts` keeps a URI as it is, while it would resolve a path on disk for every item."""
+        if self._prefix_json is None:
+            messages = prompts.render_messages(self.full, item, classifier=classifier,
+                                               context_fields=self.context_fields).messages
+            self._prefix_json = json.dumps(messages[:-1], ensure_ascii=False)
+            return json.dumps(messages, ensure_ascii=False)
+        user = prompts.render_messages(self.user_only, item, classifier=classifier,
+                                       context_fields=self.context_fields).messages[-1]
+        return f"{self._prefix_json[:-1]}, {json.dumps(user, ensure_ascii=False)}]"
+
+
+def image_uri(root_uri: str, relative: str) -> str:
+    """``file://`` URI of an image below the sheet's (already resolved) image folder, without a
+    filesystem call per item: the same text `Path.as_uri` gives."""
+    return f"{root_uri}/{quote(relative)}"
+
+
 def render_item(template: templates.TemplateInfo, item_ref: str, data: dict, image_path: str | None,
                 classifier: prompts.ClassifierSummary | None = None) -> list[dict]:
     """The stored chat messages of one item (what a reviewer sees, what the model saw)."""
@@ -487,16 +520,14 @@ def generate_training_sheet(
     ai_uses = (json.dumps(ai_allowed), json.dumps(ai_prohibited), ai_reason)
     tags_text = json.dumps(tags)
     root = Path(plan.sheet.image_root) if plan.sheet.image_root else None
-    ptemplate = prompt_template(tmpl)
-    ctx_fields = context_fields(tmpl)
+    renderer = MessageRenderer(tmpl)
     batch_size = BATCH_SIZES.get(plan.ai_mode, 512)
     written = 0
     try:
         for start in range(0, len(pending), batch_size):
             progress.check()
             batch = pending[start:start + batch_size]
-            rows = _build_rows(plan.training_sheet_id, batch, labeler, ptemplate, ctx_fields, root, ai_uses,
-                               tags_text, progress)
+            rows = _build_rows(plan.training_sheet_id, batch, labeler, renderer, root, ai_uses, tags_text, progress)
             with store.session() as s:
                 insert_arrow(s, "qa_pairs", rows, casts={c: "JSON" for c in JSON_COLUMNS})
             written += rows.num_rows
@@ -524,13 +555,14 @@ def generate_training_sheet(
             Changes(training_sheets=True, pairs=True))
 
 
-def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, ptemplate: prompts.PromptTemplate,
-                ctx_fields: list[str], root: Path | None, ai_uses: tuple[str, str, str], tags_text: str,
-                progress: Progress) -> pa.Table:
+def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, renderer: MessageRenderer,
+                root: Path | None, ai_uses: tuple[str, str, str], tags_text: str, progress: Progress) -> pa.Table:
     """One batch of pair rows: canonical answers for labeled items, pre-labels for the rest."""
     now = utcnow()
     datas = [json.loads(r["metadata"]) for r in batch]
     images = [str(root / r["image_path"]) if (root is not None and r["image_path"]) else None for r in batch]
+    root_uri = root.as_uri() if root is not None else ""
+    uris = [image_uri(root_uri, r["image_path"]) if (root is not None and r["image_path"]) else None for r in batch]
     todo = [i for i, r in enumerate(batch) if r["label_id"] is None]
     prelabels: dict[int, Prelabel] = {}
     if todo:
@@ -542,12 +574,11 @@ def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, 
         "usage_reason", "data_classification", "review_reason", "created_at")}
     for i, r in enumerate(batch):
         pre = prelabels.get(i)
-        rendered = prompts.render_messages(ptemplate, prompts.PromptItem(r["item_ref"], datas[i], images[i]),
-                                           classifier=pre.classifier if pre else None, context_fields=ctx_fields)
         columns["id"].append(new_id())
         columns["item_ref"].append(r["item_ref"])
         columns["position"].append(r["position"])
-        columns["messages"].append(json.dumps(rendered.messages, ensure_ascii=False))
+        columns["messages"].append(renderer.messages_json(prompts.PromptItem(r["item_ref"], datas[i], uris[i]),
+                                                          pre.classifier if pre else None))
         if pre is None:  # a canonical label exists: pre-approved
             columns["answer"].append(r["label_data"])
             columns["raw_output"].append(None)

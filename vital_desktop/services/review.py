@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -464,7 +465,7 @@ def bulk_action(
         created = updated = conflicts = 0
         if action == "reject":
             updates = pa.table({"id": [c[0] for c in chosen]})
-            _update_pairs(s, updates, f"status = 'rejected', review_reason = ?, reviewed_by = ?, reviewed_at = ?",
+            _update_pairs(s, updates, "status = 'rejected', review_reason = ?, reviewed_by = ?, reviewed_at = ?",
                           [reason, actor.username, now])
             done = len(chosen)
         else:
