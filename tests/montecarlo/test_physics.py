@@ -24,7 +24,7 @@ VACUUM = Options(medium="vacuum", coherent=False, k_xray_escape=False)
 
 def _agree(estimate, expected: float, expected_sigma: float = 0.0, k: float = 3.0) -> None:
     sigma = math.hypot(estimate.sigma, expected_sigma)
-    if sigma == 0.0:  # zero-variance case (the cone is exactly the detector): must be exact
+    if sigma <= 1e-12 * abs(expected):  # zero variance (the cone is exactly the detector): must be exact
         assert estimate.value == pytest.approx(expected, rel=1e-12)
         return
     assert abs(estimate.value - expected) <= k * sigma, (
@@ -248,21 +248,23 @@ def test_workers_give_bit_identical_results() -> None:
 
 
 @pytest.mark.parametrize(
-    "source",
+    "source, scale",
     [
-        Source(kind="point", distance_cm=10.0),
-        Source(kind="point", distance_cm=-3.0, offset_cm=8.0),  # beside the detector: sphere cone
-        Source(kind="volume", distance_cm=0.3, radius_cm=4.0, height_cm=3.0, wall_cm=0.2),  # container scatter
+        (Source(kind="point", distance_cm=10.0), 1),
+        (Source(kind="point", distance_cm=-3.0, offset_cm=8.0), 1),  # beside the detector: sphere cone
+        # container scatter: photons emitted outside the cone carry large weights (heavy tail),
+        # so this case gets more histories for a trustworthy batch sigma
+        (Source(kind="volume", distance_cm=0.3, radius_cm=4.0, height_cm=3.0, wall_cm=0.2), 3),
     ],
     ids=["point-10cm", "point-side", "water-volume"],
 )
-def test_variance_reduction_agrees_with_analog(source: Source) -> None:
+def test_variance_reduction_agrees_with_analog(source: Source, scale: int) -> None:
     detector = detector_preset("nai-3x3")
     results = {}
-    for vr, histories in ((False, 300_000), (True, 100_000)):
+    for vr, histories in ((False, 300_000 * scale), (True, 100_000 * scale)):
         config = SimulationConfig(detector=detector, source=source, lines=(Line(661.657),),
                                   options=Options(variance_reduction=vr))
-        results[vr] = simulate(config, histories=histories, seed=20).lines[0]
+        results[vr] = simulate(config, histories=histories, seed=20, workers=2).lines[0]
     _agree_two(results[True].peak_efficiency, results[False].peak_efficiency)
     _agree_two(results[True].total_efficiency, results[False].total_efficiency)
 

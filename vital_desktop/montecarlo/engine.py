@@ -26,7 +26,7 @@ from vital_desktop.montecarlo.spectrum import broaden
 
 ENGINE_VERSION = "vital-mc 1.0"
 CHUNK_MAX = 100_000
-MIN_BATCHES = 40
+MIN_BATCHES = 100
 
 
 @dataclass(frozen=True)
