@@ -320,6 +320,7 @@ class GeneratePage(Page):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.itemSelectionChanged.connect(self._selected)
+        self.table.setMinimumWidth(430)  # template names are long; the detail pane takes the rest
         library = Card("Templates")
         library.body.addWidget(self.table)
         splitter.addWidget(library)
@@ -383,7 +384,7 @@ class GeneratePage(Page):
         self.tabs.addTab(versions, "Versions")
         detail.body.addWidget(self.tabs, 1)
         splitter.addWidget(detail)
-        splitter.setSizes([430, 820])
+        splitter.setSizes([560, 760])
         splitter.setStretchFactor(1, 1)
         root.addWidget(splitter, 1)
         self.reload()
@@ -400,8 +401,11 @@ class GeneratePage(Page):
                 if col == 2:
                     cell.setForeground(QColor(theme.SUCCESS if info.status == "published" else theme.WARNING))
                 self.table.setItem(row, col, cell)
-        self.table.resizeColumnsToContents()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(False)
         self.table.blockSignals(False)
         names = [t.name for t in self.templates]
         if self.templates:

@@ -6,6 +6,7 @@ service module is not installed yet still opens, saying what is coming).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from collections.abc import Callable
 
@@ -63,6 +64,7 @@ def factories(context: AppContext) -> dict[str, Callable[[], Page]]:
         return LabelPage(context)
 
     result: dict[str, Callable[[], Page]] = {stage: _placeholder(context, stage) for stage in PLACEHOLDERS}
+    result.update(_lifecycle_factories(context))
     result["data"] = data
     result["canonical"] = canonical
     if _has("vital_desktop.services.generate") and _has("vital_desktop.services.templates") and \
@@ -71,3 +73,35 @@ def factories(context: AppContext) -> dict[str, Callable[[], Page]]:
     if _has("vital_desktop.services.review") and _has("vital_desktop.ui.label_page"):
         result["label"] = label
     return result
+
+
+#: stage -> (module, class) of the lifecycle pages (TRAIN … IMPROVE, Calibration, Bundles)
+LIFECYCLE_PAGES: dict[str, tuple[str, str]] = {
+    "train": ("vital_desktop.ui.train_page", "TrainPage"),
+    "deploy": ("vital_desktop.ui.deploy_page", "DeployPage"),
+    "monitor": ("vital_desktop.ui.monitor_page", "MonitorPage"),
+    "improve": ("vital_desktop.ui.improve_page", "ImprovePage"),
+    "calibration": ("vital_desktop.ui.calibration_page", "CalibrationPage"),
+    "bundles": ("vital_desktop.ui.bundles_page", "BundlesPage"),
+}
+
+
+def _lifecycle_factories(context: AppContext) -> dict[str, Callable[[], Page]]:
+    """The lifecycle pages that exist; Bundles only for administrators (others get a page saying so)."""
+    from vital_desktop.core.users import Role
+
+    out: dict[str, Callable[[], Page]] = {}
+    for stage, (module, cls) in LIFECYCLE_PAGES.items():
+        if not _has(module):
+            continue
+        if stage == "bundles" and context.user.role != Role.ADMIN:
+            out[stage] = lambda: PlaceholderPage(
+                context, "bundles", "BUNDLES", "Importing and exporting signed bundles is for administrators.",
+                "Ask your site administrator, or sign in as an administrator.")
+            continue
+
+        def factory(module: str = module, cls: str = cls) -> Page:
+            return getattr(importlib.import_module(module), cls)(context)
+
+        out[stage] = factory
+    return out

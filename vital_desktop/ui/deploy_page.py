@@ -1,0 +1,211 @@
+"""DEPLOY stage: the model registry, activation and rollback, the activation history, and the
+airgap deployment package (model + few-shot snapshot + signed manifest) for another site.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
+
+from vital_desktop.core.changes import Changes
+from vital_desktop.services import deploy as deploy_service
+from vital_desktop.services import registry
+from vital_desktop.services import training
+from vital_desktop.ui import theme
+from vital_desktop.ui.charts import JobProgress, fill_table, permitted, read_only_table, selected_data
+from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.pages import Page
+from vital_desktop.ui.widgets import Card, KeyValuePanel, muted_label, primary_button, show_error, title_label
+
+KIND_TITLES = {registry.KIND_ONNX: "image classifier (ONNX)", registry.KIND_GGUF: "language model (GGUF)"}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+class DeployPage(Page):
+    """Which model serves predictions on this laptop, and how it got there."""
+
+    stage = "deploy"
+    title = "DEPLOY"
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(context, parent)
+        self.models: list[registry.ModelInfo] = []
+        root = QVBoxLayout(self)
+        root.setContentsMargins(20, 16, 20, 16)
+        root.setSpacing(theme.SPACING)
+        header = QHBoxLayout()
+        header.addWidget(title_label("Deploy", "pageTitle"))
+        header.addWidget(muted_label("The active model of each kind serves predictions in-process (onnxruntime, "
+                                     "llama.cpp); every activation is recorded.", wrap=False))
+        header.addStretch(1)
+        root.addLayout(header)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        root.addWidget(splitter, 1)
+        registry_card = Card("Model registry")
+        self.table = read_only_table(["model", "version", "kind", "status", "held-out accuracy", "origin", "created"])
+        self.table.itemSelectionChanged.connect(self._selected)
+        self.table.doubleClicked.connect(lambda _i: self.activate_selected())
+        registry_card.body.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        self.activate_button = primary_button("Activate")
+        self.activate_button.setToolTip("Make the selected version the active one of its kind (Ctrl+Shift+A)")
+        self.activate_button.clicked.connect(lambda: self.activate_selected())
+        self.rollback_button = QPushButton("Roll back")
+        self.rollback_button.setToolTip("Re-activate the version that served before the current one")
+        self.rollback_button.clicked.connect(lambda: self.rollback())
+        self.package_button = QPushButton("Create airgap deployment package…")
+        self.package_button.setToolTip("Model, few-shot example snapshot and a signed manifest, for a site "
+                                       "without network")
+        self.package_button.clicked.connect(lambda: self.create_package())
+        for button in (self.activate_button, self.rollback_button, self.package_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        registry_card.body.addLayout(buttons)
+        self.progress = JobProgress()
+        registry_card.body.addWidget(self.progress)
+        self.package_result = muted_label()
+        registry_card.body.addWidget(self.package_result)
+        if not permitted(context.user, "deploy"):
+            for button in (self.activate_button, self.rollback_button, self.package_button):
+                button.setEnabled(False)
+                button.setToolTip("Deploying needs the engineer or admin role")
+        splitter.addWidget(registry_card)
+
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        detail_card = Card("Selected model")
+        self.detail = KeyValuePanel()
+        detail_card.body.addWidget(self.detail)
+        detail_card.body.addStretch(1)
+        bottom.addWidget(detail_card)
+        history_card = Card("Deployment history")
+        self.history = read_only_table(["activated", "model", "status", "by", "deactivated", "notes"])
+        history_card.body.addWidget(self.history, 1)
+        bottom.addWidget(history_card)
+        bottom.setSizes([520, 780])
+        splitter.addWidget(bottom)
+        splitter.setSizes([360, 380])
+        self.reload()
+
+    # --- data -----------------------------------------------------------------------------------
+    def reload(self, select: str | None = None) -> None:
+        current = select or self.selected_model_id()
+        self.models = registry.list_models(self.context.store)
+        rows, colors = [], {}
+        for r, m in enumerate(self.models):
+            accuracy = training.held_out_metrics(m.card).get("accuracy")
+            rows.append((m.name, m.version, KIND_TITLES.get(m.kind, m.kind), m.status,
+                         f"{accuracy:.1%}" if accuracy is not None else "—", m.origin, (m.created_at or "")[:16]))
+            if m.active:
+                colors[(r, 3)] = theme.SUCCESS
+        fill_table(self.table, rows, data=[m.id for m in self.models], colors=colors)
+        ids = [m.id for m in self.models]
+        if current in ids:
+            self.table.selectRow(ids.index(current))
+        elif self.models:
+            active = next((i for i, m in enumerate(self.models) if m.active and m.kind == registry.KIND_ONNX), 0)
+            self.table.selectRow(active)
+        history = deploy_service.history(self.context.store)
+        fill_table(self.history, [
+            ((h["activated_at"] or "")[:19], h["model_name"], h["status"], h["activated_by"],
+             (h["deactivated_at"] or "")[:19], h["notes"]) for h in history
+        ], colors={(r, 2): theme.SUCCESS for r, h in enumerate(history) if h["status"] == "active"})
+        self._selected()
+
+    def selected_model_id(self) -> str | None:
+        return selected_data(self.table)
+
+    def selected_model(self) -> registry.ModelInfo | None:
+        model_id = self.selected_model_id()
+        return next((m for m in self.models if m.id == model_id), None)
+
+    def _selected(self) -> None:
+        model = self.selected_model()
+        if model is None:
+            self.detail.set_rows([("", "Select a model.")])
+            return
+        self.activate_button.setText("Active" if model.active else "Activate")
+        if permitted(self.context.user, "deploy"):
+            self.activate_button.setEnabled(not model.active)
+            self.package_button.setEnabled(model.kind == registry.KIND_ONNX)
+        metrics = training.held_out_metrics(model.card)
+        rows = [
+            ("Model", f"{model.ref} — {KIND_TITLES.get(model.kind, model.kind)}"),
+            ("Status", model.status),
+            ("Held-out accuracy", f"{metrics['accuracy']:.1%}" if metrics.get("accuracy") is not None else "—"),
+            ("Classes", ", ".join(model.classes) or "—"),
+            ("File", model.path),
+            ("SHA-256", model.file_sha256),
+            ("Size", _size(model.size_bytes)),
+            ("Origin", f"{model.origin} — {model.card.get('origin', '')}".rstrip(" —")),
+            ("Registered", f"{model.created_at} by {model.created_by}"),
+        ]
+        self.detail.set_rows(rows)
+
+    # --- actions ----------------------------------------------------------------------------------
+    def activate_selected(self) -> None:
+        """Activate the selected version (the previous active one of its kind is deactivated)."""
+        model = self.selected_model()
+        if model is None or model.active or not permitted(self.context.user, "deploy"):
+            return
+        store, actor = self.context.store, self.context.user
+        self.context.run_change(
+            f"Activating {model.ref}",
+            lambda _p: deploy_service.activate(store, actor=actor, model=model.id, notes="activated from DEPLOY"),
+            on_result=lambda info: self.context.say(f"{info.ref} is now active"),
+            on_error=lambda exc: show_error(self, "Activate", exc))
+
+    def rollback(self) -> None:
+        """Re-activate the version that served before the current one of the selected model's name."""
+        model = self.selected_model()
+        store, actor = self.context.store, self.context.user
+        name = model.name if model is not None else None
+        self.context.run_change(
+            "Rolling back",
+            lambda _p: deploy_service.rollback(store, actor=actor, name=name),
+            on_result=lambda info: self.context.say(f"Rolled back: {info.ref} is active again"),
+            on_error=lambda exc: show_error(self, "Roll back", exc))
+
+    def create_package(self, folder: str | None = None) -> None:
+        """Write the airgap deployment package of the selected model into a chosen folder."""
+        model = self.selected_model()
+        if model is None:
+            return
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, f"Airgap deployment package of {model.ref}: choose a folder")
+            if not folder:
+                return
+        store, actor = self.context.store, self.context.user
+
+        def done(result: deploy_service.PackageResult) -> None:
+            self.package_result.setText(
+                f"Wrote {result.path}: {len(result.files)} files, {result.few_shot_examples} few-shot examples"
+                + (f" ({sum(result.few_shot_excluded.values())} kept home by usage constraints)"
+                   if result.few_shot_excluded else "")
+                + (f"; manifest signed by {result.signed_by}" if result.signed_by else ""))
+            self.context.say(f"Deployment package written to {Path(result.path).name}")
+
+        job = self.context.run_change(
+            f"Packaging {model.ref}",
+            lambda _p: deploy_service.build_package(store, actor=actor, model=model.id, out_dir=folder),
+            on_result=done, on_error=lambda exc: show_error(self, "Deployment package", exc))
+        self.progress.follow(job)
+
+    # --- page protocol --------------------------------------------------------------------------
+    def on_changes(self, changes: Changes) -> None:
+        if changes.models or changes.bundles:
+            self.reload()
+
+    def activate(self, **arguments: Any) -> None:
+        if arguments.get("model"):
+            self.reload(select=arguments["model"])
