@@ -153,3 +153,19 @@ def test_export_formats(small_site, tmp_path: Path, fmt: str) -> None:
         assert duckdb.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0] == 2
     else:
         assert out.read_text().splitlines()[0].startswith("sheet,item_ref,label_type")
+
+
+def test_every_single_label_write_respects_another_experts_claim(small_site) -> None:
+    from vital_desktop.core.errors import ConflictError
+    from vital_desktop.services import review
+
+    review.claim_items(small_site.store, actor=small_site.user("inspector2"), sheet="Crystals",
+                       label_type="classification", item_refs=["INS-0005"])
+    before = snapshot_tables(small_site.store)
+    with pytest.raises(ConflictError, match="claimed by inspector2"):
+        _set(small_site, user="inspector", item="INS-0005")
+    assert snapshot_tables(small_site.store) == before
+    # The holder's own save goes through and releases the claim.
+    assert _set(small_site, user="inspector2", item="INS-0005").outcome == "created"
+    assert _set(small_site, user="inspector", item="INS-0005", data={"defect_type": "none"},
+                expected_version=1).outcome == "updated"

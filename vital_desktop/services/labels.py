@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from vital_desktop.core import governance
 from vital_desktop.core.changes import Changes
-from vital_desktop.core.errors import NotFoundError, ValidationError
+from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
 from vital_desktop.core.ids import iso, new_id, new_ids, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
@@ -42,7 +42,14 @@ from vital_desktop.services.accounts import require
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import insert_arrow, query_arrow, raw_connection
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import CanonicalLabel, CanonicalLabelHistory, LabelConflict, Sheet, SheetItem
+from vital_desktop.store.models import (
+    CanonicalLabel,
+    CanonicalLabelHistory,
+    LabelClaim,
+    LabelConflict,
+    Sheet,
+    SheetItem,
+)
 
 CONFIDENCE_LEVELS = ("high", "medium", "low")
 EXPORT_FORMATS = ("csv", "jsonl", "parquet", "coco")
@@ -434,6 +441,33 @@ def _get_row(session: Session, sheet_id: str, item_ref: str, label_type: str) ->
     ))
 
 
+# --- claims: two experts never label the same item at once -------------------------------------
+
+
+def claim_holder(s: Session, actor: User, sheet_id: str, item_ref: str, label_type: str) -> LabelClaim | None:
+    """The live claim someone else holds on this key, if any."""
+    return s.scalar(sa.select(LabelClaim).where(
+        LabelClaim.sheet_id == sheet_id, LabelClaim.item_ref == item_ref, LabelClaim.label_type == label_type,
+        LabelClaim.expires_at > utcnow(), LabelClaim.claimed_by != actor.username))
+
+
+def refuse_if_claimed(s: Session, actor: User, sheet_id: str, item_ref: str, label_type: str) -> None:
+    claim = claim_holder(s, actor, sheet_id, item_ref, label_type)
+    if claim is not None:
+        raise ConflictError(
+            f"item {item_ref!r} ({label_type}) is claimed by {claim.claimed_by} until "
+            f"{iso(claim.expires_at)}; wait for the claim to expire or ask them to release it"
+        )
+
+
+def release_own_claims(s: Session, actor: User, sheet_id: str, item_refs: Iterable[str], label_type: str) -> None:
+    refs = list(item_refs)
+    if refs:
+        s.execute(sa.delete(LabelClaim).where(
+            LabelClaim.sheet_id == sheet_id, LabelClaim.label_type == label_type, LabelClaim.item_ref.in_(refs),
+            LabelClaim.claimed_by == actor.username))
+
+
 # --- single-label verbs ----------------------------------------------------------------------
 
 
@@ -471,8 +505,13 @@ def set_label_in_session(
     confidence: str | None = None, notes: str = "", reason: str = "", expected_version: int | None = None,
     action: str = "set", origin: str = "site",
 ) -> SetLabelResult:
-    """`set_label` inside the caller's transaction (review approval uses it with its pair update)."""
+    """`set_label` inside the caller's transaction (review approval uses it with its pair update).
+
+    Every single-label write passes here, so claims are enforced here: a live claim by another
+    expert refuses the write; the actor's own claim on the item is released by it.
+    """
     sheet_row = _sheet_row(s, sheet)
+    refuse_if_claimed(s, actor, sheet_row.id, item_ref, label_type)
     record = LabelRecord(
         sheet_id=sheet_row.id, item_ref=item_ref, label_type=label_type, label_data=label_data,
         allowed_uses=list(allowed_uses) if allowed_uses is not None else None,
@@ -484,6 +523,7 @@ def set_label_in_session(
     outcome = upsert_records(s, actor, [record], origin=origin, action=action)
     kind = ("created" if outcome.created else "updated" if outcome.updated else
             "conflict" if outcome.conflicts else "unchanged")
+    release_own_claims(s, actor, sheet_row.id, [item_ref], label_type)
     row = _get_row(s, sheet_row.id, item_ref, label_type)
     assert row is not None
     if kind != "unchanged":

@@ -187,30 +187,6 @@ def _current_label(s: Session, sheet_id: str, item_ref: str, label_type: str) ->
     return (int(row[0]), row[1]) if row else None
 
 
-def _claim_holder(s: Session, actor: User, sheet_id: str, item_ref: str, label_type: str) -> LabelClaim | None:
-    """The live claim someone else holds on this key, if any."""
-    return s.scalar(sa.select(LabelClaim).where(
-        LabelClaim.sheet_id == sheet_id, LabelClaim.item_ref == item_ref, LabelClaim.label_type == label_type,
-        LabelClaim.expires_at > utcnow(), LabelClaim.claimed_by != actor.username))
-
-
-def _refuse_if_claimed(s: Session, actor: User, sheet: Sheet, item_ref: str, label_type: str) -> None:
-    claim = _claim_holder(s, actor, sheet.id, item_ref, label_type)
-    if claim is not None:
-        raise ConflictError(
-            f"item {item_ref!r} ({label_type}) is claimed by {claim.claimed_by} until "
-            f"{iso(claim.expires_at)}; wait for the claim to expire or ask them to release it"
-        )
-
-
-def _release_own(s: Session, actor: User, sheet_id: str, item_refs: Iterable[str], label_type: str) -> None:
-    refs = list(item_refs)
-    if refs:
-        s.execute(sa.delete(LabelClaim).where(
-            LabelClaim.sheet_id == sheet_id, LabelClaim.label_type == label_type, LabelClaim.item_ref.in_(refs),
-            LabelClaim.claimed_by == actor.username))
-
-
 def _training_sheet(s: Session, ref: str) -> TrainingSheet:
     return generate._find_training_sheet(s, ref)
 
@@ -308,7 +284,6 @@ def approve(
                                   + (f" (the AI failed: {pair.ai_error})" if pair.ai_error else "")
                                   + "; give the answer (edit then approve)")
         label_data = templates.check_answer(tmpl, final)
-        _refuse_if_claimed(s, actor, sheet, pair.item_ref, ts.label_type)
         result = labels.set_label_in_session(
             s, actor, sheet=sheet.id, item_ref=pair.item_ref, label_type=ts.label_type, label_data=label_data,
             allowed_uses=allowed_uses, prohibited_uses=prohibited_uses, usage_reason=usage_reason,
@@ -333,7 +308,6 @@ def approve(
             pair.review_reason = ""
         pair.reviewed_by = actor.username
         pair.reviewed_at = now
-        _release_own(s, actor, sheet.id, [pair.item_ref], ts.label_type)
         s.flush()
         audit.record(s, actor, "review.edit_approve" if edited else "review.approve", f"{ts.name}/{pair.item_ref}",
                      {"label_outcome": result.outcome, "label_version": result.label.version})
@@ -359,7 +333,7 @@ def _set_status(store: Store, actor: User, pair_id: str, status: str, reason: st
         pair, ts, _, sheet = _context(s, pair_id)
         if pair.status == "labeled":
             raise ConflictError(f"pair for item {pair.item_ref!r} is labeled; correct its canonical label instead")
-        _refuse_if_claimed(s, actor, sheet, pair.item_ref, ts.label_type)
+        labels.refuse_if_claimed(s, actor, sheet.id, pair.item_ref, ts.label_type)
         pair.status = status
         pair.review_reason = reason
         pair.reviewed_by = actor.username
@@ -574,13 +548,11 @@ def label_item(
     require(actor, "label")
     with store.session() as s:
         sheet_row = labels._sheet_row(s, sheet)
-        _refuse_if_claimed(s, actor, sheet_row, item_ref, label_type)
         result = labels.set_label_in_session(
             s, actor, sheet=sheet_row.id, item_ref=item_ref, label_type=label_type, label_data=label_data,
             allowed_uses=allowed_uses, prohibited_uses=prohibited_uses, usage_reason=usage_reason,
             confidence=confidence, notes=notes, expected_version=expected_version,
         )
-        _release_own(s, actor, sheet_row.id, [item_ref], label_type)
     return result, Changes(labels=True)
 
 
