@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from benchmarks._common import percentiles, write_report  # noqa: E402
+from benchmarks._common import percentiles, write_report
 
 DEMO_USER, DEMO_PASSWORD = "engineer", "vital-engineer"
 BIG_ROWS = 100_000

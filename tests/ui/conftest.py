@@ -11,14 +11,14 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 
-import shutil  # noqa: E402
-import threading  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+import threading
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
-from vital_desktop.core.users import SYSTEM_USER  # noqa: E402
-from vital_desktop.store.db import STORE_FILENAME, open_store  # noqa: E402
+from vital_desktop.core.users import SYSTEM_USER
+from vital_desktop.store.db import STORE_FILENAME, open_store
 
 SHEET = "Defect Detection - Scintillator Crystals"
 PASSWORD = "correct-horse-battery"

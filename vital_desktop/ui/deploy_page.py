@@ -12,8 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, 
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import deploy as deploy_service
-from vital_desktop.services import registry
-from vital_desktop.services import training
+from vital_desktop.services import registry, training
 from vital_desktop.ui import theme
 from vital_desktop.ui.charts import JobProgress, fill_table, permitted, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext

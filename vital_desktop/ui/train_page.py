@@ -36,14 +36,21 @@ from PySide6.QtWidgets import (
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import deploy as deploy_service
 from vital_desktop.services import generate as generate_service
-from vital_desktop.services import registry
+from vital_desktop.services import registry, training
 from vital_desktop.services import sheets as sheet_service
-from vital_desktop.services import training
 from vital_desktop.ui import theme
 from vital_desktop.ui.charts import JobProgress, fill_table, heat_color, permitted, read_only_table
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import Card, KeyValuePanel, error_text, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import (
+    Card,
+    KeyValuePanel,
+    error_text,
+    muted_label,
+    primary_button,
+    show_error,
+    title_label,
+)
 
 DEFAULT_MODEL_NAME = "defect-classifier"
 LINEAGE_LABELS_SHOWN = 200
@@ -87,11 +94,11 @@ class ModelCardView(QWidget):
         metrics = training.held_out_metrics(model.card)
         accuracy = metrics.get("accuracy")
         images = metrics.get("held_out_images") or (model.card.get("training") or {}).get("held_out_images")
-        status = "<b style='color:%s'>active</b>" % theme.SUCCESS if model.active else model.status
+        status = f"<b style='color:{theme.SUCCESS}'>active</b>" if model.active else model.status
         self.headline.setText(
             f"<span style='font-size:13pt; font-weight:600'>{model.ref}</span> &nbsp; {status}<br>"
             + (f"Held-out accuracy <b style='font-size:13pt'>{accuracy:.1%}</b>" if accuracy is not None
-               else "<span style='color:%s'>no held-out metrics in this model's card</span>" % theme.MUTED)
+               else f"<span style='color:{theme.MUTED}'>no held-out metrics in this model's card</span>")
             + (f" on {images} images" if images else "")
             + f" &nbsp;·&nbsp; classes: {', '.join(model.classes)}"
         )
