@@ -43,6 +43,8 @@ def _style(widget: pg.PlotWidget, title: str, left: str, bottom: str, height: in
     widget.showGrid(x=False, y=True, alpha=0.25)
     widget.getPlotItem().getViewBox().setMouseEnabled(x=False, y=False)
     widget.getPlotItem().hideButtons()
+    for axis in ("left", "bottom"):
+        widget.getAxis(axis).enableAutoSIPrefix(False)
 
 
 class LineChart(pg.PlotWidget):
@@ -93,9 +95,15 @@ class BarChart(pg.PlotWidget):
                                    brushes=brushes if colors else None, brush=None if colors else brushes,
                                    pen=pg.mkPen(None))
             self.addItem(bars)
-        self.getAxis("bottom").setTicks([[(i, str(label)) for i, label in enumerate(labels)]])
+        self.getAxis("bottom").setTicks([[(i, short_label(str(label), len(labels))) for i, label in enumerate(labels)]])
         self.setXRange(-0.6, max(len(values) - 0.4, 0.6), padding=0)
         self.setYRange(0, max(values, default=1) * 1.1 or 1, padding=0)
+
+
+def short_label(label: str, count: int) -> str:
+    """Tick labels must fit under their bar: long class names are cut (the tooltip has them whole)."""
+    room = max(4, 60 // max(count, 1))
+    return label if len(label) <= room else label[: room - 1] + "…"
 
 
 class SpectrumPlot(pg.PlotWidget):
