@@ -42,6 +42,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     *(ActionSpec(f"go_{key}", "&Go", f"{title}", (f"Ctrl+{i + 1}",), "go", argument=key)
       for i, (key, title) in enumerate(STAGES)),
     ActionSpec("go_canonical", "&Go", "Canonical Labels", ("Ctrl+L",), "go", argument="canonical"),
+    ActionSpec("go_calibration", "&Go", "Calibration (Monte Carlo)", ("Ctrl+8",), "go", argument="calibration"),
+    ActionSpec("go_bundles", "&Go", "Bundles (administrators)", ("Ctrl+9",), "go", argument="bundles"),
     # Canonical Labeling Tool (Mode B)
     *(ActionSpec(f"pick_class_{n}", "&Label", f"Pick class {n}", (str(n),), "pick_class", "canonical", n - 1)
       for n in range(1, MAX_CLASS_KEYS + 1)),

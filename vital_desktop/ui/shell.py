@@ -38,6 +38,9 @@ from vital_desktop.ui.workers import Job
 
 log = logging.getLogger(__name__)
 
+#: pages beside the pipeline stages: key -> (button text, shortcut shown in the tooltip)
+TOOL_PAGES: dict[str, tuple[str, str]] = {"calibration": ("Calibration", "Ctrl+8"), "bundles": ("Bundles", "Ctrl+9")}
+
 
 def app_settings() -> QSettings:
     """Window state only (labelme's rule): everything else lives in the store."""
@@ -74,6 +77,11 @@ class Breadcrumb(QWidget):
         button = self.buttons.get(stage)
         if button is not None:
             button.setChecked(True)
+        elif stage in TOOL_PAGES:  # Calibration, Bundles: no pipeline stage is current
+            self.group.setExclusive(False)
+            for other in self.buttons.values():
+                other.setChecked(False)
+            self.group.setExclusive(True)
         else:  # e.g. the labeling tool: LABEL is the stage it belongs to
             self.buttons["label"].setChecked(True)
 
@@ -175,6 +183,16 @@ class MainWindow(QMainWindow):
         self.breadcrumb = Breadcrumb(self.go)
         header_layout.addWidget(self.breadcrumb)
         header_layout.addStretch(1)
+        # tools beside the pipeline (ARCHITECTURE.md §7); Bundles only for administrators
+        self.tool_buttons: dict[str, QPushButton] = {}
+        for tool, (text, keys) in TOOL_PAGES.items():
+            if tool == "bundles" and context.user.role.value != "admin":
+                continue
+            tool_button = QPushButton(text)
+            tool_button.setToolTip(f"Open {text} ({keys})")
+            tool_button.clicked.connect(lambda _=False, t=tool: self.go(t))
+            header_layout.addWidget(tool_button)
+            self.tool_buttons[tool] = tool_button
         self.canonical_button = QPushButton("Canonical Labels")
         self.canonical_button.setProperty("primary", True)
         self.canonical_button.setToolTip("Open the Canonical Labeling Tool (Ctrl+L)")
@@ -228,6 +246,8 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(page)
         self.breadcrumb.set_current(stage)
         self.canonical_button.setEnabled(stage != "canonical")
+        for tool, tool_button in self.tool_buttons.items():
+            tool_button.setEnabled(stage != tool)
         self._update_actions()
         page.activate(**{k: v for k, v in arguments.items() if v is not None})
 
