@@ -184,18 +184,23 @@ def selected_data(table: QTableWidget) -> Any:
     return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
 
 
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
 def plus_minus(value: float | None, sigma: float | None, *, digits: int = 2) -> str:
-    """A value with its 1-sigma uncertainty, both in the same power of ten: 3.21(4) e-2 style as text."""
+    """A value with its 1-sigma uncertainty in one power of ten ("1.074 ± 0.004 ×10⁻²"), decimals set by sigma."""
     if value is None:
         return "—"
     if sigma is None or sigma == 0 or not math.isfinite(sigma):
         return f"{value:.5g}"
     exponent = math.floor(math.log10(abs(value))) if value else math.floor(math.log10(abs(sigma)))
+    if -1 <= exponent <= 2:  # 0.54 ± 0.02 and 12.5 ± 0.3 read better without a power of ten
+        exponent = 0
     scale = 10.0 ** exponent
     # as many decimals as the uncertainty's `digits` significant figures need
     decimals = max(0, exponent - math.floor(math.log10(abs(sigma))) + digits - 1)
     mantissa, error = value / scale, sigma / scale
-    suffix = f" × 10^{exponent}" if exponent not in (0,) else ""
+    suffix = f" ×10{str(exponent).translate(SUPERSCRIPTS)}" if exponent else ""
     return f"{mantissa:.{decimals}f} ± {error:.{decimals}f}{suffix}"
 
 

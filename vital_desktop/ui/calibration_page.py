@@ -1,0 +1,356 @@
+"""Calibration: Monte Carlo efficiency and calibration factors of a detector, on this laptop.
+
+The form builds a `montecarlo.SimulationConfig` (a preset detector, optionally with custom
+dimensions; a point, disk or volume source; a nuclide or a gamma energy), and
+`services.calibration.run_calibration` runs it in the compute pool with progress and cancel
+(a cancelled run stores nothing). Every result is shown with its 1-sigma statistical
+uncertainty, the pulse-height spectrum on a log scale, and the stored runs can be reopened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QRadioButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import Cancelled, ValidationError
+from vital_desktop.services import calibration
+from vital_desktop.ui import theme
+from vital_desktop.ui.charts import (
+    JobProgress,
+    SpectrumPlot,
+    fill_table,
+    permitted,
+    plus_minus,
+    read_only_table,
+    selected_data,
+)
+from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.pages import Page
+from vital_desktop.ui.widgets import (
+    Card,
+    KeyValuePanel,
+    error_text,
+    muted_label,
+    primary_button,
+    show_error,
+    title_label,
+)
+
+CRYSTAL_MATERIALS = ("nai", "csi", "ge", "labr3", "bgo", "pvt")
+HISTORY_CHOICES = ("1e5", "2e5", "1e6", "1e7")
+
+
+def _spin(low: float, high: float, value: float, decimals: int = 2, suffix: str = " cm") -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(low, high)
+    box.setDecimals(decimals)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    return box
+
+
+class CalibrationPage(Page):
+    """Monte Carlo calibration runs: configure, run in the background, read results ± uncertainty."""
+
+    stage = "calibration"
+    title = "CALIBRATION"
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(context, parent)
+        from vital_desktop.montecarlo import detector_presets, nuclide_library
+
+        self.presets = detector_presets()
+        self.nuclides = nuclide_library()
+        self.detail: calibration.RunDetail | None = None
+        self.run_job = None
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(20, 16, 20, 16)
+        root.setSpacing(theme.SPACING)
+        header = QHBoxLayout()
+        header.addWidget(title_label("Calibration", "pageTitle"))
+        header.addWidget(muted_label("Monte Carlo photon transport: efficiencies and calibration factors with their "
+                                     "statistical uncertainties; same configuration + seed → same numbers.", wrap=False))
+        header.addStretch(1)
+        root.addLayout(header)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        root.addWidget(splitter, 1)
+
+        # --- configuration --------------------------------------------------------------------
+        config_card = Card("Configuration")
+        form = QFormLayout()
+        self.detector = QComboBox()
+        for key, preset in self.presets.items():
+            self.detector.addItem(key, key)
+            self.detector.setItemData(self.detector.count() - 1, preset.get("title", key), Qt.ItemDataRole.ToolTipRole)
+        self.detector.currentIndexChanged.connect(lambda _i: self._preset_changed())
+        form.addRow("Detector", self.detector)
+        self.detector_title = muted_label()
+        form.addRow("", self.detector_title)
+        self.custom = QCheckBox("Custom crystal dimensions")
+        self.custom.toggled.connect(lambda _on: self._update_enabled())
+        form.addRow("", self.custom)
+        self.material = QComboBox()
+        self.material.addItems(CRYSTAL_MATERIALS)
+        form.addRow("Crystal material", self.material)
+        self.crystal_radius = _spin(0.01, 100.0, 3.81)
+        form.addRow("Crystal radius", self.crystal_radius)
+        self.crystal_height = _spin(0.01, 100.0, 7.62)
+        form.addRow("Crystal height", self.crystal_height)
+        self.source_kind = QComboBox()
+        self.source_kind.addItems(["point", "disk", "volume"])
+        self.source_kind.currentIndexChanged.connect(lambda _i: self._update_enabled())
+        form.addRow("Source", self.source_kind)
+        self.distance = _spin(0.0, 10_000.0, 10.0)
+        self.distance.setToolTip("From the detector's front face (end cap) to the source plane / container bottom")
+        form.addRow("Distance", self.distance)
+        self.source_radius = _spin(0.0, 100.0, 2.5)
+        form.addRow("Source radius", self.source_radius)
+        self.source_height = _spin(0.0, 100.0, 2.0)
+        form.addRow("Fill height (volume)", self.source_height)
+        self.source_material = QComboBox()
+        self.source_material.addItems(["water", "soil", "concrete", "air"])
+        self.source_material.setEditable(True)
+        form.addRow("Source contents", self.source_material)
+        emission = QWidget()
+        emission_layout = QHBoxLayout(emission)
+        emission_layout.setContentsMargins(0, 0, 0, 0)
+        self.use_nuclide = QRadioButton("Nuclide")
+        self.use_energy = QRadioButton("Energy")
+        group = QButtonGroup(self)
+        group.addButton(self.use_nuclide)
+        group.addButton(self.use_energy)
+        self.use_nuclide.setChecked(True)
+        self.use_nuclide.toggled.connect(lambda _on: self._update_enabled())
+        self.nuclide = QComboBox()
+        self.nuclide.addItems(list(self.nuclides))
+        self.nuclide.setCurrentText("Cs-137" if "Cs-137" in self.nuclides else self.nuclide.currentText())
+        self.energy = _spin(1.0, 10_000.0, 661.657, 3, " keV")
+        for widget in (self.use_nuclide, self.nuclide, self.use_energy):
+            emission_layout.addWidget(widget)
+        emission_layout.addStretch(1)
+        form.addRow("Emission", emission)
+        form.addRow("Gamma energy", self.energy)
+        self.histories = QComboBox()
+        self.histories.setEditable(True)
+        self.histories.addItems(HISTORY_CHOICES)
+        self.histories.setCurrentText("1e6")
+        self.histories.setToolTip("Photon histories (1e7 is fine; the uncertainty falls as 1/sqrt(histories))")
+        form.addRow("Histories", self.histories)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(1)
+        form.addRow("Seed", self.seed)
+        self.run_name = QLineEdit()
+        self.run_name.setPlaceholderText("optional name of the stored run")
+        form.addRow("Name", self.run_name)
+        config_card.body.addLayout(form)
+        self.run_button = primary_button("Run")
+        self.run_button.setToolTip("Simulate in the background (Ctrl+R); Esc cancels and stores nothing")
+        self.run_button.clicked.connect(lambda: self.run())
+        if not permitted(context.user, "run_calibration"):
+            self.run_button.setEnabled(False)
+            self.run_button.setToolTip("Calibration runs need the engineer or admin role")
+        config_card.body.addWidget(self.run_button, 0, Qt.AlignmentFlag.AlignRight)
+        self.progress = JobProgress()
+        config_card.body.addWidget(self.progress)
+        self.message = muted_label()
+        config_card.body.addWidget(self.message)
+        config_card.body.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(config_card)
+        scroll.setMinimumWidth(420)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        splitter.addWidget(scroll)
+        QShortcut(QKeySequence("Ctrl+R"), self, activated=lambda: self.run(),
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+
+        # --- results and runs ------------------------------------------------------------------
+        right = QSplitter(Qt.Orientation.Vertical)
+        results_card = Card("Results")
+        self.summary = KeyValuePanel()
+        results_card.body.addWidget(self.summary)
+        self.lines = read_only_table(["energy (keV)", "emission prob.", "total efficiency", "full-energy-peak efficiency",
+                                      "peak-to-total", "peak cps/Bq"])
+        self.lines.setMinimumHeight(90)
+        self.lines.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        results_card.body.addWidget(self.lines)
+        self.spectrum = SpectrumPlot()
+        results_card.body.addWidget(self.spectrum, 1)
+        right.addWidget(results_card)
+        runs_card = Card("Past runs (click to show)")
+        self.runs = read_only_table(["created", "name", "detector", "source", "distance", "emission", "histories",
+                                     "CF (cps/Bq)"])
+        self.runs.itemSelectionChanged.connect(self._run_selected)
+        runs_card.body.addWidget(self.runs, 1)
+        right.addWidget(runs_card)
+        right.setSizes([560, 220])
+        splitter.addWidget(right)
+        splitter.setSizes([440, 890])
+
+        self._preset_changed()
+        self.reload_runs()
+
+    # --- form -----------------------------------------------------------------------------------
+    def _preset_changed(self) -> None:
+        preset = self.presets.get(self.detector.currentData(), {})
+        self.detector_title.setText(preset.get("title", ""))
+        crystal = preset.get("crystal", {})
+        if crystal:
+            self.material.setCurrentText(str(crystal.get("material", "nai")))
+            self.crystal_radius.setValue(float(crystal.get("radius_cm", 3.81)))
+            self.crystal_height.setValue(float(crystal.get("height_cm", 7.62)))
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        custom = self.custom.isChecked()
+        for widget in (self.material, self.crystal_radius, self.crystal_height):
+            widget.setEnabled(custom)
+        kind = self.source_kind.currentText()
+        self.source_radius.setEnabled(kind in ("disk", "volume"))
+        self.source_height.setEnabled(kind == "volume")
+        self.source_material.setEnabled(kind == "volume")
+        self.nuclide.setEnabled(self.use_nuclide.isChecked())
+        self.energy.setEnabled(not self.use_nuclide.isChecked())
+
+    def build_config(self) -> Any:
+        """The simulation configuration of the form (validated by the service before any work)."""
+        from vital_desktop.montecarlo import Source, detector_preset, make_config
+
+        detector = detector_preset(self.detector.currentData())
+        if self.custom.isChecked():
+            detector = replace(detector, name=f"{detector.name} (custom)", material=self.material.currentText(),
+                               radius_cm=self.crystal_radius.value(), height_cm=self.crystal_height.value())
+        kind = self.source_kind.currentText()
+        source = Source(kind=kind, distance_cm=self.distance.value(),
+                        radius_cm=self.source_radius.value() if kind in ("disk", "volume") else 0.0,
+                        height_cm=self.source_height.value() if kind == "volume" else 0.0,
+                        material=self.source_material.currentText() or "water")
+        if self.use_nuclide.isChecked():
+            return make_config(detector=detector, source=source, nuclide=self.nuclide.currentText())
+        return make_config(detector=detector, source=source, energies_kev=[self.energy.value()])
+
+    def histories_value(self) -> float:
+        text = self.histories.currentText().strip().replace("_", "").replace(",", "")
+        try:
+            return float(text)
+        except ValueError:
+            raise ValidationError(f"number of histories must be a number like 1e6, got {text!r}") from None
+
+    # --- running ----------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Start the run in the compute pool (not the writer thread: it can take minutes)."""
+        if self.progress.running() or not permitted(self.context.user, "run_calibration"):
+            return
+        try:
+            config = self.build_config()
+            histories = self.histories_value()
+        except Exception as exc:  # noqa: BLE001 - bad input is shown before any work
+            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            return
+        store, actor, seed, name = self.context.store, self.context.user, self.seed.value(), self.run_name.text().strip()
+        self.message.setText("")
+        self.run_button.setEnabled(False)
+
+        def work(progress: Any) -> tuple[calibration.RunInfo, Changes]:
+            return calibration.run_calibration(store, actor=actor, config=config, histories=histories, seed=seed,
+                                               name=name, progress=progress)
+
+        def done(value: tuple[calibration.RunInfo, Changes]) -> None:
+            info, changes = value
+            self.run_button.setEnabled(True)
+            self.context.announce(changes)
+            self.message.setText(f"Run {info.id[:8]} stored: {info.histories:,} histories in {info.duration_s or 0:.1f} s.")
+            self.reload_runs(select=info.id)
+
+        def failed(exc: BaseException) -> None:
+            self.run_button.setEnabled(True)
+            if isinstance(exc, Cancelled):
+                self.message.setText("Cancelled; nothing was stored.")
+                return
+            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            show_error(self, "Calibration run", exc)
+
+        self.run_job = self.context.run("Monte Carlo run", work, on_result=done, on_error=failed, cancellable=True)
+        self.progress.follow(self.run_job)
+
+    # --- runs and results ---------------------------------------------------------------------------
+    def reload_runs(self, select: str | None = None) -> None:
+        runs = calibration.list_runs(self.context.store)
+        current = select or selected_data(self.runs)
+        rows = []
+        for r in runs:
+            emission = r.nuclide or ", ".join(f"{e:g} keV" for e in r.energies_kev)
+            factor = r.summary.get("calibration_factor_total_cps_per_bq")
+            rows.append(((r.created_at or "")[:16], r.name, r.detector, r.source, f"{r.distance_cm:g} cm", emission,
+                         f"{r.histories:,}", f"{factor:.4e}" if isinstance(factor, (int, float)) else "—"))
+        fill_table(self.runs, rows, data=[r.id for r in runs])
+        ids = [r.id for r in runs]
+        if current in ids:
+            self.runs.selectRow(ids.index(current))
+        elif runs and self.detail is None:
+            self.runs.selectRow(0)
+        if not runs:
+            self.summary.set_rows([("", "No runs yet: choose a detector, a source and a nuclide, then Run.")])
+
+    def _run_selected(self) -> None:
+        run_id = selected_data(self.runs)
+        if run_id:
+            self.show_run(run_id)
+
+    def show_run(self, run_id: str) -> None:
+        detail = calibration.get_run(self.context.store, run_id)
+        self.detail = detail
+        info, results = detail.info, detail.results
+        total, peak = results.get("total_cps_per_bq", {}), results.get("peak_cps_per_bq", {})
+        self.summary.set_rows([
+            ("Run", f"{info.name}  ({info.id[:8]})"),
+            ("Detector / source", f"{info.detector}; {info.source} source at {info.distance_cm:g} cm"),
+            ("Calibration factor", f"<b>{plus_minus(total.get('value'), total.get('sigma'))}</b> counts/s per Bq "
+                                   "(all pulses)"),
+            ("Full-energy peaks", f"{plus_minus(peak.get('value'), peak.get('sigma'))} counts/s per Bq"),
+            ("Statistics", f"{info.histories:,} histories, seed {info.seed}, {info.duration_s or 0:.2f} s, "
+                           f"{info.engine_version}; uncertainties are 1 σ (statistical)"),
+        ], rich=True)
+        rows = []
+        for line in results.get("lines", []):
+            tot, fep, pt, cps = (line.get(k, {}) for k in ("total_efficiency", "peak_efficiency", "peak_to_total",
+                                                             "peak_cps_per_bq"))
+            rows.append((f"{line['energy_kev']:.2f}", f"{line['probability']:.4g}",
+                         plus_minus(tot.get("value"), tot.get("sigma")), plus_minus(fep.get("value"), fep.get("sigma")),
+                         plus_minus(pt.get("value"), pt.get("sigma")), plus_minus(cps.get("value"), cps.get("sigma"))))
+        fill_table(self.lines, rows)
+        self.lines.setMaximumHeight(34 + 30 * min(max(len(rows), 1), 6))
+        self.spectrum.show_spectrum(detail.spectrum)
+
+    # --- page protocol --------------------------------------------------------------------------
+    def on_changes(self, changes: Changes) -> None:
+        if changes.mc_runs:
+            self.reload_runs()
+
+    def activate(self, **arguments: Any) -> None:
+        if arguments.get("run"):
+            self.reload_runs(select=arguments["run"])
