@@ -75,7 +75,7 @@ def measure_labeling(app, window, presses: int = 60) -> dict:
         arrows.append(time.perf_counter() - start)
         spin(app, 0.15)
     arrow_misses = tool.image_misses
-    saves = []
+    saves, stored = [], []
     for i in range(max(10, presses // 3)):
         before = tool.item.item_ref
         QTest.keyClick(window, Qt.Key.Key_1 + (i % 5))
@@ -86,8 +86,13 @@ def measure_labeling(app, window, presses: int = 60) -> dict:
             time.sleep(0.0005)
         tool.image_view.viewport().repaint()
         saves.append(time.perf_counter() - start)
+        while tool.saving:  # the save lands on the writer thread while the next image is shown
+            app.processEvents()
+            time.sleep(0.0005)
+        stored.append(time.perf_counter() - start)
         spin(app, 0.15)
     return {"arrow_next_image": percentiles(arrows), "enter_save_and_next_image": percentiles(saves),
+            "enter_to_label_stored": percentiles(stored),
             "image_misses_arrows": arrow_misses, "image_misses_total": tool.image_misses,
             "expert_pause_s": 0.15}
 

@@ -86,6 +86,7 @@ def test_the_wow_moment_label_once_then_pre_approved_then_review_creates_a_label
     qtbot.keyClick(window, Qt.Key.Key_1)
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tool.item.item_ref != first, timeout=10_000)
+    qtbot.waitUntil(lambda: not tool.saving, timeout=10_000)  # moved on at once; the save lands next
     label = label_service.get_label(store, sheet=SHEET, item_ref=first, label_type="classification")
     assert label is not None and label.label_data["defect_type"] == "inclusion"
 
@@ -134,18 +135,29 @@ def test_the_wow_moment_label_once_then_pre_approved_then_review_creates_a_label
     assert not error_boxes()
 
 
-def test_approve_key_creates_the_canonical_label(qtbot, window, store, engineer):
-    generate_service.generate_training_sheet(store, actor=engineer, sheet=SHEET, name="review me", ai_mode="none",
+def test_approve_key_creates_the_canonical_label(qtbot, window, store, engineer, tmp_path):
+    from vital_desktop.bundles.samples import tiny_classifier_onnx
+    from vital_desktop.services import registry
+
+    # A real (tiny) ONNX classifier pre-labels the pairs, so A has an AI answer to approve.
+    model_file = tmp_path / "tiny.onnx"
+    model_file.write_bytes(tiny_classifier_onnx(["inclusion", "crack", "delamination", "surface_contamination",
+                                                 "none"]))
+    info, _ = registry.register_model(store, actor=engineer, path=model_file, kind="onnx_classifier", name="tiny")
+    registry.activate_model(store, actor=engineer, name="tiny", version=info.version)
+    generate_service.generate_training_sheet(store, actor=engineer, sheet=SHEET, name="review me",
+                                             ai_mode="classifier",
                                              template="Defect Classification - Visual Inspection")
     window.go("label", training_sheet="review me")
     page = window.pages["label"]
     pair = page.pair
-    # a pair without an AI answer cannot be approved as is: the service says so and nothing changes
+    assert pair.answer is not None and pair.status == "unlabeled"
     qtbot.keyClick(window, Qt.Key.Key_A)
+    qtbot.waitUntil(lambda: review_service.find_pair(store, training_sheet="review me", item_ref=pair.item_ref)
+                    .status == "labeled", timeout=10_000)
+    label = label_service.get_label(store, sheet=SHEET, item_ref=pair.item_ref, label_type="classification")
+    assert label is not None and label.label_data["defect_type"] == pair.answer["defect_type"]
     wait_idle(qtbot, window)
-    if pair.answer is None:
-        assert "answer" in page.message.text().lower()
-        assert label_service.get_label(store, sheet=SHEET, item_ref=pair.item_ref, label_type="classification") is None
 
 
 def test_undo_and_redo_of_label_actions(qtbot, window, store):
@@ -155,11 +167,13 @@ def test_undo_and_redo_of_label_actions(qtbot, window, store):
     qtbot.keyClick(window, Qt.Key.Key_1)
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)
+    qtbot.waitUntil(lambda: not tool.saving, timeout=10_000)
     qtbot.keyClick(window, Qt.Key.Key_Left)
     assert tool.item.item_ref == item
     qtbot.keyClick(window, Qt.Key.Key_2)  # crack
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)
+    qtbot.waitUntil(lambda: not tool.saving, timeout=10_000)
 
     def current():
         return label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="classification")
@@ -215,6 +229,7 @@ def test_filter_by_status_and_localization_boxes(qtbot, window, store):
     item = tool.item.item_ref
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)
+    qtbot.waitUntil(lambda: not tool.saving, timeout=10_000)
     stored = label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="localization")
     assert stored.label_data["boxes"][0]["width"] == 40
     tool.set_filter("labeled")
@@ -350,3 +365,24 @@ def test_an_inspector_cannot_import_a_sheet_and_is_told_why(qtbot, store, settin
     for box in error_boxes():
         box.close()
     window.close()
+
+
+def test_enter_moves_on_at_once_and_a_refused_save_returns_to_its_item(qtbot, window, store):
+    from vital_desktop.services import accounts
+
+    window.go("canonical")
+    tool = tool_of(window)
+    item = tool.item.item_ref
+    # Another expert holds a claim on this item, so the save will be refused by the store.
+    other = accounts.get_user(store, "ivan")
+    review_service.claim_items(store, actor=other, sheet=SHEET, label_type="classification", item_refs=[item])
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    qtbot.keyClick(window, Qt.Key.Key_Return)
+    assert tool.item.item_ref != item  # moved on without waiting for the store
+    qtbot.waitUntil(lambda: bool(error_boxes()), timeout=10_000)
+    box = error_boxes()[0]
+    assert "claimed by ivan" in box.text()
+    box.close()
+    assert tool.item.item_ref == item and not tool.saving  # back on the refused item
+    assert tool.model.status_of(tool.position) == "unlabeled"
+    assert label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="classification") is None

@@ -136,7 +136,7 @@ class CanonicalLabelingTool(Page):
         self.position: int | None = None
         self.item: ItemInfo | None = None
         self.current_label: LabelInfo | None = None
-        self.saving = False
+        self.pending_saves: dict[str, str] = {}  # item_ref -> its status before the save (in flight)
         self.stale = False
         self.labels_ready = False
         self.touched = False
@@ -564,10 +564,23 @@ class CanonicalLabelingTool(Page):
             self.form.box_list.add_box(x, y, width, height)
             self.image_view.set_boxes(self.form.box_list.value())
 
+    @property
+    def saving(self) -> bool:
+        """True while a save is on its way to the store."""
+        return bool(self.pending_saves)
+
     def save_and_next(self) -> None:
-        """Save the form as the item's label; move on to the next unlabeled item once it is stored."""
-        if self.saving or self.form is None or self.item is None or self.sheet is None:
+        """Save the form as the item's label and move on to the next unlabeled item at once.
+
+        The save runs on the single store-writer thread (saves land in the order they were made)
+        while the expert already sees the next image: moving on never waits for the disk. If a
+        save is refused, the tool says why and returns to that item. A crash in the few
+        milliseconds a save is in flight loses at most that label, the one just typed.
+        """
+        if self.form is None or self.item is None or self.sheet is None:
             return
+        if self.item.item_ref in self.pending_saves:
+            return  # its previous save is still on its way; the version must be known first
         if not self.labels_ready:  # Enter came before the background load: the version must be known
             self._load_labels()
         missing = self.form.missing_required()
@@ -580,21 +593,29 @@ class CanonicalLabelingTool(Page):
         key = LabelKey(self.sheet.name, self.item.item_ref, self.label_type)
         before = self.current_label.version if self.current_label else None
         arguments = {"sheet": key.sheet, "item_ref": key.item_ref, "label_type": key.label_type,
-                         "label_data": self.form.value(), "allowed_uses": allowed, "prohibited_uses": prohibited,
-                         "usage_reason": reason, "confidence": CONFIDENCE_LEVELS[checked] if checked >= 0 else None,
-                         "notes": self.notes.text().strip(), "expected_version": before}
+                     "label_data": self.form.value(), "allowed_uses": allowed, "prohibited_uses": prohibited,
+                     "usage_reason": reason, "confidence": CONFIDENCE_LEVELS[checked] if checked >= 0 else None,
+                     "notes": self.notes.text().strip(), "expected_version": before}
         store, actor = self.context.store, self.context.user
-        self.saving = True
+        previous_status = self.model.statuses.get(key.item_ref, "unlabeled") if self.model is not None else ""
+        self.pending_saves[key.item_ref] = previous_status
         self.save_started = time.perf_counter()
-        self.save_button.setEnabled(False)
         self.context.run_change(
             f"Saving {key.item_ref}", lambda _p: review_service.label_item(store, actor=actor, **arguments),
-            on_result=lambda result: self._saved(key, before, result), on_error=self._save_failed,
+            on_result=lambda result: self._saved(key, before, result),
+            on_error=lambda exc: self._save_failed(key, exc),
         )
+        if self.model is not None:
+            self.model.update_status(key.item_ref, "labeled")  # optimistic; corrected when the save returns
+        self._update_progress()
+        following = self._next_unlabeled(self.position if self.position is not None else -1)
+        if following is None:
+            self.message.setText(f"<span style='color:{theme.SUCCESS}'>Every item has a {self.label_type} label.</span>")
+            return
+        self.show_position(following)
 
     def _saved(self, key: LabelKey, before: int | None, result: label_service.SetLabelResult) -> None:
-        self.saving = False
-        self.save_button.setEnabled(True)
+        self.pending_saves.pop(key.item_ref, None)
         if result.outcome in ("created", "updated"):
             self.undo_stack.push(LabelActionCommand(
                 self.context, key, before_version=before, after_version=result.label.version,
@@ -609,19 +630,16 @@ class CanonicalLabelingTool(Page):
                              "for review.")
         else:
             self.context.say(f"Saved {key.item_ref} ({result.outcome}, v{result.label.version}).")
-        if self.item is None or self.item.item_ref != key.item_ref:
-            return  # the expert moved elsewhere meanwhile
-        following = self._next_unlabeled(self.position if self.position is not None else -1)
-        if following is None:
-            self._load_labels()
-            self.message.setText(f"<span style='color:{theme.SUCCESS}'>Every item has a {self.label_type} label.</span>")
-            return
-        self.show_position(following)
+        if self.item is not None and self.item.item_ref == key.item_ref:
+            self._request_labels()  # the expert came back to it while it was saving: show it as stored
 
-    def _save_failed(self, exc: BaseException) -> None:
-        self.saving = False
-        self.save_button.setEnabled(True)
-        self.message.setText(f"<span style='color:{theme.DANGER}'>Not saved: {exc}</span>")
+    def _save_failed(self, key: LabelKey, exc: BaseException) -> None:
+        previous_status = self.pending_saves.pop(key.item_ref, "unlabeled")
+        if self.model is not None:
+            self.model.update_status(key.item_ref, previous_status)
+        self._update_progress()
+        self.open_item(key.item_ref)
+        self.message.setText(f"<span style='color:{theme.DANGER}'>Not saved: {key.item_ref}: {exc}</span>")
         show_error(self, "Save label", exc)
 
     def rollback_selected(self) -> None:
