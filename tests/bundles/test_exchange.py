@@ -39,18 +39,35 @@ def test_model_bundle_imported_into_registry(bundle_site):
     with bundle_site.store.read() as s:
         model = s.scalar(sa.select(ModelRow).where(ModelRow.origin == "hub"))
         state = s.get(BundleChannelState, "models")
-    assert (model.name, model.version, model.kind) == ("defect-classifier", 2, "onnx")
+    assert (model.name, model.version, model.kind) == ("defect-classifier", 2, "onnx_classifier")
     assert model.classes == samples.DEMO_CLASSES
     assert Path(model.path).is_file() and Path(model.path).parent == bundle_site.store.models_dir
     assert state.sequence == built.manifest["sequence"]
-    import numpy as np
-    import onnxruntime as ort
+    # A model that imports is a model that runs: activate it and predict through the services.
+    from PIL import Image
 
-    session = ort.InferenceSession(model.path)
-    out = session.run(None, {"image": np.zeros((1, 3, 64, 64), np.float32)})[0]
-    assert out.shape == (1, len(samples.DEMO_CLASSES))
+    from vital_desktop.services import accounts, predict, registry
+
+    engineer = accounts.get_user(bundle_site.store, "engineer")
+    registry.activate_model(bundle_site.store, actor=engineer, name="defect-classifier", version=2)
+    image = Path(model.path).parent / "probe.png"
+    Image.new("RGB", (80, 80), (120, 90, 60)).save(image)
+    [prediction], _ = predict.predict_images(bundle_site.store, actor=engineer, paths=[image])
+    assert prediction.predicted_class in samples.DEMO_CLASSES
     # Staging is empty again.
     assert list(bundle_site.store.staging_dir.iterdir()) == []
+
+
+def test_model_breaking_the_classifier_contract_is_refused(bundle_site):
+    import onnx
+
+    model = onnx.load_from_string(samples.tiny_classifier_onnx())
+    for prop in model.metadata_props:  # structurally fine, but preprocessing this site cannot read
+        if prop.key == "vital.mean":
+            prop.value = "0.5,0.5,0.5"
+    built = bundle_site.hub.build("models", bundle_site.hub.model_payloads(onnx_bytes=model.SerializeToString()))
+    refusal = bundle_site.refused(built.path, "content")
+    assert "contract" in refusal.message
 
 
 def test_template_bundle_imported_and_conflicting_version_refused(bundle_site):

@@ -48,7 +48,7 @@ def tiny_classifier_onnx(classes: list[str] | None = None, *, seed: int = 0, pad
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="vital-samples")
     model.ir_version = 8
     for key, value in {"vital.classes": json.dumps(classes), "vital.input_size": "64,64",
-                       "vital.mean": "0.5,0.5,0.5", "vital.std": "0.25,0.25,0.25", "vital.color_mode": "RGB"}.items():
+                       "vital.mean": "[0.5, 0.5, 0.5]", "vital.std": "[0.25, 0.25, 0.25]", "vital.color_mode": "RGB"}.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())

@@ -342,6 +342,9 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
         evaluation.payloads = extract_and_check(evaluation.signed, work, on_bytes=lambda n: (progress.advance(n),
                                                                                               progress.check()))
         evaluation.checks.append(Check("payloads", True, "", f"{len(evaluation.payloads)} entries hashed and checked"))
+        if any(p.entry.kind == "onnx_model" for p in evaluation.payloads):
+            _check_runnable(evaluation.payloads)
+            evaluation.checks.append(Check("model_contract", True, "", "ONNX models meet the classifier contract"))
         if evaluation.signed.manifest.channel == "truststore":
             chain = RootChain(root)
             for payload in evaluation.payloads:
@@ -450,6 +453,20 @@ def import_bundle(store: Store, *, actor: User, path: Path | str, progress: Prog
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _check_runnable(payloads: list[CheckedPayload]) -> None:
+    """An ONNX model must meet the same classifier contract as a locally registered one, so a
+    model that imports is a model that runs (the bundle layer checks structure, not meaning)."""
+    from vital_desktop.inference.classifier import check_contract
+
+    for payload in payloads:
+        if payload.entry.kind == "onnx_model":
+            try:
+                check_contract(payload.path)
+            except VitalError as exc:
+                raise BundleRefused("content", f"entry {payload.entry.id!r} ({payload.entry.name}): "
+                                               f"{exc.message}") from exc
+
+
 def _place_model_files(store: Store, payloads: list[CheckedPayload]) -> dict[str, Path]:
     """Model files go to `models/` under their SHA-256 before the transaction (atomic rename).
 
@@ -507,6 +524,10 @@ def _json_payload(payload: CheckedPayload) -> dict[str, Any]:
     return payload.json
 
 
+#: Bundle entry kinds and the registry's model kinds (what `services.registry` and predict use).
+REGISTRY_KIND = {"onnx_model": "onnx_classifier", "gguf_model": "gguf"}
+
+
 def _apply_models(s: Session, actor: User, evaluation: Evaluation,
                   model_files: dict[str, Path]) -> tuple[dict[str, Any], Changes]:
     by_id = {p.entry.id: p for p in evaluation.payloads}
@@ -522,7 +543,7 @@ def _apply_models(s: Session, actor: User, evaluation: Evaluation,
                                     f"model {card['name']} v{card['version']} already exists here with other content")
             unchanged.append(f"{card['name']} v{card['version']}")
             continue
-        s.add(ModelRow(name=card["name"], version=card["version"], kind=card["kind"],
+        s.add(ModelRow(name=card["name"], version=card["version"], kind=REGISTRY_KIND[payload.entry.kind],
                        path=str(model_files[payload.entry.id]), file_sha256=payload.entry.sha256,
                        size_bytes=payload.entry.length, classes=payload.info.get("classes") or card.get("classes") or [],
                        card=card, origin="hub", status="registered", created_by=actor.username))
