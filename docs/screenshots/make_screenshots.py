@@ -74,12 +74,50 @@ def main() -> None:
     shoot("generate", template=classification.name)
     shoot("label")
     shoot("canonical", sheet=DEMO_SHEET, item="INS-00007")
-    for stage in ("train", "deploy", "monitor", "improve"):
+    _lifecycle_data(store, user)
+    window.refresh()  # every page reloads what the lifecycle data changed
+    spin(app, 1.0)
+    for stage in ("train", "deploy", "monitor", "improve", "calibration"):
         shoot(stage)
+    window.pages["train"].tabs.setCurrentIndex(0)
     window.close()
+    # Bundles is an administrators' page: a second window signed in as the demo admin
+    admin = build_main_window(store, accounts.get_user(store, "admin"), stage="data")
+    admin.resize(1360, 860)
+    admin.show()
+    admin.go("bundles")
+    bundles = admin.pages["bundles"]
+    bundles.verify(str(HERE.parents[1] / "bundles" / "demo" / "01-model-update.vbundle"))
+    spin(app, 3.0)
+    admin.grab().save(str(HERE / "bundles.png"))
+    print("wrote", HERE / "bundles.png")
+    admin.close()
     store.close()
     sys.stdout.flush()
     os._exit(0)
+
+
+def _lifecycle_data(store, user) -> None:
+    """What makes TRAIN … IMPROVE and Calibration worth looking at: a site-trained model (with a
+    baseline, so drift is computed), its predictions on the demo sheet, inspector feedback
+    (one correction, one new defect type) and a small Monte Carlo run."""
+    from vital_desktop.montecarlo import Source, make_config
+    from vital_desktop.services import accounts, calibration, deploy, feedback, predict, training
+    from vital_desktop.services.site import DEMO_SHEET
+
+    result, _ = training.train_classifier(store, actor=user, name="defect-classifier", sheet=DEMO_SHEET)
+    deploy.activate(store, actor=user, model=result.model_id, notes="retrained on the site's canonical labels")
+    predictions, _ = predict.predict_images(store, actor=user, sheet=DEMO_SHEET)
+    inspector = accounts.get_user(store, "inspector")
+    classes = result.classes
+    first, second = predictions[0], predictions[1]
+    feedback.add_feedback(store, actor=inspector, prediction_id=first.id,
+                          corrected_class=next(c for c in classes if c != first.predicted_class),
+                          comment="hairline crack along the edge")
+    feedback.add_feedback(store, actor=inspector, prediction_id=second.id, corrected_class="edge_chipping",
+                          comment="chipped edge: not in the taxonomy yet")
+    config = make_config(detector="nai-3x3", source=Source(kind="point", distance_cm=10.0), nuclide="Cs-137")
+    calibration.run_calibration(store, actor=user, config=config, histories=1e6, seed=1)
 
 
 if __name__ == "__main__":
