@@ -140,8 +140,8 @@ class BundlesPage(Page):
         status = exchange.trust_status(self.context.store)
         root_info = status.get("root")
         if root_info:
-            rows = [("Root of trust", f"{root_info['name']} — version <b>{root_info['version']}</b>, "
-                                      f"expires {_when(root_info['expires'])}"),
+            rows = [("Root of trust", (f"{root_info['name']} — version <b>{root_info['version']}</b>, "
+                                      f"expires {_when(root_info['expires'])}")),
                     ("Fingerprints", "<br>".join(f"<code>{f}</code>" for f in status.get("fingerprints", [])))]
             if root_info.get("revoked"):
                 rows.append(("Revoked keys", ", ".join(root_info["revoked"])))
@@ -149,8 +149,8 @@ class BundlesPage(Page):
             rows = [("Root of trust", f"<b style='color:{theme.DANGER}'>not usable</b>: {status.get('problem') or 'none installed'}")]
         try:
             identity = exchange.site_identity(self.context.store)
-            rows.append(("This site", f"{identity.site_id} — key {identity.key_id[:16]}…, fingerprint "
-                                      f"<code>{identity.fingerprint}</code>"))
+            rows.append(("This site", (f"{identity.site_id} — key {identity.key_id[:16]}…, fingerprint "
+                                      f"<code>{identity.fingerprint}</code>")))
         except Exception as exc:  # noqa: BLE001 - a site without a key still shows the rest
             rows.append(("This site", error_text(exc)))
         channels = status.get("channels", [])
@@ -204,8 +204,8 @@ class BundlesPage(Page):
         self.report = report
         self.bundle_title.setText(f"<b>{Path(path).name}</b>")
         self.bundle_info.set_rows([
-            ("Channel", f"{report.get('channel') or '—'} #{report.get('sequence') if report.get('sequence') is not None else '—'}"
-                        f" (epoch {report.get('epoch') if report.get('epoch') is not None else '—'})"),
+            ("Channel", (f"{report.get('channel') or '—'} #{report.get('sequence') if report.get('sequence') is not None else '—'}"
+                        f" (epoch {report.get('epoch') if report.get('epoch') is not None else '—'})")),
             ("Issuer", report.get("issuer") or "—"),
             ("Issued / expires", f"{report.get('issued_at') or '—'} / {report.get('expires') or '—'}"),
             ("Signed by", ", ".join(s[:16] + "…" for s in report.get("signers", [])) or "no valid signature"),

@@ -329,11 +329,11 @@ class CalibrationPage(Page):
         self.summary.set_rows([
             ("Run", f"{info.name}  ({info.id[:8]})"),
             ("Detector / source", f"{info.detector}; {info.source} source at {info.distance_cm:g} cm"),
-            ("Calibration factor", f"<b>{plus_minus(total.get('value'), total.get('sigma'))}</b> counts/s per Bq "
-                                   "(all pulses)"),
+            ("Calibration factor", (f"<b>{plus_minus(total.get('value'), total.get('sigma'))}</b> counts/s per Bq "
+                                   "(all pulses)")),
             ("Full-energy peaks", f"{plus_minus(peak.get('value'), peak.get('sigma'))} counts/s per Bq"),
-            ("Statistics", f"{info.histories:,} histories, seed {info.seed}, {info.duration_s or 0:.2f} s, "
-                           f"{info.engine_version}; uncertainties are 1 σ (statistical)"),
+            ("Statistics", (f"{info.histories:,} histories, seed {info.seed}, {info.duration_s or 0:.2f} s, "
+                           f"{info.engine_version}; uncertainties are 1 σ (statistical)")),
         ], rich=True)
         rows = []
         for line in results.get("lines", []):

@@ -8,6 +8,7 @@ back to labeling and training.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from typing import Any
 
@@ -41,6 +42,7 @@ from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_butt
 STATUS_COLORS = {"new": theme.ACCENT, "accepted": theme.SUCCESS, "rejected": theme.DANGER,
                  "added_to_training": theme.ACCENT_DARK}
 THUMBNAIL = QSize(40, 40)
+log = logging.getLogger(__name__)
 
 
 class ImprovePage(Page):
@@ -210,7 +212,8 @@ class ImprovePage(Page):
                 for item in sheet_service.list_items(self.context.store, sheet, item_refs=sorted(refs), limit=None):
                     if item.absolute_image_path and not item.missing:
                         out[(sheet, item.item_ref)] = item.absolute_image_path
-            except Exception:  # noqa: BLE001 - a sheet removed since: no thumbnail, the row stays
+            except Exception:
+                log.debug("no thumbnails for sheet %r", sheet, exc_info=True)
                 continue
         return out
 
@@ -243,8 +246,8 @@ class ImprovePage(Page):
         self.corrected.clear()
         try:
             self.corrected.addItems(label_service.get_label_type("classification").classes())
-        except Exception:  # noqa: BLE001 - no taxonomy: free text still works
-            pass
+        except Exception:
+            log.debug("no classification taxonomy", exc_info=True)
         if current:
             self.corrected.setCurrentText(current)
 
