@@ -21,15 +21,15 @@ from vital_desktop.core.progress import Progress, ProgressSnapshot
 from vital_desktop.core.users import User
 
 #: Modules (under this package) whose `register(subparsers)` adds commands. Add yours here.
-COMMAND_MODULES = [
-    "mc",
-    "models",
+COMMAND_MODULES = [  # in the order `vital --help` lists them: the site, then the lifecycle
     "site",
     "sheets",
     "labels",
     "generate",
-    "bundle",
+    "models",
     "lifecycle",
+    "mc",
+    "bundle",
 ]
 
 
