@@ -143,8 +143,10 @@ def test_approve_key_creates_the_canonical_label(qtbot, window, store, engineer,
     model_file = tmp_path / "tiny.onnx"
     model_file.write_bytes(tiny_classifier_onnx(["inclusion", "crack", "delamination", "surface_contamination",
                                                  "none"]))
-    info, _ = registry.register_model(store, actor=engineer, path=model_file, kind="onnx_classifier", name="tiny")
-    registry.activate_model(store, actor=engineer, name="tiny", version=info.version)
+    # Registered under the name the template's model reference gives.
+    info, _ = registry.register_model(store, actor=engineer, path=model_file, kind="onnx_classifier",
+                                      name="defect-classifier")
+    registry.activate_model(store, actor=engineer, name="defect-classifier", version=info.version)
     generate_service.generate_training_sheet(store, actor=engineer, sheet=SHEET, name="review me",
                                              ai_mode="classifier",
                                              template="Defect Classification - Visual Inspection")
