@@ -252,7 +252,9 @@ class LocalLlm:
         finish_reason = "stop"
         with self._generate_lock:
             started = time.perf_counter()
-            stream = llama.create_completion(
+            # Stream only when someone watches the text: llama-cpp-python's streaming path costs
+            # Python work per token. Cancel does not need it — the stopping criterion sees every token.
+            output = llama.create_completion(
                 prompt=prompt_tokens,
                 max_tokens=int(max_tokens),
                 temperature=float(temperature),
@@ -260,23 +262,27 @@ class LocalLlm:
                 stop=formatted.stop,
                 stopping_criteria=criteria,
                 grammar=grammar,
-                stream=True,
+                stream=on_token is not None,
             )
-            try:
-                for chunk in stream:
-                    choice = chunk["choices"][0]
-                    piece = choice.get("text") or ""
-                    if piece:
-                        pieces.append(piece)
-                        if on_token is not None:
+            if on_token is None:
+                choice = output["choices"][0]
+                pieces.append(choice.get("text") or "")
+                finish_reason = choice.get("finish_reason") or finish_reason
+            else:
+                try:
+                    for chunk in output:
+                        choice = chunk["choices"][0]
+                        piece = choice.get("text") or ""
+                        if piece:
+                            pieces.append(piece)
                             on_token(piece)
-                    if choice.get("finish_reason"):
-                        finish_reason = choice["finish_reason"]
-                    if watch.cancelled or (token is not None and token.cancelled):
-                        watch.cancelled = True
-                        break
-            finally:
-                stream.close()
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
+                        if watch.cancelled or (token is not None and token.cancelled):
+                            watch.cancelled = True
+                            break
+                finally:
+                    output.close()
             latency_ms = (time.perf_counter() - started) * 1000.0
         if watch.cancelled:
             raise Cancelled(f"generation cancelled after {watch.tokens} tokens")
