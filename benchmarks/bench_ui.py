@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import percentiles, write_report
+from benchmarks._common import percentiles, write_report  # noqa: E402
 
 DEMO_USER, DEMO_PASSWORD = "engineer", "vital-engineer"
 BIG_ROWS = 100_000

@@ -362,38 +362,49 @@ def decide(root: Root, manifest: Manifest, manifest_bytes: bytes, signers: set[s
         checks.append(Check("clock", False, "clock_behind",
                             "this computer's clock is behind the newest bundle already accepted; fix the clock"))
     else:
-        checks.append(Check("clock", True))
+        checks.append(Check("clock", True, "", "this computer's clock is not behind the newest accepted bundle"))
     if manifest.expires <= now:
         checks.append(Check("expiry", False, "expired", "the bundle has expired (ask the hub for a fresh one)"))
     else:
-        checks.append(Check("expiry", True))
+        checks.append(Check("expiry", True, "", f"valid until {_utc(manifest.expires)}"))
     if manifest.issued_at > now + skew:
         checks.append(Check("issued_at", False, "future_dated", "the bundle is dated in the future"))
     elif site.channel is not None and site.channel.issued_at is not None and manifest.issued_at < site.channel.issued_at:
         checks.append(Check("issued_at", False, "issued_before_newest",
                             f"the bundle was issued before the newest {manifest.channel} bundle already accepted"))
     else:
-        checks.append(Check("issued_at", True))
+        checks.append(Check("issued_at", True, "", f"issued {_utc(manifest.issued_at)}, not in the future nor before "
+                                                      "the newest accepted"))
     if site.site_id not in manifest.sites:
         checks.append(Check("target_site", False, "wrong_site", f"the bundle is for {', '.join(manifest.sites)[:200]}, not {site.site_id}"))
     else:
-        checks.append(Check("target_site", True))
+        checks.append(Check("target_site", True, "", f"meant for this site ({site.site_id})"))
     app = parse_version(site.app_version)
     if manifest.product != site.product or not (parse_version(manifest.app_min) <= app < parse_version(manifest.app_below)):
         checks.append(Check("app_version", False, "app_version",
                             f"the bundle is for {manifest.product} {manifest.app_min} up to {manifest.app_below}, "
                             f"this is {site.product} {site.app_version}"))
     else:
-        checks.append(Check("app_version", True))
+        checks.append(Check("app_version", True, "", f"for {manifest.product} {manifest.app_min} up to "
+                                                        f"{manifest.app_below}; this is {site.app_version}"))
     last = site.channel
     if last is not None and (manifest.epoch, manifest.sequence) <= (last.epoch, last.sequence):
         checks.append(Check("version", False, "rollback",
                             f"{manifest.channel} epoch {manifest.epoch} sequence {manifest.sequence} is not newer than the "
                             f"accepted epoch {last.epoch} sequence {last.sequence}"))
     else:
-        checks.append(Check("version", True))
+        checks.append(Check("version", True, "", f"{manifest.channel} epoch {manifest.epoch} sequence "
+                                                    f"{manifest.sequence} is newer than the last accepted"))
     outcome = "accept" if all(c.ok for c in checks) else "refuse"
     return Decision(outcome, tuple(checks), frozenset(signers))
+
+
+
+def _utc(timestamp: int) -> str:
+    """A Unix time as readable UTC, for check messages."""
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- hub side: site exports -----------------------------------------------------------------------

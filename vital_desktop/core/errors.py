@@ -6,6 +6,8 @@ message box. Nothing else is caught and hidden.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class VitalError(Exception):
     """Base class of every expected, user-facing error."""
@@ -13,12 +15,12 @@ class VitalError(Exception):
     exit_code = 1
     kind = "error"
 
-    def __init__(self, message: str, *, details: dict | None = None) -> None:
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or {}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"error": self.kind, "message": self.message, **({"details": self.details} if self.details else {})}
 
 
