@@ -320,8 +320,10 @@ def test_conflicts_are_surfaced_in_review(generated) -> None:
     assert outcome.label_outcome == "conflict" and outcome.pair.status == "unlabeled"
     assert labels.get_label(store, sheet="Crystals", item_ref="INS-0007",
                             label_type="classification").label_data == {"defect_type": "inclusion"}
-    # A new generation still reuses the current version but says it is in conflict.
+    # A new generation carries the current version but holds it for review (flagged): a
+    # disputed label does not pass the quality gate into training until it is resolved.
     generate.generate_training_sheet(store, actor=generated.user("engineer"), sheet="Crystals",
                                      template="Crystal check", name="ts2")
     pair = review.find_pair(store, training_sheet="ts2", item_ref="INS-0007")
-    assert pair.pre_approved and pair.label_conflict and "conflict" in pair.review_reason
+    assert pair.status == "flagged" and not pair.pre_approved and pair.label_conflict
+    assert "conflict" in pair.review_reason and pair.answer == {"defect_type": "inclusion"}

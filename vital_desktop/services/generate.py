@@ -579,11 +579,14 @@ def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, 
         columns["position"].append(r["position"])
         columns["messages"].append(renderer.messages_json(prompts.PromptItem(r["item_ref"], datas[i], uris[i]),
                                                           pre.classifier if pre else None))
-        if pre is None:  # a canonical label exists: pre-approved
+        if pre is None:  # a canonical label exists: pre-approved, unless experts disagree about it
+            disputed = r["review_state"] == "conflict"
             columns["answer"].append(r["label_data"])
             columns["raw_output"].append(None)
             columns["ai_error"].append(None)
-            columns["status"].append("labeled")
+            # A disputed label is held for review (flagged), so it cannot pass the quality gate
+            # into training until the conflict is resolved.
+            columns["status"].append("flagged" if disputed else "labeled")
             columns["source"].append("canonical")
             columns["confidence"].append(None)
             columns["canonical_label_id"].append(r["label_id"])
@@ -592,7 +595,9 @@ def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, 
             columns["prohibited_uses"].append(r["prohibited_uses"])
             columns["usage_reason"].append(r["usage_reason"])
             columns["data_classification"].append(r["data_classification"])
-            columns["review_reason"].append("canonical label has an open conflict" if r["review_state"] == "conflict" else "")
+            columns["review_reason"].append(
+                f"canonical label v{r['label_version']} has an open conflict: resolve it (vital label conflicts) "
+                "before this pair can be used" if disputed else "")
         else:
             columns["answer"].append(json.dumps(pre.answer, ensure_ascii=False))
             columns["raw_output"].append(pre.raw_output)
