@@ -8,6 +8,13 @@ some defects (cracks with temperature excursions, delamination with humidity), a
 predictive-maintenance `detector_telemetry.csv`, and `ground_truth.csv` with the true class of
 each image (kept out of the inspection records so the demo has something to label).
 
+It is deliberately not easy: as on a real inspection bench, a share of the defects is faint or
+small (each class has a difficulty mix in the recipe, and severity follows the strength, so a
+faint defect is a "low" one), and every crystal carries nuisances that can pass for a mild
+defect (polishing scratches, dust specks, residue, uneven illumination, sensor noise). The demo
+classifier is then right most of the time but not always, and unsure where an expert would be,
+which gives the review, feedback and monitoring loops real work to do.
+
 Everything is a pure function of the recipe and the seed: each image draws from its own
 generator seeded by ``(seed, index)``, and PNGs are written without timestamps, so the same
 seed gives the same bytes.
@@ -19,6 +26,7 @@ import csv
 import datetime as dt
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,18 +92,46 @@ def load_recipe(path: Path | None = None) -> dict[str, Any]:
 
 
 # --- image synthesis -----------------------------------------------------------------------
+#
+# Every defect draws a strength t in [0, 1] from its class's difficulty mix in the recipe
+# ("faint" / "moderate" / "strong" tiers with their own t ranges); t sets contrast, size and
+# extent by interpolating the recipe's [faint, strong] ranges, and the severity follows from t,
+# so a barely visible inclusion is a "low" one. Nuisances (polishing scratches, dust specks,
+# residue haze, uneven illumination, sensor noise) are drawn for every crystal, defective or
+# not: on a clean crystal they are what makes a faint defect and "none" hard to tell apart.
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A polished crystal face: a tilted illumination gradient plus low-frequency texture."""
+def _lerp(bounds: Sequence[float], t: float) -> float:
+    """The point `t` of the way from a recipe range's faint end to its strong end."""
+    return float(bounds[0] + (bounds[1] - bounds[0]) * t)
+
+
+def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def _strength(rng: np.random.Generator, difficulty: dict[str, Any]) -> float:
+    """A defect's strength t in [0, 1], drawn from its class's tiers (weights and t ranges)."""
+    tiers = difficulty["tiers"]
+    names = sorted(tiers)
+    weights = np.array([float(tiers[name]["weight"]) for name in names])
+    tier = tiers[names[int(rng.choice(len(names), p=weights / weights.sum()))]]
+    return _uniform(rng, tier["t"])
+
+
+def _background(rng: np.random.Generator, size: int, nuisance: dict[str, Any]) -> np.ndarray:
+    """A polished crystal face: a tilted illumination gradient, vignetting, low-frequency texture."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    level = rng.uniform(0.42, 0.62)
+    level = _uniform(rng, nuisance["level"])
     angle = rng.uniform(0, 2 * math.pi)
-    slope = rng.uniform(0.02, 0.10)
+    slope = _uniform(rng, nuisance["illumination_slope"])
     image = level + slope * ((xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle))
+    # Off-axis ring light: a little darker towards the corners, centre not always in the middle.
+    cy, cx = rng.uniform(0.35, 0.65, size=2)
+    image = image - _uniform(rng, nuisance["vignetting"]) * ((yy - cy) ** 2 + (xx - cx) ** 2)
     coarse = rng.normal(0.0, 1.0, size=(6, 6)).astype(np.float32)
     coarse_img = Image.fromarray(coarse, mode="F").resize((size, size), Image.Resampling.BICUBIC)
-    image = image + rng.uniform(0.005, 0.02) * np.asarray(coarse_img, dtype=np.float32)
+    image = image + _uniform(rng, nuisance["texture"]) * np.asarray(coarse_img, dtype=np.float32)
     return image.astype(np.float32)
 
 
@@ -112,73 +148,93 @@ def _gaussian_blob(image: np.ndarray, cy: float, cx: float, ry: float, rx: float
     image[y0:y1, x0:x1] += amplitude * np.exp(-0.5 * d2)
 
 
-def _draw_inclusion(image: np.ndarray, rng: np.random.Generator) -> float:
+def _speckle(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    cy: float,
+    cx: float,
+    radius: float,
+    count: int,
+    contrast: float,
+    big_fraction: float,
+) -> None:
+    """Scattered one-to-two-pixel specks of either polarity inside a disc (particles, residue)."""
     size = image.shape[0]
-    contrast = rng.uniform(0.18, 0.45)
-    for _ in range(int(rng.integers(1, 5))):
-        radius = rng.uniform(3.0, 9.0)
+    angles = rng.uniform(0, 2 * math.pi, count)
+    radii = radius * np.sqrt(rng.uniform(0, 1, count))
+    ys = np.clip((cy + radii * np.sin(angles)).astype(int), 0, size - 2)
+    xs = np.clip((cx + radii * np.cos(angles)).astype(int), 0, size - 2)
+    values = rng.uniform(-contrast, contrast, count).astype(np.float32)
+    big = rng.random(count) < big_fraction
+    image[ys, xs] += values
+    image[ys[big] + 1, xs[big]] += values[big]
+    image[ys[big], xs[big] + 1] += values[big]
+
+
+def _draw_inclusion(image: np.ndarray, rng: np.random.Generator, t: float, spec: dict[str, Any]) -> None:
+    """Dark compact blobs: trapped particles or bubbles absorbing the transmitted light."""
+    size = image.shape[0]
+    contrast = _lerp(spec["contrast"], t)
+    count = 1 + int(rng.integers(0, 1 + round(_lerp(spec["extra_count"], t))))
+    for _ in range(count):
+        radius = _lerp(spec["radius"], t) * rng.uniform(0.8, 1.25)
         cy, cx = rng.uniform(30, size - 30, size=2)
-        _gaussian_blob(image, cy, cx, radius * rng.uniform(0.7, 1.3), radius * rng.uniform(0.7, 1.3), -contrast)
-    return contrast
+        amplitude = contrast * rng.uniform(0.8, 1.1)
+        _gaussian_blob(image, cy, cx, radius * rng.uniform(0.7, 1.3), radius * rng.uniform(0.7, 1.3), -amplitude)
 
 
-def _draw_crack(image: np.ndarray, rng: np.random.Generator) -> float:
+def _draw_crack(image: np.ndarray, rng: np.random.Generator, t: float, spec: dict[str, Any]) -> None:
+    """Thin jagged lines that keep a general direction; a faint one is short, narrow and low-contrast."""
     size = image.shape[0]
     mask = Image.new("L", (size, size), 0)
     draw = ImageDraw.Draw(mask)
-    contrast = rng.uniform(0.18, 0.4)
+    contrast = _lerp(spec["contrast"], t)
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    for branch in range(int(rng.integers(1, 3))):
+    steps = round(_lerp(spec["steps"], t) * rng.uniform(0.8, 1.2))
+    width = max(1, round(_lerp(spec["width"], t) + rng.uniform(-0.5, 0.5)))
+    branches = 1 + int(rng.random() < _lerp(spec["branch_probability"], t))
+    for branch in range(branches):
         x, y = rng.uniform(50, size - 50, size=2)
         base_heading = rng.uniform(0, 2 * math.pi)
         points = [(float(x), float(y))]
         # A crack keeps its general direction but zig-zags: jitter around a fixed heading.
-        for _ in range(int(rng.integers(14, 30)) // (branch + 1)):
+        for _ in range(max(3, steps // (branch + 1))):
             heading = base_heading + rng.uniform(-0.7, 0.7)
             step = rng.uniform(5.0, 9.0)
             x = float(np.clip(x + step * math.cos(heading), 2, size - 3))
             y = float(np.clip(y + step * math.sin(heading), 2, size - 3))
             points.append((x, y))
-        draw.line(points, fill=255, width=int(rng.integers(2, 4)))
+        draw.line(points, fill=255, width=width)
     image += sign * contrast * (np.asarray(mask, dtype=np.float32) / 255.0)
-    return contrast
 
 
-def _draw_delamination(image: np.ndarray, rng: np.random.Generator) -> float:
+def _draw_delamination(image: np.ndarray, rng: np.random.Generator, t: float, spec: dict[str, Any]) -> None:
+    """A broad soft-edged band with layered stripes: separated layers reflect in bands."""
     size = image.shape[0]
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     tilt = rng.uniform(-0.15, 0.15)
     y_rel = yy - tilt * (xx - size / 2)
     center = rng.uniform(60, size - 60)
-    half_height = rng.uniform(18, 45)
+    half_height = _lerp(spec["half_height"], t) * rng.uniform(0.85, 1.15)
     period = rng.uniform(6.0, 12.0)
-    contrast = rng.uniform(0.10, 0.22)
+    contrast = _lerp(spec["contrast"], t)
     sign = 1.0 if rng.random() < 0.75 else -1.0
-    # Soft-edged band with layered stripes inside: separated layers reflect in bands.
     band = 1.0 / (1.0 + np.exp((np.abs(y_rel - center) - half_height) / 2.5))
     layers = 0.6 + 0.4 * np.sin(2 * math.pi * y_rel / period)
     image += sign * contrast * band * layers
-    return contrast * half_height / 30.0
 
 
-def _draw_contamination(image: np.ndarray, rng: np.random.Generator) -> float:
+def _draw_contamination(image: np.ndarray, rng: np.random.Generator, t: float, spec: dict[str, Any]) -> None:
+    """Speckled patches (dried residue, particles) over a slight haze; mild ones are small and sparse."""
     size = image.shape[0]
-    contrast = rng.uniform(0.25, 0.45)
-    for _ in range(int(rng.integers(1, 4))):
+    contrast = _lerp(spec["contrast"], t)
+    patches = 1 + int(rng.integers(0, 1 + round(_lerp(spec["extra_patches"], t))))
+    for _ in range(patches):
         cy, cx = rng.uniform(40, size - 40, size=2)
-        radius = rng.uniform(18, 40)
-        _gaussian_blob(image, cy, cx, radius * 0.7, radius * 0.9, rng.uniform(-0.1, 0.1))
-        count = int(rng.integers(120, 300))
-        angles = rng.uniform(0, 2 * math.pi, count)
-        radii = radius * np.sqrt(rng.uniform(0, 1, count))
-        ys = np.clip((cy + radii * np.sin(angles)).astype(int), 0, size - 2)
-        xs = np.clip((cx + radii * np.cos(angles)).astype(int), 0, size - 2)
-        values = rng.uniform(-contrast, contrast, count).astype(np.float32)
-        big = rng.random(count) < 0.3
-        image[ys, xs] += values
-        image[ys[big] + 1, xs[big]] += values[big]
-        image[ys[big], xs[big] + 1] += values[big]
-    return contrast
+        radius = _lerp(spec["radius"], t) * rng.uniform(0.8, 1.2)
+        _gaussian_blob(image, cy, cx, radius * 0.7, radius * 0.9, rng.uniform(-0.1, 0.1) * t)
+        count = int(_lerp(spec["specks"], t) * rng.uniform(0.8, 1.2))
+        _speckle(image, rng, cy, cx, radius, count, contrast, 0.3)
 
 
 _DRAWERS = {
@@ -189,29 +245,71 @@ _DRAWERS = {
 }
 
 
-def _severity(defect: str, strength: float) -> str:
+def _add_nuisances(image: np.ndarray, rng: np.random.Generator, nuisance: dict[str, Any]) -> None:
+    """What a clean crystal also shows: polishing scratches, dust specks, a faint residue haze."""
+    size = image.shape[0]
+    scratches = nuisance["scratches"]
+    if rng.random() < scratches["probability"]:
+        # Long, nearly straight, very thin lines from polishing, often in parallel sets.
+        mask = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(mask)
+        heading = rng.uniform(0, math.pi)
+        for _ in range(int(rng.integers(scratches["count"][0], scratches["count"][1] + 1))):
+            angle = heading + rng.uniform(-0.12, 0.12)
+            length = _uniform(rng, scratches["length"])
+            cy, cx = rng.uniform(20, size - 20, size=2)
+            dx, dy = 0.5 * length * math.cos(angle), 0.5 * length * math.sin(angle)
+            draw.line([(cx - dx, cy - dy), (cx + dx, cy + dy)], fill=int(rng.integers(120, 256)), width=1)
+        sign = 1.0 if rng.random() < 0.5 else -1.0
+        image += sign * _uniform(rng, scratches["contrast"]) * (np.asarray(mask, dtype=np.float32) / 255.0)
+    dust = nuisance["dust"]
+    if rng.random() < dust["probability"]:
+        # Dust on the face or the optics: small soft specks, mostly dark like a tiny inclusion.
+        for _ in range(int(rng.integers(dust["count"][0], dust["count"][1] + 1))):
+            cy, cx = rng.uniform(8, size - 8, size=2)
+            radius = _uniform(rng, dust["radius"])
+            sign = -1.0 if rng.random() < dust["dark_fraction"] else 1.0
+            _gaussian_blob(
+                image, cy, cx, radius, radius * rng.uniform(0.8, 1.2), sign * _uniform(rng, dust["contrast"])
+            )
+    residue = nuisance["residue"]
+    if rng.random() < residue["probability"]:
+        # A wiped-off fingerprint or drying mark: a sparse, low-contrast speckle, no real contamination.
+        cy, cx = rng.uniform(40, size - 40, size=2)
+        count = int(rng.integers(residue["specks"][0], residue["specks"][1] + 1))
+        _speckle(image, rng, cy, cx, _uniform(rng, residue["radius"]), count, _uniform(rng, residue["contrast"]), 0.2)
+
+
+def _severity(defect: str, strength: float, thresholds: Sequence[float] = (0.35, 0.7)) -> str:
+    """Severity from the defect's strength t: what is faint is minor."""
     if defect == "none":
         return "none"
-    if strength < 0.22:
+    if strength < thresholds[0]:
         return "low"
-    if strength < 0.32:
+    if strength < thresholds[1]:
         return "medium"
     return "high"
 
 
-def render_image(defect: str, seed: int, index: int, size: int = 256) -> tuple[np.ndarray, str]:
+def render_image(
+    defect: str, seed: int, index: int, size: int = 256, recipe: dict[str, Any] | None = None
+) -> tuple[np.ndarray, str]:
     """One synthetic inspection image (uint8, HxW) and its severity; a pure function of its inputs."""
-    rng = np.random.default_rng([seed, index])
-    image = _background(rng, size)
-    strength = 0.0
-    drawer = _DRAWERS.get(defect)
-    if drawer is not None:
-        strength = drawer(image, rng)
-    elif defect != "none":
+    recipe = recipe or load_recipe()
+    if defect != "none" and defect not in _DRAWERS:
         raise ValueError(f"unknown demo defect class {defect!r}")
-    image += rng.normal(0.0, rng.uniform(0.008, 0.03), size=image.shape).astype(np.float32)
+    nuisance = recipe["nuisances"]
+    rng = np.random.default_rng([seed, index])
+    image = _background(rng, size, nuisance)
+    _add_nuisances(image, rng, nuisance)
+    strength = 0.0
+    if defect != "none":
+        spec = recipe["defects"][defect]
+        strength = _strength(rng, spec["difficulty"])
+        _DRAWERS[defect](image, rng, strength, spec)
+    image += rng.normal(0.0, _uniform(rng, nuisance["noise_sd"]), size=image.shape).astype(np.float32)
     pixels = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    return pixels, _severity(defect, strength)
+    return pixels, _severity(defect, strength, recipe.get("severity_thresholds", (0.35, 0.7)))
 
 
 # --- tables --------------------------------------------------------------------------------
@@ -220,7 +318,7 @@ def render_image(defect: str, seed: int, index: int, size: int = 256) -> tuple[n
 def _class_sequence(recipe: dict[str, Any], n_images: int, rng: np.random.Generator) -> list[str]:
     classes = list(recipe["classes"])
     mix = recipe["class_mix"]
-    counts = {name: int(round(mix[name] * n_images)) for name in classes}
+    counts = {name: round(mix[name] * n_images) for name in classes}
     # Fix rounding so the counts add up exactly; the most common class absorbs the difference.
     largest = max(classes, key=lambda name: mix[name])
     counts[largest] += n_images - sum(counts.values())
@@ -330,7 +428,7 @@ def generate_demo_files(
             progress.check()
         inspection_id = f"INS-{index + 1:05d}"
         file_name = f"IMG_{index + 1:05d}.png"
-        pixels, severity = render_image(defect, seed, index, size)
+        pixels, severity = render_image(defect, seed, index, size, recipe)
         Image.fromarray(pixels, mode="L").save(images_dir / file_name, format="PNG", compress_level=6)
         temperature, humidity, batch = _sensor_row(defect, recipe, table_rng)
         timestamp = start + dt.timedelta(minutes=index * minutes + float(table_rng.uniform(0, 20)))
