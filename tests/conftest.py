@@ -88,9 +88,24 @@ def demo_site_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def demo_home(demo_site_template: Path, tmp_path: Path) -> Path:
     """A private copy of the demo site folder for one test."""
+    from vital_desktop.core.users import SYSTEM_USER
+    from vital_desktop.services import sheets
+    from vital_desktop.services.site import DEMO_SHEET, DEMO_TELEMETRY_SHEET
+    from vital_desktop.store import open_store
+
     home = tmp_path / "demo-home"
     shutil.copytree(demo_site_template, home, symlinks=True)
-    # Image paths in the demo sheet point into the template folder, which stays unchanged.
+    # The copy's sheets still point at the template's files: point them at the copy's own, so
+    # a test that damages an image (or a metadata file) cannot leak into other tests.
+    data = home / "demo-data"
+    store = open_store(home)
+    try:
+        sheets.relocate_sheet(store, actor=SYSTEM_USER, sheet=DEMO_SHEET, image_root=data / "images",
+                              metadata_path=data / "inspection_records.csv")
+        sheets.relocate_sheet(store, actor=SYSTEM_USER, sheet=DEMO_TELEMETRY_SHEET,
+                              metadata_path=data / "detector_telemetry.csv")
+    finally:
+        store.close()
     return home
 
 

@@ -80,3 +80,22 @@ def test_duplicate_sheet_name_and_inspector_role_are_refused(small_site) -> None
         sheets.import_sheet(small_site.store, actor=small_site.user("inspector"), name="Other",
                             metadata_path=small_site.metadata, key_column="inspection_id")
     assert snapshot_tables(small_site.store) == before
+
+
+def test_relocate_checks_every_image_before_pointing_the_sheet_elsewhere(small_site, tmp_path: Path) -> None:
+    import shutil
+
+    moved = tmp_path / "usb" / "images"
+    shutil.copytree(small_site.images, moved)
+    report, _ = sheets.relocate_sheet(small_site.store, actor=small_site.user("engineer"), sheet="Crystals",
+                                      image_root=moved)
+    assert report.checked == 12 and sheets.get_sheet(small_site.store, "Crystals").image_root == str(moved)
+    assert sheets.get_item(small_site.store, "Crystals", "INS-0003").absolute_image_path == str(moved / "IMG_0003.png")
+    # A folder whose pictures differ is refused, and nothing changes.
+    (moved / "IMG_0005.png").write_bytes(b"another picture")
+    (moved / "IMG_0006.png").unlink()
+    before = snapshot_tables(small_site.store)
+    with pytest.raises(ValidationError, match=r"1 image\(s\) differ.*INS-0005.*1 image\(s\) are not there.*INS-0006"):
+        sheets.relocate_sheet(small_site.store, actor=small_site.user("engineer"), sheet="Crystals",
+                              image_root=moved)
+    assert snapshot_tables(small_site.store) == before

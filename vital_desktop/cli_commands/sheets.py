@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=5, help="items to preview")
     p.add_argument("--offset", type=int, default=0)
     p.set_defaults(handler=_show)
+    p = sheet.add_parser("relocate", help="point a sheet at its images in another place (every file is checked)")
+    p.add_argument("name")
+    p.add_argument("--images", type=Path, default=None, help="the folder that now holds the sheet's images")
+    p.add_argument("--metadata", type=Path, default=None, help="where the metadata file is now")
+    p.set_defaults(handler=_relocate)
 
 
 def _import(ctx: CliContext, args) -> dict:
@@ -69,3 +74,12 @@ def _show(ctx: CliContext, args) -> dict:
         flag = " MISSING" if item.missing else ""
         text.append(f"  {item.item_ref:20s} {item.image_path or '-'}{flag}  {json.dumps(item.metadata)[:90]}")
     return {"sheet": info.to_dict(), "items": [i.to_dict() for i in items], "text": "\n".join(text)}
+
+
+def _relocate(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import sheets
+
+    report, _ = sheets.relocate_sheet(ctx.store, actor=ctx.actor, sheet=args.name, image_root=args.images,
+                                      metadata_path=args.metadata, progress=ctx.progress("check"))
+    return {**report.to_dict(), "text": f"{args.name}: {report.checked} images checked; now at "
+                                        f"{report.sheet.image_root or '-'} ({report.sheet.metadata_path})"}

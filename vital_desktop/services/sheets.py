@@ -370,3 +370,73 @@ def preview_import(
             exists = bool(root and image and not _is_escaping(image) and (root / image).is_file())
             rows.append((key, image, exists))
     return ImportPreview(columns, table.num_rows, rows)
+
+
+@dataclass(frozen=True)
+class RelocateReport:
+    sheet: SheetInfo
+    checked: int
+    mismatched: list[str]
+    missing: list[str]
+
+    def to_dict(self) -> dict:
+        return {"sheet": self.sheet.to_dict(), "checked": self.checked, "mismatched": self.mismatched[:MAX_REPORTED],
+                "missing": self.missing[:MAX_REPORTED]}
+
+
+def relocate_sheet(
+    store: Store, *, actor: User, sheet: str, image_root: Path | str | None = None,
+    metadata_path: Path | str | None = None, progress: Progress | None = None,
+) -> tuple[RelocateReport, Changes]:
+    """Point a sheet at the same images in another place (another drive letter, mount point or
+    copy). Every image is hashed against the index first: a folder whose files differ is refused,
+    so a relocation can never silently swap the pictures under existing labels."""
+    require(actor, "import_sheet")
+    progress = progress or Progress()
+    if image_root is None and metadata_path is None:
+        raise ValidationError("say where the sheet moved: a new image folder and/or metadata file")
+    root = Path(image_root).expanduser().resolve() if image_root is not None else None
+    if root is not None and not root.is_dir():
+        raise ValidationError(f"image folder {root} does not exist or is not a folder")
+    new_metadata = Path(metadata_path).expanduser().resolve() if metadata_path is not None else None
+    if new_metadata is not None and not new_metadata.is_file():
+        raise ValidationError(f"metadata file {new_metadata} does not exist")
+    with store.read() as s:
+        row = _find_sheet(s, sheet)
+        if root is not None and row.image_column is None:
+            raise ValidationError(f"sheet {row.name!r} has no images to relocate")
+        indexed = [] if root is None else list(s.execute(
+            sa.select(SheetItem.item_ref, SheetItem.image_path, SheetItem.file_sha256)
+            .where(SheetItem.sheet_id == row.id, SheetItem.missing.is_(False), SheetItem.image_path.is_not(None))))
+    progress.start(len(indexed), f"checking {len(indexed)} images in {root}")
+    mismatched: list[str] = []
+    missing: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        results = pool.map(lambda entry: (entry, _hash_one((Path(str(root)) / entry[1]).resolve())), indexed)
+        for (item_ref, _, expected), (digest, _) in results:
+            progress.check()
+            if digest is None:
+                missing.append(item_ref)
+            elif digest != expected:
+                mismatched.append(item_ref)
+            progress.advance()
+    if mismatched or missing:
+        problems = []
+        if mismatched:
+            problems.append(f"{len(mismatched)} image(s) differ from the indexed files (e.g. {', '.join(mismatched[:5])})")
+        if missing:
+            problems.append(f"{len(missing)} image(s) are not there (e.g. {', '.join(missing[:5])})")
+        raise ValidationError(f"{root} does not hold this sheet's images: " + "; ".join(problems))
+    with store.session() as s:
+        row = _find_sheet(s, sheet)
+        old = row.image_root
+        if root is not None:
+            row.image_root = str(root)
+        if new_metadata is not None:
+            row.metadata_path = str(new_metadata)
+        audit.record(s, actor, "sheet.relocate", row.name, {"from": old, "to": row.image_root, "checked": len(indexed),
+                                                            "metadata": row.metadata_path})
+        s.flush()
+        info = _sheet_info(row)
+    progress.finish(f"relocated {row.name}")
+    return RelocateReport(info, len(indexed), [], []), Changes(sheets=True)
