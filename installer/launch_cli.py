@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-    from vital_desktop.cli import main
+    from vital_desktop.cli import entry
 
-    sys.exit(main())
+    entry()

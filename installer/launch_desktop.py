@@ -18,6 +18,6 @@ def _fixed_numba_cache() -> None:
 
 if __name__ == "__main__":
     _fixed_numba_cache()
-    from vital_desktop.app import main
+    from vital_desktop.app import entry
 
-    sys.exit(main())
+    entry()

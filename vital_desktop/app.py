@@ -91,5 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+
+
+def entry() -> None:
+    """Console-script entry point: `main()`, then a quiet exit (see core.process)."""
+    from vital_desktop.core.process import run_and_exit
+
+    run_and_exit(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -75,5 +75,14 @@ def _error(ctx: CliContext, exc: VitalError) -> None:
         print(json.dumps(exc.to_dict(), default=str), file=sys.stderr)
 
 
+
+
+def entry() -> None:
+    """Console-script entry point: `main()`, then a quiet exit (see core.process)."""
+    from vital_desktop.core.process import run_and_exit
+
+    run_and_exit(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -184,5 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+
+
+def entry() -> None:
+    """Console-script entry point: `main()`, then a quiet exit (see core.process)."""
+    from vital_desktop.core.process import run_and_exit
+
+    run_and_exit(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

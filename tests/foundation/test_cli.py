@@ -102,3 +102,15 @@ def test_the_vital_console_script_runs(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "vital_desktop.cli", "--home", str(tmp_path / "h"), "--json",
                             "init"], capture_output=True, text=True, timeout=120)
     assert json.loads(again.stdout)["created"] is False
+
+
+def test_console_entry_exits_with_the_commands_status_and_no_teardown_noise(tmp_path: Path) -> None:
+    code = "from vital_desktop.cli import entry; entry()"
+    ok = subprocess.run([sys.executable, "-c", code, "--home", str(tmp_path / "h"), "init", "--site-id", "s1"],
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "nanobind" not in ok.stderr and "site s1" in ok.stdout
+    bad = subprocess.run([sys.executable, "-c", code, "--home", str(tmp_path / "h"), "sheet", "list"],
+                         capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
+                                                                            "VITAL_USER": "", "VITAL_PASSWORD": ""})
+    assert bad.returncode == 2 and "say who you are" in bad.stderr
