@@ -388,3 +388,22 @@ def test_enter_moves_on_at_once_and_a_refused_save_returns_to_its_item(qtbot, wi
     assert tool.item.item_ref == item and not tool.saving  # back on the refused item
     assert tool.model.status_of(tool.position) == "unlabeled"
     assert label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="classification") is None
+
+
+def test_claim_next_reserves_items_for_this_expert(qtbot, window, store):
+    from vital_desktop.services import accounts
+
+    window.go("canonical")
+    tool = tool_of(window)
+    qtbot.mouseClick(tool.claim_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Claimed" in tool.message.text(), timeout=10_000)
+    claims = review_service.list_claims(store, sheet=SHEET)
+    assert len(claims) == 20 and {c["claimed_by"] for c in claims} == {"alice"}
+    # Another expert cannot label a claimed item meanwhile.
+    from vital_desktop.core.errors import ConflictError
+
+    with pytest.raises(ConflictError, match="claimed by alice"):
+        label_service.set_label(store, actor=accounts.get_user(store, "ivan"), sheet=SHEET,
+                                item_ref=claims[0]["item_ref"], label_type="classification",
+                                label_data={"defect_type": "none"})
+    wait_idle(qtbot, window)

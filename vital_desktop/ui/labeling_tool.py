@@ -64,6 +64,9 @@ def summarize(data: dict) -> str:
     return ", ".join(parts)[:80] or "(empty)"
 
 
+#: How many items "Claim next" reserves at once.
+CLAIM_BATCH = 20
+
 class UsageConstraints(QGroupBox):
     """Allowed / prohibited uses with a reason; the sheet's classification tags are shown and enforced."""
 
@@ -175,6 +178,13 @@ class CanonicalLabelingTool(Page):
         top.addStretch(1)
         self.progress_label = QLabel("")
         top.addWidget(self.progress_label)
+        self.claim_button = QPushButton(f"Claim next {CLAIM_BATCH}")
+        self.claim_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.claim_button.setToolTip(f"Reserve the next {CLAIM_BATCH} unlabeled items for "
+                                     f"{review_service.DEFAULT_CLAIM_MINUTES} minutes so no other expert labels them "
+                                     "meanwhile (your saves release them)")
+        self.claim_button.clicked.connect(self.claim_next)
+        top.addWidget(self.claim_button)
         close = QPushButton("Close  (Esc)")
         close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         close.clicked.connect(self.close_tool)
@@ -563,6 +573,25 @@ class CanonicalLabelingTool(Page):
         if self.form is not None and self.form.box_list is not None:
             self.form.box_list.add_box(x, y, width, height)
             self.image_view.set_boxes(self.form.box_list.value())
+
+    def claim_next(self) -> None:
+        """Claim the next unlabeled items of this sheet and label type for this expert."""
+        if self.sheet is None:
+            return
+        store, actor = self.context.store, self.context.user
+        sheet, label_type = self.sheet.name, self.label_type
+
+        def done(claimed: review_service.ClaimResult) -> None:
+            if claimed.claimed:
+                until = (claimed.expires_at or "")[11:16]
+                self.context.say(f"Claimed {len(claimed.claimed)} items ({claimed.claimed[0]} …) until {until} UTC; "
+                                 "other experts cannot label them meanwhile.")
+                self.message.setText(f"Claimed {len(claimed.claimed)} items until {until} UTC.")
+            else:
+                self.message.setText("Nothing to claim: every item is labeled or held by someone else.")
+
+        self.context.run_change(f"Claiming {CLAIM_BATCH} items", lambda _p: review_service.claim_items(
+            store, actor=actor, sheet=sheet, label_type=label_type, count=CLAIM_BATCH), on_result=done)
 
     @property
     def saving(self) -> bool:
