@@ -407,3 +407,16 @@ def test_claim_next_reserves_items_for_this_expert(qtbot, window, store):
                                 item_ref=claims[0]["item_ref"], label_type="classification",
                                 label_data={"defect_type": "none"})
     wait_idle(qtbot, window)
+
+
+def test_page_actions_are_in_the_menus_and_enabled_only_on_their_page(qtbot, window):
+    page_actions = [a for a in ACTIONS if a.scope in ("train", "deploy", "improve", "calibration", "bundles")]
+    assert {a.name for a in page_actions} >= {"train_start", "mc_run", "bundle_verify", "deploy_activate"}
+    for spec in page_actions:
+        assert window.qactions[spec.name].shortcut().toString(), spec.name  # listed with its key
+    window.go("calibration")
+    assert window.current_stage == "calibration"
+    assert window.qactions["mc_run"].isEnabled() and not window.qactions["train_start"].isEnabled()
+    window.go("train")
+    assert window.qactions["train_start"].isEnabled() and not window.qactions["mc_run"].isEnabled()
+    wait_idle(qtbot, window)

@@ -13,7 +13,6 @@ from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -185,8 +184,6 @@ class CalibrationPage(Page):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         splitter.addWidget(scroll)
-        QShortcut(QKeySequence("Ctrl+R"), self, activated=lambda: self.run(),
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
         # --- results and runs ------------------------------------------------------------------
         right = QSplitter(Qt.Orientation.Vertical)
