@@ -420,3 +420,26 @@ def test_page_actions_are_in_the_menus_and_enabled_only_on_their_page(qtbot, win
     window.go("train")
     assert window.qactions["train_start"].isEnabled() and not window.qactions["mc_run"].isEnabled()
     wait_idle(qtbot, window)
+
+
+def test_review_pages_through_pairs_without_skipping_reviewed_ones(qtbot, window, store, engineer, monkeypatch):
+    from vital_desktop.ui import label_page
+
+    monkeypatch.setattr(label_page, "PAIR_PAGE", 4)  # 30 pairs -> 8 pages
+    generate_service.generate_training_sheet(store, actor=engineer, sheet=SHEET, name="paged", ai_mode="none",
+                                             template="Defect Classification - Visual Inspection")
+    window.go("label", training_sheet="paged")
+    page = window.pages["label"]
+    seen = [page.pair.item_ref]
+    for _ in range(5):  # flag the first five: they leave "needs review" but must not shift the pages
+        page.reason.setText("second opinion")
+        qtbot.keyClick(window, Qt.Key.Key_F)
+        qtbot.waitUntil(lambda: not page.busy, timeout=10_000)
+        seen.append(page.pair.item_ref)
+    expected = review_service.pair_refs(store, training_sheet="paged")[:6]
+    assert seen == expected
+    assert page.position_label.text().startswith("6 / ")
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    assert page.pair.item_ref == expected[3]  # back across a page boundary
+    wait_idle(qtbot, window)

@@ -72,6 +72,9 @@ def progress_html(summary: GenerationSummary) -> str:
             + "</table>")
 
 
+#: Pairs loaded at a time on the review page.
+PAIR_PAGE = 200
+
 class EditAnswerDialog(QDialog):
     """Correct the AI answer as JSON; it must fit the template's output schema and the label type."""
 
@@ -115,7 +118,9 @@ class LabelPage(Page):
         super().__init__(context, parent)
         self.training_sheets: list[TrainingSheetInfo] = []
         self.current: TrainingSheetInfo | None = None
-        self.pairs: list[PairInfo] = []
+        self.pairs: list[PairInfo] = []  # the loaded page
+        self.refs: list[str] = []  # every pair's item ref under the current filter, in order
+        self.page_offset = 0
         self.index = -1
         self.busy = False
         self.bulk_preview: review_service.BulkPreview | None = None
@@ -268,7 +273,7 @@ class LabelPage(Page):
         self.bulk_preview_label.setText("")
         if info is None:
             self.progress.setText("No training sheets yet: generate one on the GENERATE page.")
-            self.pairs = []
+            self.pairs, self.refs, self.page_offset = [], [], 0
             self.show_pair(-1)
             return
         self.update_progress()
@@ -280,12 +285,24 @@ class LabelPage(Page):
             self.progress.setText(progress_html(self.summary))
 
     def load_pairs(self, keep: str | None = None) -> None:
+        """Load the page of pairs that holds `keep` (or the first page); pairs come a page at a
+        time, so a 100,000-pair training sheet opens as fast as a small one."""
         if self.current is None:
             return
+        self.refs = review_service.pair_refs(self.context.store, training_sheet=self.current.name,
+                                             status=self.filter.currentData())
+        position = self.refs.index(keep) if keep in self.refs else 0
+        self._load_page(position - position % PAIR_PAGE)
+        self.show_pair(position - self.page_offset if self.pairs else -1)
+
+    def _load_page(self, offset: int) -> None:
+        # By item ref, not by a filtered offset: pairs reviewed meanwhile leave the filter, and
+        # an offset would then skip the ones after them.
+        assert self.current is not None
+        self.page_offset = offset
+        refs = self.refs[offset:offset + PAIR_PAGE]
         self.pairs = review_service.list_pairs(self.context.store, training_sheet=self.current.name,
-                                               status=self.filter.currentData(), limit=None)
-        refs = [p.item_ref for p in self.pairs]
-        self.show_pair(refs.index(keep) if keep in refs else (0 if self.pairs else -1))
+                                               item_refs=refs, limit=None) if refs else []
 
     def on_changes(self, changes: Changes) -> None:
         if changes.training_sheets:
@@ -333,7 +350,7 @@ class LabelPage(Page):
         conflict = f" · <span style='color:{theme.DANGER}'>label conflict</span>" if pair.label_conflict else ""
         self.pair_state.setText(f"<span style='color:{color}; font-weight:600'>● {pair.status}</span>"
                                 f"<span style='color:{theme.MUTED}'> · {source}{label}</span>{conflict}")
-        self.position_label.setText(f"{index + 1:,} / {len(self.pairs):,}")
+        self.position_label.setText(f"{self.page_offset + index + 1:,} / {len(self.refs):,}")
         confidence = f"{pair.confidence:.2f}" if pair.confidence is not None else "—"
         answer = json.dumps(pair.answer) if pair.answer is not None else "(no answer)"
         error = f"<br><span style='color:{theme.DANGER}'>AI error: {pair.ai_error}</span>" if pair.ai_error else ""
@@ -367,10 +384,16 @@ class LabelPage(Page):
     def next_pair(self) -> None:
         if self.index + 1 < len(self.pairs):
             self.show_pair(self.index + 1)
+        elif self.current is not None and self.page_offset + len(self.pairs) < len(self.refs):
+            self._load_page(self.page_offset + PAIR_PAGE)
+            self.show_pair(0)
 
     def previous_pair(self) -> None:
         if self.index > 0:
             self.show_pair(self.index - 1)
+        elif self.current is not None and self.page_offset > 0:
+            self._load_page(self.page_offset - PAIR_PAGE)
+            self.show_pair(len(self.pairs) - 1)
 
     def back(self) -> None:
         self.sheet_list.setFocus()
@@ -388,9 +411,9 @@ class LabelPage(Page):
             self.pairs[self.index] = outcome.pair
             self.context.say(describe(outcome))
             self.update_progress()
-            if self.index + 1 < len(self.pairs):
-                self.show_pair(self.index + 1)
-            else:
+            before = (self.page_offset, self.index)
+            self.next_pair()
+            if (self.page_offset, self.index) == before:  # the last pair: stay on it
                 self.show_pair(self.index)
             self.message.setText(describe(outcome))
 
