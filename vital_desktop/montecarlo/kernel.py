@@ -61,67 +61,81 @@ def rand(s):
 
 
 @njit(inline="always")
-def _exit_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
-    if uz > 0.0:
-        tz = (zhi - z) / uz
-    elif uz < 0.0:
-        tz = (zlo - z) / uz
-    else:
-        tz = INF
+def _direction_terms(ux, uy, uz):
+    """Per-direction constants of the distance computations: a = ux^2 + uy^2, 1/a, 1/uz."""
     a = ux * ux + uy * uy
-    tr = INF
-    if a > 0.0:
-        b = x * ux + y * uy
-        c = x * x + y * y - r2
-        disc = b * b - a * c
-        disc = max(disc, 0.0)
-        sq = math.sqrt(disc)
-        if b >= 0.0:
-            den = b + sq
-            tr = -c / den if den > 0.0 else 0.0
-        else:
-            tr = (-b + sq) / a
-    t = min(tr, tz)
-    return max(0.0, t)
+    inv_a = 1.0 / a if a > 0.0 else 0.0
+    inv_uz = 1.0 / uz if uz != 0.0 else 0.0
+    return a, inv_a, inv_uz
 
 
 @njit(inline="always")
-def _entry_distance(x, y, z, ux, uy, uz, r2, zlo, zhi):
-    if uz != 0.0:
-        t1 = (zlo - z) / uz
-        t2 = (zhi - z) / uz
-        tz0 = min(t2, t1)
-        tz1 = max(t1, t2)
+def _exit_distance(rho2, b, a, inv_a, z, uz, inv_uz, r2, zlo, zhi):
+    """Distance to leave a coaxial cylinder from inside. rho2 = x^2 + y^2, b = x ux + y uy.
+
+    The ray leaves through the face its z direction points at unless it reaches the side first;
+    when the point where it reaches the face plane is still within the radius (one quadratic
+    evaluated there), that face is the exit and no square root is needed.
+    """
+    if uz > 0.0:
+        tz = (zhi - z) * inv_uz
+    elif uz < 0.0:
+        tz = (zlo - z) * inv_uz
+    else:
+        tz = INF
+    if a == 0.0:
+        return max(0.0, tz)
+    c = rho2 - r2
+    if tz < INF and tz * (a * tz + 2.0 * b) + c <= 0.0:
+        return max(0.0, tz)
+    sq = math.sqrt(max(b * b - a * c, 0.0))
+    if b >= 0.0:
+        den = b + sq
+        tr = -c / den if den > 0.0 else 0.0
+    else:
+        tr = (sq - b) * inv_a
+    return max(0.0, min(tr, tz))
+
+
+@njit(inline="always")
+def _entry_distance(rho2, b, a, z, uz, inv_uz, r2, zlo, zhi):
+    """Distance to enter a coaxial cylinder from outside (INF if the ray misses it).
+
+    Early outs before any square root: moving away from the slab; reaching the face plane
+    within the radius (the usual way into the front of a detector); inside the radius but off it
+    at the face plane; outside the radius and not moving towards the axis. Only a ray that can
+    come in through the side solves the quadratic (stable root c / (sqrt(disc) - b)).
+    """
+    if uz > 0.0:
+        tz0 = (zlo - z) * inv_uz
+        tz1 = (zhi - z) * inv_uz
+    elif uz < 0.0:
+        tz0 = (zhi - z) * inv_uz
+        tz1 = (zlo - z) * inv_uz
     else:
         if z < zlo or z > zhi:
             return INF
         tz0 = -INF
         tz1 = INF
-    a = ux * ux + uy * uy
-    c = x * x + y * y - r2
-    if a > 0.0:
-        b = x * ux + y * uy
-        disc = b * b - a * c
-        if disc <= 0.0:
-            return INF
-        sq = math.sqrt(disc)
-        q = -(b + sq) if b >= 0.0 else -(b - sq)
-        if q == 0.0:
-            return INF
-        r1 = q / a
-        r2_ = c / q
-        tr0 = min(r2_, r1)
-        tr1 = max(r1, r2_)
-    else:
-        if c > 0.0:
-            return INF
-        tr0 = -INF
-        tr1 = INF
-    t0 = max(tr0, tz0)
-    t1_ = min(tr1, tz1)
-    if t1_ <= t0 or t1_ <= 0.0:
+    if tz1 <= 0.0:
         return INF
-    return max(0.0, t0)
+    c = rho2 - r2
+    if tz0 > 0.0:
+        if tz0 * (a * tz0 + 2.0 * b) + c <= 0.0:
+            return tz0
+        if c <= 0.0:
+            return INF
+    elif c <= 0.0:
+        return 0.0
+    if b >= 0.0:
+        return INF
+    disc = b * b - a * c
+    if disc <= 0.0:
+        return INF
+    tr0 = c / (math.sqrt(disc) - b)
+    if tz0 < tr0 < tz1:
+        return tr0
+    return INF
 
 
 @njit(inline="always")
@@ -313,6 +327,7 @@ def run_chunk(
                 e = st_e[n_stack]
                 reg = st_reg[n_stack]
                 n_steps = 0
+                da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
                 # energy-dependent lookups are redone only when the energy changes, and the free
                 # path is drawn in mean free paths once per flight (memoryless, so crossing a
                 # boundary just spends part of it): no log or random number per crossing
@@ -331,11 +346,13 @@ def run_chunk(
                         e_escaped += e
                         break
                     # --- nearest boundary: own cylinder (exit) or a child (entry)
-                    dmin = _exit_distance(x, y, z, ux, uy, uz, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg])
+                    rho2 = x * x + y * y
+                    bb = x * ux + y * uy
+                    dmin = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg])
                     target = cyl_parent[reg]
                     for c in range(cyl_nchildren[reg]):
                         ch = cyl_children[reg, c]
-                        d = _entry_distance(x, y, z, ux, uy, uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
+                        d = _entry_distance(rho2, bb, da, z, uz, inv_uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
                         if d < dmin:
                             dmin = d
                             target = ch
@@ -425,6 +442,7 @@ def run_chunk(
                             break
                         e = e_new
                         ux, uy, uz = _rotate(ux, uy, uz, cost, state)
+                        da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
                         u = (math.log(e) - LN_E_MIN) * INV_D_LN_E
                         kk = int(u)
                         if kk < 0:
@@ -461,6 +479,7 @@ def run_chunk(
                     if coherent_b[m] > 0.0 and mu[m, 4, kk] > 0.0:
                         cost = _coherent_cos(state, e, coherent_b[m])
                         ux, uy, uz = _rotate(ux, uy, uz, cost, state)
+                        da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
                     tau = -math.log(1.0 - rand(state))
             # --- tallies of this history
             if e_crystal > 0.0:
