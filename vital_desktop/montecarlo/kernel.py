@@ -139,46 +139,57 @@ def _entry_distance(rho2, b, a, z, uz, inv_uz, r2, zlo, zhi):
 
 
 @njit(inline="always")
-def _azimuth(s):
-    """(cos phi, sin phi) of a uniform azimuth, by rejection in the unit disk and angle doubling
-    (no trigonometric call: about twice as fast as cos+sin here)."""
-    while True:
-        a = 2.0 * rand(s) - 1.0
-        b = 2.0 * rand(s) - 1.0
-        r2 = a * a + b * b
-        if 0.0 < r2 <= 1.0:
-            return (a * a - b * b) / r2, 2.0 * a * b / r2
-
-
-@njit(inline="always")
 def _inside(x, y, z, r2, zlo, zhi):
     return zlo <= z <= zhi and x * x + y * y <= r2
 
 
 @njit(inline="always")
 def _rotate(ux, uy, uz, cost, s):
-    """Turn direction u by polar angle acos(cost) and a random azimuth drawn from stream s."""
+    """Turn direction u by polar angle acos(cost) and a random azimuth drawn from stream s.
+
+    The azimuth is a point (p, q) drawn uniformly in the unit disk: cos phi = (p^2 - q^2)/r^2,
+    sin phi = 2pq/r^2 (no trigonometric call); the 1/r^2 and 1/sin(theta_u) factors share one
+    division, and the result is renormalised by one Newton step of 1/sqrt (exact to rounding,
+    since the norm is 1 up to a few ulps).
+    """
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
-    cphi, sphi = _azimuth(s)
+    while True:
+        p = 2.0 * rand(s) - 1.0
+        q = 2.0 * rand(s) - 1.0
+        r2 = p * p + q * q
+        if 0.0 < r2 <= 1.0:
+            break
+    pp = p * p - q * q
+    pq = 2.0 * p * q
     if abs(uz) > 0.99999999:
-        nx = sint * cphi
-        ny = sint * sphi
+        g = sint / r2
+        nx = g * pp
+        ny = g * pq
         nz = cost if uz > 0.0 else -cost
     else:
-        tmp = math.sqrt(1.0 - uz * uz)
-        nx = ux * cost + sint * (ux * uz * cphi - uy * sphi) / tmp
-        ny = uy * cost + sint * (uy * uz * cphi + ux * sphi) / tmp
-        nz = uz * cost - tmp * sint * cphi
-    norm = 1.0 / math.sqrt(nx * nx + ny * ny + nz * nz)
-    return nx * norm, ny * norm, nz * norm
+        tmp2 = 1.0 - uz * uz
+        g = sint / (r2 * math.sqrt(tmp2))
+        c = pp * g
+        sn = pq * g
+        nx = ux * cost + ux * uz * c - uy * sn
+        ny = uy * cost + uy * uz * c + ux * sn
+        nz = uz * cost - tmp2 * c
+    k = 1.5 - 0.5 * (nx * nx + ny * ny + nz * nz)
+    return nx * k, ny * k, nz * k
 
 
 @njit(inline="always")
 def _isotropic(s):
     cost = 2.0 * rand(s) - 1.0
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
-    cphi, sphi = _azimuth(s)
-    return sint * cphi, sint * sphi, cost
+    while True:
+        p = 2.0 * rand(s) - 1.0
+        q = 2.0 * rand(s) - 1.0
+        r2 = p * p + q * q
+        if 0.0 < r2 <= 1.0:
+            break
+    g = sint / r2
+    return g * (p * p - q * q), g * (2.0 * p * q), cost
 
 
 @njit(inline="always")
@@ -217,6 +228,24 @@ def _coherent_cos(s, energy, b):
             return cost
 
 
+@njit(inline="always")
+def _cone(x, y, z, det_r, det_zlo, sph_z, sph_r):
+    """(cos theta_max, axis) of the cone from (x, y, z) that contains the whole detector.
+
+    In front of the detector: the axial cone through the far side of the front rim; elsewhere the
+    cone around the detector's bounding sphere; cos theta_max = -2 when the point is inside that
+    sphere (emit isotropically).
+    """
+    if z < det_zlo:
+        tan = (math.sqrt(x * x + y * y) + det_r) / (det_zlo - z)
+        return 1.0 / math.sqrt(1.0 + tan * tan), 0.0, 0.0, 1.0
+    dz = sph_z - z
+    dist = math.sqrt(x * x + y * y + dz * dz)
+    if dist > sph_r:
+        return math.sqrt(1.0 - (sph_r / dist) ** 2), -x / dist, -y / dist, dz / dist
+    return -2.0, 0.0, 0.0, 1.0
+
+
 @njit(cache=True, nogil=True)
 def run_chunk(
     state, n_per_line, energies,
@@ -252,6 +281,8 @@ def run_chunk(
     src_radius = source_params[2]
     src_zlo = source_params[3]
     src_zhi = source_params[4]
+    # a point source has one cone for all its histories
+    point_cone = _cone(px0, 0.0, pz0, det_r, det_zlo, sph_z, sph_r)
     steps = 0
     for line in range(energies.size):
         e0 = energies[line]
@@ -273,22 +304,10 @@ def run_chunk(
             # --- direction: into the cone that sees the detector, weighted by its solid angle
             w = 1.0
             if vr_on:
-                rho = math.sqrt(x * x + y * y)
-                cosmax = -2.0
-                ax = 0.0
-                ay = 0.0
-                az = 1.0
-                if z < det_zlo:
-                    tan = (rho + det_r) / (det_zlo - z)
-                    cosmax = 1.0 / math.sqrt(1.0 + tan * tan)
+                if source_kind == 0:
+                    cosmax, ax, ay, az = point_cone
                 else:
-                    dz = sph_z - z
-                    dist = math.sqrt(x * x + y * y + dz * dz)
-                    if dist > sph_r:
-                        cosmax = math.sqrt(1.0 - (sph_r / dist) ** 2)
-                        ax = -x / dist
-                        ay = -y / dist
-                        az = dz / dist
+                    cosmax, ax, ay, az = _cone(x, y, z, det_r, det_zlo, sph_z, sph_r)
                 if cosmax > -1.0:
                     inside = (1.0 - cosmax) * 0.5
                     if rand(state) >= p_out:
