@@ -409,13 +409,14 @@ def run_chunk(
                             dmin = d
                             target = ch
                     m = cyl_mat[reg]
-                    dist = INF
                     mut = 0.0
                     if m >= 0:
                         mut = mu[m, 0, kk] + f * (mu[m, 0, kk + 1] - mu[m, 0, kk])
-                        dist = tau / mut
-                    if dist >= dmin:
-                        tau -= mut * dmin
+                    # compare in mean free paths: the division tau / mu is only needed when the
+                    # photon interacts before the boundary (vacuum: mu = 0, always crosses)
+                    optical = mut * dmin
+                    if tau >= optical:
+                        tau -= optical
                         step = dmin + NUDGE_CM
                         x += step * ux
                         y += step * uy
@@ -437,6 +438,7 @@ def run_chunk(
                             e_escaped += e
                             break
                         continue
+                    dist = tau / mut
                     x += dist * ux
                     y += dist * uy
                     z += dist * uz
