@@ -397,17 +397,23 @@ def run_chunk(
                         out_diag[1] += 1.0
                         e_escaped += e
                         break
-                    # --- nearest boundary: own cylinder (exit) or a child (entry)
+                    # --- nearest boundary: a child's surface (entry) or else the own cylinder's
+                    # (exit). A child lies inside its convex parent, so a ray that hits a child
+                    # stays inside the parent up to that point: the exit distance is only needed
+                    # when no child is hit.
                     rho2 = x * x + y * y
                     bb = x * ux + y * uy
-                    dmin = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg])
-                    target = cyl_parent[reg]
+                    dmin = INF
+                    target = -1
                     for c in range(cyl_nchildren[reg]):
                         ch = cyl_children[reg, c]
                         d = _entry_distance(rho2, bb, da, z, uz, inv_uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
                         if d < dmin:
                             dmin = d
                             target = ch
+                    if target < 0:
+                        dmin = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg])
+                        target = cyl_parent[reg]
                     m = cyl_mat[reg]
                     mut = 0.0
                     if m >= 0:
