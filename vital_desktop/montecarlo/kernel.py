@@ -23,6 +23,7 @@ from numba import njit
 from vital_desktop.montecarlo.materials import D_LN_E, GRID_POINTS, LN_E_MIN
 
 ELECTRON_MASS_MEV = 0.51099895
+INV_ELECTRON_MASS = 1.0 / ELECTRON_MASS_MEV
 INV_D_LN_E = 1.0 / D_LN_E
 LAST_CELL = GRID_POINTS - 2
 NUDGE_CM = 1.0e-9
@@ -199,7 +200,7 @@ def _isotropic(s):
 def _klein_nishina(s, energy):
     """Sample the scattered energy fraction and cos(theta) (Butcher-Messel, as in Geant4); used
     above `KAHN_MAX_MEV`, where its acceptance is better than Kahn's."""
-    k = energy / ELECTRON_MASS_MEV
+    k = energy * INV_ELECTRON_MASS
     eps0 = 1.0 / (1.0 + 2.0 * k)
     eps0sq = eps0 * eps0
     alpha1 = -math.log(eps0)
@@ -226,24 +227,23 @@ def _kahn(s, energy):
     proposals (probabilities (1+2k)/(9+2k) and 8/(9+2k)) and accepted with 4(1/x - 1/x^2) or
     (cos^2 + 1/x)/2; the accepted pairs follow Klein-Nishina exactly.
     """
-    k = energy / ELECTRON_MASS_MEV
+    k = energy * INV_ELECTRON_MASS
     g = 1.0 + 2.0 * k
-    p1 = g / (g + 8.0)
-    inv_k = 1.0 / k
+    # branch 1 with probability g / (g + 8); x = E/E' and 1 - cos = (x - 1)/k written so that a
+    # trial costs one division: branch 1 x = 1 + 2k r2 gives cos = 1 - 2 r2; branch 2
+    # x = g / den (den = 1 + 2k r2) gives cos = 1 - 2 (1 - r2) / den and 1/x = den / g
     while True:
         r1 = rand(s)
         r2 = rand(s)
         r3 = rand(s)
-        if r1 <= p1:
-            x = 1.0 + 2.0 * k * r2
-            ix = 1.0 / x
+        if r1 * (g + 8.0) <= g:
+            ix = 1.0 / (1.0 + 2.0 * k * r2)
             if r3 <= 4.0 * ix * (1.0 - ix):
-                return ix, 1.0 - (x - 1.0) * inv_k
+                return ix, 1.0 - 2.0 * r2
         else:
             den = 1.0 + 2.0 * k * r2
-            x = g / den
-            cost = 1.0 - (x - 1.0) * inv_k
-            if 2.0 * r3 <= cost * cost + den / g:
+            cost = 1.0 - 2.0 * (1.0 - r2) / den
+            if 2.0 * r3 * g <= g * cost * cost + den:
                 return den / g, cost
 
 
