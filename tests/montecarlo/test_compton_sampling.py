@@ -17,11 +17,12 @@ BINS = 40
 def _sample(kind: int, energy: float, n: int, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     eps = np.empty(n)
     cos = np.empty(n)
+    rs = (state[0], state[1], state[2], state[3])
     for i in range(n):
         if kind == 0:
-            eps[i], cos[i] = _kahn(state, energy)
+            eps[i], cos[i], rs = _kahn(rs, energy)
         else:
-            eps[i], cos[i] = _klein_nishina(state, energy)
+            eps[i], cos[i], rs = _klein_nishina(rs, energy)
     return eps, cos
 
 

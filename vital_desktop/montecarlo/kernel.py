@@ -43,12 +43,13 @@ def _rotl(x, k):
 
 
 @njit(inline="always")
-def rand(s):
-    """xoshiro256+ -> float64 in [0, 1) from the top 53 bits."""
-    s0 = s[0]
-    s1 = s[1]
-    s2 = s[2]
-    s3 = s[3]
+def _step(rs):
+    """xoshiro256+ on a state held in a tuple: (float64 in [0, 1) from the top 53 bits, next state).
+
+    The kernel threads the state through its local variables, so it stays in registers instead
+    of making a memory round trip through the state array on every draw.
+    """
+    s0, s1, s2, s3 = rs
     result = s0 + s3
     t = s1 << np.uint64(17)
     s2 ^= s0
@@ -57,11 +58,15 @@ def rand(s):
     s0 ^= s3
     s2 ^= t
     s3 = _rotl(s3, 45)
-    s[0] = s0
-    s[1] = s1
-    s[2] = s2
-    s[3] = s3
-    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return float(result >> np.uint64(11)) * (1.0 / 9007199254740992.0), (s0, s1, s2, s3)
+
+
+@njit(inline="always")
+def rand(s):
+    """xoshiro256+ -> float64 in [0, 1); the state array s (4 x uint64) advances in place."""
+    value, rs = _step((s[0], s[1], s[2], s[3]))
+    s[0], s[1], s[2], s[3] = rs
+    return value
 
 
 @njit(inline="always")
@@ -148,7 +153,7 @@ def _inside(x, y, z, r2, zlo, zhi):
 
 
 @njit(inline="always")
-def _rotate(ux, uy, uz, cost, s):
+def _rotate(ux, uy, uz, cost, rs):
     """Turn direction u by polar angle acos(cost) and a random azimuth drawn from stream s.
 
     The azimuth is a point (p, q) drawn uniformly in the unit disk: cos phi = (p^2 - q^2)/r^2,
@@ -158,8 +163,10 @@ def _rotate(ux, uy, uz, cost, s):
     """
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
     while True:
-        p = 2.0 * rand(s) - 1.0
-        q = 2.0 * rand(s) - 1.0
+        p, rs = _step(rs)
+        q, rs = _step(rs)
+        p = 2.0 * p - 1.0
+        q = 2.0 * q - 1.0
         r2 = p * p + q * q
         if 0.0 < r2 <= 1.0:
             break
@@ -179,25 +186,28 @@ def _rotate(ux, uy, uz, cost, s):
         ny = uy * cost + uy * uz * c + ux * sn
         nz = uz * cost - tmp2 * c
     k = 1.5 - 0.5 * (nx * nx + ny * ny + nz * nz)
-    return nx * k, ny * k, nz * k
+    return nx * k, ny * k, nz * k, rs
 
 
 @njit(inline="always")
-def _isotropic(s):
-    cost = 2.0 * rand(s) - 1.0
+def _isotropic(rs):
+    cost, rs = _step(rs)
+    cost = 2.0 * cost - 1.0
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
     while True:
-        p = 2.0 * rand(s) - 1.0
-        q = 2.0 * rand(s) - 1.0
+        p, rs = _step(rs)
+        q, rs = _step(rs)
+        p = 2.0 * p - 1.0
+        q = 2.0 * q - 1.0
         r2 = p * p + q * q
         if 0.0 < r2 <= 1.0:
             break
     g = sint / r2
-    return g * (p * p - q * q), g * (2.0 * p * q), cost
+    return g * (p * p - q * q), g * (2.0 * p * q), cost, rs
 
 
 @njit(inline="always")
-def _klein_nishina(s, energy):
+def _klein_nishina(rs, energy):
     """Sample the scattered energy fraction and cos(theta) (Butcher-Messel, as in Geant4); used
     above `KAHN_MAX_MEV`, where its acceptance is better than Kahn's."""
     k = energy * INV_ELECTRON_MASS
@@ -206,21 +216,24 @@ def _klein_nishina(s, energy):
     alpha1 = -math.log(eps0)
     alpha2 = alpha1 + 0.5 * (1.0 - eps0sq)
     while True:
-        if alpha1 > alpha2 * rand(s):
-            eps = math.exp(-alpha1 * rand(s))
+        r, rs = _step(rs)
+        r2, rs = _step(rs)
+        if alpha1 > alpha2 * r:
+            eps = math.exp(-alpha1 * r2)
             epssq = eps * eps
         else:
-            epssq = eps0sq + (1.0 - eps0sq) * rand(s)
+            epssq = eps0sq + (1.0 - eps0sq) * r2
             eps = math.sqrt(epssq)
         onecost = (1.0 - eps) / (eps * k)
         sint2 = onecost * (2.0 - onecost)
         greject = 1.0 - eps * sint2 / (1.0 + epssq)
-        if greject >= rand(s):
-            return eps, 1.0 - onecost
+        r, rs = _step(rs)
+        if greject >= r:
+            return eps, 1.0 - onecost, rs
 
 
 @njit(inline="always")
-def _kahn(s, energy):
+def _kahn(rs, energy):
     """Sample the scattered energy fraction and cos(theta) by Kahn's exact rejection (as MCNP
     below 1.5 MeV): only rational operations, no log/exp/sqrt, so it is shorter on the critical
     path than Butcher-Messel at the energies of most scatters. x = E/E' is drawn from one of two
@@ -233,32 +246,34 @@ def _kahn(s, energy):
     # trial costs one division: branch 1 x = 1 + 2k r2 gives cos = 1 - 2 r2; branch 2
     # x = g / den (den = 1 + 2k r2) gives cos = 1 - 2 (1 - r2) / den and 1/x = den / g
     while True:
-        r1 = rand(s)
-        r2 = rand(s)
-        r3 = rand(s)
+        r1, rs = _step(rs)
+        r2, rs = _step(rs)
+        r3, rs = _step(rs)
         if r1 * (g + 8.0) <= g:
             ix = 1.0 / (1.0 + 2.0 * k * r2)
             if r3 <= 4.0 * ix * (1.0 - ix):
-                return ix, 1.0 - 2.0 * r2
+                return ix, 1.0 - 2.0 * r2, rs
         else:
             den = 1.0 + 2.0 * k * r2
             cost = 1.0 - 2.0 * (1.0 - r2) / den
             if 2.0 * r3 * g <= g * cost * cost + den:
-                return den / g, cost
+                return den / g, cost, rs
 
 
 @njit(inline="always")
-def _coherent_cos(s, energy, b):
+def _coherent_cos(rs, energy, b):
     """cos(theta) from Thomson x F^2 with F = 1/(1 + b q^2)^2 (hydrogen-like, Thomas-Fermi length)."""
     lam = HC_MEV_ANGSTROM / energy
     tmax = 16.0 * math.pi * math.pi / (lam * lam)
     area = 1.0 - (1.0 + b * tmax) ** -3.0
     while True:
-        t = ((1.0 - rand(s) * area) ** (-1.0 / 3.0) - 1.0) / b
+        r, rs = _step(rs)
+        r2, rs = _step(rs)
+        t = ((1.0 - r * area) ** (-1.0 / 3.0) - 1.0) / b
         cost = 1.0 - 2.0 * t / tmax
         cost = max(cost, -1.0)
-        if 2.0 * rand(s) < 1.0 + cost * cost:
-            return cost
+        if 2.0 * r2 < 1.0 + cost * cost:
+            return cost, rs
 
 
 @njit(inline="always")
@@ -317,6 +332,7 @@ def run_chunk(
     # a point source has one cone for all its histories
     point_cone = _cone(px0, 0.0, pz0, det_r, det_zlo, sph_z, sph_r)
     steps = 0
+    rs = (state[0], state[1], state[2], state[3])
     for line in range(energies.size):
         e0 = energies[line]
         for _h in range(n_per_line[line]):
@@ -326,14 +342,17 @@ def run_chunk(
                 y = 0.0
                 z = pz0
             else:
-                rr = src_radius * math.sqrt(rand(state))
-                ph = TWO_PI * rand(state)
+                r, rs = _step(rs)
+                rr = src_radius * math.sqrt(r)
+                r, rs = _step(rs)
+                ph = TWO_PI * r
                 x = rr * math.cos(ph)
                 y = rr * math.sin(ph)
                 if source_kind == 1:
                     z = pz0
                 else:
-                    z = src_zlo + (src_zhi - src_zlo) * rand(state)
+                    r, rs = _step(rs)
+                    z = src_zlo + (src_zhi - src_zlo) * r
             # --- direction: into the cone that sees the detector, weighted by its solid angle
             w = 1.0
             if vr_on:
@@ -343,17 +362,19 @@ def run_chunk(
                     cosmax, ax, ay, az = _cone(x, y, z, det_r, det_zlo, sph_z, sph_r)
                 if cosmax > -1.0:
                     inside = (1.0 - cosmax) * 0.5
-                    if rand(state) >= p_out:
-                        cost = 1.0 - rand(state) * (1.0 - cosmax)
+                    r, rs = _step(rs)
+                    r2, rs = _step(rs)
+                    if r >= p_out:
+                        cost = 1.0 - r2 * (1.0 - cosmax)
                         w = inside / (1.0 - p_out)
                     else:
-                        cost = -1.0 + rand(state) * (1.0 + cosmax)
+                        cost = -1.0 + r2 * (1.0 + cosmax)
                         w = (1.0 - inside) / p_out
-                    ux, uy, uz = _rotate(ax, ay, az, cost, state)
+                    ux, uy, uz, rs = _rotate(ax, ay, az, cost, rs)
                 else:
-                    ux, uy, uz = _isotropic(state)
+                    ux, uy, uz, rs = _isotropic(rs)
             else:
-                ux, uy, uz = _isotropic(state)
+                ux, uy, uz, rs = _isotropic(rs)
 
             n_stack = 1
             st_x[0] = x
@@ -390,7 +411,8 @@ def run_chunk(
                 elif kk > LAST_CELL:
                     kk = LAST_CELL
                 f = u - kk
-                tau = -math.log(1.0 - rand(state))
+                r, rs = _step(rs)
+                tau = -math.log(1.0 - r)
                 while True:
                     n_steps += 1
                     if n_steps > MAX_STEPS:
@@ -451,7 +473,8 @@ def run_chunk(
                     steps += 1
                     if reg == 0:
                         interacted = True
-                    r = rand(state) * mut
+                    r, rs = _step(rs)
+                    r *= mut
                     mpe = mu[m, 1, kk] + f * (mu[m, 1, kk + 1] - mu[m, 1, kk])
                     if r < mpe:
                         # photoelectric absorption, optionally followed by a K X-ray
@@ -461,17 +484,18 @@ def run_chunk(
                             p1 = 0.0
                             if e > k_edge[m, 1]:
                                 p1 = k_prob[m, 1, kk] + f * (k_prob[m, 1, kk + 1] - k_prob[m, 1, kk])
-                            rk = rand(state)
+                            rk, rs = _step(rs)
                             slot = -1
                             if rk < p0:
                                 slot = 0
                             elif rk < p0 + p1:
                                 slot = 1
                             if slot >= 0:
-                                ex = k_beta[m, slot] if rand(state) < k_beta_share[m, slot] else k_alpha[m, slot]
+                                r2, rs = _step(rs)
+                                ex = k_beta[m, slot] if r2 < k_beta_share[m, slot] else k_alpha[m, slot]
                                 if ex >= cutoff and n_stack < STACK_SIZE:
                                     deposit = e - ex
-                                    vx, vy, vz = _isotropic(state)
+                                    vx, vy, vz, rs = _isotropic(rs)
                                     st_x[n_stack] = x
                                     st_y[n_stack] = y
                                     st_z[n_stack] = z
@@ -489,7 +513,10 @@ def run_chunk(
                     r -= mpe
                     mco = mu[m, 2, kk] + f * (mu[m, 2, kk + 1] - mu[m, 2, kk])
                     if r < mco:
-                        eps, cost = _kahn(state, e) if e < KAHN_MAX_MEV else _klein_nishina(state, e)
+                        if e < KAHN_MAX_MEV:
+                            eps, cost, rs = _kahn(rs, e)
+                        else:
+                            eps, cost, rs = _klein_nishina(rs, e)
                         e_new = eps * e
                         lost = e - e_new
                         if e_new < cutoff:
@@ -501,7 +528,7 @@ def run_chunk(
                         if e_new < cutoff:
                             break
                         e = e_new
-                        ux, uy, uz = _rotate(ux, uy, uz, cost, state)
+                        ux, uy, uz, rs = _rotate(ux, uy, uz, cost, rs)
                         da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
                         u = (math.log(e) - LN_E_MIN) * INV_D_LN_E
                         kk = int(u)
@@ -510,13 +537,14 @@ def run_chunk(
                         elif kk > LAST_CELL:
                             kk = LAST_CELL
                         f = u - kk
-                        tau = -math.log(1.0 - rand(state))
+                        r, rs = _step(rs)
+                        tau = -math.log(1.0 - r)
                         continue
                     r -= mco
                     mpp = mu[m, 3, kk] + f * (mu[m, 3, kk + 1] - mu[m, 3, kk])
                     if r < mpp and e > 2.0 * ELECTRON_MASS_MEV:
                         kinetic = e - 2.0 * ELECTRON_MASS_MEV
-                        vx, vy, vz = _isotropic(state)
+                        vx, vy, vz, rs = _isotropic(rs)
                         for sign in (1.0, -1.0):
                             if n_stack < STACK_SIZE:
                                 st_x[n_stack] = x
@@ -537,10 +565,11 @@ def run_chunk(
                         break
                     # coherent scattering: new direction, same energy
                     if coherent_b[m] > 0.0 and mu[m, 4, kk] > 0.0:
-                        cost = _coherent_cos(state, e, coherent_b[m])
-                        ux, uy, uz = _rotate(ux, uy, uz, cost, state)
+                        cost, rs = _coherent_cos(rs, e, coherent_b[m])
+                        ux, uy, uz, rs = _rotate(ux, uy, uz, cost, rs)
                         da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
-                    tau = -math.log(1.0 - rand(state))
+                    r, rs = _step(rs)
+                    tau = -math.log(1.0 - r)
             # --- tallies of this history
             if e_crystal > 0.0:
                 out_total[line] += w
@@ -554,3 +583,4 @@ def run_chunk(
             balance = abs(e_crystal + e_other + e_escaped - e0)
             out_diag[0] = max(out_diag[0], balance)
     out_diag[2] += steps
+    state[0], state[1], state[2], state[3] = rs
