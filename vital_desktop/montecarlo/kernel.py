@@ -419,12 +419,21 @@ def run_chunk(
                         out_diag[1] += 1.0
                         e_escaped += e
                         break
-                    # --- nearest boundary: a child's surface (entry) or else the own cylinder's
-                    # (exit). A child lies inside its convex parent, so a ray that hits a child
-                    # stays inside the parent up to that point: the exit distance is only needed
-                    # when no child is hit.
+                    # --- where does the flight end: at the interaction point s = tau/mu, at a
+                    # child's surface (entry), or at the own cylinder's surface (exit)?
+                    # A child lies inside its convex parent, so a ray that hits a child stays
+                    # inside the parent up to that point; and when no child is hit, the
+                    # interaction point is before the exit iff it lies inside the own cylinder
+                    # (one quadratic, no square root). So the exit distance is computed only for
+                    # flights that really leave.
                     rho2 = x * x + y * y
                     bb = x * ux + y * uy
+                    m = cyl_mat[reg]
+                    mut = 0.0
+                    s_hit = INF
+                    if m >= 0:
+                        mut = mu[m, 0, kk] + f * (mu[m, 0, kk + 1] - mu[m, 0, kk])
+                        s_hit = tau / mut
                     dmin = INF
                     target = -1
                     for c in range(cyl_nchildren[reg]):
@@ -433,18 +442,21 @@ def run_chunk(
                         if d < dmin:
                             dmin = d
                             target = ch
-                    if target < 0:
-                        dmin = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg])
-                        target = cyl_parent[reg]
-                    m = cyl_mat[reg]
-                    mut = 0.0
-                    if m >= 0:
-                        mut = mu[m, 0, kk] + f * (mu[m, 0, kk + 1] - mu[m, 0, kk])
-                    # compare in mean free paths: the division tau / mu is only needed when the
-                    # photon interacts before the boundary (vacuum: mu = 0, always crosses)
-                    optical = mut * dmin
-                    if tau >= optical:
-                        tau -= optical
+                    if target >= 0:
+                        crossing = s_hit >= dmin
+                    else:
+                        crossing = True
+                        if s_hit < INF:
+                            z_hit = z + s_hit * uz
+                            if (cyl_zlo[reg] <= z_hit <= cyl_zhi[reg]
+                                    and s_hit * (da * s_hit + 2.0 * bb) + rho2 <= cyl_r2[reg]):
+                                crossing = False
+                        if crossing:
+                            dmin = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg],
+                                                  cyl_zhi[reg])
+                            target = cyl_parent[reg]
+                    if crossing:
+                        tau -= mut * dmin
                         step = dmin + NUDGE_CM
                         x += step * ux
                         y += step * uy
@@ -466,7 +478,7 @@ def run_chunk(
                             e_escaped += e
                             break
                         continue
-                    dist = tau / mut
+                    dist = s_hit
                     x += dist * ux
                     y += dist * uy
                     z += dist * uz
