@@ -244,7 +244,7 @@ def test_bundles_verify_then_import_and_refuse_a_tampered_copy(qtbot, admin_wind
     qtbot.mouseClick(window.tool_buttons["bundles"], Qt.MouseButton.LeftButton)
     page = window.pages["bundles"]
     assert type(page).__name__ == "BundlesPage"
-    assert "version <b>1</b>" in page.trust.values["Root of trust"].text()
+    assert "version <b>1</b>" in page.trust.values["Version"].text()
 
     tampered = tmp_path / "tampered.vbundle"
     shutil.copy(MODEL_BUNDLE, tampered)

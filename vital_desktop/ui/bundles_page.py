@@ -140,17 +140,20 @@ class BundlesPage(Page):
         status = exchange.trust_status(self.context.store)
         root_info = status.get("root")
         if root_info:
-            rows = [("Root of trust", (f"{root_info['name']} — version <b>{root_info['version']}</b>, "
-                                      f"expires {_when(root_info['expires'])}")),
-                    ("Fingerprints", "<br>".join(f"<code>{f}</code>" for f in status.get("fingerprints", [])))]
+            # Short one-line rows: a wrapped rich-text label is squeezed and clipped in this card.
+            rows = [("Root of trust", root_info["name"]),
+                    ("Version", f"version <b>{root_info['version']}</b>, expires {_when(root_info['expires'])}")]
+            # One row per root key fingerprint (a multi-line label was clipped by its size hint).
+            for number, fingerprint in enumerate(status.get("fingerprints", [])):
+                rows.append(("Fingerprints" if number == 0 else "", f"<code>{fingerprint}</code>"))
             if root_info.get("revoked"):
                 rows.append(("Revoked keys", ", ".join(root_info["revoked"])))
         else:
             rows = [("Root of trust", f"<b style='color:{theme.DANGER}'>not usable</b>: {status.get('problem') or 'none installed'}")]
         try:
             identity = exchange.site_identity(self.context.store)
-            rows.append(("This site", (f"{identity.site_id} — key {identity.key_id[:16]}…, fingerprint "
-                                      f"<code>{identity.fingerprint}</code>")))
+            rows.append(("This site", f"{identity.site_id} — key {identity.key_id[:16]}…"))
+            rows.append(("Site key", f"<code>{identity.fingerprint}</code>"))
         except Exception as exc:  # noqa: BLE001 - a site without a key still shows the rest
             rows.append(("This site", error_text(exc)))
         channels = status.get("channels", [])
