@@ -424,15 +424,14 @@ def run_chunk(
                     # inside the parent up to that point; and when no child is hit, the
                     # interaction point is before the exit iff it lies inside the own cylinder
                     # (one quadratic, no square root). So the exit distance is computed only for
-                    # flights that really leave.
+                    # flights that really leave. Both tests are written in mean free paths
+                    # (multiplied through by mu), so tau / mu is divided out only on interaction.
                     rho2 = x * x + y * y
                     bb = x * ux + y * uy
                     m = cyl_mat[reg]
                     mut = 0.0
-                    s_hit = INF
                     if m >= 0:
                         mut = mu[m, 0, kk] + f * (mu[m, 0, kk + 1] - mu[m, 0, kk])
-                        s_hit = tau / mut
                     dmin = INF
                     target = -1
                     for c in range(cyl_nchildren[reg]):
@@ -442,13 +441,14 @@ def run_chunk(
                             dmin = d
                             target = ch
                     if target >= 0:
-                        crossing = s_hit >= dmin
+                        crossing = tau >= mut * dmin
                     else:
                         crossing = True
-                        if s_hit < INF:
-                            z_hit = z + s_hit * uz
-                            if (cyl_zlo[reg] <= z_hit <= cyl_zhi[reg]
-                                    and s_hit * (da * s_hit + 2.0 * bb) + rho2 <= cyl_r2[reg]):
+                        if mut > 0.0:
+                            # interaction point x + (tau/mu) u inside the own cylinder, times mu
+                            z_hit = z * mut + tau * uz
+                            if (cyl_zlo[reg] * mut <= z_hit <= cyl_zhi[reg] * mut
+                                    and tau * (da * tau + 2.0 * bb * mut) + (rho2 - cyl_r2[reg]) * mut * mut <= 0.0):
                                 crossing = False
                         if crossing:
                             dmin = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg],
@@ -477,7 +477,7 @@ def run_chunk(
                             e_escaped += e
                             break
                         continue
-                    dist = s_hit
+                    dist = tau / mut
                     x += dist * ux
                     y += dist * uy
                     z += dist * uz
