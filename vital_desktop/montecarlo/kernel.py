@@ -375,29 +375,16 @@ def run_chunk(
             else:
                 ux, uy, uz, rs = _isotropic(rs)
 
-            n_stack = 1
-            st_x[0] = x
-            st_y[0] = y
-            st_z[0] = z
-            st_ux[0] = ux
-            st_uy[0] = uy
-            st_uz[0] = uz
-            st_e[0] = e0
-            st_reg[0] = source_region
+            # the primary starts at once; secondaries (K X-rays, annihilation photons) wait on
+            # the stack and are popped when the current photon ends
+            n_stack = 0
+            e = e0
+            reg = source_region
             e_crystal = 0.0
             e_other = 0.0
             e_escaped = 0.0
             interacted = False
-            while n_stack > 0:
-                n_stack -= 1
-                x = st_x[n_stack]
-                y = st_y[n_stack]
-                z = st_z[n_stack]
-                ux = st_ux[n_stack]
-                uy = st_uy[n_stack]
-                uz = st_uz[n_stack]
-                e = st_e[n_stack]
-                reg = st_reg[n_stack]
+            while True:
                 n_steps = 0
                 da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
                 # energy-dependent lookups are redone only when the energy changes, and the free
@@ -581,6 +568,17 @@ def run_chunk(
                         da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
                     r, rs = _step(rs)
                     tau = -math.log(1.0 - r)
+                if n_stack == 0:
+                    break
+                n_stack -= 1
+                x = st_x[n_stack]
+                y = st_y[n_stack]
+                z = st_z[n_stack]
+                ux = st_ux[n_stack]
+                uy = st_uy[n_stack]
+                uz = st_uz[n_stack]
+                e = st_e[n_stack]
+                reg = st_reg[n_stack]
             # --- tallies of this history
             if e_crystal > 0.0:
                 out_total[line] += w
