@@ -293,7 +293,12 @@ def _cone(x, y, z, det_r, det_zlo, sph_z, sph_r):
     return -2.0, 0.0, 0.0, 1.0
 
 
-@njit(cache=True, nogil=True)
+#: Only FMA contraction (a*b + c in one rounding) is allowed: no reassociation, no assumption
+#: that NaN/inf cannot occur; results change in the last bits only (the tests cover it).
+FASTMATH = {"contract"}
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
 def run_chunk(
     state, n_per_line, energies,
     cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren,
