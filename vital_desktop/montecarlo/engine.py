@@ -24,7 +24,10 @@ from vital_desktop.montecarlo.geometry import Problem, build_problem
 from vital_desktop.montecarlo.kernel import run_chunk
 from vital_desktop.montecarlo.spectrum import broaden
 
-ENGINE_VERSION = "vital-mc 1.0"
+#: Bumped whenever the same (configuration, seed, histories) can give different bits: 1.1 changed
+#: the Compton sampler (Kahn), the geometry arithmetic and FMA contraction, so runs stored by 1.0
+#: agree only statistically and `services.calibration.reproduce` refuses to promise identity.
+ENGINE_VERSION = "vital-mc 1.1"
 CHUNK_MAX = 100_000
 MIN_BATCHES = 100
 
