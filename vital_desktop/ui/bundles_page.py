@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -38,7 +37,7 @@ from vital_desktop.ui.widgets import (
     Card,
     KeyValuePanel,
     error_text,
-    muted_label,
+    page_layout,
     primary_button,
     show_error,
     title_label,
@@ -68,14 +67,9 @@ class BundlesPage(Page):
         self.report: dict[str, Any] | None = None
         self.import_job = None
 
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Bundles", "pageTitle"))
-        header.addWidget(muted_label("Signed update bundles from the hub on removable media, and the site's data "
-                                     "back to the hub. Nothing is written until every check passed.", wrap=False))
-        header.addStretch(1)
+        root, header = page_layout(self, "Bundles",
+                                   "Signed update bundles from the hub on removable media, and the site's data "
+                                   "back to the hub. Nothing is written until every check passed.")
         self.export_button = QPushButton("Export to hub…")
         self.export_button.setToolTip("Write the site's new labels, feedback, predictions and Monte Carlo results "
                                       "since the last export, signed and encrypted to the hub")
@@ -85,7 +79,6 @@ class BundlesPage(Page):
         self.verify_button.setToolTip("Check a .vbundle file without importing it (Ctrl+O)")
         self.verify_button.clicked.connect(lambda: self.verify())
         header.addWidget(self.verify_button)
-        root.addLayout(header)
         self.progress = JobProgress()
         root.addWidget(self.progress)
 

@@ -26,7 +26,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSpinBox,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -50,9 +49,9 @@ from vital_desktop.ui.widgets import (
     KeyValuePanel,
     error_text,
     muted_label,
+    page_layout,
     primary_button,
     show_error,
-    title_label,
 )
 
 CRYSTAL_MATERIALS = ("nai", "csi", "ge", "labr3", "bgo", "pvt")
@@ -83,15 +82,9 @@ class CalibrationPage(Page):
         self.detail: calibration.RunDetail | None = None
         self.run_job = None
 
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Calibration", "pageTitle"))
-        header.addWidget(muted_label("Monte Carlo photon transport: efficiencies and calibration factors with their "
-                                     "statistical uncertainties; same configuration + seed → same numbers.", wrap=False))
-        header.addStretch(1)
-        root.addLayout(header)
+        root, header = page_layout(self, "Calibration",
+                                   "Monte Carlo photon transport: efficiencies and calibration factors with their "
+                                   "statistical uncertainties; same configuration + seed → same numbers.")
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         root.addWidget(splitter, 1)

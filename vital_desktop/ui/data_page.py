@@ -36,7 +36,15 @@ from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.item_models import ItemCardDelegate, ItemGridModel, ItemPager, ItemRole
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.sheet_wizard import CreateSheetWizard
-from vital_desktop.ui.widgets import Card, KeyValuePanel, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import (
+    Card,
+    KeyValuePanel,
+    muted_label,
+    page_layout,
+    primary_button,
+    show_error,
+    title_label,
+)
 
 SheetRole = Qt.ItemDataRole.UserRole + 10
 
@@ -92,17 +100,11 @@ class DataPage(Page):
         self.model: ItemGridModel | None = None
         self.wizard: CreateSheetWizard | None = None
 
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Sheets", "pageTitle"))
-        header.addWidget(muted_label("Pointers to a metadata file and an image folder — nothing is copied.", wrap=False))
-        header.addStretch(1)
+        root, header = page_layout(self, "Sheets",
+                                   "Pointers to a metadata file and an image folder — nothing is copied.")
         self.create_button = primary_button("Create Sheet…")
         self.create_button.clicked.connect(lambda: self.open_wizard())
         header.addWidget(self.create_button)
-        root.addLayout(header)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.sheet_list = SheetList()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QWidget
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import deploy as deploy_service
@@ -17,7 +17,7 @@ from vital_desktop.ui import theme
 from vital_desktop.ui.charts import JobProgress, fill_table, permitted, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import Card, KeyValuePanel, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import Card, KeyValuePanel, muted_label, page_layout, primary_button, show_error
 
 KIND_TITLES = {registry.KIND_ONNX: "image classifier (ONNX)", registry.KIND_GGUF: "language model (GGUF)"}
 
@@ -39,15 +39,9 @@ class DeployPage(Page):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.models: list[registry.ModelInfo] = []
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Deploy", "pageTitle"))
-        header.addWidget(muted_label("The active model of each kind serves predictions in-process (onnxruntime, "
-                                     "llama.cpp); every activation is recorded.", wrap=False))
-        header.addStretch(1)
-        root.addLayout(header)
+        root, header = page_layout(self, "Deploy",
+                                   "The active model of each kind serves predictions in-process (onnxruntime, "
+                                   "llama.cpp); every activation is recorded.")
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         root.addWidget(splitter, 1)

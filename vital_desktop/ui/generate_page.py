@@ -41,7 +41,7 @@ from vital_desktop.services.templates import TemplateInfo
 from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
 
 PLACEHOLDER = re.compile(r"\{\{\s*[\w.]+\s*\}\}")
 AI_MODE_TEXT = {"none": "No AI pre-label (canonical labels only)", "classifier": "ONNX image classifier",
@@ -296,20 +296,14 @@ class GeneratePage(Page):
         self.templates: list[TemplateInfo] = []
         self.current: TemplateInfo | None = None
         self.generate_dialog: GenerateDialog | None = None
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Template library", "pageTitle"))
-        header.addWidget(muted_label("Versioned prompts that turn a sheet into Q&A pairs.", wrap=False))
-        header.addStretch(1)
+        root, header = page_layout(self, "Template library",
+                                   "Versioned prompts that turn a sheet into Q&A pairs.")
         self.new_button = QPushButton("New template…")
         self.new_button.clicked.connect(lambda: self.open_editor(None))
         self.generate_button = primary_button("Generate Training Sheet…")
         self.generate_button.clicked.connect(self.open_generate)
         header.addWidget(self.new_button)
         header.addWidget(self.generate_button)
-        root.addLayout(header)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.table = QTableWidget(0, 4)

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSplitter,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -37,7 +36,7 @@ from vital_desktop.ui import theme
 from vital_desktop.ui.charts import fill_table, permitted, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
 
 STATUS_COLORS = {"new": theme.ACCENT, "accepted": theme.SUCCESS, "rejected": theme.DANGER,
                  "added_to_training": theme.ACCENT_DARK}
@@ -58,14 +57,8 @@ class ImprovePage(Page):
         self.gaps: feedback_service.GapReport | None = None
         self.can_review = permitted(context.user, "review_feedback")
 
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Improve", "pageTitle"))
-        header.addWidget(muted_label("Production → feedback → canonical labels → training → redeployment.", wrap=False))
-        header.addStretch(1)
-        root.addLayout(header)
+        root, header = page_layout(self, "Improve",
+                                   "Production → feedback → canonical labels → training → redeployment.")
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         root.addWidget(splitter, 1)

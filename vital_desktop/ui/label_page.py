@@ -42,7 +42,7 @@ from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.generate_page import messages_text, monospace
 from vital_desktop.ui.image_view import ImageView
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
 
 PAIR_FILTERS = (("Needs review", "unlabeled"), ("Approved", "labeled"), ("Rejected", "rejected"),
                 ("Flagged", "flagged"), ("All pairs", None))
@@ -124,15 +124,9 @@ class LabelPage(Page):
         self.index = -1
         self.busy = False
         self.bulk_preview: review_service.BulkPreview | None = None
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Review training sheets", "pageTitle"))
-        header.addWidget(muted_label("Mode A: approve AI answers to create canonical labels. "
-                                     "Mode B: the Canonical Labels button.", wrap=False))
-        header.addStretch(1)
-        root.addLayout(header)
+        root, header = page_layout(self, "Review training sheets",
+                                   "Mode A: approve AI answers to create canonical labels. Mode B: the Canonical "
+                                   "Labels button.")
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()

@@ -47,6 +47,7 @@ from vital_desktop.ui.widgets import (
     KeyValuePanel,
     error_text,
     muted_label,
+    page_layout,
     primary_button,
     show_error,
     title_label,
@@ -190,15 +191,9 @@ class TrainPage(Page):
         self._preview_timer.setInterval(250)
         self._preview_timer.timeout.connect(self.refresh_summary)
 
-        root = QVBoxLayout(self)
-        root.setContentsMargins(20, 16, 20, 16)
-        root.setSpacing(theme.SPACING)
-        header = QHBoxLayout()
-        header.addWidget(title_label("Train", "pageTitle"))
-        header.addWidget(muted_label("Only pairs and labels that pass both gates — status labeled and the use "
-                                     "allowed, not prohibited — are exported or learnt.", wrap=False))
-        header.addStretch(1)
-        root.addLayout(header)
+        root, header = page_layout(self, "Train",
+                                   "Only pairs and labels that pass both gates — status labeled and the use "
+                                   "allowed, not prohibited — are exported or learnt.")
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         root.addWidget(splitter, 1)

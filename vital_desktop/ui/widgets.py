@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
+    QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.core.errors import Cancelled, VitalError
+from vital_desktop.ui import theme
 
 
 def title_label(text: str, name: str = "sectionTitle") -> QLabel:
@@ -98,3 +100,17 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> None:
         box.setDetailedText("".join(traceback.format_exception(exc)))
     box.setObjectName("errorBox")
     box.open()
+
+
+def page_layout(page: QWidget, title: str, subtitle: str) -> tuple[QVBoxLayout, QHBoxLayout]:
+    """Every page's frame: margins, a title with its one-line purpose, and a header row to
+    which the page adds its buttons (after the stretch, so they sit at the right)."""
+    root = QVBoxLayout(page)
+    root.setContentsMargins(20, 16, 20, 16)
+    root.setSpacing(theme.SPACING)
+    header = QHBoxLayout()
+    header.addWidget(title_label(title, "pageTitle"))
+    header.addWidget(muted_label(subtitle, wrap=False))
+    header.addStretch(1)
+    root.addLayout(header)
+    return root, header
