@@ -222,6 +222,22 @@ def _where(record: LabelRecord) -> str:
     return f"row {record.row}: " if record.row is not None else ""
 
 
+class _RowErrors:
+    """Collects per-row problems of a bulk input so one refusal names several bad rows at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, message: str) -> bool:
+        """Record a problem; True once enough are collected to stop looking."""
+        self.messages.append(message)
+        return len(self.messages) >= MAX_ERRORS_REPORTED
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise ValidationError("; ".join(self.messages), details={"errors": self.messages})
+
+
 def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelRecord]:
     """Validate every record (item exists, schema, uses, confidence, no duplicate keys) and
     apply the sheet's classification. Raises `ValidationError` naming the first bad rows."""
@@ -232,7 +248,7 @@ def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelR
         if len(records) <= 500:  # a few labels: look up just their items, not the whole sheet
             query = query.where(SheetItem.item_ref.in_({r.item_ref for r in records if r.sheet_id == sheet_id}))
         known_items[sheet_id] = set(session.scalars(query))
-    errors: list[str] = []
+    errors = _RowErrors()
     validated: set[tuple[str, str]] = set()
     seen: dict[tuple[str, str, str], int | None] = {}
     policies: dict[tuple, tuple[list[str], list[str], str]] = {}  # constraints repeat: compute each once
@@ -274,11 +290,9 @@ def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelR
             rec.data_classification, rec.data_text = list(tags), text
             prepared.append(rec)
         except ValidationError as exc:
-            errors.append(f"{_where(rec)}{exc.message}")
-            if len(errors) >= MAX_ERRORS_REPORTED:
+            if errors.add(f"{_where(rec)}{exc.message}"):
                 break
-    if errors:
-        raise ValidationError("; ".join(errors), details={"errors": errors})
+    errors.raise_if_any()
     return prepared
 
 
@@ -776,7 +790,7 @@ def records_from_rows(
         sheets_by_ref[sheet.name] = sheet.id
         sheets_by_ref[sheet.id] = sheet.id
     records = []
-    errors = []
+    errors = _RowErrors()
     for offset, raw in enumerate(rows):
         number = first_row_number + offset
         try:
@@ -808,11 +822,9 @@ def records_from_rows(
                 confidence=(raw.get("confidence") or None), notes=raw.get("notes") or "", row=number,
             ))
         except ValidationError as exc:
-            errors.append(f"row {number}: {exc.message}")
-            if len(errors) >= MAX_ERRORS_REPORTED:
+            if errors.add(f"row {number}: {exc.message}"):
                 break
-    if errors:
-        raise ValidationError("; ".join(errors), details={"errors": errors})
+    errors.raise_if_any()
     return records
 
 
