@@ -175,6 +175,21 @@ def fill_table(table: QTableWidget, rows: Iterable[Sequence[Any]], *, data: Sequ
             table.setItem(r, c, cell)
 
 
+def fill_model_picker(combo: Any, models: Sequence[Any], select: str | None = None) -> None:
+    """List classifier versions (name, newest first; the active one marked) without emitting
+    change signals, keeping `select`, else the current choice, else the active model."""
+    current = select or combo.currentData()
+    if current is None:
+        active = next((m for m in models if m.active), None)
+        current = active.id if active else (models[-1].id if models else None)
+    combo.blockSignals(True)
+    combo.clear()
+    for model in sorted(models, key=lambda m: (m.name, -m.version)):
+        combo.addItem(model.ref + ("  (active)" if model.active else ""), model.id)
+    combo.setCurrentIndex(max(combo.findData(current), 0))
+    combo.blockSignals(False)
+
+
 def selected_data(table: QTableWidget) -> Any:
     """The UserRole data of the selected row's first cell, or None."""
     rows = table.selectionModel().selectedRows() if table.selectionModel() else []

@@ -34,7 +34,15 @@ from vital_desktop.services import monitor, registry
 from vital_desktop.services import predict as predict_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.ui import theme
-from vital_desktop.ui.charts import BarChart, JobProgress, LineChart, fill_table, permitted, read_only_table
+from vital_desktop.ui.charts import (
+    BarChart,
+    JobProgress,
+    LineChart,
+    fill_model_picker,
+    fill_table,
+    permitted,
+    read_only_table,
+)
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_button, show_error, title_label
@@ -231,17 +239,7 @@ class MonitorPage(Page):
 
     # --- choices --------------------------------------------------------------------------------
     def reload_models(self, select: str | None = None) -> None:
-        models = registry.list_models(self.context.store, kind=registry.KIND_ONNX)
-        current = select or self.model_pick.currentData()
-        if current is None:
-            active = next((m for m in models if m.active), None)
-            current = active.id if active else (models[-1].id if models else None)
-        self.model_pick.blockSignals(True)
-        self.model_pick.clear()
-        for m in sorted(models, key=lambda m: (m.name, -m.version)):
-            self.model_pick.addItem(m.ref + ("  (active)" if m.active else ""), m.id)
-        self.model_pick.setCurrentIndex(max(self.model_pick.findData(current), 0))
-        self.model_pick.blockSignals(False)
+        fill_model_picker(self.model_pick, registry.list_models(self.context.store, kind=registry.KIND_ONNX), select)
         self.refresh()
 
     def reload_sheets(self) -> None:

@@ -39,7 +39,7 @@ from vital_desktop.services import generate as generate_service
 from vital_desktop.services import registry, training
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.ui import theme
-from vital_desktop.ui.charts import JobProgress, fill_table, heat_color, permitted, read_only_table
+from vital_desktop.ui.charts import JobProgress, fill_model_picker, fill_table, heat_color, permitted, read_only_table
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.widgets import (
@@ -474,18 +474,7 @@ class TrainPage(Page):
 
     # --- model card and lineage -------------------------------------------------------------------
     def reload_models(self, select: str | None = None) -> None:
-        models = registry.list_models(self.context.store, kind=registry.KIND_ONNX)
-        current = select or self.model_pick.currentData()
-        if current is None:
-            active = next((m for m in models if m.active), None)
-            current = active.id if active else (models[-1].id if models else None)
-        self.model_pick.blockSignals(True)
-        self.model_pick.clear()
-        for model in sorted(models, key=lambda m: (m.name, -m.version)):
-            self.model_pick.addItem(f"{model.ref}" + ("  (active)" if model.active else ""), model.id)
-        index = self.model_pick.findData(current)
-        self.model_pick.setCurrentIndex(max(index, 0))
-        self.model_pick.blockSignals(False)
+        fill_model_picker(self.model_pick, registry.list_models(self.context.store, kind=registry.KIND_ONNX), select)
         self.show_model()
 
     def show_model(self) -> None:
