@@ -1,0 +1,1 @@
+-- Schema changes of the label write path work stream (reserved number; may stay empty when the stream needs none).

@@ -1,0 +1,1 @@
+-- Schema changes of the formats work stream (reserved number; may stay empty when the stream needs none).
