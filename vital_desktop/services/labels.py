@@ -24,7 +24,6 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,8 @@ from vital_desktop.core.ids import iso, new_id, new_ids, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
+from vital_desktop.services.label_types import LabelType, get_label_type, validate_label_data  # noqa: F401 - re-exported
+from vital_desktop.services.label_types import list_label_types as label_types  # noqa: F401 - re-exported
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import insert_arrow, query_arrow, raw_connection
 from vital_desktop.store.db import Store
@@ -56,58 +57,8 @@ EXPORT_FORMATS = ("csv", "jsonl", "parquet", "coco")
 MAX_ERRORS_REPORTED = 10
 
 
-# --- label types -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LabelType:
-    name: str
-    title: str
-    description: str
-    schema: dict
-    class_field: str | None
-
-    def classes(self) -> list[str]:
-        """The enum values of the class field (what a classifier predicts), if any."""
-        if not self.class_field:
-            return []
-        return list(self.schema.get("properties", {}).get(self.class_field, {}).get("enum", []))
-
-
-@functools.cache
-def label_types() -> dict[str, LabelType]:
-    raw = json.loads(resources.files("vital_desktop.resources").joinpath("label_types.json").read_text("utf-8"))
-    return {
-        name: LabelType(name, spec.get("title", name), spec.get("description", ""), spec["schema"], spec.get("class_field"))
-        for name, spec in raw.items()
-    }
-
-
-def get_label_type(name: str) -> LabelType:
-    types = label_types()
-    if name not in types:
-        raise ValidationError(f"unknown label type {name!r}; label types: {', '.join(types)}")
-    return types[name]
-
-
-@functools.cache
-def _validator(label_type: str):
-    import jsonschema
-
-    schema = get_label_type(label_type).schema
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
-
-
-def validate_label_data(label_type: str, data: Any) -> None:
-    """Raise `ValidationError` naming the first problem if `data` breaks the type's schema."""
-    validator = _validator(label_type)
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
-    if errors:
-        err = errors[0]
-        where = "/".join(str(p) for p in err.path) or "(label)"
-        raise ValidationError(f"{label_type} label is not valid at {where}: {err.message}")
-
+# Label types live in services/label_types; the names above are re-exported from here so existing
+# callers (labels.get_label_type, labels.LabelType, ...) keep working.
 
 def _canon(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
