@@ -225,9 +225,10 @@ def test_filter_by_status_and_localization_boxes(qtbot, window, store):
     window.go("canonical")
     tool = tool_of(window)
     tool.set_label_type("localization")
-    assert tool.form.box_list is not None and tool.image_view.box_mode
-    tool._box_drawn(10, 12, 40, 30)
-    assert tool.image_view.box_count() == 1
+    shapes = tool.form.shape_model
+    assert shapes is not None and shapes.kind == "boxes" and tool.image_view.model is shapes
+    shapes.add_box(10, 12, 40, 30)
+    assert len(shapes.shapes) == 1
     item = tool.item.item_ref
     qtbot.keyClick(window, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: tool.item.item_ref != item, timeout=10_000)

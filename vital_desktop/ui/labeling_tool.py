@@ -18,9 +18,7 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QCheckBox,
     QComboBox,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -36,7 +34,9 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.core.changes import Changes
-from vital_desktop.core.governance import TAG_PROHIBITS, USES
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.geometry import check_shapes
+from vital_desktop.services import label_types as label_type_service
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import review as review_service
 from vital_desktop.services import sheets as sheet_service
@@ -50,77 +50,37 @@ from vital_desktop.ui.item_models import ItemGridModel, ItemPager, PositionRole
 from vital_desktop.ui.label_commands import LabelActionCommand, LabelKey
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.schema_form import SchemaForm
+from vital_desktop.ui.shape_model import DIGIT_KEYS
+from vital_desktop.ui.usage_constraints import UsageConstraints
 from vital_desktop.ui.widgets import muted_label, primary_button, show_error, title_label
 
 FILTERS = (("All items", None), ("Unlabeled", "unlabeled"), ("Labeled", "labeled"), ("Conflicting", "conflict"))
 PREFETCH_AHEAD = 3
 
 
+GEOMETRY_NOUNS = {"boxes": "box(es)", "polygons": "polygon(s)", "points": "point(s)"}
+HINTS = {
+    None: "1–9 pick a class · Enter save and next · ←/→ move · Ctrl+Z undo · wheel zoom, drag pan, double-click fit",
+    "boxes": "1–9 class · drag draws a box · Backspace deletes · Enter save and next · Ctrl+Z undo · "
+             "wheel zoom, right-drag pan",
+    "polygons": "1–9 class · click adds a vertex · Enter closes the polygon, then saves · Backspace deletes a "
+                "vertex · Esc drops the open polygon · Ctrl+Z undo · wheel zoom, right-drag pan",
+    "points": "1–9 class · click adds a point · drag moves · Backspace deletes · Enter save and next · "
+              "Ctrl+Z undo · wheel zoom, right-drag pan",
+}
+
+
 def summarize(data: dict) -> str:
-    """A label's data in one short line ('inclusion, major' / '2 boxes')."""
-    if "boxes" in data:
-        return f"{len(data['boxes'])} box(es)"
+    """A label's data in one short line ('inclusion, major' / '2 box(es)')."""
+    for key, noun in GEOMETRY_NOUNS.items():
+        if isinstance(data.get(key), list):
+            return f"{len(data[key])} {noun}"
     parts = [str(v) if not isinstance(v, float) else f"{v:.2f}" for v in data.values() if v not in (None, "")]
     return ", ".join(parts)[:80] or "(empty)"
 
 
 #: How many items "Claim next" reserves at once.
 CLAIM_BATCH = 20
-
-class UsageConstraints(QGroupBox):
-    """Allowed / prohibited uses with a reason; the sheet's classification tags are shown and enforced."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Usage constraints", parent)
-        grid = QGridLayout(self)
-        grid.setHorizontalSpacing(14)
-        grid.addWidget(muted_label("use", wrap=False), 0, 0)
-        grid.addWidget(muted_label("allowed", wrap=False), 0, 1)
-        grid.addWidget(muted_label("prohibited", wrap=False), 0, 2)
-        self.allowed: dict[str, QCheckBox] = {}
-        self.prohibited: dict[str, QCheckBox] = {}
-        for row, use in enumerate(USES, start=1):
-            grid.addWidget(QLabel(use.replace("_", "-")), row, 0)
-            allowed, prohibited = QCheckBox(), QCheckBox()
-            for box in (allowed, prohibited):
-                box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            allowed.setChecked(True)
-            prohibited.toggled.connect(lambda on, a=allowed: on and a.setChecked(False))
-            allowed.toggled.connect(lambda on, p=prohibited: on and p.setChecked(False))
-            grid.addWidget(allowed, row, 1)
-            grid.addWidget(prohibited, row, 2)
-            self.allowed[use], self.prohibited[use] = allowed, prohibited
-        self.reason = QLineEdit()
-        self.reason.setPlaceholderText("reason (e.g. serial numbers visible)")
-        grid.addWidget(QLabel("Reason"), len(USES) + 1, 0)
-        grid.addWidget(self.reason, len(USES) + 1, 1, 1, 2)
-        self.tags_note = muted_label("")
-        grid.addWidget(self.tags_note, len(USES) + 2, 0, 1, 3)
-        self.tags: list[str] = []
-
-    def set_tags(self, tags: list[str]) -> None:
-        self.tags = tags
-        notes = [f"{t}: {', '.join(TAG_PROHIBITS[t][0])} prohibited" for t in tags if TAG_PROHIBITS.get(t, ((),))[0]]
-        self.tags_note.setText("Sheet classification — " + "; ".join(notes) if notes else "")
-
-    def set_value(self, label: LabelInfo | None) -> None:
-        if label is None:
-            forced = {u for t in self.tags for u in TAG_PROHIBITS.get(t, ((), ""))[0]}
-            for use in USES:
-                self.prohibited[use].setChecked(use in forced)
-                self.allowed[use].setChecked(use not in forced)
-            self.reason.setText("")
-            return
-        for use in USES:
-            self.prohibited[use].setChecked(use in label.prohibited_uses)
-            self.allowed[use].setChecked(use in label.allowed_uses)
-        self.reason.setText(label.usage_reason)
-
-    def value(self) -> tuple[list[str], list[str], str]:
-        allowed = [u for u, box in self.allowed.items() if box.isChecked()]
-        prohibited = [u for u, box in self.prohibited.items() if box.isChecked()]
-        return allowed, prohibited, self.reason.text().strip()
-
 
 class CanonicalLabelingTool(Page):
     """Pick a sheet and a label type; label items with the keyboard; see history and other labels."""
@@ -163,7 +123,7 @@ class CanonicalLabelingTool(Page):
         self.sheet_combo.activated.connect(lambda _i: self.open_sheet(self.sheet_combo.currentText()))
         self.type_combo = QComboBox()
         self.type_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        for name, label_type in label_service.label_types().items():
+        for name, label_type in label_type_service.list_label_types(self.context.store).items():
             self.type_combo.addItem(label_type.title, name)
         self.type_combo.activated.connect(lambda _i: self.set_label_type(self.type_combo.currentData()))
         self.filter_combo = QComboBox()
@@ -212,13 +172,12 @@ class CanonicalLabelingTool(Page):
         caption.addWidget(self.position_label)
         center_layout.addLayout(caption)
         self.image_view = ImageView()
-        self.image_view.box_drawn.connect(self._box_drawn)
+        self.image_view.text_typed.connect(self._typed)
         center_layout.addWidget(self.image_view, 1)
         self.context_label = muted_label("")
         self.context_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         center_layout.addWidget(self.context_label)
-        self.hint = muted_label("1–9 pick a class · Enter save and next · ←/→ move · Ctrl+Z undo · "
-                                "wheel zoom, drag pan, double-click fit")
+        self.hint = muted_label(HINTS[None])
         center_layout.addWidget(self.hint)
         splitter.addWidget(center)
 
@@ -339,17 +298,23 @@ class CanonicalLabelingTool(Page):
 
     def set_label_type(self, name: str, *, item: str | None = None) -> None:
         """Switch the label type: new form, statuses and progress; keep the item if one is shown."""
-        label_type = label_service.get_label_type(name)
+        label_type = label_type_service.get_label_type(self.context.store, name)
         self.label_type = name
         self.type_combo.setCurrentIndex(self.type_combo.findData(name))
         if self.form is not None:
+            self.image_view.set_shape_model(None)
             self.form.setParent(None)
             self.form.deleteLater()
         self.form = SchemaForm(label_type)
         self.form.changed.connect(self._form_touched)
+        for chooser in (self.form.class_picker, self.form.shape_list.chooser if self.form.shape_list else None):
+            if chooser is not None:
+                chooser.filter_finished.connect(self.image_view.setFocus)
         self.form_layout.addWidget(self.form)
         self.form_box.setTitle(f"Label — {label_type.title}")
-        self.image_view.set_box_mode(self.form.box_list is not None)
+        self.image_view.set_shape_model(self.form.shape_model)
+        self.hint.setText(HINTS.get(self.form.geometry, HINTS[None]))
+        self.image_view.setFocus()  # the keyboard's home: digits, letters (filter), Enter, Backspace
         if self.sheet is None or self.model is None:
             return
         refs = sheet_service.item_refs(self.context.store, self.sheet.name)
@@ -403,7 +368,6 @@ class CanonicalLabelingTool(Page):
         self.form.blockSignals(True)
         self.form.set_value(None)
         self.form.blockSignals(False)
-        self.image_view.set_boxes([])
         self._request_labels()
         row = self.model.row_of_position(position)
         if row is not None:
@@ -469,7 +433,6 @@ class CanonicalLabelingTool(Page):
         self.form.blockSignals(True)
         self.form.set_value(label.label_data if label else None)
         self.form.blockSignals(False)
-        self.image_view.set_boxes(label.label_data.get("boxes", []) if label else [])
         self.notes.setText(label.notes if label else "")
         self.confidence_group.setExclusive(False)
         for button in self.confidence_group.buttons():
@@ -491,7 +454,7 @@ class CanonicalLabelingTool(Page):
         for other in all_labels:
             if other.label_type == self.label_type:
                 continue
-            entry = QListWidgetItem(f"{label_service.get_label_type(other.label_type).title}: "
+            entry = QListWidgetItem(f"{self._type_title(other.label_type)}: "
                                     f"{summarize(other.label_data)}  (v{other.version}, {other.updated_by})")
             entry.setData(Qt.ItemDataRole.UserRole, other.label_type)
             self.other_labels.addItem(entry)
@@ -558,21 +521,38 @@ class CanonicalLabelingTool(Page):
         return None
 
     def close_tool(self) -> None:
+        """Escape: drop an open polygon, else close the tool."""
+        if self.form is not None and self.form.shape_model is not None and self.form.shape_model.cancel_drawing():
+            return
         self.context.navigate("back")
+
+    def _refuse(self, text: str) -> None:
+        self.message.setText(f"<span style='color:{theme.DANGER}'>{text}</span>")
+        self.image_view.setFocus()
 
     # --- labeling -----------------------------------------------------------------------------
     def pick_class(self, index: int) -> None:
-        if self.form is not None and self.form.pick_class(index):
+        """A digit key (index 0 for "1" … 9 for "0"): the class whose key it is."""
+        if self.form is None or not 0 <= index < len(DIGIT_KEYS):
+            return
+        chosen = self.form.class_for_key(DIGIT_KEYS[index])
+        if chosen is not None and self.form.pick_class(chosen):
             self.touched = True
             self.message.setText("")
 
+    def _typed(self, text: str) -> None:
+        """A letter typed on the canvas: a class's own shortcut, else the start of a class filter."""
+        if self.form is None:
+            return
+        chosen = self.form.class_for_key(text)
+        if chosen is not None and self.form.pick_class(chosen):
+            self.touched = True
+            self.message.setText("")
+        elif not self.form.start_filter(text):
+            self.message.setText(f"No class has the key {text!r}.")
+
     def _form_touched(self) -> None:
         self.touched = True
-
-    def _box_drawn(self, x: float, y: float, width: float, height: float) -> None:
-        if self.form is not None and self.form.box_list is not None:
-            self.form.box_list.add_box(x, y, width, height)
-            self.image_view.set_boxes(self.form.box_list.value())
 
     def claim_next(self) -> None:
         """Claim the next unlabeled items of this sheet and label type for this expert."""
@@ -610,13 +590,27 @@ class CanonicalLabelingTool(Page):
             return
         if self.item.item_ref in self.pending_saves:
             return  # its previous save is still on its way; the version must be known first
+        shapes = self.form.shape_model
+        if shapes is not None and shapes.drawing:  # Enter closes the open polygon first
+            if not shapes.close_polygon():
+                self._refuse("A polygon needs at least 3 vertices: click to add more, or Esc to drop it.")
+            return
         if not self.labels_ready:  # Enter came before the background load: the version must be known
             self._load_labels()
         missing = self.form.missing_required()
         if missing:
-            self.message.setText(f"<span style='color:{theme.DANGER}'>Choose {', '.join(missing)} first "
-                                 f"(number keys 1–9).</span>")
+            keys = "number keys 1–9" if len(self.form.classes) <= 9 else "number keys, or type to filter"
+            self._refuse(f"Choose {', '.join(missing)} first ({keys}).")
             return
+        if shapes is not None:
+            size = self.image_view.image_size()
+            try:
+                if size is None:
+                    raise ValidationError(f"item {self.item.item_ref}: no image to check the shapes against")
+                check_shapes(self.form.value(), size[0], size[1], where=f"item {self.item.item_ref}")
+            except ValidationError as exc:
+                self._refuse(f"Not saved: {exc}")
+                return
         allowed, prohibited, reason = self.usage.value()
         checked = self.confidence_group.checkedId()
         key = LabelKey(self.sheet.name, self.item.item_ref, self.label_type)
@@ -637,9 +631,11 @@ class CanonicalLabelingTool(Page):
         if self.model is not None:
             self.model.update_status(key.item_ref, "labeled")  # optimistic; corrected when the save returns
         self._update_progress()
+        self.image_view.setFocus()  # the next key (a digit, Enter) belongs to the item, not to a text field
         following = self._next_unlabeled(self.position if self.position is not None else -1)
         if following is None:
-            self.message.setText(f"<span style='color:{theme.SUCCESS}'>Every item has a {self.label_type} label.</span>")
+            self.message.setText(f"<span style='color:{theme.SUCCESS}'>Every item has a "
+                             f"{self._type_title(self.label_type)} label.</span>")
             return
         self.show_position(following)
 
@@ -702,9 +698,20 @@ class CanonicalLabelingTool(Page):
             self.redo_button.setToolTip(f"Redo {text} (Ctrl+Shift+Z)")
 
     def undo(self) -> None:
+        """Ctrl+Z: the last shape edit of this item if there is one, else the last saved label action."""
+        shapes = self.form.shape_model if self.form is not None else None
+        if shapes is not None and shapes.undo_stack.canUndo():
+            shapes.undo_stack.undo()
+            self.touched = True
+            return
         self._undo_redo(self.undo_stack.undo, self.undo_stack.command(self.undo_stack.index() - 1))
 
     def redo(self) -> None:
+        shapes = self.form.shape_model if self.form is not None else None
+        if shapes is not None and shapes.undo_stack.canRedo():
+            shapes.undo_stack.redo()
+            self.touched = True
+            return
         self._undo_redo(self.undo_stack.redo, self.undo_stack.command(self.undo_stack.index()))
 
     def _undo_redo(self, step, command) -> None:
@@ -727,6 +734,10 @@ class CanonicalLabelingTool(Page):
         self.model.update_status(key.item_ref, status)
         self._update_progress()
         self.open_item(key.item_ref)
+
+    def _type_title(self, name: str) -> str:
+        index = self.type_combo.findData(name)
+        return self.type_combo.itemText(index) if index >= 0 else name
 
     def _other_label_opened(self, entry: QListWidgetItem) -> None:
         label_type = entry.data(Qt.ItemDataRole.UserRole)

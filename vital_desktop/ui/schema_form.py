@@ -1,9 +1,11 @@
 """A form generated from a label type's JSON Schema.
 
-enum → radio buttons for the class field (picked with the number keys), a combo box otherwise;
-number/integer → spin box (optional ones behind a 'set' check box); boolean → check box;
-string → line edit; an array of boxes → a box list tied to the image view. `value()` returns
-a dict the label type's schema accepts; the service validates it again.
+The class field → a `ClassChooser` (number keys, type-to-filter for long lists); another enum
+→ a combo box; number/integer → spin box (optional ones behind a 'set' check box); boolean →
+check box; string → line edit; an array of class names → checkable list (multi-label); the
+shapes of a geometry label type (boxes, polygons, points) → a `ShapeModel` edited on the
+canvas, listed in a `ShapeList`. `value()` returns a dict the label type's schema accepts; the
+service validates it again.
 """
 
 from __future__ import annotations
@@ -12,70 +14,28 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QButtonGroup,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLineEdit,
     QListWidget,
-    QPushButton,
-    QRadioButton,
+    QListWidgetItem,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from vital_desktop.services.labels import LabelType
+from vital_desktop.services.label_types import LabelType
+from vital_desktop.ui.class_chooser import ClassChooser, ShapeList, swatch
+from vital_desktop.ui.shape_model import ClassSpec, ShapeModel, class_index_for_key, class_specs, geometry_kind, key_of
 
 UNSET = "—"
 
 
 def _title(name: str, spec: dict) -> str:
     return spec.get("title") or name.replace("_", " ").capitalize()
-
-
-class ClassPicker(QWidget):
-    """Radio buttons '1 inclusion', '2 crack', …: the class field, one key per class."""
-
-    changed = Signal()
-
-    def __init__(self, values: list[str], parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.values = values
-        self.group = QButtonGroup(self)
-        self.group.setExclusive(True)
-        layout = QGridLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setHorizontalSpacing(12)
-        for i, value in enumerate(values):
-            text = f"{i + 1}  {value}" if i < 9 else str(value)
-            button = QRadioButton(text.replace("_", " "))
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # arrows move between items, not classes
-            self.group.addButton(button, i)
-            layout.addWidget(button, i // 2, i % 2)
-        self.group.idToggled.connect(lambda _id, on: on and self.changed.emit())
-
-    def pick(self, index: int) -> bool:
-        button = self.group.button(index)
-        if button is None:
-            return False
-        button.setChecked(True)
-        return True
-
-    def value(self) -> Any:
-        index = self.group.checkedId()
-        return self.values[index] if index >= 0 else None
-
-    def set_value(self, value: Any) -> None:
-        self.group.setExclusive(False)
-        for button in self.group.buttons():
-            button.setChecked(False)
-        self.group.setExclusive(True)
-        if value in self.values:
-            self.group.button(self.values.index(value)).setChecked(True)
 
 
 class OptionalNumber(QWidget):
@@ -113,66 +73,53 @@ class OptionalNumber(QWidget):
             self.spin.setValue(value)
 
 
-class BoxList(QWidget):
-    """Localization boxes: drawn on the image (drag), listed here, removed with the button."""
+class MultiChoice(QWidget):
+    """Several classes at once (a multi-label field): number keys toggle them."""
 
     changed = Signal()
 
-    def __init__(self, labels: list[str], parent: QWidget | None = None) -> None:
+    def __init__(self, classes: list[ClassSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.boxes: list[dict] = []
-        self.label_combo = QComboBox()
-        self.label_combo.addItems(labels)
-        self.label_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.classes = classes
         self.list = QListWidget()
-        self.list.setMaximumHeight(120)
-        self.list.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        remove = QPushButton("Remove box")
-        remove.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        remove.clicked.connect(self._remove)
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        for i, spec in enumerate(classes):
+            entry = QListWidgetItem(swatch(spec.color), f"{key_of(classes, i) or ' '}   {spec.title}")
+            entry.setFlags(entry.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            entry.setCheckState(Qt.CheckState.Unchecked)
+            self.list.addItem(entry)
+        self.list.itemChanged.connect(lambda _e: self.changed.emit())
+        self.list.setFixedHeight(min(max(len(classes), 1), 10) * max(self.list.sizeHintForRow(0), 18) + 6)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        row = QHBoxLayout()
-        row.addWidget(self.label_combo, 1)
-        row.addWidget(remove)
-        layout.addLayout(row)
         layout.addWidget(self.list)
 
-    def add_box(self, x: float, y: float, width: float, height: float) -> None:
-        self.boxes.append({"x": x, "y": y, "width": width, "height": height, "label": self.label_combo.currentText()})
-        self._refresh()
-
     def pick(self, index: int) -> bool:
-        if 0 <= index < self.label_combo.count():
-            self.label_combo.setCurrentIndex(index)
-            return True
-        return False
+        entry = self.list.item(index)
+        if entry is None:
+            return False
+        checked = entry.checkState() == Qt.CheckState.Checked
+        entry.setCheckState(Qt.CheckState.Unchecked if checked else Qt.CheckState.Checked)
+        return True
 
-    def _remove(self) -> None:
-        row = self.list.currentRow()
-        if row < 0 and self.boxes:
-            row = len(self.boxes) - 1
-        if 0 <= row < len(self.boxes):
-            del self.boxes[row]
-            self._refresh()
-
-    def _refresh(self) -> None:
-        self.list.clear()
-        for box in self.boxes:
-            self.list.addItem(f"{box['label']}  at ({box['x']:.0f}, {box['y']:.0f})  "
-                              f"{box['width']:.0f}×{box['height']:.0f}")
-        self.changed.emit()
-
-    def value(self) -> list[dict]:
-        return [dict(b) for b in self.boxes]
+    def value(self) -> list[str]:
+        return [self.classes[i].name for i in range(self.list.count())
+                if self.list.item(i).checkState() == Qt.CheckState.Checked]
 
     def set_value(self, value: Any) -> None:
-        self.boxes = [dict(b) for b in (value or [])]
-        self._refresh()
+        chosen = set(value or [])
+        self.list.blockSignals(True)
+        for i, spec in enumerate(self.classes):
+            self.list.item(i).setCheckState(Qt.CheckState.Checked if spec.name in chosen else Qt.CheckState.Unchecked)
+        self.list.blockSignals(False)
 
 
 class SchemaForm(QWidget):
-    """Fields of one label type; `value()` is the label data."""
+    """Fields of one label type; `value()` is the label data.
+
+    The class field (or a geometry label's shapes, or a multi-label list) is the field the
+    number keys drive; `shape_model` is the canvas model of a geometry label type.
+    """
 
     changed = Signal()
 
@@ -181,27 +128,41 @@ class SchemaForm(QWidget):
         self.label_type = label_type
         schema = label_type.schema
         self.required = set(schema.get("required", []))
+        self.titles: dict[str, str] = {}
         self.fields: dict[str, Any] = {}
-        self.class_picker: ClassPicker | None = None
-        self.box_list: BoxList | None = None
+        self.class_picker: ClassChooser | None = None
+        self.multi_choice: MultiChoice | None = None
+        self.shape_model: ShapeModel | None = None
+        self.shape_list: ShapeList | None = None
+        self.geometry = geometry_kind(label_type)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(8)
         for name, spec in schema.get("properties", {}).items():
             widget = self._field(name, spec)
             self.fields[name] = widget
-            title = _title(name, spec) + ("" if name in self.required else " (optional)")
-            if isinstance(widget, (ClassPicker, BoxList)):
+            self.titles[name] = _title(name, spec)
+            title = self.titles[name] + ("" if name in self.required else " (optional)")
+            if isinstance(widget, (ClassChooser, ShapeList, MultiChoice)):
                 form.addRow(title, None)
                 form.addRow(widget)
             else:
                 form.addRow(title, widget)
 
+    @property
+    def classes(self) -> list[ClassSpec]:
+        """The classes the number keys pick from."""
+        for holder in (self.class_picker, self.shape_model, self.multi_choice):
+            if holder is not None:
+                return holder.classes
+        return []
+
     def _field(self, name: str, spec: dict) -> QWidget:
         kind = spec.get("type")
         required = name in self.required
-        if "enum" in spec and name == self.label_type.class_field:
-            picker = ClassPicker([str(v) for v in spec["enum"]])
+        if name == self.label_type.class_field and ("enum" in spec or kind == "boolean"):
+            values = [str(v) for v in spec["enum"]] if "enum" in spec else ["false", "true"]
+            picker = ClassChooser(class_specs(self.label_type, values))
             picker.changed.connect(self.changed)
             self.class_picker = picker
             return picker
@@ -221,18 +182,18 @@ class SchemaForm(QWidget):
             box = QCheckBox()
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             box.toggled.connect(lambda _on: self.changed.emit())
-            if name == self.label_type.class_field:
-                picker = ClassPicker(["false", "true"])
-                picker.changed.connect(self.changed)
-                self.class_picker = picker
-                return picker
             return box
-        if kind == "array" and spec.get("items", {}).get("type") == "object":
-            labels = spec["items"].get("properties", {}).get("label", {}).get("enum", [])
-            boxes = BoxList([str(v) for v in labels])
-            boxes.changed.connect(self.changed)
-            self.box_list = boxes
-            return boxes
+        if kind == "array" and name == self.geometry:
+            labels = spec.get("items", {}).get("properties", {}).get("label", {}).get("enum", [])
+            self.shape_model = ShapeModel(name, class_specs(self.label_type, [str(v) for v in labels]), self)
+            self.shape_model.changed.connect(self.changed)
+            self.shape_list = ShapeList(self.shape_model)
+            return self.shape_list
+        if kind == "array" and "enum" in spec.get("items", {}):
+            multi = MultiChoice(class_specs(self.label_type, [str(v) for v in spec["items"]["enum"]]))
+            multi.changed.connect(self.changed)
+            self.multi_choice = multi
+            return multi
         edit = QLineEdit()
         if "maxLength" in spec:
             edit.setMaxLength(int(spec["maxLength"]))
@@ -240,25 +201,38 @@ class SchemaForm(QWidget):
         return edit
 
     def pick_class(self, index: int) -> bool:
-        """Number keys: choose the index-th class (or box label for localization)."""
+        """Number keys: choose the index-th class (for the next shape of a geometry label)."""
         if self.class_picker is not None:
             return self.class_picker.pick(index)
-        if self.box_list is not None:
-            return self.box_list.pick(index)
+        if self.shape_model is not None:
+            return self.shape_model.pick_class(index)
+        if self.multi_choice is not None:
+            return self.multi_choice.pick(index)
         return False
+
+    def class_for_key(self, key: str) -> int | None:
+        """The class a typed key picks (its own shortcut, else its digit), if any."""
+        return class_index_for_key(self.classes, key)
+
+    def start_filter(self, text: str) -> bool:
+        """Typed on the canvas: start filtering the classes (only when they outnumber the digit keys)."""
+        chooser = self.class_picker or (self.shape_list.chooser if self.shape_list is not None else None)
+        return chooser.start_filter(text) if chooser is not None else False
 
     def value(self) -> dict:
         data: dict[str, Any] = {}
         properties = self.label_type.schema.get("properties", {})
         for name, widget in self.fields.items():
             spec = properties[name]
-            if isinstance(widget, ClassPicker):
+            if isinstance(widget, ClassChooser):
                 value = widget.value()
                 if spec.get("type") == "boolean" and value is not None:
                     value = value == "true"
+            elif isinstance(widget, ShapeList):
+                value = widget.model.value()
             elif isinstance(widget, QComboBox):
                 value = None if widget.currentText() == UNSET else widget.currentText()
-            elif isinstance(widget, (OptionalNumber, BoxList)):
+            elif isinstance(widget, (OptionalNumber, MultiChoice)):
                 value = widget.value()
             elif isinstance(widget, QCheckBox):
                 value = widget.isChecked()
@@ -272,12 +246,14 @@ class SchemaForm(QWidget):
         data = data or {}
         for name, widget in self.fields.items():
             value = data.get(name)
-            if isinstance(widget, ClassPicker):
+            if isinstance(widget, ClassChooser):
                 widget.set_value(("true" if value else "false") if isinstance(value, bool) else value)
+            elif isinstance(widget, ShapeList):
+                widget.model.set_shapes(value)
             elif isinstance(widget, QComboBox):
                 widget.setCurrentText(str(value) if value is not None else (UNSET if widget.findText(UNSET) >= 0
                                                                              else widget.itemText(0)))
-            elif isinstance(widget, (OptionalNumber, BoxList)):
+            elif isinstance(widget, (OptionalNumber, MultiChoice)):
                 widget.set_value(value)
             elif isinstance(widget, QCheckBox):
                 widget.setChecked(bool(value))
@@ -285,5 +261,6 @@ class SchemaForm(QWidget):
                 widget.setText("" if value is None else str(value))
 
     def missing_required(self) -> list[str]:
+        """Titles (what the expert reads) of the required fields still empty, in form order."""
         data = self.value()
-        return [name for name in self.required if name not in data]
+        return [self.titles[name] for name in self.fields if name in self.required and name not in data]
