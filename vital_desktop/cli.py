@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
+import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from vital_desktop import __version__
 from vital_desktop.cli_commands import COMMAND_MODULES, CliContext
-from vital_desktop.core.errors import Cancelled, VitalError
+from vital_desktop.core.errors import Cancelled, StoreLockedError, VitalError
+from vital_desktop.core.progress import ProgressSnapshot
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,16 +43,45 @@ def _print_human(result: dict) -> None:
         print(json.dumps(result, indent=2, default=str))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    store: Any = None,
+    username: str | None = None,
+    password: str | None = None,
+    on_progress: Callable[[ProgressSnapshot], None] | None = None,
+    exclusive_refused: frozenset[str] = frozenset(),
+) -> int:
+    """Run one `vital` command and return its exit status.
+
+    Alone, `main` opens the site itself — unless the desktop app holds it, in which case the
+    command is handed to the app (see `vital_desktop.bridge`) and its output relayed. Inside
+    the app, the bridge calls `main` with the app's open `store` and the client's `username`
+    and `password` (the app's own environment is never used to sign the client in).
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw_argv)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    ctx = CliContext(home=args.home, json=args.json, username=args.user, quiet=args.quiet)
+    bridged = store is not None
+    if not bridged:
+        forwarded = _forward_to_app(args, raw_argv)
+        if forwarded is not None:
+            return forwarded
+        _configure_log(args.home)
+    if bridged and args.command in exclusive_refused:
+        print(f"vital: the desktop app has this site open; close it before running `vital {args.command}`",
+              file=sys.stderr)
+        return StoreLockedError.exit_code
+    ctx = CliContext(home=args.home, json=args.json, username=args.user or username, quiet=args.quiet,
+                     _store=store, owns_store=not bridged, bridged=bridged, password=password,
+                     on_progress=on_progress)
     # Ctrl+C cancels cooperatively where a command watches ctx progress; elsewhere it stops.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if not getattr(args, "anonymous", False):
             ctx.actor  # noqa: B018 - every command but `init` acts as a signed-in user
@@ -58,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vital: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A fault of ours, not the user's: a clear line for them, the traceback in the site log.
+        log.exception("vital %s failed", args.command)
+        print(f"vital: internal error ({type(exc).__name__}: {exc}); details are in the site log", file=sys.stderr)
+        return 70
     finally:
         ctx.close()
     if args.json:
@@ -68,13 +110,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _forward_to_app(args: argparse.Namespace, raw_argv: list[str]) -> int | None:
+    """Hand the command to a desktop app that holds this site; None when no app does."""
+    if os.environ.get("VITAL_NO_BRIDGE"):
+        return None
+    from vital_desktop import bridge
+    from vital_desktop.store.db import default_home
+
+    home = Path(args.home).expanduser() if args.home else default_home()
+    sock = bridge.connect(home)
+    if sock is None:
+        return None
+    user = args.user or os.environ.get("VITAL_USER")
+    password = os.environ.get("VITAL_PASSWORD")
+    if password is None and user and not getattr(args, "anonymous", False) and sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {user}: ")
+    return bridge.forward(sock, raw_argv, user=user, password=password)
+
+
+def _configure_log(home: Path | None) -> None:
+    from vital_desktop.core import sitelog
+    from vital_desktop.store.db import default_home
+
+    site = Path(home).expanduser() if home else default_home()
+    if site.is_dir():
+        sitelog.configure(site, process="cli")
+
+
 def _error(ctx: CliContext, exc: VitalError) -> None:
+    if not isinstance(exc, Cancelled):
+        log.info("vital command refused: %s", exc.message)
     print(f"vital: {exc.message}", file=sys.stderr)
     if ctx.json:
         # Scripts get the error as JSON on stderr too; stdout stays empty on failure.
         print(json.dumps(exc.to_dict(), default=str), file=sys.stderr)
-
-
 
 
 def entry() -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vital_desktop.core.errors import PermissionDenied, ValidationError
-from vital_desktop.core.progress import Progress, ProgressSnapshot
+from vital_desktop.core.progress import Progress, ProgressSnapshot, format_eta
 from vital_desktop.core.users import User
 
 #: Modules (under this package) whose `register(subparsers)` adds commands. Add yours here.
@@ -30,6 +31,7 @@ COMMAND_MODULES = [  # in the order `vital --help` lists them: the site, then th
     "lifecycle",
     "mc",
     "bundle",
+    "support",
 ]
 
 
@@ -41,13 +43,20 @@ class CliContext:
     quiet: bool = False
     _store: Any = field(default=None, repr=False)
     _actor: User | None = field(default=None, repr=False)
+    #: False when the store belongs to someone else (the desktop app running a bridged command)
+    owns_store: bool = True
+    #: the command runs inside the desktop app for a `vital` process (see vital_desktop.bridge)
+    bridged: bool = False
+    #: the password the bridged client sent (never the app's own environment)
+    password: str | None = field(default=None, repr=False)
+    on_progress: Callable[[ProgressSnapshot], None] | None = field(default=None, repr=False)
 
     @property
     def store(self):
         if self._store is None:
             from vital_desktop.store import open_store
 
-            self._store = open_store(self.home, create=False)
+            self._store = open_store(self.home, create=False, holder=_holder_text())
         return self._store
 
     @property
@@ -56,10 +65,12 @@ class CliContext:
         if self._actor is None:
             from vital_desktop.services import accounts
 
-            username = self.username or os.environ.get("VITAL_USER")
+            username = self.username or (None if self.bridged else os.environ.get("VITAL_USER"))
             if not username:
                 raise ValidationError("say who you are: --user NAME (or set VITAL_USER)")
-            password = os.environ.get("VITAL_PASSWORD")
+            password = self.password if self.bridged else os.environ.get("VITAL_PASSWORD")
+            if password is None and self.bridged:
+                raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
             if password is None:
                 if not sys.stdin.isatty():
                     raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
@@ -68,15 +79,27 @@ class CliContext:
         return self._actor
 
     def progress(self, label: str = "") -> Progress:
-        """A `Progress` that draws a text bar on stderr (nothing with --json or --quiet)."""
-        if self.json or self.quiet or not sys.stderr.isatty():
+        """A `Progress` that draws a text bar on stderr (nothing with --json or --quiet).
+
+        Inside the desktop app (a bridged command) the same snapshots also go to the app's
+        status bar through `on_progress`.
+        """
+        mirror = self.on_progress
+        bar = not (self.json or self.quiet or not sys.stderr.isatty())
+        if not bar and mirror is None:
             return Progress()
 
         def draw(snap: ProgressSnapshot) -> None:
+            if mirror is not None:
+                mirror(snap)
+            if not bar:
+                return
             width = 30
             filled = int(width * snap.fraction)
+            left = f" {format_eta(snap.eta_s)} left" if snap.eta_s is not None else ""
             sys.stderr.write(
-                f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {snap.done}/{snap.total} {snap.message[:40]:40s}"
+                f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {snap.done}/{snap.total}{left} "
+                f"{snap.message[:40]:40s}"
             )
             if snap.total and snap.done >= snap.total:
                 sys.stderr.write("\n")
@@ -85,6 +108,11 @@ class CliContext:
         return Progress(on_update=draw, min_interval_s=0.1)
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and self.owns_store:
             self._store.close()
-            self._store = None
+        self._store = None
+
+
+def _holder_text() -> str:
+    """How a desktop app waiting for this store names us ("vital train --sheet …")."""
+    return "vital " + " ".join(sys.argv[1:])[:200]

@@ -44,6 +44,35 @@ class ProgressSnapshot:
     def fraction(self) -> float:
         return (self.done / self.total) if self.total else 0.0
 
+    @property
+    def rate(self) -> float | None:
+        """Units done per second so far (None before the first unit)."""
+        if self.done <= 0 or self.elapsed_s <= 0:
+            return None
+        return self.done / self.elapsed_s
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far (None until there is a rate, or with no total)."""
+        rate = self.rate
+        if rate is None or not self.total or self.done >= self.total:
+            return None
+        return (self.total - self.done) / rate
+
+
+def format_eta(seconds: float | None) -> str:
+    """'42 s', '3 min 5 s', '1 h 12 min' (or '' when unknown)."""
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
 
 class Progress:
     """Thread-safe progress counter with an optional cancel token and update callback.

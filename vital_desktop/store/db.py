@@ -23,6 +23,8 @@ from vital_desktop.core.errors import StoreLockedError, VitalError
 from vital_desktop.store import migrations
 
 STORE_FILENAME = "site.duckdb"
+#: Who holds the store right now (pid, what, since): lets a starting app say what it waits for.
+HOLDER_FILENAME = "store-holder.json"
 
 
 def default_home() -> Path:
@@ -96,6 +98,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        _clear_holder(self.home)
 
     def __enter__(self) -> Store:
         return self
@@ -111,7 +114,9 @@ def _raise_lock_error(path: Path, exc: Exception) -> None:
     text = str(exc)
     if "lock" in text.lower():
         holder = _LOCK_RE.search(text)
-        who = f" by another process ({holder.group(1)})" if holder else " by another process"
+        described = describe_holder(path.parent)
+        who = (f" by {described}" if described else
+               f" by another process ({holder.group(1)})" if holder else " by another process")
         raise StoreLockedError(
             f"The site store {path} is in use{who}. Close the other VITAL window or command and try again.",
             details={"store": str(path)},
@@ -123,8 +128,15 @@ def make_engine(path: Path) -> sa.Engine:
     return sa.create_engine(f"duckdb:///{path}", future=True)
 
 
-def open_store(home: Path | str | None = None, *, create: bool = True, migrate: bool = True) -> Store:
-    """Open (and if needed create and migrate) the store in `home`."""
+def open_store(
+    home: Path | str | None = None, *, create: bool = True, migrate: bool = True, holder: str | None = None
+) -> Store:
+    """Open (and if needed create and migrate) the store in `home`.
+
+    `holder` names this process's use of the store ("desktop app", "vital train …") in the
+    site's holder file while it is open, so another process that finds the store locked can
+    say what it is waiting for (`describe_holder`).
+    """
     home = Path(home).expanduser() if home is not None else default_home()
     path = home / STORE_FILENAME
     if not path.exists() and not create:
@@ -153,7 +165,53 @@ def open_store(home: Path | str | None = None, *, create: bool = True, migrate: 
             raise
     store = Store(home, engine, report)
     _clean_staging(store)
+    _write_holder(home, holder or "a VITAL process")
     return store
+
+
+def _write_holder(home: Path, what: str) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    info = {"pid": os.getpid(), "what": what, "since": datetime.now(UTC).isoformat(timespec="seconds")}
+    tmp = home / f".{HOLDER_FILENAME}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, home / HOLDER_FILENAME)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _clear_holder(home: Path) -> None:
+    import json
+
+    path = home / HOLDER_FILENAME
+    try:
+        if json.loads(path.read_text("utf-8")).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def describe_holder(home: Path | str) -> str | None:
+    """'vital train --sheet S (process 4121, since 10:02:11 UTC)', or None if nobody live holds it."""
+    import json
+
+    try:
+        info = json.loads((Path(home) / HOLDER_FILENAME).read_text("utf-8"))
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    since = str(info.get("since", ""))
+    return f"{info.get('what', 'a VITAL process')} (process {pid}, since {since.replace('T', ' ')})"
 
 
 def _migrate(engine: sa.Engine, path: Path) -> MigrationReport:

@@ -75,6 +75,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("bundle_import", "&Actions", "Bundles: import the verified bundle", ("Ctrl+I",), "import_verified",
                "bundles"),
     ActionSpec("shortcuts", "&Help", "Keyboard shortcuts", ("?", "F1"), "show_shortcuts"),
+    ActionSpec("diagnostics", "&Help", "Save Diagnostics…", (), "save_diagnostics"),
     ActionSpec("about", "&Help", "About VITAL Desktop", (), "show_about"),
 )
 

@@ -304,6 +304,22 @@ class MainWindow(QMainWindow):
         self.shortcuts_dialog = dialog
         dialog.open()
 
+    def save_diagnostics(self) -> None:
+        """Help → Save Diagnostics: the redacted support archive (log, versions, statistics)."""
+        from PySide6.QtWidgets import QFileDialog
+
+        from vital_desktop.services import support
+
+        path, _ = QFileDialog.getSaveFileName(self, "Save diagnostics", "vital-support.zip", "Zip archive (*.zip)")
+        if not path:
+            return
+        self.context.run(
+            "Saving diagnostics", lambda progress: support.write_support_bundle(
+                self.context.store, actor=self.context.user, out=path),
+            on_result=lambda bundle: self.context.say(
+                f"Diagnostics saved to {bundle.path} ({bundle.log_entries} log entries, no label content)"),
+        )
+
     def show_about(self) -> None:
         QMessageBox.about(self, "VITAL Desktop", "VITAL Desktop — the offline spoke of the VITAL platform.\n"
                           "Data → Generate → Label → Train → Deploy → Monitor → Improve, on this laptop.")

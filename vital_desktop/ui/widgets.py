@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vital_desktop.core import sitelog
 from vital_desktop.core.errors import Cancelled, VitalError
 from vital_desktop.ui import theme
 
@@ -92,6 +93,7 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> None:
     """Every error reaches the user: VitalErrors as their message, others with the traceback."""
     if isinstance(exc, Cancelled):
         return
+    sitelog.log_user_error(exc, title)
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
