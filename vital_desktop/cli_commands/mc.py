@@ -33,6 +33,9 @@ def _add_geometry(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     o.add_argument("--no-coherent", action="store_true", help="switch off coherent (Rayleigh) scattering")
     o.add_argument("--no-k-escape", action="store_true", help="switch off K X-ray emission after photoabsorption")
     o.add_argument("--analog", action="store_true", help="no variance reduction (isotropic emission)")
+    o.add_argument("--per-line", action="store_true",
+                   help="one photon per history, line by line (no coincidence summing); default for a nuclide "
+                        "with a decay scheme is whole decays")
     o.add_argument("--name", default="", help="a name for the stored run")
 
 
@@ -116,6 +119,16 @@ def _run_text(info, results: dict) -> str:
         fep, tot, pt = line["peak_efficiency"], line["total_efficiency"], line["peak_to_total"]
         lines.append(f"  {line['energy_kev']:9.2f} keV  peak eff {fep['value']:.5e} +- {fep['sigma']:.1e}"
                      f"  total eff {tot['value']:.5e} +- {tot['sigma']:.1e}  P/T {pt['value']:.4f}")
+    whole = results.get("whole_decay")
+    if whole:
+        lines.append(f"  whole decays ({whole['decays']:,}; angular correlation off): apparent peak area per decay"
+                     " and true-coincidence-summing factor C = I eps / area")
+        for peak in whole["peaks"]:
+            area = peak["apparent_area_per_decay"]
+            tcs = peak["tcs_factor"]
+            tail = f"  C {tcs['value']:.4f} +- {tcs['sigma']:.1e}" if tcs else ""
+            lines.append(f"  {peak['energy_kev']:9.2f} keV  {peak['kind']:12s} area {area['value']:.5e}"
+                         f" +- {area['sigma']:.1e}{tail}")
     cf_total, cf_peak = results["total_cps_per_bq"], results["peak_cps_per_bq"]
     lines.append(f"  calibration factor: {cf_total['value']:.5e} +- {cf_total['sigma']:.1e} counts/s per Bq (all pulses)"
                  f", {cf_peak['value']:.5e} +- {cf_peak['sigma']:.1e} in full-energy peaks")
@@ -128,7 +141,8 @@ def _run(ctx: CliContext, args) -> dict:
 
     actor = ctx.actor
     config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm),
-                         nuclide=args.nuclide, energies_kev=args.energy_kev, options=_options(args))
+                         nuclide=args.nuclide, energies_kev=args.energy_kev, options=_options(args),
+                         per_line=True if args.per_line else None)
     info, _ = calibration.run_calibration(ctx.store, actor=actor, config=config, histories=args.histories,
                                           seed=args.seed, name=args.name, workers=args.workers,
                                           progress=ctx.progress("mc run"))
@@ -144,6 +158,8 @@ def _sweep(ctx: CliContext, args) -> dict:
     from vital_desktop.core.errors import ValidationError
     from vital_desktop.montecarlo import SimulationConfig, detector_preset, nuclide_lines, validate
     from vital_desktop.montecarlo.config import Line, canonical_nuclide
+    from vital_desktop.montecarlo.decay import decay_scheme, has_scheme, scheme_name
+    from vital_desktop.montecarlo.whole_decay import companion_lines
     from vital_desktop.services import calibration
 
     actor = ctx.actor
@@ -152,17 +168,22 @@ def _sweep(ctx: CliContext, args) -> dict:
         energies = _split(args.energies_kev, float)
     except ValueError as exc:
         raise ValidationError(f"distances and energies must be comma-separated numbers: {exc}") from None
-    emissions = [(None, (Line(e, 1.0),)) for e in energies]
-    emissions += [(canonical_nuclide(n), nuclide_lines(n)) for n in _split(args.nuclides)]
+    emissions = [(None, (Line(e, 1.0),), "per_line") for e in energies]
+    for n in _split(args.nuclides):
+        if has_scheme(n) and not args.per_line:
+            name = scheme_name(n)
+            emissions.append((name, companion_lines(decay_scheme(name), _options(args).cutoff_kev), "whole_decay"))
+        else:
+            emissions.append((canonical_nuclide(n), nuclide_lines(n), "per_line"))
     if not emissions:
         raise ValidationError("give --energies-kev or --nuclides")
     configs = []
     for det_name in _split(args.detectors):
         detector_preset(det_name)  # unknown names fail here, before any work
         for distance in distances:
-            for nuclide, lines in emissions:
+            for nuclide, lines, mode in emissions:
                 config = SimulationConfig(detector=_detector(args, det_name), source=_source(args, distance),
-                                          lines=lines, nuclide=nuclide, options=_options(args))
+                                          lines=lines, nuclide=nuclide, options=_options(args), mode=mode)
                 validate(config)
                 configs.append(config)
     infos, _ = calibration.run_sweep(ctx.store, actor=actor, configs=configs, histories=args.histories, seed=args.seed,

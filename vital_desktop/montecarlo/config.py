@@ -24,6 +24,9 @@ from vital_desktop.montecarlo.materials import E_MAX_MEV, E_MIN_MEV, resolve_mat
 
 SOURCE_KINDS = ("point", "disk", "volume")
 MEDIA = ("air", "vacuum")
+#: "per_line": one photon per history, line by line; "whole_decay": every photon of a decay in one
+#: history (true-coincidence summing), from the nuclide's decay scheme.
+MODES = ("per_line", "whole_decay")
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class SimulationConfig:
     lines: tuple[Line, ...]
     nuclide: str | None = None
     options: Options = field(default_factory=Options)
+    mode: str = "per_line"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -163,6 +167,7 @@ def config_from_dict(d: dict) -> SimulationConfig:
             lines=tuple(Line(**x) if isinstance(x, dict) else Line(*x) for x in d["lines"]),
             nuclide=d.get("nuclide"),
             options=Options(**d.get("options", {})),
+            mode=d.get("mode", "per_line"),
         )
     except (KeyError, TypeError) as exc:
         raise ValidationError(f"not a valid Monte Carlo configuration: {exc}") from None
@@ -212,17 +217,38 @@ def make_config(
     nuclide: str | None = None,
     energies_kev: list[float] | None = None,
     options: Options | None = None,
+    per_line: bool | None = None,
 ) -> SimulationConfig:
-    """Assemble and validate a configuration from a preset name (or a Detector) and a source."""
+    """Assemble and validate a configuration from a preset name (or a Detector) and a source.
+
+    A nuclide with a decay scheme runs as whole decays unless `per_line` is True; one without a
+    scheme runs per line (asking for whole decays of it with `per_line=False` is refused).
+    """
+    from vital_desktop.montecarlo.decay import decay_scheme, has_scheme, scheme_name
+
     det = detector_preset(detector) if isinstance(detector, str) else detector
     if (nuclide is None) == (not energies_kev):
         raise ValidationError("give either a nuclide or one or more energies (not both, not neither)")
+    opts = options or Options()
+    mode = "per_line"
     if nuclide is not None:
-        lines = nuclide_lines(nuclide)
-        nuclide = canonical_nuclide(nuclide)
+        if per_line is False and not has_scheme(nuclide):
+            nuclide_lines(nuclide)  # an unknown nuclide is named as such first
+            raise ValidationError(f"nuclide {nuclide!r} has no decay scheme for whole decays; run it per line")
+        if has_scheme(nuclide) and not per_line:
+            from vital_desktop.montecarlo.whole_decay import companion_lines
+
+            mode = "whole_decay"
+            nuclide = scheme_name(nuclide)
+            lines = companion_lines(decay_scheme(nuclide), opts.cutoff_kev)
+        else:
+            lines = nuclide_lines(nuclide)
+            nuclide = canonical_nuclide(nuclide)
     else:
+        if per_line is False:
+            raise ValidationError("whole decays need a nuclide, not energies")
         lines = tuple(Line(float(e), 1.0) for e in energies_kev or ())
-    config = SimulationConfig(detector=det, source=source, lines=lines, nuclide=nuclide, options=options or Options())
+    config = SimulationConfig(detector=det, source=source, lines=lines, nuclide=nuclide, options=opts, mode=mode)
     validate(config)
     return config
 
@@ -310,6 +336,14 @@ def validate(config: SimulationConfig) -> None:
         if src.kind == "disk" and src.backing.radius_cm < src.radius_cm:
             pass  # a smaller backing is allowed; it only scatters less
 
+    if config.mode not in MODES:
+        raise ValidationError(f"unknown mode {config.mode!r}; choose {', '.join(MODES)}")
+    if config.mode == "whole_decay":
+        from vital_desktop.montecarlo.decay import decay_scheme
+
+        if not config.nuclide:
+            raise ValidationError("whole-decay mode needs a nuclide with a decay scheme")
+        decay_scheme(config.nuclide)  # unknown nuclide or inconsistent decay data: refused here
     if not config.lines:
         raise ValidationError("no gamma lines: give a nuclide or at least one energy")
     for line in config.lines:

@@ -35,9 +35,9 @@ from vital_desktop.montecarlo.config import (
 
 def run_task(config: dict, seed: int, histories: int) -> dict:
     """One sweep point: rebuild the configuration, simulate on one core, return plain data."""
-    from vital_desktop.montecarlo.engine import simulate
+    from vital_desktop.montecarlo.whole_decay import run_simulation
 
-    result = simulate(config_from_dict(config), histories=histories, seed=seed, workers=1)
+    result = run_simulation(config_from_dict(config), histories=histories, seed=seed, workers=1)
     return {"config": config, "result": result.to_dict(include_spectrum=False)}
 
 

@@ -20,7 +20,7 @@ from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.core.ids import iso
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
-from vital_desktop.montecarlo import SimulationConfig, config_from_dict, simulate, validate
+from vital_desktop.montecarlo import SimulationConfig, config_from_dict, run_simulation, validate
 from vital_desktop.montecarlo import sweep as mc_sweep
 from vital_desktop.montecarlo.config import validate_histories, validate_seed
 from vital_desktop.montecarlo.engine import ENGINE_VERSION
@@ -49,6 +49,7 @@ class RunInfo:
     created_by: str
     created_at: str | None
     summary: dict[str, Any]
+    mode: str = "per_line"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +88,7 @@ def _info(row: McRun) -> RunInfo:
         created_by=row.created_by,
         created_at=iso(row.created_at),
         summary=(row.results or {}).get("summary", {}),
+        mode=config.get("mode", "per_line"),
     )
 
 
@@ -129,7 +131,8 @@ def run_calibration(
     validate(config)
     n_hist = validate_histories(histories, len(config.lines))
     seed = validate_seed(seed)
-    result = simulate(config, histories=n_hist, seed=seed, workers=workers or os.cpu_count() or 1, progress=progress)
+    result = run_simulation(config, histories=n_hist, seed=seed, workers=workers or os.cpu_count() or 1,
+                            progress=progress)
     with store.session() as s:
         row = _store_result(s, actor, result, name=name or _default_name(config))
         info = _info(row)
@@ -215,9 +218,10 @@ def reproduce(store: Store, run_id: str, *, workers: int = 1, progress: Progress
         raise ValidationError(
             f"run {run_id} was made by {detail.info.engine_version}; this is {ENGINE_VERSION}, "
             "so bit-identical reproduction is not promised")
-    result = simulate(config_from_dict(detail.config), histories=detail.info.histories, seed=detail.info.seed,
-                      workers=workers, progress=progress)
-    return result.to_dict()["lines"] == detail.results["lines"]
+    result = run_simulation(config_from_dict(detail.config), histories=detail.info.histories, seed=detail.info.seed,
+                            workers=workers, progress=progress)
+    fresh = result.to_dict()
+    return all(fresh.get(key) == detail.results.get(key) for key in ("lines", "whole_decay"))
 
 
 def insight_input(detail: RunDetail, *, energy_kev: float | None = None, detector_serial: str = "",
