@@ -94,9 +94,9 @@ def test_modes_and_refusals() -> None:
     assert make_config(detector="nai-2x2", source=source, nuclide="co60").mode == "whole_decay"
     per_line = make_config(detector="nai-2x2", source=source, nuclide="Co-60", per_line=True)
     assert per_line.mode == "per_line" and len(per_line.lines) == 2
-    assert make_config(detector="nai-2x2", source=source, nuclide="Eu-152").mode == "per_line"
+    assert make_config(detector="nai-2x2", source=source, nuclide="Am-241").mode == "per_line"
     with pytest.raises(ValidationError, match="no decay scheme"):
-        make_config(detector="nai-2x2", source=source, nuclide="Eu-152", per_line=False)
+        make_config(detector="nai-2x2", source=source, nuclide="Am-241", per_line=False)
     with pytest.raises(ValidationError, match="unknown nuclide"):
         make_config(detector="nai-2x2", source=source, nuclide="Xx-999", per_line=False)
     with pytest.raises(ValidationError, match="no decay scheme"):

@@ -143,6 +143,10 @@ class CalibrationPage(Page):
             emission_layout.addWidget(widget)
         emission_layout.addStretch(1)
         form.addRow("Emission", emission)
+        self.per_line = QCheckBox("One photon per history (no coincidence summing)")
+        self.per_line.setToolTip("Off: a nuclide with a decay scheme runs as whole decays (sum peaks and "
+                                 "true-coincidence-summing factors); on: each line on its own")
+        form.addRow("", self.per_line)
         form.addRow("Gamma energy", self.energy)
         self.histories = QComboBox()
         self.histories.setEditable(True)
@@ -184,7 +188,7 @@ class CalibrationPage(Page):
         self.summary = KeyValuePanel()
         results_card.body.addWidget(self.summary)
         self.lines = read_only_table(["energy (keV)", "emission prob.", "total efficiency", "full-energy-peak efficiency",
-                                      "peak-to-total", "peak cps/Bq"])
+                                      "peak-to-total", "peak cps/Bq", "apparent peak/decay", "TCS factor"])
         self.lines.setMinimumHeight(90)
         self.lines.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         results_card.body.addWidget(self.lines)
@@ -224,6 +228,7 @@ class CalibrationPage(Page):
         self.source_height.setEnabled(kind == "volume")
         self.source_material.setEnabled(kind == "volume")
         self.nuclide.setEnabled(self.use_nuclide.isChecked())
+        self.per_line.setEnabled(self.use_nuclide.isChecked())
         self.energy.setEnabled(not self.use_nuclide.isChecked())
 
     def build_config(self) -> Any:
@@ -240,7 +245,8 @@ class CalibrationPage(Page):
                         height_cm=self.source_height.value() if kind == "volume" else 0.0,
                         material=self.source_material.currentText() or "water")
         if self.use_nuclide.isChecked():
-            return make_config(detector=detector, source=source, nuclide=self.nuclide.currentText())
+            return make_config(detector=detector, source=source, nuclide=self.nuclide.currentText(),
+                               per_line=True if self.per_line.isChecked() else None)
         return make_config(detector=detector, source=source, energies_kev=[self.energy.value()])
 
     def histories_value(self) -> float:
@@ -316,7 +322,7 @@ class CalibrationPage(Page):
         self.detail = detail
         info, results = detail.info, detail.results
         total, peak = results.get("total_cps_per_bq", {}), results.get("peak_cps_per_bq", {})
-        self.summary.set_rows([
+        summary_rows = [
             ("Run", f"{info.name}  ({info.id[:8]})"),
             ("Detector / source", f"{info.detector}; {info.source} source at {info.distance_cm:g} cm"),
             ("Calibration factor", (f"<b>{plus_minus(total.get('value'), total.get('sigma'))}</b> counts/s per Bq "
@@ -324,14 +330,28 @@ class CalibrationPage(Page):
             ("Full-energy peaks", f"{plus_minus(peak.get('value'), peak.get('sigma'))} counts/s per Bq"),
             ("Statistics", (f"{info.histories:,} histories, seed {info.seed}, {info.duration_s or 0:.2f} s, "
                            f"{info.engine_version}; uncertainties are 1 σ (statistical)")),
-        ], rich=True)
+        ]
+        whole = results.get("whole_decay") or {}
+        peaks = {round(p["energy_kev"], 3): p for p in whole.get("peaks", [])}
+        if whole:
+            sums = [p for p in whole.get("peaks", []) if p["kind"] == "sum" and p["apparent_area_per_decay"]["value"] > 0]
+            sums.sort(key=lambda p: -p["apparent_area_per_decay"]["value"])
+            summary_rows.append(("Whole decays", (
+                f"{whole.get('decays', 0):,} decays, angular correlation off; sum peaks: "
+                + (", ".join(f"{p['energy_kev']:.1f} keV ({p['apparent_area_per_decay']['value']:.2e}/decay)"
+                             for p in sums[:4]) or "none"))))
+        self.summary.set_rows(summary_rows, rich=True)
         rows = []
         for line in results.get("lines", []):
             tot, fep, pt, cps = (line.get(k, {}) for k in ("total_efficiency", "peak_efficiency", "peak_to_total",
                                                              "peak_cps_per_bq"))
+            peak = peaks.get(round(line["energy_kev"], 3)) or {}
+            area, tcs = peak.get("apparent_area_per_decay") or {}, peak.get("tcs_factor") or {}
             rows.append((f"{line['energy_kev']:.2f}", f"{line['probability']:.4g}",
                          plus_minus(tot.get("value"), tot.get("sigma")), plus_minus(fep.get("value"), fep.get("sigma")),
-                         plus_minus(pt.get("value"), pt.get("sigma")), plus_minus(cps.get("value"), cps.get("sigma"))))
+                         plus_minus(pt.get("value"), pt.get("sigma")), plus_minus(cps.get("value"), cps.get("sigma")),
+                         plus_minus(area.get("value"), area.get("sigma")) if area else "—",
+                         plus_minus(tcs.get("value"), tcs.get("sigma")) if tcs else "—"))
         fill_table(self.lines, rows)
         self.lines.setMaximumHeight(34 + 30 * min(max(len(rows), 1), 6))
         self.spectrum.show_spectrum(detail.spectrum)
