@@ -35,6 +35,12 @@ def focus(qtbot, window) -> None:
     qtbot.waitUntil(window.isActiveWindow, timeout=5000)
 
 
+def review_ready(qtbot, page, name: str) -> None:
+    """Until the review page shows a pair of training sheet `name` (it loads in the background)."""
+    qtbot.waitUntil(lambda: page.current is not None and page.current.name == name and page.pair is not None
+                    and not page.busy, timeout=10_000)
+
+
 def wait_idle(qtbot, window) -> None:
     """Until no background job of this window is running (so teardown finds no busy thread)."""
     qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
@@ -104,13 +110,14 @@ def test_the_wow_moment_label_once_then_pre_approved_then_review_creates_a_label
     qtbot.mouseClick(dialog.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.current_stage == "label", timeout=20_000)
     label_page = window.pages["label"]
-    assert label_page.current is not None and label_page.current.name == name
+    qtbot.waitUntil(lambda: label_page.current is not None and label_page.current.name == name
+                    and label_page.summary is not None and label_page.pair is not None, timeout=10_000)
     assert label_page.summary.pre_approved == 1
     pair = review_service.find_pair(store, training_sheet=name, item_ref=first)
     assert pair.status == "labeled" and pair.source == "canonical"
 
     # 3. Review (Mode A): E edits the answer (no AI pre-label in this mode), approving creates the label.
-    assert label_page.filter.currentData() == "unlabeled"
+    assert label_page.filter.currentData() == "needs_review"
     reviewed = label_page.pair.item_ref
     assert label_service.get_label(store, sheet=SHEET, item_ref=reviewed, label_type="classification") is None
     focus(qtbot, window)
@@ -152,6 +159,7 @@ def test_approve_key_creates_the_canonical_label(qtbot, window, store, engineer,
                                              template="Defect Classification - Visual Inspection")
     window.go("label", training_sheet="review me")
     page = window.pages["label"]
+    review_ready(qtbot, page, "review me")
     pair = page.pair
     assert pair.answer is not None and pair.status == "unlabeled"
     qtbot.keyClick(window, Qt.Key.Key_A)
@@ -431,6 +439,7 @@ def test_review_pages_through_pairs_without_skipping_reviewed_ones(qtbot, window
                                              template="Defect Classification - Visual Inspection")
     window.go("label", training_sheet="paged")
     page = window.pages["label"]
+    review_ready(qtbot, page, "paged")
     seen = [page.pair.item_ref]
     for _ in range(5):  # flag the first five: they leave "needs review" but must not shift the pages
         page.reason.setText("second opinion")
@@ -441,6 +450,7 @@ def test_review_pages_through_pairs_without_skipping_reviewed_ones(qtbot, window
     assert seen == expected
     assert page.position_label.text().startswith("6 / ")
     qtbot.keyClick(window, Qt.Key.Key_Left)
+    qtbot.waitUntil(lambda: not page.busy, timeout=10_000)
     qtbot.keyClick(window, Qt.Key.Key_Left)
-    assert page.pair.item_ref == expected[3]  # back across a page boundary
+    qtbot.waitUntil(lambda: not page.busy and page.pair.item_ref == expected[3], timeout=10_000)  # across a page
     wait_idle(qtbot, window)

@@ -237,16 +237,19 @@ def list_pairs(
         return [_pair_info(p, (v, st) if v is not None else None) for p, v, st in s.execute(query)]
 
 
-def pair_refs(store: Store, *, training_sheet: str, status: str | None = None) -> list[str]:
-    """Item refs of a training sheet's pairs in order (with a status filter): cheap, so the
-    review page can page through 100,000 pairs and find a deep-linked item's position."""
-    if status is not None and status not in generate.PAIR_STATUSES:
-        raise ValidationError(f"unknown pair status {status!r}; use {', '.join(generate.PAIR_STATUSES)}")
+def pair_refs(store: Store, *, training_sheet: str, status: str | tuple[str, ...] | None = None) -> list[str]:
+    """Item refs of a training sheet's pairs in order (with a status filter, one status or
+    several, e.g. everything that needs review): cheap, so the review page can page through
+    100,000 pairs and find a deep-linked item's position."""
+    statuses = (status,) if isinstance(status, str) else tuple(status or ())
+    for one in statuses:
+        if one not in generate.PAIR_STATUSES:
+            raise ValidationError(f"unknown pair status {one!r}; use {', '.join(generate.PAIR_STATUSES)}")
     with store.read() as s:
         ts = _training_sheet(s, training_sheet)
         query = sa.select(QAPair.item_ref).where(QAPair.training_sheet_id == ts.id)
-        if status:
-            query = query.where(QAPair.status == status)
+        if statuses:
+            query = query.where(QAPair.status.in_(statuses))
         return list(s.scalars(query.order_by(QAPair.position)))
 
 

@@ -33,7 +33,8 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("improve", "IMPROVE"),
 )
 
-MAX_CLASS_KEYS = 9
+#: digit keys that pick a class: 1–9, then 0 for the tenth
+MAX_CLASS_KEYS = 10
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("create_sheet", "&File", "Create Sheet…", ("Ctrl+N",), "create_sheet"),
@@ -45,7 +46,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("go_calibration", "&Go", "Calibration (Monte Carlo)", ("Ctrl+8",), "go", argument="calibration"),
     ActionSpec("go_bundles", "&Go", "Bundles (administrators)", ("Ctrl+9",), "go", argument="bundles"),
     # Canonical Labeling Tool (Mode B)
-    *(ActionSpec(f"pick_class_{n}", "&Label", f"Pick class {n}", (str(n),), "pick_class", "canonical", n - 1)
+    *(ActionSpec(f"pick_class_{n}", "&Label", f"Pick class {n}", (str(n % 10),), "pick_class", "canonical", n - 1)
       for n in range(1, MAX_CLASS_KEYS + 1)),
     ActionSpec("save_next", "&Label", "Save and next unlabeled", ("Return", "Enter"), "save_and_next", "canonical"),
     ActionSpec("next_item", "&Label", "Next item", ("Right",), "next_item", "canonical"),
@@ -58,6 +59,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("edit_pair", "&Review", "Edit answer", ("E",), "edit", "label"),
     ActionSpec("reject", "&Review", "Reject pair", ("R",), "reject", "label"),
     ActionSpec("flag", "&Review", "Flag pair", ("F",), "flag", "label"),
+    ActionSpec("reject_reason", "&Review", "Reject with a reason…", ("Shift+R",), "ask_reason", "label", "reject"),
+    ActionSpec("flag_reason", "&Review", "Flag with a reason…", ("Shift+F",), "ask_reason", "label", "flag"),
     ActionSpec("review_next", "&Review", "Next pair", ("Right",), "next_pair", "label"),
     ActionSpec("review_previous", "&Review", "Previous pair", ("Left",), "previous_pair", "label"),
     ActionSpec("review_back", "&Review", "Back to training sheets", ("Escape",), "back", "label"),

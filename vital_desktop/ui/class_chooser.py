@@ -47,6 +47,7 @@ class ClassChooser(QWidget):
     def __init__(self, classes: list[ClassSpec], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.classes = classes
+        self.chosen = -1
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -79,8 +80,8 @@ class ClassChooser(QWidget):
 
     # --- value ------------------------------------------------------------------------------
     def index(self) -> int:
-        entry = self.list.currentItem()
-        return entry.data(Qt.ItemDataRole.UserRole) if entry is not None and entry.isSelected() else -1
+        """The chosen class's position (-1: none)."""
+        return self.chosen
 
     def value(self) -> str | None:
         index = self.index()
@@ -98,6 +99,7 @@ class ClassChooser(QWidget):
 
     def set_index(self, index: int) -> None:
         """Show the index-th class as chosen (-1: none), without emitting `changed`."""
+        self.chosen = index if 0 <= index < self.list.count() else -1
         self.list.blockSignals(True)
         self.list.clearSelection()
         if 0 <= index < self.list.count():
@@ -152,7 +154,7 @@ class ClassChooser(QWidget):
         self.filter.clear()
         self.filter.blockSignals(False)
         self._apply_filter("")
-        self.set_index(self.index() if self.list.currentItem() and self.list.currentItem().isSelected() else -1)
+        self.set_index(self.chosen)
         self.filter_finished.emit()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:

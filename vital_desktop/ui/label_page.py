@@ -2,9 +2,19 @@
 
 Left: training sheets with the seeds' progress block (pre-approved from canonical labels; needs
 review: unlabeled / rejected / flagged) and bulk actions by confidence with a preview count.
-Right: one pair at a time — the image (zoom and pan), the rendered prompt, the AI answer and its
-confidence, the sensor context — with Approve (A), Edit (E), Reject (R), Flag (F). Approving
-creates or versions the item's canonical label in the same transaction (the service does it).
+Right: one pair at a time — the image (zoom and pan), the AI answer and its confidence beside
+the item's canonical label as it is now, the sensor context, the rendered prompt — with Approve
+(A), Edit (E), Reject (R), Flag (F). Approving creates or versions the item's canonical label in
+the same transaction (the service does it).
+
+Keyboard first: the image is the keyboard's home and every action hands focus back to it, so
+the next A/R/F is an action, never a letter typed into the reason field. Shift+R / Shift+F (or a
+click) put the cursor in the reason field; Enter there performs that action (Reject when none
+was chosen), Escape leaves it. The "Needs review" list holds exactly the pairs the progress
+block counts as needing review, and a pair that leaves the list when reviewed is taken out of
+it, so "1 / 157" and "Needs review 157" always agree.
+
+The page never touches the store: reads and writes run as background operations (`label_ops`).
 """
 
 from __future__ import annotations
@@ -15,10 +25,6 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
-    QDialogButtonBox,
-    QDoubleSpinBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -33,79 +39,36 @@ from PySide6.QtWidgets import (
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import generate as generate_service
+from vital_desktop.services import labels as label_service
 from vital_desktop.services import review as review_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services.generate import GenerationSummary, TrainingSheetInfo
 from vital_desktop.services.review import PairInfo
-from vital_desktop.ui import theme
+from vital_desktop.services.sheets import ItemInfo
+from vital_desktop.ui import label_ops, theme
 from vital_desktop.ui.context import AppContext
-from vital_desktop.ui.generate_page import messages_text, monospace
+from vital_desktop.ui.generate_page import messages_text
 from vital_desktop.ui.image_view import ImageView
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
+from vital_desktop.ui.review_widgets import BulkPanel, EditAnswerDialog, progress_html
+from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, title_label
 
-PAIR_FILTERS = (("Needs review", "unlabeled"), ("Approved", "labeled"), ("Rejected", "rejected"),
-                ("Flagged", "flagged"), ("All pairs", None))
+NEEDS_REVIEW = ("unlabeled", "rejected", "flagged")
+PAIR_FILTERS = (("Needs review", "needs_review"), ("Unlabeled", "unlabeled"), ("Approved", "labeled"),
+                ("Rejected", "rejected"), ("Flagged", "flagged"), ("All pairs", None))
+FILTER_STATUSES: dict[str | None, tuple[str, ...] | None] = {
+    "needs_review": NEEDS_REVIEW, None: None, **{s: (s,) for s in ("unlabeled", "labeled", "rejected", "flagged")}}
 TrainingSheetRole = Qt.ItemDataRole.UserRole + 20
-
-
-def progress_html(summary: GenerationSummary) -> str:
-    """The seeds' progress block, as a small tree."""
-    muted = theme.MUTED
-
-    def row(indent: int, name: str, value: int, color: str = theme.TEXT) -> str:
-        pad = "&nbsp;" * (4 * indent)
-        return (f"<tr><td style='color:{muted}'>{pad}{name}</td>"
-                f"<td align='right' style='color:{color}; font-weight:600'>&nbsp;&nbsp;{value:,}</td></tr>")
-
-    generated = "" if summary.generated == summary.total else \
-        f"<br><span style='color:{theme.WARNING}'>{summary.generated:,} of {summary.total:,} generated ({summary.status})</span>"
-    return (f"<b style='font-size:13pt'>{summary.labeled:,} / {summary.total:,}</b> labeled{generated}"
-            "<table cellspacing='2'>"
-            + row(0, "├─ Pre-approved (from canonical labels)", summary.pre_approved, theme.SUCCESS)
-            + (row(0, "├─ Approved in review", summary.approved_in_review, theme.SUCCESS)
-               if summary.approved_in_review else "")
-            + row(0, "└─ Needs review", summary.needs_review, theme.WARNING)
-            + row(1, "├─ Unlabeled", summary.unlabeled)
-            + row(1, "├─ Rejected", summary.rejected, theme.DANGER)
-            + row(1, "└─ Flagged", summary.flagged, theme.WARNING)
-            + "</table>")
-
+REASON_HINT = "reason for reject / flag — Enter rejects (Shift+R / Shift+F to type one)"
 
 #: Pairs loaded at a time on the review page.
 PAIR_PAGE = 200
 
-class EditAnswerDialog(QDialog):
-    """Correct the AI answer as JSON; it must fit the template's output schema and the label type."""
 
-    def __init__(self, answer: Any, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Edit answer, then approve")
-        self.edit = QPlainTextEdit(json.dumps(answer if answer is not None else {}, indent=2))
-        self.edit.setFont(monospace())
-        self.message = QLabel("")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Approve edited answer")
-        buttons.accepted.connect(self._check)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.edit)
-        layout.addWidget(self.message)
-        layout.addWidget(buttons)
-        self.answer: dict | None = None
-        self.resize(520, 420)
-
-    def _check(self) -> None:
-        try:
-            value = json.loads(self.edit.toPlainText())
-        except json.JSONDecodeError as exc:
-            self.message.setText(f"Not valid JSON: {exc.msg} (line {exc.lineno})")
-            return
-        if not isinstance(value, dict):
-            self.message.setText("The answer must be a JSON object.")
-            return
-        self.answer = value
-        self.accept()
+def _summary_line(data: dict | None) -> str:
+    if data is None:
+        return "—"
+    return json.dumps(data, ensure_ascii=False)
 
 
 class LabelPage(Page):
@@ -118,17 +81,30 @@ class LabelPage(Page):
         super().__init__(context, parent)
         self.training_sheets: list[TrainingSheetInfo] = []
         self.current: TrainingSheetInfo | None = None
+        self.summary: GenerationSummary | None = None
         self.pairs: list[PairInfo] = []  # the loaded page
+        self.items: dict[str, ItemInfo] = {}  # the loaded page's items (images, sensor context)
         self.refs: list[str] = []  # every pair's item ref under the current filter, in order
         self.page_offset = 0
         self.index = -1
-        self.busy = False
-        self.bulk_preview: review_service.BulkPreview | None = None
-        root, header = page_layout(self, "Review training sheets",
-                                   "Mode A: approve AI answers to create canonical labels. Mode B: the Canonical "
-                                   "Labels button.")
-
+        self.busy = False  # a review action or a page load is on its way
+        self.armed: str | None = None  # the action Enter in the reason field performs
+        self.edit_dialog: EditAnswerDialog | None = None
+        self._pending_item: str | None = None  # a deep-linked item to show once its training sheet loads
+        root, _header = page_layout(self, "Review training sheets",
+                                    "Mode A: approve AI answers to create canonical labels. Mode B: the Canonical "
+                                    "Labels button.")
         splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._build_left())
+        splitter.addWidget(self._build_review())
+        splitter.setSizes([340, 940])
+        splitter.setStretchFactor(1, 1)
+        root.addWidget(splitter, 1)
+        context.images.image_ready.connect(self._image_ready)
+        self.reload()
+
+    # --- layout ---------------------------------------------------------------------------------
+    def _build_left(self) -> QWidget:
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -143,40 +119,19 @@ class LabelPage(Page):
         self.progress.setTextFormat(Qt.TextFormat.RichText)
         progress_card.body.addWidget(self.progress)
         left_layout.addWidget(progress_card)
-        bulk_card = Card("Bulk action by confidence")
-        grid = QGridLayout()
-        self.bulk_action = QComboBox()
-        self.bulk_action.addItem("Approve pairs with confidence ≥", "approve")
-        self.bulk_action.addItem("Reject pairs with confidence <", "reject")
-        self.bulk_threshold = QDoubleSpinBox()
-        self.bulk_threshold.setRange(0.0, 1.0)
-        self.bulk_threshold.setSingleStep(0.05)
-        self.bulk_threshold.setValue(0.9)
-        grid.addWidget(self.bulk_action, 0, 0)
-        grid.addWidget(self.bulk_threshold, 0, 1)
-        self.bulk_preview_label = muted_label("")
-        self.bulk_preview_button = QPushButton("Preview count")
-        self.bulk_preview_button.clicked.connect(self.preview_bulk)
-        self.bulk_apply_button = QPushButton("Apply")
-        self.bulk_apply_button.setEnabled(False)
-        self.bulk_apply_button.clicked.connect(self.apply_bulk)
-        grid.addWidget(self.bulk_preview_button, 1, 0)
-        grid.addWidget(self.bulk_apply_button, 1, 1)
-        bulk_card.body.addLayout(grid)
-        bulk_card.body.addWidget(self.bulk_preview_label)
-        self.bulk_action.currentIndexChanged.connect(self._bulk_changed)
-        self.bulk_threshold.valueChanged.connect(self._bulk_changed)
-        left_layout.addWidget(bulk_card)
-        splitter.addWidget(left)
+        self.bulk = BulkPanel(self.context)
+        self.bulk.applied.connect(lambda: self.load_pairs())
+        left_layout.addWidget(self.bulk)
+        return left
 
+    def _build_review(self) -> QWidget:
         review = Card()
         top = QHBoxLayout()
         self.pair_title = title_label("")
         self.pair_state = QLabel("")
         self.pair_state.setTextFormat(Qt.TextFormat.RichText)
         top.addWidget(self.pair_title)
-        top.addWidget(self.pair_state)
-        top.addStretch(1)
+        top.addWidget(self.pair_state, 1)
         self.filter = QComboBox()
         for text, value in PAIR_FILTERS:
             self.filter.addItem(text, value)
@@ -193,11 +148,18 @@ class LabelPage(Page):
         texts = QWidget()
         texts_layout = QVBoxLayout(texts)
         texts_layout.setContentsMargins(0, 0, 0, 0)
-        texts_layout.addWidget(title_label("AI answer"))
-        self.answer = QLabel("")
-        self.answer.setTextFormat(Qt.TextFormat.RichText)
-        self.answer.setWordWrap(True)
-        texts_layout.addWidget(self.answer)
+        answers = QHBoxLayout()
+        for attribute, heading in (("answer", "AI answer"), ("canonical", "Canonical label now")):
+            column = QVBoxLayout()
+            column.addWidget(title_label(heading))
+            label = QLabel("")
+            label.setTextFormat(Qt.TextFormat.RichText)
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+            column.addWidget(label, 1)
+            setattr(self, attribute, label)
+            answers.addLayout(column, 1)
+        texts_layout.addLayout(answers)
         texts_layout.addWidget(title_label("Sensor context"))
         self.sensor = muted_label("")
         texts_layout.addWidget(self.sensor)
@@ -211,7 +173,9 @@ class LabelPage(Page):
         review.body.addWidget(body, 1)
         actions = QHBoxLayout()
         self.reason = QLineEdit()
-        self.reason.setPlaceholderText("reason for reject / flag")
+        self.reason.setPlaceholderText(REASON_HINT)
+        self.reason.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.reason.returnPressed.connect(self._reason_entered)
         self.buttons: dict[str, QPushButton] = {}
         for name, text, handler in (("approve", "Approve  (A)", self.approve), ("edit", "Edit…  (E)", self.edit),
                                     ("reject", "Reject  (R)", self.reject), ("flag", "Flag  (F)", self.flag)):
@@ -232,25 +196,27 @@ class LabelPage(Page):
         self.message = QLabel("")
         self.message.setWordWrap(True)
         review.body.addWidget(self.message)
-        splitter.addWidget(review)
-        splitter.setSizes([360, 940])
-        splitter.setStretchFactor(1, 1)
-        root.addWidget(splitter, 1)
-        self.reload()
+        return review
 
     # --- training sheets ------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
+        """Read the training sheets (in the background) and select `select` or the current one."""
         select = select or (self.current.name if self.current else None)
-        self.training_sheets = generate_service.list_training_sheets(self.context.store)
+        label_ops.query(self.context, "training sheets",
+                        lambda op: generate_service.list_training_sheets(op.store),
+                        on_result=lambda sheets: self._fill_sheets(sheets, select), key="review-sheets", owner=self)
+
+    def _fill_sheets(self, sheets: list[TrainingSheetInfo], select: str | None) -> None:
+        self.training_sheets = sheets
         self.sheet_list.blockSignals(True)
         self.sheet_list.clear()
-        for info in self.training_sheets:
+        for info in sheets:
             entry = QListWidgetItem(f"{info.name}\n{info.sheet_name} · {info.template_name} v{info.template_version}"
                                     f" · {info.total_items:,} items · {info.status}")
             entry.setData(TrainingSheetRole, info)
             self.sheet_list.addItem(entry)
         self.sheet_list.blockSignals(False)
-        names = [t.name for t in self.training_sheets]
+        names = [t.name for t in sheets]
         if select in names:
             self.sheet_list.setCurrentRow(names.index(select))
         elif names:
@@ -259,44 +225,88 @@ class LabelPage(Page):
             self.show_training_sheet(None)
 
     def _sheet_selected(self, entry: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        self.show_training_sheet(entry.data(TrainingSheetRole) if entry is not None else None)
+        keep, self._pending_item = self._pending_item, None
+        self.show_training_sheet(entry.data(TrainingSheetRole) if entry is not None else None, keep=keep)
 
-    def show_training_sheet(self, info: TrainingSheetInfo | None) -> None:
+    def show_training_sheet(self, info: TrainingSheetInfo | None, *, keep: str | None = None) -> None:
         self.current = info
-        self.bulk_apply_button.setEnabled(False)
-        self.bulk_preview_label.setText("")
+        self.bulk.set_training_sheet(info.name if info else None)
         if info is None:
+            self.summary = None
             self.progress.setText("No training sheets yet: generate one on the GENERATE page.")
             self.pairs, self.refs, self.page_offset = [], [], 0
             self.show_pair(-1)
             return
-        self.update_progress()
-        self.load_pairs()
+        self.load_pairs(keep=keep)
 
     def update_progress(self) -> None:
-        if self.current is not None:
-            self.summary = generate_service.summary(self.context.store, self.current.name)
-            self.progress.setText(progress_html(self.summary))
-
-    def load_pairs(self, keep: str | None = None) -> None:
-        """Load the page of pairs that holds `keep` (or the first page); pairs come a page at a
-        time, so a 100,000-pair training sheet opens as fast as a small one."""
+        """Re-read the progress block (after a change elsewhere)."""
         if self.current is None:
             return
-        self.refs = review_service.pair_refs(self.context.store, training_sheet=self.current.name,
-                                             status=self.filter.currentData())
-        position = self.refs.index(keep) if keep in self.refs else 0
-        self._load_page(position - position % PAIR_PAGE)
+        name = self.current.name
+        label_ops.query(self.context, "review progress", lambda op: generate_service.summary(op.store, name),
+                        on_result=self._show_summary, key="review-summary", owner=self)
+
+    def _show_summary(self, summary: GenerationSummary) -> None:
+        if self.current is not None and summary.name == self.current.name:
+            self.summary = summary
+            self.progress.setText(progress_html(summary))
+            self._show_position()
+
+    def load_pairs(self, keep: str | None = None) -> None:
+        """Load the progress, the filter's pair list and the page that holds `keep` (or the first
+        page), in one background read; pairs come a page at a time, so a 100,000-pair training
+        sheet opens as fast as a small one."""
+        if self.current is None:
+            return
+        name, sheet = self.current.name, self.current.sheet_name
+        statuses = FILTER_STATUSES.get(self.filter.currentData())
+
+        def read(op: Any) -> tuple:
+            summary = generate_service.summary(op.store, name)
+            refs = review_service.pair_refs(op.store, training_sheet=name, status=statuses)
+            position = refs.index(keep) if keep in refs else 0
+            offset = position - position % PAIR_PAGE
+            pairs, items = self._read_page(op.store, name, sheet, refs[offset:offset + PAIR_PAGE])
+            return summary, refs, offset, position, pairs, items
+
+        self.busy = True
+        label_ops.query(self.context, "pairs", read, on_result=self._pairs_loaded, on_error=self._failed,
+                        key="review-pairs", owner=self)
+
+    @staticmethod
+    def _read_page(store: Any, name: str, sheet: str, refs: list[str]) -> tuple[list[PairInfo], dict]:
+        """One page of pairs (by item ref, so pairs reviewed meanwhile do not shift it) and their items."""
+        if not refs:
+            return [], {}
+        pairs = review_service.list_pairs(store, training_sheet=name, item_refs=refs, limit=None)
+        try:
+            items = {i.item_ref: i for i in sheet_service.list_items(store, sheet, item_refs=refs, limit=None)}
+        except Exception:  # noqa: BLE001 - the sheet may have changed; the pairs still show
+            items = {}
+        return pairs, items
+
+    def _pairs_loaded(self, result: tuple) -> None:
+        self.busy = False
+        summary, self.refs, self.page_offset, position, self.pairs, self.items = result
+        self._show_summary(summary)
         self.show_pair(position - self.page_offset if self.pairs else -1)
 
-    def _load_page(self, offset: int) -> None:
-        # By item ref, not by a filtered offset: pairs reviewed meanwhile leave the filter, and
-        # an offset would then skip the ones after them.
+    def _load_page(self, offset: int, then_index: int | str) -> None:
+        """Load the page starting at `offset`; show its first pair (0), or its last ("last")."""
         assert self.current is not None
-        self.page_offset = offset
+        name, sheet = self.current.name, self.current.sheet_name
         refs = self.refs[offset:offset + PAIR_PAGE]
-        self.pairs = review_service.list_pairs(self.context.store, training_sheet=self.current.name,
-                                               item_refs=refs, limit=None) if refs else []
+
+        def loaded(result: tuple[list[PairInfo], dict]) -> None:
+            self.busy = False
+            self.page_offset = offset
+            self.pairs, self.items = result
+            self.show_pair(len(self.pairs) - 1 if then_index == "last" else int(then_index))
+
+        self.busy = True
+        label_ops.query(self.context, "pairs", lambda op: self._read_page(op.store, name, sheet, refs),
+                        on_result=loaded, on_error=self._failed, key="review-pairs", owner=self)
 
     def on_changes(self, changes: Changes) -> None:
         if changes.training_sheets:
@@ -306,13 +316,17 @@ class LabelPage(Page):
 
     def activate(self, **arguments: Any) -> None:
         wanted = arguments.get("training_sheet")
-        if wanted or (self.current is None):
+        item = arguments.get("item")
+        if item:
+            self.filter.setCurrentIndex(self.filter.findData(None))
+        if wanted and (self.current is None or self.current.name != wanted) or self.current is None:
+            self._pending_item = item
             self.reload(select=wanted)
+        elif item:
+            self.load_pairs(keep=item)
         else:
             self.update_progress()
-        if arguments.get("item") and self.current is not None:
-            self.filter.setCurrentIndex(self.filter.findData(None))
-            self.load_pairs(keep=arguments["item"])
+        self.image_view.setFocus()
 
     def pair_for(self, item_ref: str) -> PairInfo | None:
         """The loaded pair of an item (for tests and deep links)."""
@@ -323,6 +337,13 @@ class LabelPage(Page):
     def pair(self) -> PairInfo | None:
         return self.pairs[self.index] if 0 <= self.index < len(self.pairs) else None
 
+    def _show_position(self) -> None:
+        if self.pair is None:
+            self.position_label.setText("")
+            return
+        noun = self.filter.currentText().lower()
+        self.position_label.setText(f"{self.page_offset + self.index + 1:,} / {len(self.refs):,} {noun}")
+
     def show_pair(self, index: int) -> None:
         self.index = index
         pair = self.pair
@@ -330,92 +351,159 @@ class LabelPage(Page):
             button.setEnabled(pair is not None)
         if pair is None or self.current is None:
             self.pair_title.setText("Nothing to review with this filter" if self.current else "")
-            self.pair_state.setText("")
+            for widget in (self.pair_state, self.answer, self.canonical, self.sensor):
+                widget.setText("")
             self.position_label.setText("")
-            self.answer.setText("")
             self.prompt.setPlainText("")
-            self.sensor.setText("")
             self.image_view.show_pixmap(None, "")
             return
         self.pair_title.setText(pair.item_ref)
         color = theme.STATUS_COLORS.get(pair.status, theme.MUTED)
         source = {"canonical": "pre-approved from its canonical label"}.get(pair.source, f"source: {pair.source}")
-        label = f" · canonical label v{pair.current_label_version}" if pair.current_label_version else ""
         conflict = f" · <span style='color:{theme.DANGER}'>label conflict</span>" if pair.label_conflict else ""
         self.pair_state.setText(f"<span style='color:{color}; font-weight:600'>● {pair.status}</span>"
-                                f"<span style='color:{theme.MUTED}'> · {source}{label}</span>{conflict}")
-        self.position_label.setText(f"{self.page_offset + index + 1:,} / {len(self.refs):,}")
+                                f"<span style='color:{theme.MUTED}'> · {source}</span>{conflict}")
+        self._show_position()
         confidence = f"{pair.confidence:.2f}" if pair.confidence is not None else "—"
-        answer = json.dumps(pair.answer) if pair.answer is not None else "(no answer)"
+        answer = json.dumps(pair.answer, ensure_ascii=False) if pair.answer is not None else "(no answer)"
         error = f"<br><span style='color:{theme.DANGER}'>AI error: {pair.ai_error}</span>" if pair.ai_error else ""
         reason = f"<br><span style='color:{theme.MUTED}'>review note: {pair.review_reason}</span>" \
             if pair.review_reason else ""
         self.answer.setText(f"<span style='font-family:monospace'>{answer}</span><br>"
                             f"<span style='color:{theme.MUTED}'>confidence</span> <b>{confidence}</b>{error}{reason}")
+        self._request_canonical(pair)
         self.prompt.setPlainText(messages_text(pair.messages))
-        try:
-            item = sheet_service.get_item(self.context.store, self.current.sheet_name, pair.item_ref)
-        except Exception:  # noqa: BLE001 - the sheet may have changed; the pair still shows
-            item = None
+        item = self.items.get(pair.item_ref)
         if item is not None:
             self.sensor.setText("  ·  ".join(f"{k}: {v}" for k, v in item.metadata.items()))
             path = item.absolute_image_path
-            pixmap = self.context.images.image(path) or (self.context.images.image_now(path) if path else None)
-            self.image_view.show_pixmap(pixmap, "no image")
+            pixmap = self.context.images.image(path) if path else None
+            self.image_view.show_pixmap(pixmap, "loading image…" if path else "no image")
+            if path and pixmap is None:
+                self.context.images.prefetch(path)
             for ahead in self.pairs[index + 1:index + 3]:
-                self._prefetch(ahead)
+                following = self.items.get(ahead.item_ref)
+                if following is not None and following.absolute_image_path:
+                    self.context.images.prefetch(following.absolute_image_path)
+        else:
+            self.sensor.setText("")
+            self.image_view.show_pixmap(None, "no image")
         self.message.setText("")
 
-    def _prefetch(self, pair: PairInfo) -> None:
-        if self.current is None:
+    def _image_ready(self, path: str) -> None:
+        item = self.items.get(self.pair.item_ref) if self.pair is not None else None
+        if item is not None and item.absolute_image_path == path and not self.image_view.has_image():
+            self.image_view.show_pixmap(self.context.images.image(path), "no image")
+
+    def _request_canonical(self, pair: PairInfo) -> None:
+        """Show the item's canonical label as it is now, beside the AI answer (read in the background)."""
+        assert self.current is not None
+        if pair.current_label_version is None:
+            self.canonical.setText(f"<span style='color:{theme.MUTED}'>none yet: approving creates it</span>")
             return
-        try:
-            item = sheet_service.get_item(self.context.store, self.current.sheet_name, pair.item_ref)
-        except Exception:  # noqa: BLE001
+        self.canonical.setText(f"<span style='color:{theme.MUTED}'>v{pair.current_label_version} …</span>")
+        sheet, label_type, item_ref = self.current.sheet_name, self.current.label_type, pair.item_ref
+        label_ops.query(self.context, "canonical label", lambda op: label_service.get_label(
+            op.store, sheet=sheet, item_ref=item_ref, label_type=label_type),
+            on_result=lambda label: self._show_canonical(item_ref, label), key="review-canonical", owner=self)
+
+    def _show_canonical(self, item_ref: str, label: label_service.LabelInfo | None) -> None:
+        pair = self.pair
+        if pair is None or pair.item_ref != item_ref:
             return
-        self.context.images.prefetch(item.absolute_image_path)
+        if label is None:
+            self.canonical.setText(f"<span style='color:{theme.MUTED}'>none yet: approving creates it</span>")
+            return
+        same = pair.answer is not None and label.label_data == pair.answer
+        note = "same as the AI answer" if same else "differs from the AI answer"
+        color = theme.SUCCESS if same else theme.WARNING
+        self.canonical.setText(f"<span style='font-family:monospace'>{_summary_line(label.label_data)}</span><br>"
+                               f"<span style='color:{theme.MUTED}'>v{label.version} by {label.updated_by}</span> · "
+                               f"<span style='color:{color}'>{note}</span>")
 
     def next_pair(self) -> None:
+        if self.busy:
+            return
         if self.index + 1 < len(self.pairs):
             self.show_pair(self.index + 1)
         elif self.current is not None and self.page_offset + len(self.pairs) < len(self.refs):
-            self._load_page(self.page_offset + PAIR_PAGE)
-            self.show_pair(0)
+            self._load_page(self.page_offset + len(self.pairs), 0)
 
     def previous_pair(self) -> None:
+        if self.busy:
+            return
         if self.index > 0:
             self.show_pair(self.index - 1)
         elif self.current is not None and self.page_offset > 0:
-            self._load_page(self.page_offset - PAIR_PAGE)
-            self.show_pair(len(self.pairs) - 1)
+            self._load_page(max(0, self.page_offset - PAIR_PAGE), "last")
 
     def back(self) -> None:
+        """Escape: leave the reason field (keeping its text), else go to the training sheets."""
+        if self.reason.hasFocus():
+            self._disarm()
+            self.image_view.setFocus()
+            return
         self.sheet_list.setFocus()
 
     # --- review actions ----------------------------------------------------------------------------
-    def _review(self, title: str, call, *, describe) -> None:
+    def _review(self, title: str, call, *, describe, dialog: EditAnswerDialog | None = None) -> None:
         pair = self.pair
         if pair is None or self.busy:
             return
         self.busy = True
-        store, actor = self.context.store, self.context.user
+        statuses = FILTER_STATUSES.get(self.filter.currentData())
 
         def done(outcome: review_service.ReviewOutcome) -> None:
             self.busy = False
-            self.pairs[self.index] = outcome.pair
+            if dialog is not None:
+                dialog.done_ok()
             self.context.say(describe(outcome))
             self.update_progress()
-            before = (self.page_offset, self.index)
-            self.next_pair()
-            if (self.page_offset, self.index) == before:  # the last pair: stay on it
-                self.show_pair(self.index)
+            at = self.pairs.index(pair) if pair in self.pairs else self.index
+            if statuses is not None and outcome.pair.status not in statuses:
+                self._drop(at)  # it left this list: the next pair slides into its place
+            else:
+                self.pairs[at] = outcome.pair
+                if at + 1 < len(self.pairs) or self.page_offset + len(self.pairs) < len(self.refs):
+                    self.index = at
+                    self.next_pair()
+                else:
+                    self.show_pair(at)  # the last pair: stay on it
             self.message.setText(describe(outcome))
+            self._home()
 
         def failed(exc: BaseException) -> None:
             self.busy = False
+            if dialog is not None:
+                dialog.refused(error_text(exc))
+                return
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            self._home()
 
-        self.context.run_change(title, lambda _p: call(store, actor, pair.id), on_result=done, on_error=failed)
+        label_ops.change(self.context, title, lambda op: call(op.store, op.actor, pair.id), on_result=done,
+                         on_error=failed, owner=self)
+
+    def _drop(self, at: int) -> None:
+        """Take a reviewed pair out of the list it no longer belongs to."""
+        ref = self.pairs[at].item_ref
+        del self.pairs[at]
+        if ref in self.refs:
+            self.refs.remove(ref)
+        if at < len(self.pairs):
+            self.show_pair(at)
+        elif self.page_offset + len(self.pairs) < len(self.refs):
+            self._load_page(self.page_offset + len(self.pairs), 0)
+        else:
+            self.show_pair(len(self.pairs) - 1)
+
+    def _home(self) -> None:
+        """Hand the keyboard back to the pair (never leave it in the reason field)."""
+        self._disarm()
+        self.image_view.setFocus()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.busy = False
+        self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
 
     def approve(self) -> None:
         self._review("Approving", lambda store, actor, pid: review_service.approve(store, actor=actor, pair_id=pid),
@@ -423,19 +511,19 @@ class LabelPage(Page):
 
     def edit(self) -> None:
         pair = self.pair
-        if pair is None:
+        if pair is None or self.busy:
             return
         dialog = EditAnswerDialog(pair.answer, self)
         self.edit_dialog = dialog
 
-        def accepted() -> None:
-            answer = dialog.answer
+        def submitted(answer: dict) -> None:
             self._review("Approving edited answer",
                          lambda store, actor, pid: review_service.edit_and_approve(store, actor=actor, pair_id=pid,
                                                                                     answer=answer),
-                         describe=self._approved_text)
+                         describe=self._approved_text, dialog=dialog)
 
-        dialog.accepted.connect(accepted)
+        dialog.submitted.connect(submitted)
+        dialog.finished.connect(lambda _r: self._home())
         dialog.open()
 
     def _reason(self, default: str) -> str:
@@ -455,6 +543,24 @@ class LabelPage(Page):
                                                                                 reason=reason),
                      describe=lambda o: f"Flagged {o.pair.item_ref}: {reason}")
 
+    def ask_reason(self, action: str) -> None:
+        """Shift+R / Shift+F: type the reason; Enter performs `action`, Escape leaves the field."""
+        if self.pair is None:
+            return
+        self.armed = action
+        verb = {"reject": "rejects", "flag": "flags"}[action]
+        self.reason.setPlaceholderText(f"reason — Enter {verb} {self.pair.item_ref}, Esc leaves the field")
+        self.reason.setFocus()
+
+    def _reason_entered(self) -> None:
+        action = self.armed or "reject"
+        self.flag() if action == "flag" else self.reject()
+        self._home()
+
+    def _disarm(self) -> None:
+        self.armed = None
+        self.reason.setPlaceholderText(REASON_HINT)
+
     @staticmethod
     def _approved_text(outcome: review_service.ReviewOutcome) -> str:
         if outcome.label_outcome == "conflict":
@@ -463,59 +569,3 @@ class LabelPage(Page):
         label = outcome.label
         version = f" v{label.version}" if label else ""
         return f"Approved {outcome.pair.item_ref} → canonical label {outcome.label_outcome or 'kept'}{version}."
-
-    # --- bulk ---------------------------------------------------------------------------------------
-    def _bulk_changed(self) -> None:
-        self.bulk_preview = None
-        self.bulk_apply_button.setEnabled(False)
-        self.bulk_apply_button.setText("Apply")
-        self.bulk_preview_label.setText("")
-
-    def preview_bulk(self) -> None:
-        if self.current is None:
-            return
-        try:
-            preview = review_service.preview_bulk(self.context.store, actor=self.context.user,
-                                                  training_sheet=self.current.name,
-                                                  action=self.bulk_action.currentData(),
-                                                  threshold=self.bulk_threshold.value())
-        except Exception as exc:  # noqa: BLE001
-            show_error(self, "Bulk preview", exc)
-            return
-        self.bulk_preview = preview
-        skipped = []
-        if preview.skipped_claimed:
-            skipped.append(f"{preview.skipped_claimed} claimed by others")
-        if preview.skipped_invalid:
-            skipped.append(f"{preview.skipped_invalid} invalid answers")
-        self.bulk_preview_label.setText(f"{preview.count:,} pairs would be {preview.action}d"
-                                        + (f" (skipping {', '.join(skipped)})" if skipped else "")
-                                        + (f": {', '.join(preview.sample[:5])}…" if preview.sample else ""))
-        self.bulk_apply_button.setEnabled(preview.count > 0)
-        self.bulk_apply_button.setText(f"{preview.action.capitalize()} {preview.count:,} pairs")
-
-    def apply_bulk(self) -> None:
-        preview = self.bulk_preview
-        if preview is None or self.current is None:
-            return
-        store, actor, name = self.context.store, self.context.user, self.current.name
-
-        def done(result: review_service.BulkResult) -> None:
-            self.busy = False
-            self.bulk_preview_label.setText(f"{result.done:,} pairs {result.action}d; {result.labels_created} "
-                                            f"canonical labels created, {result.labels_updated} updated"
-                                            + (f", {result.conflicts} conflicts" if result.conflicts else ""))
-            self.bulk_apply_button.setEnabled(False)
-            self.update_progress()
-            self.load_pairs()
-
-        def failed(exc: BaseException) -> None:
-            self.busy = False
-            self.bulk_preview_label.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
-
-        self.busy = True
-        self.context.run_change(
-            f"Bulk {preview.action}",
-            lambda _p: review_service.bulk_action(store, actor=actor, training_sheet=name, action=preview.action,
-                                                  threshold=preview.threshold, expected_count=preview.count),
-            on_result=done, on_error=failed)

@@ -313,7 +313,10 @@ class CanonicalLabelingTool(Page):
         self.form_layout.addWidget(self.form)
         self.form_box.setTitle(f"Label — {label_type.title}")
         self.image_view.set_shape_model(self.form.shape_model)
-        self.hint.setText(HINTS.get(self.form.geometry, HINTS[None]))
+        hint = HINTS.get(self.form.geometry, HINTS[None])
+        if len(self.form.classes) > len(DIGIT_KEYS):
+            hint = hint.replace("1–9", f"1–9, 0 (first ten of {len(self.form.classes)}) · type a name to filter", 1)
+        self.hint.setText(hint)
         self.image_view.setFocus()  # the keyboard's home: digits, letters (filter), Enter, Backspace
         if self.sheet is None or self.model is None:
             return
@@ -599,7 +602,7 @@ class CanonicalLabelingTool(Page):
             self._load_labels()
         missing = self.form.missing_required()
         if missing:
-            keys = "number keys 1–9" if len(self.form.classes) <= 9 else "number keys, or type to filter"
+            keys = "number keys" if len(self.form.classes) <= len(DIGIT_KEYS) else "number keys, or type to filter"
             self._refuse(f"Choose {', '.join(missing)} first ({keys}).")
             return
         if shapes is not None:
