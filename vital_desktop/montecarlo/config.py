@@ -62,6 +62,11 @@ class Detector:
     housing: tuple[Layer, ...] = ()
     resolution: Resolution = field(default_factory=Resolution)
     density_g_cm3: float | None = None
+    #: closed-end coaxial core hole (p-type HPGe): a vacuum cylinder on the axis, open at the back face
+    core_hole_radius_cm: float = 0.0
+    core_hole_depth_cm: float = 0.0
+    #: the stated relative efficiency of a preset (1332 keV, 25 cm, vs 1.2e-3 for a 3"x3" NaI), if any
+    relative_efficiency: float | None = None
 
     @property
     def front_thickness_cm(self) -> float:
@@ -148,8 +153,11 @@ def detector_from_dict(d: dict) -> Detector:
     if "crystal" in d:  # preset file form
         crystal = d.pop("crystal")
         d.update(material=crystal["material"], radius_cm=crystal["radius_cm"], height_cm=crystal["height_cm"],
-                 density_g_cm3=crystal.get("density_g_cm3"))
-        d.pop("title", None)
+                 density_g_cm3=crystal.get("density_g_cm3"),
+                 core_hole_radius_cm=crystal.get("core_hole_radius_cm", 0.0),
+                 core_hole_depth_cm=crystal.get("core_hole_depth_cm", 0.0))
+        for key in ("title", "provenance", "notes"):
+            d.pop(key, None)
     housing = tuple(_layer(x) for x in d.pop("housing", ()))
     resolution = Resolution(**d.pop("resolution", {})) if d.get("resolution") is not None else Resolution()
     d.pop("resolution", None)
@@ -287,6 +295,16 @@ def validate(config: SimulationConfig) -> None:
     _material(det.material, "crystal material", det.density_g_cm3)
     _number(det.radius_cm, "crystal radius (cm)", positive=True)
     _number(det.height_cm, "crystal height (cm)", positive=True)
+    hole_r = _number(det.core_hole_radius_cm, "core hole radius (cm)", non_negative=True)
+    hole_d = _number(det.core_hole_depth_cm, "core hole depth (cm)", non_negative=True)
+    if (hole_r > 0) != (hole_d > 0):
+        raise ValidationError("core hole: give both its radius and its depth (or neither)")
+    if hole_r >= det.radius_cm:
+        raise ValidationError(f"core hole radius {hole_r:g} cm must be smaller than the crystal radius "
+                              f"{det.radius_cm:g} cm (the volumes must nest)")
+    if hole_d >= det.height_cm:
+        raise ValidationError(f"core hole depth {hole_d:g} cm must be smaller than the crystal height "
+                              f"{det.height_cm:g} cm (a closed-end coaxial crystal)")
     for i, layer in enumerate(det.housing):
         label = f"housing layer {i + 1} ({layer.name or layer.material})"
         _material(layer.material, label, layer.density_g_cm3)

@@ -114,7 +114,12 @@ def build_problem(config: SimulationConfig) -> Problem:
         b = src.backing
         src_stack.append(Cylinder("backing", b.radius_cm, z_plane - b.thickness_cm, z_plane, b.material, b.density_g_cm3))
 
-    all_cyl = det_stack + src_stack
+    hole: list[Cylinder] = []
+    det = config.detector
+    if det.core_hole_radius_cm > 0.0:
+        hole.append(Cylinder("core hole", det.core_hole_radius_cm, det.height_cm - det.core_hole_depth_cm,
+                             det.height_cm, "vacuum", None))
+    all_cyl = det_stack + hole + src_stack
     r_max = max(max(c.radius_cm for c in all_cyl), abs(src.offset_cm))
     z_min = min(min(c.z_low_cm for c in all_cyl), z_plane)
     z_max = max(max(c.z_high_cm for c in all_cyl), z_plane)
@@ -140,10 +145,17 @@ def build_problem(config: SimulationConfig) -> Problem:
         nchildren[world_index] += 1
 
     link(0, len(det_stack))
+    if hole:
+        # the core hole is a child of the crystal (cylinder 0); it shares the crystal's back face
+        h = len(det_stack)
+        parent[h] = 0
+        children[0, 0] = h
+        nchildren[0] = 1
+    first_source = len(det_stack) + len(hole)
     if src_stack:
-        link(len(det_stack), len(src_stack))
+        link(first_source, len(src_stack))
     if kind == SOURCE_VOLUME:
-        source_region = len(det_stack)
+        source_region = first_source
     else:
         source_region = world_index
 

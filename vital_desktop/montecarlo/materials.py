@@ -109,8 +109,13 @@ MATERIALS: dict[str, Material] = {
         _m("sio2", "SiO2 (quartz/glass window)", 2.2, {"O": 0.532565, "Si": 0.467435}, 11.0),
         _m("vacuum", "vacuum", 0.0, {}, 0.0, file=None),
         _m("black", "perfect absorber (validation only)", 1.0, {}, 0.0, file=None),
+        _m("absorber", "pure photoabsorber, mu = density x 1 cm2/g at every energy (validation only)", 1.0, {}, 0.0,
+           file=None),
     ]
 }
+
+#: Materials that exist only to check the transport against exact integrals.
+VALIDATION_ONLY = ("black", "absorber")
 
 #: Names people write for the same material.
 ALIASES = {
@@ -126,7 +131,7 @@ def resolve_material(name: str) -> Material:
     key = str(name).strip().lower()
     key = ALIASES.get(key, key)
     if key not in MATERIALS:
-        known = ", ".join(sorted(k for k in MATERIALS if k != "black"))
+        known = ", ".join(sorted(k for k in MATERIALS if k not in VALIDATION_ONLY))
         raise ValidationError(f"unknown material {name!r}; known materials: {known}")
     return MATERIALS[key]
 
@@ -208,6 +213,10 @@ def linear_coefficients(material: Material, density_g_cm3: float, *, coherent: b
     if material.name == "black":
         out[ROW_TOTAL] = BLACK_MU_PER_CM
         out[ROW_PHOTO] = BLACK_MU_PER_CM
+        return out
+    if material.name == "absorber":  # exact first-flight checks: attenuation without any scattering
+        out[ROW_TOTAL] = density_g_cm3
+        out[ROW_PHOTO] = density_g_cm3
         return out
     mass = _mass_tables(material.file)
     out[ROW_PHOTO] = mass[:, 2] * density_g_cm3
