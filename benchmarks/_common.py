@@ -24,9 +24,27 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
             "max_ms": ordered[-1] * 1000, "mean_ms": statistics.fmean(ordered) * 1000}
 
 
+def git_commit() -> str | None:
+    """The checkout's commit (with '+dirty' when files differ), or None outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
 def machine() -> dict[str, Any]:
+    """Where and when a number was measured: the date, the commit, and how busy the machine was."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git_commit(),
+            "load_average": list(load) if load else None}
 
 
 def write_report(name: str, report: dict[str, Any]) -> Path:

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Build the one-folder installer payload (dist/vital/) with PyInstaller, then smoke-test it:
-# the frozen `vital` creates a demo site, and the frozen `vital-desktop` opens its main window.
+# Build the installer: the one-folder PyInstaller payload (dist/vital/), the frozen smoke test, then
+# the release a site receives (dist/release/: archive, .sha256, CycloneDX SBOM, signed manifest),
+# checked with installer/verify exactly as the site will check it.
+#   installer/build.sh [--key RELEASE_KEY.pem]     (default: the DEMO-ONLY release key)
 set -euo pipefail
 cd "$(dirname "$0")"
 ../scripts/setup.sh
-../.venv/bin/pip install -q "pyinstaller>=6"
 rm -rf build dist
 ../.venv/bin/pyinstaller --noconfirm --log-level WARN vital.spec
+mkdir -p dist/vital/share
+cp linux/vital-desktop.desktop linux/vital-desktop.svg dist/vital/share/
 ../.venv/bin/python smoke_test.py dist/vital
+../.venv/bin/python package.py dist/vital --out dist/release "$@"
+key=demo-release-key.pub.pem
+python3 verify dist/release/*.tar.gz --key "$key"
+du -sh dist/vital dist/release/*.tar.gz

