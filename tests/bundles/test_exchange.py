@@ -161,6 +161,9 @@ def test_export_round_trip_through_hub_ingest(bundle_site, tmp_path):
     ingested = hub.ingest(Path(result.path), tmp_path / "landing", now=NOW + 700)
     table = pq.read_table(next(f for f in ingested.files if "canonical_labels" in f))
     assert table.num_rows == 3 and set(table.column("site_id").to_pylist()) == {"site-a"}
+    # The export carries the site's signed audit head; the hub remembers it for the next one.
+    head = json.loads(Path(next(f for f in ingested.files if f.endswith("audit_head.json"))).read_bytes())
+    assert head["key_id"] == identity.key_id and hub.state()["audit_heads"]["site-a"]["seq"] == head["seq"]
     # Replaying the same export is refused (dedupe on site + sequence).
     with pytest.raises(BundleRefused) as caught:
         hub.ingest(Path(result.path), tmp_path / "landing", now=NOW + 800)
@@ -338,7 +341,7 @@ def test_cli_hub_build_site_verify_import_export_ingest(bundle_site_template, tm
     out = _run(["vital_desktop.hub_cli", "--hub", str(hubdir), "--json", "ingest", exported, "--out",
                 str(tmp_path / "landing")], env)
     assert out.returncode == 0, out.stderr
-    assert len(json.loads(out.stdout)["files"]) == 4
+    assert len(json.loads(out.stdout)["files"]) == 5  # four tables and the signed audit head
     out = _run(["vital_desktop.cli", "--json", "bundle", "ledger"], env)
     outcomes = [r["outcome"] for r in json.loads(out.stdout)["ledger"]]
     assert "accepted" in outcomes and "exported" in outcomes

@@ -27,10 +27,11 @@ from vital_desktop.bundles import canonical
 from vital_desktop.bundles.envelope import PAYLOAD_TYPE_ROOT, encode_json_envelope, sign
 from vital_desktop.bundles.errors import BundleRefused
 from vital_desktop.bundles.keys import EncryptionKey, SigningKey, public_from_hex
+from vital_desktop.bundles.payloads import check_audit_head as check_audit_head_payload
 from vital_desktop.bundles.pipeline import open_export
 from vital_desktop.bundles.reader import BoundedReader, open_entry
 from vital_desktop.bundles.seal import Binding, Opener
-from vital_desktop.bundles.trust import Check, HubContext, Root, decide_export, load_trusted_root
+from vital_desktop.bundles.trust import Check, HubContext, Root, check_audit_head, decide_export, load_trusted_root
 from vital_desktop.bundles.writer import PayloadSource, WrittenBundle, write_bundle, write_file_atomically
 
 UPDATE_CHANNELS = ("models", "templates", "labels", "config")
@@ -284,21 +285,34 @@ class HubDir:
         staging = out_dir / f".ingest-{uuid.uuid4()}"
         staging.mkdir(parents=True)
         files = []
+        checks = list(decision.checks)
+        head: dict[str, Any] | None = None
         try:
             for index, entry in enumerate(manifest.entries):
-                target = staging / f"{entry.kind}.parquet"
+                suffix = ".json" if entry.kind == "audit_head" else ".parquet"
+                target = staging / f"{entry.kind}{suffix}"
                 with open_entry(path, raw.payload_offset, entry) as source, open(target, "wb") as out:
                     tee = _HashingReader(source)
                     opener.open_stream(index, entry.id, tee, entry.length, out.write)
                 if tee.digest.hexdigest() != entry.sha256:
                     raise BundleRefused("payload_hash", f"entry {entry.id!r} does not match its signed SHA-256")
+                if entry.kind == "audit_head":
+                    head = check_audit_head_payload(entry, target).json
                 files.append(target.name)
+            if head is None:
+                raise BundleRefused("audit_head", "the export carries no signed audit head")
+            head_check = check_audit_head(head, self.site_keys()[manifest.issuer],
+                                          state.get("audit_heads", {}).get(manifest.issuer))
+            checks.append(head_check)
+            if not head_check.ok:
+                raise BundleRefused(head_check.code, head_check.message)
             folder.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, folder)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         state["ingested"][manifest.issuer] = manifest.sequence
+        state.setdefault("audit_heads", {})[manifest.issuer] = {"seq": head["seq"], "hash": head["hash"]}
         self._save_state(state)
         return IngestResult(manifest.issuer, manifest.sequence, manifest.bundle_id,
-                            [str(folder / f) for f in files], list(decision.checks))
+                            [str(folder / f) for f in files], checks)

@@ -29,7 +29,7 @@ CHANNEL_KINDS: dict[str, frozenset[str]] = {
     "labels": frozenset({"canonical_labels"}),
     "truststore": frozenset({"root_metadata"}),
     "config": frozenset({"config"}),
-    "exports": frozenset({"canonical_labels", "feedback", "predictions", "mc_results"}),
+    "exports": frozenset({"canonical_labels", "feedback", "predictions", "mc_results", "audit_head"}),
 }
 
 #: Which way a channel flows. Exports go up; everything else comes down from the hub.

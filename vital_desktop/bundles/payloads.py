@@ -106,6 +106,23 @@ def check_root_metadata(entry: Entry, path: Path) -> CheckedPayload:
     return CheckedPayload(entry, path)
 
 
+def _is_hex(value: Any, length: int) -> bool:
+    return isinstance(value, str) and len(value) == length and all(c in "0123456789abcdef" for c in value)
+
+
+def check_audit_head(entry: Entry, path: Path) -> CheckedPayload:
+    """The site's signed audit head in an export: {seq, hash, key_id, signature}; the signature
+    itself is checked by `trust.check_audit_head` with the site's registered key."""
+    document = _read_json(entry, path)
+    if not isinstance(document, dict) or set(document) != {"seq", "hash", "key_id", "signature"}:
+        raise _refuse(entry, "an audit head has exactly the fields seq, hash, key_id and signature")
+    if not isinstance(document["seq"], int) or isinstance(document["seq"], bool) or document["seq"] < 1:
+        raise _refuse(entry, "the audit head's seq must be a positive integer")
+    if not (_is_hex(document["hash"], 64) and _is_hex(document["key_id"], 64) and _is_hex(document["signature"], 128)):
+        raise _refuse(entry, "the audit head's hash, key_id and signature must be lowercase hex")
+    return CheckedPayload(entry, path, json=document)
+
+
 def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
     """onnx.checker, no external data, and the classifier contract (NCHW float32 in, metadata props)."""
     import onnx
@@ -200,6 +217,7 @@ CHECKERS: dict[str, Callable[[Entry, Path], CheckedPayload]] = {
     "template": check_template,
     "config": check_config,
     "root_metadata": check_root_metadata,
+    "audit_head": check_audit_head,
     **{kind: _table_checker(kind) for kind in TABLE_COLUMNS},
 }
 

@@ -25,6 +25,9 @@ Invariants
 6. A site export is accepted at the hub only if signed by the key registered for the site it
    names, encrypted to the hub's current key, and its sequence is new for that site.
 7. Decisions are all-or-nothing: a function returns a value only when every check passed.
+8. A site export's audit head must be signed by that site's registered key and must continue
+   the head the hub saw in the previous export (never a lower number; the same number only
+   with the same hash) -- a cut or consistently rewritten site log shows up here.
 """
 
 from __future__ import annotations
@@ -404,7 +407,7 @@ def _utc(timestamp: int) -> str:
     """A Unix time as readable UTC, for check messages."""
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- hub side: site exports -----------------------------------------------------------------------
@@ -430,6 +433,37 @@ def verify_export_signatures(site_keys: Mapping[str, bytes], manifest_bytes: byt
     if not valid:
         raise BundleRefused("signature", "no signature on the export verifies")
     return {by_key_id[kid] for kid in valid}
+
+
+#: Domain separation of the audit-head signature (the site's `store.audit` signs the same bytes).
+AUDIT_HEAD_CONTEXT = "vital-audit-head-v1"
+
+
+def audit_head_message(seq: int, row_hash: str) -> bytes:
+    """The bytes a site key signs for its audit head (sequence number and newest row hash)."""
+    return canonical.dumps({"context": AUDIT_HEAD_CONTEXT, "hash": row_hash, "seq": seq})
+
+
+def check_audit_head(head: Mapping[str, Any], site_public: bytes, previous: Mapping[str, Any] | None) -> Check:
+    """Invariant 8 (hub side): an export's audit head is signed by the site's registered key, and it
+    continues the log the hub saw last: a lower sequence number, or the same number with another
+    hash, means the site's log was cut or rewritten."""
+    seq, row_hash = head.get("seq"), head.get("hash")
+    if not isinstance(seq, int) or not isinstance(row_hash, str):
+        return Check("audit_head", False, "audit_head", "the export's audit head is malformed")
+    try:
+        signature = bytes.fromhex(str(head.get("signature", "")))
+    except ValueError:
+        signature = b""
+    if compute_key_id(site_public) != head.get("key_id") or not verify_ed25519(
+            site_public, signature, audit_head_message(seq, row_hash)):
+        return Check("audit_head", False, "audit_head", "the export's audit head is not signed by the site's key")
+    if previous is not None:
+        last_seq, last_hash = int(previous.get("seq", 0)), previous.get("hash")
+        if seq < last_seq or (seq == last_seq and row_hash != last_hash):
+            return Check("audit_head", False, "audit_rewritten",
+                         f"the site's audit log was cut or rewritten: head {seq} after head {last_seq} seen before")
+    return Check("audit_head", True, "", f"audit head {seq} signed by the site")
 
 
 def decide_export(manifest: Manifest, signer_sites: set[str], hub: HubContext) -> Decision:

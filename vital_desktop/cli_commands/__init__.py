@@ -63,20 +63,25 @@ class CliContext:
     def actor(self) -> User:
         """The signed-in user: ``--user``/``VITAL_USER``, password from ``VITAL_PASSWORD`` or a prompt."""
         if self._actor is None:
-            from vital_desktop.services import accounts
-
-            username = self.username or (None if self.bridged else os.environ.get("VITAL_USER"))
-            if not username:
-                raise ValidationError("say who you are: --user NAME (or set VITAL_USER)")
-            password = self.password if self.bridged else os.environ.get("VITAL_PASSWORD")
-            if password is None and self.bridged:
-                raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
-            if password is None:
-                if not sys.stdin.isatty():
-                    raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
-                password = getpass.getpass(f"Password for {username}: ")
-            self._actor = accounts.authenticate(self.store, username, password)
+            self._actor = self.sign_in(self.store)
         return self._actor
+
+    def sign_in(self, store: Any) -> User:
+        """Authenticate ``--user``/``VITAL_USER`` against `store` (``VITAL_PASSWORD`` or a prompt;
+        a command bridged into the running app brings its own name and password)."""
+        from vital_desktop.services import accounts
+
+        username = self.username or (None if self.bridged else os.environ.get("VITAL_USER"))
+        if not username:
+            raise ValidationError("say who you are: --user NAME (or set VITAL_USER)")
+        password = self.password if self.bridged else os.environ.get("VITAL_PASSWORD")
+        if password is None and self.bridged:
+            raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
+        if password is None:
+            if not sys.stdin.isatty():
+                raise PermissionDenied("no password: set VITAL_PASSWORD or run in a terminal to be asked")
+            password = getpass.getpass(f"Password for {username}: ")
+        return accounts.authenticate(store, username, password)
 
     def progress(self, label: str = "") -> Progress:
         """A `Progress` that draws a text bar on stderr (nothing with --json or --quiet).

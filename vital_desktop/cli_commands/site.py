@@ -11,7 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create the site store (optionally with the demo site)")
     p.add_argument("--demo", action="store_true", help="create the embedded demo site (images, sheets, labels, users)")
     p.add_argument("--site-id", default=None, help="this site's id (default: generated, or 'demo-site' with --demo)")
-    p.add_argument("--admin", default=None, help="create this admin user (password from $VITAL_PASSWORD)")
+    p.add_argument("--admin", default=None,
+                   help="create this admin user (password from $NEW_USER_PASSWORD, else $VITAL_PASSWORD on a new "
+                        "store); on an existing site sign in as an admin with --user and $VITAL_PASSWORD")
     p.add_argument("--seed", type=int, default=7, help="demo data seed (deterministic)")
     p.set_defaults(handler=_init, anonymous=True)
 
@@ -25,6 +27,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_user_add)
     p = users.add_parser("list", help="list users")
     p.set_defaults(handler=_user_list)
+    p = users.add_parser("disable", help="disable an account (admin only); its sign-ins are refused")
+    p.add_argument("username")
+    p.set_defaults(handler=_user_set_active, active=False)
+    p = users.add_parser("enable", help="enable an account again (admin only); also lifts a sign-in throttle")
+    p.add_argument("username")
+    p.set_defaults(handler=_user_set_active, active=True)
+    p = users.add_parser("passwd", help="change a password: your own, or anyone's as an admin")
+    p.add_argument("username", nargs="?", default=None, help="whose password (default: your own)")
+    p.add_argument("--password-env", default="NEW_USER_PASSWORD",
+                   help="environment variable holding the new password (default NEW_USER_PASSWORD)")
+    p.set_defaults(handler=_user_passwd)
 
     audit_cmd = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(dest="audit_command",
                                                                                          metavar="ACTION")
@@ -38,12 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _init(ctx: CliContext, args) -> dict:
     import os
 
+    from vital_desktop.core.errors import PermissionDenied
     from vital_desktop.services import site
 
+    def sign_in(store):
+        if not (ctx.username or os.environ.get("VITAL_USER")):
+            raise PermissionDenied(f"{store.home} is an existing site: sign in as an administrator "
+                                   "(--user NAME with VITAL_PASSWORD) to change it")
+        return ctx.sign_in(store)
+
     progress = ctx.progress("demo")
+    password = os.environ.get("NEW_USER_PASSWORD") or os.environ.get("VITAL_PASSWORD", "")
     report = site.init_site(
         ctx.home, demo=args.demo, site_id=args.site_id, seed=args.seed,
-        admin=(args.admin, os.environ.get("VITAL_PASSWORD", "")) if args.admin else None, progress=progress,
+        admin=(args.admin, password) if args.admin else None, progress=progress, sign_in=sign_in,
     )
     result = report.to_dict()
     result["text"] = report.summary()
@@ -62,6 +83,32 @@ def _user_add(ctx: CliContext, args) -> dict:
     info, _ = accounts.add_user(ctx.store, actor=ctx.actor, username=args.username, password=password,
                                 role=args.role, display_name=args.display_name)
     return {"user": info.to_dict(), "text": f"added {info.username} ({info.role})"}
+
+
+def _user_set_active(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import accounts
+
+    info, _ = accounts.set_active(ctx.store, actor=ctx.actor, username=args.username, active=args.active)
+    return {"user": info.to_dict(), "text": f"{info.username} {'enabled' if info.active else 'disabled'}"}
+
+
+def _user_passwd(ctx: CliContext, args) -> dict:
+    import os
+
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.services import accounts
+
+    password = os.environ.get(args.password_env)
+    if not password:
+        raise ValidationError(f"set the new password in ${args.password_env}")
+    actor = ctx.actor
+    username = args.username or actor.username
+    # Your own password: VITAL_PASSWORD (just used to sign in) is the current one.
+    signed_in_with = ctx.password if getattr(ctx, "bridged", False) else os.environ.get("VITAL_PASSWORD")
+    current = signed_in_with if username == actor.username else None
+    info, _ = accounts.change_password(ctx.store, actor=actor, username=username, new_password=password,
+                                       current_password=current)
+    return {"user": info.to_dict(), "text": f"password of {info.username} changed"}
 
 
 def _user_list(ctx: CliContext, args) -> dict:

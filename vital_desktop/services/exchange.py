@@ -720,6 +720,14 @@ def export_bundle(store: Store, *, actor: User, to_dir: Path | str, progress: Pr
                 sources.append(PayloadSource(kind.replace("_", "-"), kind, f"{kind}.parquet", path=target))
                 progress.advance(1)
                 progress.check()
+            head = audit.signed_head(s)
+            chain = audit.verify(s)
+        if not chain.ok:
+            raise VitalError(f"the audit log does not verify, so no export is written: {chain.reason}")
+        if head is None or "signature" not in head:
+            raise ValidationError("the audit log has no signed head to send; run `vital audit verify`")
+        # The hub checks this head continues the one it saw last (a cut or rewritten log shows there).
+        sources.append(PayloadSource("audit-head", "audit_head", "audit_head.json", data=canonical.dumps(head)))
         bundle_id = new_id()
         # Reserve the sequence first: a crash after writing the file can never reuse its number.
         with store.session() as s:

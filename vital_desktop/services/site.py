@@ -9,13 +9,14 @@ from __future__ import annotations
 import csv
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.errors import PermissionDenied, ValidationError
 from vital_desktop.core.ids import new_id, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import SYSTEM_USER, User
@@ -76,35 +77,69 @@ def set_setting(session: sa.orm.Session, key: str, value: Any) -> None:
         row.updated_at = utcnow()
 
 
+#: Set in the same transaction that creates a store with ``init --demo``; only such a store
+#: ever receives the DEMO root of trust and the demo accounts.
+DEMO_STORE_SETTING = "site.created_as_demo"
+
+SignIn = Callable[[Store], User]
+
+
 def init_site(
     home: Path | str | None, *, demo: bool = False, site_id: str | None = None, seed: int = 7,
     admin: tuple[str, str] | None = None, progress: Progress | None = None,
+    sign_in: SignIn | None = None,
 ) -> InitReport:
-    """Create (or open) the site store; with `demo`, build the embedded demo site once."""
+    """Create (or open) the site store; with `demo`, build the embedded demo site once.
+
+    Who may do what:
+    - a NEW store: anyone (there is nothing to protect yet); ``admin`` creates its first
+      administrator, ``demo`` makes it a demo site (demo root of trust and demo accounts);
+    - an EXISTING store: a re-run that changes nothing needs no sign-in; anything that would
+      change the site (adding an admin, a missing site key) needs an administrator, obtained
+      by calling ``sign_in(store)`` (the CLI signs in from ``--user``/``VITAL_PASSWORD``).
+      The only exception is the very first administrator of a store that has no accounts at all;
+    - ``demo`` on an existing store is refused unless that store was itself created by
+      ``init --demo`` (then an interrupted demo build is finished): the demo's keys and
+      passwords are public, so they never enter a real site.
+    """
     progress = progress or Progress()
     home = Path(home).expanduser() if home is not None else default_home()
     existed = (home / "site.duckdb").exists()
     store = open_store(home)
     try:
         current_site = get_setting(store, "site_id")
+        created_as_demo = bool(get_setting(store, DEMO_STORE_SETTING, False))
         report = InitReport(str(home), not existed, demo, current_site or site_id or (DEMO_SITE_ID if demo else ""))
+        if site_id and current_site is not None and site_id != current_site:
+            raise ValidationError(f"this store already belongs to site {current_site!r}, not {site_id!r}")
+        fresh = current_site is None and not existed
+        if demo and not fresh and not created_as_demo:
+            raise PermissionDenied(
+                f"{home} holds a real site: the demo (its public root of trust and accounts) is installed only "
+                "into a new store; choose another --home for the demo")
+        actor: User = SYSTEM_USER
+        changes = (bool(admin) and not _user_exists(store, admin[0])) or current_site is None \
+            or (not created_as_demo and _site_key_missing(store))
+        if not fresh and changes and accounts.count_users(store) > 0:
+            actor = _admin_sign_in(store, sign_in)
         if current_site is None:
             report.site_id = site_id or (DEMO_SITE_ID if demo else f"site-{new_id()[:8]}")
             with store.session() as s:
                 set_setting(s, "site_id", report.site_id)
-                audit.record(s, SYSTEM_USER, "site.init", report.site_id, {"demo": demo})
+                if demo and fresh:
+                    set_setting(s, DEMO_STORE_SETTING, True)
+                    created_as_demo = True
+                audit.record(s, actor, "site.init", report.site_id, {"demo": demo})
             report.steps.append(f"site id {report.site_id}")
-        elif site_id and site_id != current_site:
-            raise ValidationError(f"this store already belongs to site {current_site!r}, not {site_id!r}")
         if admin:
             username, password = admin
             if _user_exists(store, username):
                 report.steps.append(f"user {username} already exists")
             else:
-                accounts.add_user(store, actor=SYSTEM_USER, username=username, password=password, role="admin")
+                accounts.add_user(store, actor=actor, username=username, password=password, role="admin")
                 report.steps.append(f"admin user {username}")
         _ensure_site_identity(store, report)
-        if demo:
+        if demo and created_as_demo:
             _install_demo_root(store, report)
             if get_setting(store, "demo_built_at") is None:
                 build_demo(store, seed=seed, progress=progress, report=report)
@@ -113,6 +148,21 @@ def init_site(
         return report
     finally:
         store.close()
+
+
+def _site_key_missing(store: Store) -> bool:
+    from vital_desktop.services import exchange
+
+    return not (exchange.keys_dir(store) / exchange.SITE_KEY_FILE).exists()
+
+
+def _admin_sign_in(store: Store, sign_in: SignIn | None) -> User:
+    if sign_in is None:
+        raise PermissionDenied(f"{store.home} is an existing site: sign in as an administrator "
+                               "(--user NAME with VITAL_PASSWORD) to change it")
+    actor = sign_in(store)
+    accounts.require(actor, "manage_users")
+    return actor
 
 
 def _user_exists(store: Store, username: str) -> bool:
@@ -133,6 +183,8 @@ def _install_demo_root(store: Store, report: InitReport) -> None:
     """Trust the DEMO-ONLY hub root (bundles/demo/root.json, shipped as a resource) on a demo site."""
     from importlib import resources
 
+    if not get_setting(store, DEMO_STORE_SETTING, False):
+        raise PermissionDenied("the DEMO root of trust is installed only into a store created by `vital init --demo`")
     from vital_desktop.services import exchange
 
     with resources.as_file(resources.files("vital_desktop.resources").joinpath("trust/demo-root.json")) as path:
@@ -149,10 +201,11 @@ def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None,
 
     progress = progress or Progress()
     report = report or InitReport(str(store.home), False, True, get_setting(store, "site_id") or DEMO_SITE_ID)
+    if not get_setting(store, DEMO_STORE_SETTING, False):
+        raise PermissionDenied("the demo is built only into a store created by `vital init --demo`")
     for username, role, display, password in DEMO_USERS:
         if not _user_exists(store, username):
-            accounts.add_user(store, actor=SYSTEM_USER, username=username, password=password, role=role,
-                              display_name=display)
+            accounts.add_demo_user(store, username=username, password=password, role=role, display_name=display)
     report.steps.append(f"{len(DEMO_USERS)} demo users")
     engineer = accounts.get_user(store, "engineer")
     inspector = accounts.get_user(store, "inspector")

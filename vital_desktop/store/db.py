@@ -124,6 +124,22 @@ def _raise_lock_error(path: Path, exc: Exception) -> None:
     raise VitalError(f"Cannot open the site store {path}: {text}") from exc
 
 
+def restrict_permissions(home: Path) -> None:
+    """The site folder 0700 and the store file (and its WAL and backups) 0600: owner-only.
+
+    Applied at every open, so a store made by an older version (0644) is tightened too.
+    """
+    try:
+        if home.stat().st_uid != os.getuid():
+            return
+        os.chmod(home, 0o700)
+        for child in home.glob(f"{STORE_FILENAME.split('.')[0]}*"):
+            if child.is_file() and not child.is_symlink():
+                os.chmod(child, 0o600)
+    except (OSError, AttributeError):  # AttributeError: no getuid on Windows (ACLs apply there)
+        pass
+
+
 def make_engine(path: Path) -> sa.Engine:
     return sa.create_engine(f"duckdb:///{path}", future=True)
 
@@ -141,7 +157,7 @@ def open_store(
     path = home / STORE_FILENAME
     if not path.exists() and not create:
         raise VitalError(f"No site store at {path}. Run `vital init` first.")
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     import duckdb
 
     # Take DuckDB's file lock up front so a second process fails now, clearly, not later.
@@ -149,6 +165,7 @@ def open_store(
         duckdb.connect(str(path)).close()
     except duckdb.IOException as exc:
         _raise_lock_error(path, exc)
+    restrict_permissions(home)
     engine = make_engine(path)
     try:
         with engine.connect() as conn:
