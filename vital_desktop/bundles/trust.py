@@ -492,3 +492,142 @@ def decide_export(manifest: Manifest, signer_sites: set[str], hub: HubContext) -
         checks.append(Check("issued_at", False, "future_dated", "the export is dated in the future"))
     outcome = "accept" if all(c.ok for c in checks) else "refuse"
     return Decision(outcome, tuple(checks), frozenset(signer_sites))
+
+
+# --- deployment packages ----------------------------------------------------------------------
+# Invariant 9: a deployment package (a folder: manifest.json, manifest.sig.json, files) is
+# trusted only if (a) a key scoped to the deployment channel -- this site's own key, or a hub
+# key whose scope includes ``deployment`` -- not revoked and not expired, signed the exact
+# manifest bytes, checked BEFORE they are parsed; (b) the manifest is canonical JSON of the
+# package format, lists at least the model, and every name is a plain relative path (no
+# ``..``, no absolute path, no backslash, no drive, no control characters); (c) the folder
+# holds exactly the listed files (nothing missing, nothing unlisted, no links); and (d) the
+# caller's hash of each file matches its size and SHA-256, the model's also the manifest's
+# model hash. The caller does the IO (listing, hashing); the decisions are here.
+
+DEPLOYMENT_CHANNEL = "deployment"
+DEPLOYMENT_PAYLOAD_TYPE = "application/vnd.vital.deployment-manifest+json;version=1"
+DEPLOYMENT_FORMAT = "vital-deployment-package"
+DEPLOYMENT_MODEL_FILE = "model.onnx"
+DEPLOYMENT_CONTROL_FILES = frozenset({"manifest.json", "manifest.sig.json"})
+MAX_DEPLOYMENT_FILES = 10_000
+MAX_DEPLOYMENT_FILE_BYTES = 8 * 1024**3
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A key as the site's key table records it (the caller reads the table)."""
+
+    key_id: str
+    public: bytes
+    role: str
+    channels: frozenset[str]
+    expires: int | None
+    revoked: bool
+
+
+def deployment_keys(records: list[KeyRecord], now: int) -> dict[str, bytes]:
+    """Keys that may sign deployment packages: the site's own key and keys scoped to ``deployment``."""
+    return {r.key_id: r.public for r in records
+            if not r.revoked and (r.expires is None or r.expires > now)
+            and compute_key_id(r.public) == r.key_id
+            and (r.role == "site" or DEPLOYMENT_CHANNEL in r.channels)}
+
+
+@dataclass(frozen=True)
+class PackageFile:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DeploymentManifest:
+    model: Mapping[str, Any]
+    files: tuple[PackageFile, ...]
+    document: Mapping[str, Any]
+
+
+def _refuse_package(code: str, message: str) -> BundleRefused:
+    return BundleRefused(code, f"deployment package: {message}")
+
+
+def check_package_name(name: object) -> str:
+    """A plain relative name inside the package, or `BundleRefused` (code ``package_name``)."""
+    if not isinstance(name, str) or not name or len(name) > 255:
+        raise _refuse_package("package_name", f"file name {str(name)[:80]!r} is empty or too long")
+    if "\\" in name or name.startswith("/") or ":" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise _refuse_package("package_name", f"file name {name[:80]!r} is not a plain relative name")
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise _refuse_package("package_name", f"file name {name[:80]!r} is not a plain relative name")
+    if name in DEPLOYMENT_CONTROL_FILES:
+        raise _refuse_package("package_name", f"{name} cannot be listed as a package file")
+    return name
+
+
+def verify_deployment_signature(envelope: bytes, manifest_bytes: bytes, keys: Mapping[str, bytes]) -> set[str]:
+    """The ids of trusted deployment keys whose signature covers exactly `manifest_bytes` (not yet parsed)."""
+    if not keys:
+        raise _refuse_package("no_trusted_key", "this site trusts no key for deployment packages")
+    body, signatures = decode_json_envelope(envelope, DEPLOYMENT_PAYLOAD_TYPE)
+    valid = valid_signers(keys, DEPLOYMENT_PAYLOAD_TYPE, body, signatures)
+    if not valid:
+        raise _refuse_package("signature", "the manifest signature is not valid for any trusted deployment key")
+    if body != manifest_bytes:
+        raise _refuse_package("manifest_mismatch", "manifest.json differs from the signed manifest")
+    return valid
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def parse_deployment_manifest(manifest_bytes: bytes) -> DeploymentManifest:
+    """Parse signed manifest bytes strictly: format, model, and a non-empty file list with safe names."""
+    from vital_desktop.bundles.limits import MAX_MANIFEST_BYTES
+
+    document = canonical.loads(manifest_bytes, max_bytes=MAX_MANIFEST_BYTES, require_canonical=True)
+    if not isinstance(document, dict) or document.get("format") != DEPLOYMENT_FORMAT \
+            or document.get("format_version") != 1:
+        raise _refuse_package("manifest", f"the manifest is not a {DEPLOYMENT_FORMAT} version 1 manifest")
+    model, files = document.get("model"), document.get("files")
+    if not isinstance(model, dict) or not _is_sha256(model.get("sha256")) or not isinstance(model.get("name"), str):
+        raise _refuse_package("manifest", "the manifest does not name the model and its SHA-256")
+    if not isinstance(files, dict) or not files or len(files) > MAX_DEPLOYMENT_FILES:
+        raise _refuse_package("manifest", "the manifest lists no files (or too many)")
+    listed = []
+    for name, entry in sorted(files.items()):
+        check_package_name(name)
+        if not isinstance(entry, dict) or set(entry) != {"size", "sha256"} or not _is_sha256(entry["sha256"]) \
+                or not isinstance(entry["size"], int) or not 0 <= entry["size"] <= MAX_DEPLOYMENT_FILE_BYTES:
+            raise _refuse_package("manifest", f"the entry of {name[:80]!r} needs a size and a SHA-256")
+        listed.append(PackageFile(name, entry["size"], entry["sha256"]))
+    if len({f.name.lower() for f in listed}) != len(listed):
+        raise _refuse_package("package_name", "two files differ only in case")
+    by_name = {f.name: f for f in listed}
+    if DEPLOYMENT_MODEL_FILE not in by_name:
+        raise _refuse_package("model_missing", f"the manifest does not list {DEPLOYMENT_MODEL_FILE}")
+    if by_name[DEPLOYMENT_MODEL_FILE].sha256 != model["sha256"]:
+        raise _refuse_package("model_hash", f"{DEPLOYMENT_MODEL_FILE} is not the model the manifest names")
+    return DeploymentManifest(model, tuple(listed), document)
+
+
+def decide_package_files(manifest: DeploymentManifest, present: set[str], links: set[str]) -> None:
+    """The folder holds exactly the listed files (plus the two control files), none of them a link."""
+    listed = {f.name for f in manifest.files}
+    if links:
+        raise _refuse_package("package_link", f"{sorted(links)[0][:80]} is a link, not a file")
+    missing = sorted(listed - present)
+    if missing:
+        raise _refuse_package("package_missing", f"{missing[0][:80]} is missing" + (
+            f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    unlisted = sorted(present - listed - DEPLOYMENT_CONTROL_FILES)
+    if unlisted:
+        raise _refuse_package("package_unlisted", f"{unlisted[0][:80]} is not listed in the signed manifest")
+
+
+def decide_package_file_hash(entry: PackageFile, size: int, sha256: str) -> None:
+    """A file's measured size and SHA-256 match the signed manifest."""
+    if size != entry.size or sha256 != entry.sha256:
+        raise _refuse_package("payload_hash", f"{entry.name[:80]} does not match its SHA-256 in the manifest")

@@ -9,7 +9,11 @@ An airgap deployment package carries the model file, its card (in the bundle for
 permit ``few_shot``: the same gates as every export), and a manifest listing each file's size
 and SHA-256. The manifest is canonical JSON (`bundles.canonical`) signed by the site key as a
 DSSE envelope (`bundles.envelope`), so the receiving side can check nothing was altered on the
-stick. It is written to a temporary folder and renamed into place: no half-written package.
+stick. A package is never written unsigned (a site without its key gets an error), and
+`verify_package` leaves every decision to `bundles.trust` (invariant 9): the signature on the
+raw manifest bytes by a key scoped to deployment, before parsing; plain relative names; the
+exact set of listed files; each file's size and hash; the model present and matching.
+It is written to a temporary folder and renamed into place: no half-written package.
 Signed hub→site ``models`` bundles remain the hub's job (the bundle format lets only the hub
 publish on that channel); this package is what an engineer carries to the hub or to an
 isolated gateway.
@@ -17,9 +21,11 @@ isolated gateway.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from vital_desktop.bundles import trust
+from vital_desktop.bundles.errors import BundleRefused
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.core.ids import iso, utcnow
@@ -39,8 +47,8 @@ from vital_desktop.store import audit
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import CanonicalLabel, Deployment, ModelRow, Sheet, SheetItem
 
-PACKAGE_FORMAT = "vital-deployment-package"
-MANIFEST_PAYLOAD_TYPE = "application/vnd.vital.deployment-manifest+json;version=1"
+PACKAGE_FORMAT = trust.DEPLOYMENT_FORMAT
+MANIFEST_PAYLOAD_TYPE = trust.DEPLOYMENT_PAYLOAD_TYPE
 DEFAULT_FEW_SHOT_PER_CLASS = 3
 
 
@@ -164,7 +172,10 @@ def build_package(
     include_images: bool = True,
 ) -> tuple[PackageResult, Changes]:
     """Write the airgap deployment package of `model` into a new folder under `out_dir`."""
+    from vital_desktop.services import exchange
+
     require(actor, "deploy")
+    key = exchange.site_key(store)  # never an unsigned package: no key, no package
     with store.read() as s:
         row = resolve_model(s, model)
         ref = f"{row.name}@{row.version}"
@@ -200,20 +211,26 @@ def build_package(
         (work / "model_card.json").write_text(json.dumps(model_card, indent=2, sort_keys=True), "utf-8")
         if include_images:
             (work / "few_shot_images").mkdir()
-            for example in examples:
+            for index, example in enumerate(examples):
                 root = image_roots.get(sheet_ids.get(example["sheet"], ""))
                 if root and example["image_path"]:
                     source = Path(root) / example["image_path"]
                     if source.is_file():
-                        target = work / "few_shot_images" / f"{example['item_ref']}{source.suffix}"
+                        # A plain file name whatever the item reference holds (no '/', '..', '\\').
+                        safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(example["item_ref"]))[:80].strip(".") or "item"
+                        suffix = re.sub(r"[^A-Za-z0-9.]", "", source.suffix)[:10]
+                        target = work / "few_shot_images" / f"{index:04d}-{safe}{suffix}"
                         shutil.copyfile(source, target)
                         example["packaged_image"] = f"few_shot_images/{target.name}"
         (work / "few_shot.jsonl").write_text(
             "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in examples), "utf-8")
         files = {
-            str(p.relative_to(work)): {"size": p.stat().st_size, "sha256": _sha256(p)}
+            p.relative_to(work).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
             for p in sorted(work.rglob("*")) if p.is_file()
         }
+        if files["model.onnx"]["sha256"] != row.file_sha256:
+            raise ValidationError(f"the file of {ref} ({model_path}) changed since it was registered "
+                                  "(its SHA-256 differs); register it again")
         manifest = {
             "format": PACKAGE_FORMAT, "format_version": 1, "model": {"name": row.name, "version": int(row.version),
                                                                     "kind": "onnx", "sha256": row.file_sha256},
@@ -225,17 +242,11 @@ def build_package(
         from vital_desktop.bundles.envelope import encode_json_envelope, sign
 
         manifest_bytes = canonical.dumps(_integers_only(manifest))
+        trust.parse_deployment_manifest(manifest_bytes)  # what we write is what verify accepts
         (work / "manifest.json").write_bytes(manifest_bytes)
-        signed_by = None
-        try:
-            from vital_desktop.services import exchange
-
-            key = exchange.site_key(store)
-            (work / "manifest.sig.json").write_bytes(
-                encode_json_envelope(MANIFEST_PAYLOAD_TYPE, manifest_bytes, sign([key], MANIFEST_PAYLOAD_TYPE, manifest_bytes)))
-            signed_by = key.key_id
-        except ValidationError:
-            signed_by = None  # a site without a key yet still gets the hashed manifest
+        (work / "manifest.sig.json").write_bytes(
+            encode_json_envelope(MANIFEST_PAYLOAD_TYPE, manifest_bytes, sign([key], MANIFEST_PAYLOAD_TYPE, manifest_bytes)))
+        signed_by = key.key_id
         os.replace(work, final)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -247,47 +258,81 @@ def build_package(
     return PackageResult(str(final), ref, files, len(examples), excluded, signed_by, manifest_sha), Changes()
 
 
-def trusted_keys(store: Store) -> dict[str, bytes]:
-    """Public keys this site trusts (its own site key among them), by key id."""
+def trusted_keys(store: Store, *, now: int | None = None) -> dict[str, bytes]:
+    """Keys this site accepts on deployment packages (`trust.deployment_keys`): its own site key
+    and keys scoped to the deployment channel, not revoked, not expired."""
+    import time
+
     from vital_desktop.store.models import TrustKey
 
     with store.read() as s:
-        return {k.key_id: bytes.fromhex(k.public_key) for k in s.scalars(sa.select(TrustKey).where(TrustKey.revoked.is_(False)))}
+        records = [trust.KeyRecord(k.key_id, bytes.fromhex(k.public_key), k.role, frozenset(k.channels or ()),
+                                   None if k.expires_at is None else int(k.expires_at.replace(tzinfo=dt.UTC).timestamp()),
+                                   bool(k.revoked))
+                   for k in s.scalars(sa.select(TrustKey))]
+    return trust.deployment_keys(records, int(time.time()) if now is None else now)
+
+
+_MAX_CONTROL_BYTES = 1024 * 1024
+
+
+def _read_capped(path: Path, cap: int, what: str) -> bytes:
+    if path.is_symlink() or not path.is_file():
+        raise BundleRefused("package_layout", f"deployment package: {what} is missing (or not a plain file)")
+    with path.open("rb") as handle:
+        data = handle.read(cap + 1)
+    if len(data) > cap:
+        raise BundleRefused("package_layout", f"deployment package: {what} is larger than {cap} bytes")
+    return data
+
+
+def _hash_capped(path: Path, limit: int) -> tuple[int, str]:
+    """Size and SHA-256 of at most `limit` + 1 bytes (a file longer than declared fails, unread)."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while size <= limit:
+            chunk = handle.read(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 def verify_package(path: Path | str, *, public_keys: dict[str, bytes] | None = None) -> dict[str, Any]:
-    """Check every file of a package against its manifest, and the manifest's Ed25519 signature
-    against `public_keys` (key id -> raw public key) when given."""
+    """Check a deployment package: ``{"ok", "problems", "signed_by", "model"}``, never a traceback.
+
+    `public_keys` (key id -> raw public key; see `trusted_keys`) are the keys accepted; with
+    none, nothing verifies. Every decision is `bundles.trust`'s (invariant 9)."""
     folder = Path(path)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise ValidationError(f"{folder} is not a deployment package (no manifest.json)")
-    manifest = json.loads(manifest_path.read_bytes())
-    problems = []
-    for name, entry in manifest.get("files", {}).items():
-        file = folder / name
-        if not file.is_file():
-            problems.append(f"{name} is missing")
-        elif file.stat().st_size != entry["size"] or _sha256(file) != entry["sha256"]:
-            problems.append(f"{name} does not match its SHA-256 in the manifest")
-    signature = None
-    sig_path = folder / "manifest.sig.json"
-    if sig_path.is_file():
-        from vital_desktop.bundles.envelope import decode_json_envelope
-
-        body, signatures = decode_json_envelope(sig_path.read_bytes(), MANIFEST_PAYLOAD_TYPE)
-        if body != manifest_path.read_bytes():
-            problems.append("manifest.json differs from the signed manifest")
-        signature = [sig.key_id for sig in signatures]
-        if public_keys is not None:
-            from vital_desktop.bundles.envelope import pae
-            from vital_desktop.bundles.keys import verify_ed25519
-
-            message = pae(MANIFEST_PAYLOAD_TYPE, body)
-            verified = [sig.key_id for sig in signatures
-                        if sig.key_id in public_keys and verify_ed25519(public_keys[sig.key_id], sig.sig, message)]
-            if not verified:
-                problems.append("the manifest signature is not valid for any trusted key")
-    elif public_keys is not None:
-        problems.append("the package is not signed")
-    return {"ok": not problems, "problems": problems, "signed_by": signature, "model": manifest.get("model")}
+    signed_by: list[str] | None = None
+    model = None
+    try:
+        if not folder.is_dir():
+            raise BundleRefused("package_layout", f"deployment package: {folder} is not a folder")
+        manifest_bytes = _read_capped(folder / "manifest.json", _MAX_CONTROL_BYTES, "manifest.json")
+        envelope = _read_capped(folder / "manifest.sig.json", _MAX_CONTROL_BYTES, "manifest.sig.json (the package "
+                                                                                  "is not signed)")
+        signed_by = sorted(trust.verify_deployment_signature(envelope, manifest_bytes, public_keys or {}))
+        manifest = trust.parse_deployment_manifest(manifest_bytes)
+        model = dict(manifest.model)
+        present, links = set(), set()
+        for item in folder.rglob("*"):
+            name = item.relative_to(folder).as_posix()
+            if item.is_symlink():
+                links.add(name)
+            elif item.is_file():
+                present.add(name)
+            elif not item.is_dir():
+                links.add(name)  # devices, sockets, fifos: not package files either
+        trust.decide_package_files(manifest, present, links)
+        for entry in manifest.files:
+            size, digest = _hash_capped(folder / entry.name, entry.size)
+            trust.decide_package_file_hash(entry, size, digest)
+    except BundleRefused as exc:
+        return {"ok": False, "problems": [exc.message], "code": exc.code, "signed_by": signed_by, "model": model}
+    except OSError as exc:
+        return {"ok": False, "problems": [f"deployment package: cannot read {exc.filename or folder}: "
+                                          f"{exc.strerror or exc}"], "code": "io", "signed_by": signed_by,
+                "model": model}
+    return {"ok": True, "problems": [], "code": "", "signed_by": signed_by, "model": model}
