@@ -1,7 +1,6 @@
 """Frozen entry point of `vital-desktop` (PyInstaller runs this file)."""
 
 import os
-import sys
 from pathlib import Path
 
 

@@ -32,8 +32,6 @@ def run_and_exit(main: Callable[[], int | None]) -> None:
         code = 130
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
     os._exit(int(code or 0))

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field, replace
 
 
-class Role(str, enum.Enum):
+class Role(str, enum.Enum):  # noqa: UP042 - a StrEnum would change how roles print in existing messages
     INSPECTOR = "inspector"
     ENGINEER = "engineer"
     ADMIN = "admin"
