@@ -62,6 +62,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_geometry(p, sweep=True)
     p.set_defaults(handler=_sweep)
 
+    p = actions.add_parser("curve", help="efficiency curve: energies -> fitted log-log polynomial with covariance")
+    _add_geometry(p)
+    p.add_argument("--energies-kev", default=None, help="comma-separated energies (at least 3)")
+    p.add_argument("--range-kev", default=None, help="LOW,HIGH: energies spaced evenly in ln E (with --points)")
+    p.add_argument("--points", type=int, default=10, help="number of energies for --range-kev")
+    p.add_argument("--order", default="auto", help="polynomial order, or 'auto' (leave-one-out cross-validation)")
+    p.add_argument("--at", type=float, action="append", default=None, help="interpolate at this energy (repeatable)")
+    p.add_argument("--csv", default=None, help="write points, fit, residuals and the curve with its band here")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(handler=_curve)
+
     p = actions.add_parser("list", help="stored runs, newest first")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(handler=_list)
@@ -220,3 +231,54 @@ def _presets(ctx: CliContext, args) -> dict:
     text = ["detectors:"] + [f"  {k:18s} {v['title']}" for k, v in dets.items()]
     text += ["nuclides:"] + [f"  {k:8s} " + ", ".join(f"{e:g} keV ({p:.3g})" for e, p in v["lines"]) for k, v in nucs.items()]
     return {"detectors": dets, "nuclides": nucs, "text": "\n".join(text)}
+
+
+def _curve(ctx: CliContext, args) -> dict:
+    from pathlib import Path
+
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.montecarlo import make_config
+    from vital_desktop.montecarlo.curves import log_energies
+    from vital_desktop.services import calibration
+
+    if bool(args.energies_kev) == bool(args.range_kev):
+        raise ValidationError("give --energies-kev or --range-kev (one of them)")
+    try:
+        if args.energies_kev:
+            energies = _split(args.energies_kev, float)
+        else:
+            low, high = _split(args.range_kev, float)
+            energies = log_energies(low, high, args.points)
+    except ValueError as exc:
+        raise ValidationError(f"energies must be comma-separated numbers (--range-kev LOW,HIGH): {exc}") from None
+    if args.order == "auto":
+        order = None
+    else:
+        try:
+            order = int(args.order)
+        except ValueError:
+            raise ValidationError(f"--order must be a whole number or 'auto', got {args.order!r}") from None
+    config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm),
+                         energies_kev=energies, options=_options(args))
+    if args.csv and Path(args.csv).is_dir():
+        raise ValidationError(f"--csv {args.csv} is a folder; give a file name")
+    info, curve, _ = calibration.run_efficiency_curve(
+        ctx.store, actor=ctx.actor, config=config, histories=args.histories, seed=args.seed, order=order,
+        name=args.name, workers=args.workers, progress=ctx.progress("mc curve"))
+    at = []
+    if args.at:
+        eps, sig = curve.evaluate(args.at)
+        at = [{"energy_kev": e, "efficiency": float(v), "sigma": float(u)} for e, v, u in zip(args.at, eps, sig)]
+    if args.csv:
+        Path(args.csv).write_text(curve.to_csv(), encoding="utf-8")
+    text = [f"run {info.id}  {info.name}",
+            (f"  ln(eps) = sum a_k ln(E/1 MeV)^k, order {curve.order} ({curve.order_choice}), "
+             f"chi2 {curve.chi2:.2f} for {curve.dof} degrees of freedom"),
+            "  coefficients: " + ", ".join(f"{c:.6g}" for c in curve.coefficients)]
+    for e, y, sgm, r in zip(curve.energies_kev, curve.efficiencies, curve.sigmas, curve.residuals):
+        text.append(f"  {e:9.2f} keV  peak eff {y:.5e} +- {sgm:.1e}  residual {r:+.2f} sigma")
+    for a in at:
+        text.append(f"  at {a['energy_kev']:g} keV: {a['efficiency']:.5e} +- {a['sigma']:.1e}")
+    if args.csv:
+        text.append(f"  CSV written to {args.csv}")
+    return {"run": info.to_dict(), "curve": curve.to_dict(), "at": at, "text": "\n".join(text)}

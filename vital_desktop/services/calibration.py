@@ -23,7 +23,8 @@ from vital_desktop.core.users import User
 from vital_desktop.montecarlo import SimulationConfig, config_from_dict, run_simulation, validate
 from vital_desktop.montecarlo import sweep as mc_sweep
 from vital_desktop.montecarlo.config import validate_histories, validate_seed
-from vital_desktop.montecarlo.engine import ENGINE_VERSION
+from vital_desktop.montecarlo.curves import EfficiencyCurve, curve_from_dict, fit_efficiency_curve
+from vital_desktop.montecarlo.engine import ENGINE_VERSION, simulate
 from vital_desktop.services.accounts import require
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
@@ -92,14 +93,15 @@ def _info(row: McRun) -> RunInfo:
     )
 
 
-def _store_result(session, actor: User, result, *, name: str, extra_audit: dict | None = None) -> McRun:
+def _store_result(session, actor: User, result, *, name: str, extra_audit: dict | None = None,
+                  extra_results: dict | None = None) -> McRun:
     row = McRun(
         name=name,
         status="complete",
         config=result.config.to_dict(),
         seed=result.seed,
         histories=result.histories,
-        results=result.to_dict(include_spectrum=False),
+        results={**result.to_dict(include_spectrum=False), **(extra_results or {})},
         spectrum=asdict(result.spectrum),
         engine_version=result.engine_version,
         duration_s=result.duration_s,
@@ -185,6 +187,58 @@ def run_sweep(
             })
             infos.append(_info(row))
     return infos, Changes(mc_runs=True)
+
+
+def run_efficiency_curve(
+    store: Store,
+    *,
+    actor: User,
+    config: SimulationConfig,
+    histories: float,
+    seed: int,
+    order: int | None = None,
+    name: str = "",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[RunInfo, EfficiencyCurve, Changes]:
+    """Simulate `config`'s energies (one photon per history) and fit the full-energy-peak curve.
+
+    The run is stored like any other, with the fitted curve (coefficients, covariance, residuals)
+    and the total-efficiency curve beside the per-line results. The fit is checked before the
+    run is stored, so a curve that cannot be fitted stores nothing.
+    """
+    require(actor, "run_calibration")
+    if config.mode != "per_line":
+        raise ValidationError("an efficiency curve is fitted to single-photon efficiencies: use energies, not a "
+                              "whole-decay nuclide")
+    validate(config)
+    if len(config.lines) < 3:
+        raise ValidationError("an efficiency curve needs at least 3 energies")
+    if order is not None and (order < 1 or order > min(6, len(config.lines) - 1)):
+        raise ValidationError(f"order must be from 1 to {min(6, len(config.lines) - 1)} for {len(config.lines)} "
+                              f"energies, got {order}")
+    n_hist = validate_histories(histories, len(config.lines))
+    seed = validate_seed(seed)
+    result = simulate(config, histories=n_hist, seed=seed, workers=workers or os.cpu_count() or 1, progress=progress)
+    energies = [line.energy_kev for line in result.lines]
+    peak = fit_efficiency_curve(energies, [x.peak_efficiency.value for x in result.lines],
+                                [x.peak_efficiency.sigma for x in result.lines], order=order)
+    total = fit_efficiency_curve(energies, [x.total_efficiency.value for x in result.lines],
+                                 [x.total_efficiency.sigma for x in result.lines], order=peak.order)
+    with store.session() as s:
+        row = _store_result(s, actor, result, name=name or f"curve {_default_name(config)}",
+                            extra_audit={"curve_order": peak.order, "curve_order_choice": peak.order_choice},
+                            extra_results={"curve": peak.to_dict(), "total_curve": total.to_dict()})
+        info = _info(row)
+    return info, peak, Changes(mc_runs=True)
+
+
+def stored_curve(detail: RunDetail, kind: str = "peak") -> EfficiencyCurve:
+    """The fitted curve of a stored curve run ("peak" or "total")."""
+    data = detail.results.get("curve" if kind == "peak" else "total_curve")
+    if not data:
+        raise NotFoundError(f"run {detail.info.id[:8]} has no fitted efficiency curve")
+    return curve_from_dict(data)
 
 
 def _default_name(config: SimulationConfig) -> str:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
+    QPushButton,
     QRadioButton,
     QScrollArea,
     QSpinBox,
@@ -33,6 +34,7 @@ from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import Cancelled, ValidationError
 from vital_desktop.services import calibration
 from vital_desktop.ui import theme
+from vital_desktop.ui.calibration_plots import EfficiencyCurvePlot
 from vital_desktop.ui.charts import (
     JobProgress,
     SpectrumPlot,
@@ -169,6 +171,20 @@ class CalibrationPage(Page):
             self.run_button.setEnabled(False)
             self.run_button.setToolTip("Calibration runs need the engineer or admin role")
         config_card.body.addWidget(self.run_button, 0, Qt.AlignmentFlag.AlignRight)
+        curve_row = QWidget()
+        curve_layout = QHBoxLayout(curve_row)
+        curve_layout.setContentsMargins(0, 0, 0, 0)
+        self.curve_energies = QLineEdit("50, 2000, 10")
+        self.curve_energies.setToolTip("Efficiency curve: LOW, HIGH, POINTS (keV, spaced evenly in ln E), "
+                                       "or a list of at least 4 energies; the order is chosen by cross-validation")
+        self.curve_button = QPushButton("Fit curve")
+        self.curve_button.setToolTip("Simulate the form's detector and source at these energies and fit the "
+                                     "log-log efficiency curve with its covariance")
+        self.curve_button.clicked.connect(lambda: self.run_curve())
+        self.curve_button.setEnabled(permitted(context.user, "run_calibration"))
+        curve_layout.addWidget(self.curve_energies, 1)
+        curve_layout.addWidget(self.curve_button)
+        config_card.body.addWidget(curve_row)
         self.progress = JobProgress()
         config_card.body.addWidget(self.progress)
         self.message = muted_label()
@@ -194,6 +210,9 @@ class CalibrationPage(Page):
         results_card.body.addWidget(self.lines)
         self.spectrum = SpectrumPlot()
         results_card.body.addWidget(self.spectrum, 1)
+        self.curve_plot = EfficiencyCurvePlot()
+        self.curve_plot.setVisible(False)
+        results_card.body.addWidget(self.curve_plot, 1)
         right.addWidget(results_card)
         runs_card = Card("Past runs (click to show)")
         self.runs = read_only_table(["created", "name", "detector", "source", "distance", "emission", "histories",
@@ -293,6 +312,60 @@ class CalibrationPage(Page):
         self.run_job = self.context.run("Monte Carlo run", work, on_result=done, on_error=failed, cancellable=True)
         self.progress.follow(self.run_job)
 
+    def curve_energies_value(self) -> list[float]:
+        """The curve energies of the form: LOW, HIGH, POINTS or a list of energies (keV)."""
+        from vital_desktop.montecarlo.curves import log_energies
+
+        try:
+            values = [float(x) for x in self.curve_energies.text().replace(";", ",").split(",") if x.strip()]
+        except ValueError:
+            raise ValidationError("curve energies must be numbers: LOW, HIGH, POINTS or a list of energies") from None
+        if len(values) == 3 and values[2] == int(values[2]) and values[2] >= 3 and values[1] > values[0]:
+            return log_energies(values[0], values[1], int(values[2]))
+        if len(values) < 3:
+            raise ValidationError("an efficiency curve needs at least 3 energies (or LOW, HIGH, POINTS)")
+        return values
+
+    def run_curve(self) -> None:
+        """Simulate the form's geometry at the curve energies and fit the curve, in the background."""
+        if self.progress.running() or not permitted(self.context.user, "run_calibration"):
+            return
+        try:
+            from vital_desktop.montecarlo import make_config
+
+            base = self.build_config()
+            config = make_config(detector=base.detector, source=base.source, energies_kev=self.curve_energies_value(),
+                                 options=base.options)
+            histories = self.histories_value()
+        except Exception as exc:  # noqa: BLE001 - bad input is shown before any work
+            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            return
+        store, actor, seed, name = self.context.store, self.context.user, self.seed.value(), self.run_name.text().strip()
+        self.curve_button.setEnabled(False)
+
+        def work(progress: Any) -> tuple[calibration.RunInfo, Any, Changes]:
+            return calibration.run_efficiency_curve(store, actor=actor, config=config, histories=histories, seed=seed,
+                                                    name=name, progress=progress)
+
+        def done(value: tuple[calibration.RunInfo, Any, Changes]) -> None:
+            info, curve, changes = value
+            self.curve_button.setEnabled(True)
+            self.context.announce(changes)
+            self.message.setText(f"Curve run {info.id[:8]} stored: order {curve.order} ({curve.order_choice}), "
+                                 f"χ² {curve.chi2:.1f} / {curve.dof}.")
+            self.reload_runs(select=info.id)
+
+        def failed(exc: BaseException) -> None:
+            self.curve_button.setEnabled(True)
+            if isinstance(exc, Cancelled):
+                self.message.setText("Cancelled; nothing was stored.")
+                return
+            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            show_error(self, "Efficiency curve", exc)
+
+        self.run_job = self.context.run("Efficiency curve", work, on_result=done, on_error=failed, cancellable=True)
+        self.progress.follow(self.run_job)
+
     # --- runs and results ---------------------------------------------------------------------------
     def reload_runs(self, select: str | None = None) -> None:
         runs = calibration.list_runs(self.context.store)
@@ -355,6 +428,9 @@ class CalibrationPage(Page):
         fill_table(self.lines, rows)
         self.lines.setMaximumHeight(34 + 30 * min(max(len(rows), 1), 6))
         self.spectrum.show_spectrum(detail.spectrum)
+        curve = calibration.stored_curve(detail) if results.get("curve") else None
+        self.curve_plot.show_curve(curve)
+        self.curve_plot.setVisible(curve is not None)
 
     # --- page protocol --------------------------------------------------------------------------
     def on_changes(self, changes: Changes) -> None:
