@@ -317,7 +317,10 @@ def test_conflicts_are_surfaced_in_review(generated) -> None:
     assert [p.item_ref for p in conflicting] == ["INS-0007"] and conflicting[0].label_conflict
     # Approving the pair's different AI answer as a third view also becomes a conflict, not an overwrite.
     outcome, _ = review.approve(store, actor=generated.user("engineer"), pair_id=conflicting[0].id)
-    assert outcome.label_outcome == "conflict" and outcome.pair.status == "unlabeled"
+    # The pair no longer shows "unlabeled": it is flagged with the conflict, and the outcome
+    # carries the item's current canonical label beside the AI answer.
+    assert outcome.label_outcome == "conflict" and outcome.pair.status == "flagged"
+    assert outcome.pair.current_label_data == {"defect_type": "inclusion"}
     assert labels.get_label(store, sheet="Crystals", item_ref="INS-0007",
                             label_type="classification").label_data == {"defect_type": "inclusion"}
     # A new generation carries the current version but holds it for review (flagged): a

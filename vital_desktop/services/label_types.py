@@ -187,11 +187,9 @@ def get_label_type(source: Any, name: str | None = None, version: str | None = N
 
 @functools.cache
 def _validator_for(schema_text: str) -> Any:
-    import jsonschema
+    from vital_desktop.core.strict_json import strict_validator
 
-    schema = json.loads(schema_text)
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)
+    return strict_validator(json.loads(schema_text))  # patterns anchored as JSON Schema means them
 
 
 def validator(label_type: LabelType) -> Any:

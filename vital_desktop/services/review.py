@@ -14,7 +14,6 @@ existing key from another user becomes a conflict (`labels.upsert_records`), sho
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,19 +25,25 @@ from sqlalchemy.orm import Session
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
-from vital_desktop.core.ids import iso, new_id, utcnow
+from vital_desktop.core.ids import iso, utcnow
 from vital_desktop.core.users import User
 from vital_desktop.services import generate, labels, templates
 from vital_desktop.services.accounts import require
+from vital_desktop.services.label_claims import (  # noqa: F401 - re-exported (Mode B claims)
+    DEFAULT_CLAIM_MINUTES,
+    MAX_CLAIM_MINUTES,
+    ClaimResult,
+    claim_items,
+    list_claims,
+    release_claims,
+)
 from vital_desktop.store import audit
-from vital_desktop.store.bulk import insert_arrow, query_arrow, raw_connection
+from vital_desktop.store.bulk import query_arrow, raw_connection
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import CanonicalLabel, LabelClaim, QAPair, Sheet, SheetItem, Template, TrainingSheet
 
 BULK_ACTIONS = ("approve", "reject")
 ITEM_FILTERS = ("all", "unlabeled", "labeled", "conflicting")
-DEFAULT_CLAIM_MINUTES = 30
-MAX_CLAIM_MINUTES = 24 * 60
 
 
 # --- plain results ---------------------------------------------------------------------------
@@ -68,6 +73,8 @@ class PairInfo:
     reviewed_at: str | None
     current_label_version: int | None = None  # the item's canonical label now (may be newer than the pair's)
     label_conflict: bool = False  # the item's canonical label has an open conflict
+    current_label_data: dict | None = None  # that label's data, to show beside the AI answer
+    current_label_by: str | None = None  # who last changed it
 
     @property
     def pre_approved(self) -> bool:
@@ -141,20 +148,12 @@ class ItemPage:
         return {"items": [i.to_dict() for i in self.items], "total": self.total, "counts": self.counts}
 
 
-@dataclass(frozen=True)
-class ClaimResult:
-    claimed: list[str]
-    refused: dict[str, str]  # item_ref → who holds it
-    expires_at: str | None
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _pair_info(row: QAPair, current: tuple[int, str] | None = None) -> PairInfo:
+def _pair_info(row: QAPair, current: tuple | None = None) -> PairInfo:
+    """The pair, with `current` = (version, review_state, label_data, updated_by) of the item's
+    canonical label now, if it has one."""
     return PairInfo(
         id=row.id, training_sheet_id=row.training_sheet_id, item_ref=row.item_ref, position=row.position,
         messages=row.messages, answer=row.answer, raw_output=row.raw_output, ai_error=row.ai_error,
@@ -165,6 +164,8 @@ def _pair_info(row: QAPair, current: tuple[int, str] | None = None) -> PairInfo:
         reviewed_by=row.reviewed_by, reviewed_at=iso(row.reviewed_at),
         current_label_version=current[0] if current else None,
         label_conflict=bool(current and current[1] == "conflict"),
+        current_label_data=current[2] if current else None,
+        current_label_by=current[3] if current else None,
     )
 
 
@@ -180,11 +181,12 @@ def _context(s: Session, pair_id: str) -> tuple[QAPair, TrainingSheet, Template,
     return pair, ts, tmpl, sheet
 
 
-def _current_label(s: Session, sheet_id: str, item_ref: str, label_type: str) -> tuple[int, str] | None:
-    row = s.execute(sa.select(CanonicalLabel.version, CanonicalLabel.review_state).where(
+def _current_label(s: Session, sheet_id: str, item_ref: str, label_type: str) -> tuple | None:
+    row = s.execute(sa.select(CanonicalLabel.version, CanonicalLabel.review_state, CanonicalLabel.label_data,
+                              CanonicalLabel.updated_by).where(
         CanonicalLabel.sheet_id == sheet_id, CanonicalLabel.item_ref == item_ref,
         CanonicalLabel.label_type == label_type)).first()
-    return (int(row[0]), row[1]) if row else None
+    return (int(row[0]), row[1], row[2], row[3]) if row else None
 
 
 def _training_sheet(s: Session, ref: str) -> TrainingSheet:
@@ -213,7 +215,8 @@ def list_pairs(
     with store.read() as s:
         ts = _training_sheet(s, training_sheet)
         query = (
-            sa.select(QAPair, CanonicalLabel.version, CanonicalLabel.review_state)
+            sa.select(QAPair, CanonicalLabel.version, CanonicalLabel.review_state, CanonicalLabel.label_data,
+                      CanonicalLabel.updated_by)
             .outerjoin(CanonicalLabel, sa.and_(CanonicalLabel.sheet_id == ts.sheet_id,
                                                CanonicalLabel.item_ref == QAPair.item_ref,
                                                CanonicalLabel.label_type == ts.label_type))
@@ -234,7 +237,7 @@ def list_pairs(
         query = query.order_by(QAPair.position).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        return [_pair_info(p, (v, st) if v is not None else None) for p, v, st in s.execute(query)]
+        return [_pair_info(p, (v, st, data, by) if v is not None else None) for p, v, st, data, by in s.execute(query)]
 
 
 def pair_refs(store: Store, *, training_sheet: str, status: str | tuple[str, ...] | None = None) -> list[str]:
@@ -286,8 +289,12 @@ def approve(
 ) -> tuple[ReviewOutcome, Changes]:
     """Approve a pair (its pre-label, or the edited `answer`): one transaction marks it ``labeled``
     and creates or versions the item's canonical label. An answer that fails the template's output
-    schema or the label type is a `ValidationError` and nothing is written. If the item's label was
-    changed by someone else meanwhile, the label write becomes a conflict and the pair stays open."""
+    schema or the label type is a `ValidationError` and nothing is written.
+
+    The approval is based on the label version the pair was generated from (none for an AI
+    pre-label): if the item's canonical label is newer — an expert labelled it in the labeling
+    tool since — the write becomes a label conflict, never a silent new version, and the pair is
+    flagged with the reason. The outcome carries the item's current canonical label."""
     require(actor, "review")
     edited = answer is not None
     with store.session() as s:
@@ -307,12 +314,13 @@ def approve(
             s, actor, sheet=sheet.id, item_ref=pair.item_ref, label_type=ts.label_type, label_data=label_data,
             allowed_uses=allowed_uses, prohibited_uses=prohibited_uses, usage_reason=usage_reason,
             confidence=confidence, notes=notes, reason=f"approved in review of training sheet {ts.name!r}",
-            action="review",
+            action="review", expected_version=pair.canonical_label_version or 0,
         )
         now = utcnow()
         if result.outcome == "conflict":
+            pair.status = "flagged"  # not "unlabeled": the item has a newer label that disagrees
             pair.review_reason = (f"approval conflicts with canonical label v{result.label.version} by "
-                                  f"{result.label.updated_by}; resolve the label conflict")
+                                  f"{result.label.updated_by}; resolve label conflict {result.conflict_id}")
         else:
             label = result.label
             pair.status = "labeled"
@@ -385,15 +393,16 @@ def _check_bulk(action: str, threshold: float) -> None:
 
 
 def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template, action: str, threshold: float
-                     ) -> tuple[list[tuple[str, str, Any, dict | None]], int, int]:
-    """Pairs a bulk action would touch: (pair id, item_ref, answer, label data), and the skipped counts.
+                     ) -> tuple[list[tuple[str, str, Any, dict | None, int]], int, int]:
+    """Pairs a bulk action would touch: (pair id, item_ref, answer, label data, base label version),
+    and the skipped counts.
 
     Approve: unlabeled pairs with a valid pre-label and confidence >= threshold. Reject: unlabeled
     pairs with confidence < threshold. Items someone else has claimed are skipped.
     """
     compare = ">=" if action == "approve" else "<"
     rows = query_arrow(s, (
-        "SELECT q.id, q.item_ref, q.answer::VARCHAR AS answer, "
+        "SELECT q.id, q.item_ref, q.answer::VARCHAR AS answer, q.canonical_label_version AS base, "
         "EXISTS (SELECT 1 FROM label_claims c WHERE c.sheet_id = ? AND c.item_ref = q.item_ref AND c.label_type = ? "
         "AND c.expires_at > ? AND c.claimed_by <> ?) AS claimed "
         f"FROM qa_pairs q WHERE q.training_sheet_id = ? AND q.status = 'unlabeled' AND q.confidence {compare} ? "
@@ -413,7 +422,7 @@ def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template,
             except ValidationError:
                 invalid += 1
                 continue
-        chosen.append((row["id"], row["item_ref"], answer, data))
+        chosen.append((row["id"], row["item_ref"], answer, data, int(row["base"] or 0)))
     return chosen, claimed, invalid
 
 
@@ -463,8 +472,9 @@ def bulk_action(
             done = len(chosen)
         else:
             records = [labels.LabelRecord(sheet_id=ts.sheet_id, item_ref=item, label_type=ts.label_type, label_data=data,
+                                          expected_version=base,
                                           reason=f"bulk approved in review of training sheet {ts.name!r}")
-                       for _, item, _, data in chosen]
+                       for _, item, _, data, base in chosen]
             records = labels.prepare_records(s, records) if records else []
             outcome = labels.upsert_records(s, actor, records, action="review")
             created, updated, conflicts = outcome.created, outcome.updated, outcome.conflicts
@@ -491,6 +501,7 @@ def bulk_action(
                 raw.unregister("_approved")
             if conflicted_items:
                 _update_pairs(s, pa.table({"id": [c[0] for c in chosen if c[1] in conflicted_items]}),
+                              "status = 'flagged', "
                               "review_reason = 'bulk approval conflicts with the current canonical label', "
                               "reviewed_by = ?, reviewed_at = ?", [actor.username, now])
             done = len(good)
@@ -573,92 +584,3 @@ def label_item(
             confidence=confidence, notes=notes, expected_version=expected_version,
         )
     return result, Changes(labels=True)
-
-
-# --- Mode B: claims -----------------------------------------------------------------------------------
-
-
-def claim_items(
-    store: Store,
-    *,
-    actor: User,
-    sheet: str,
-    label_type: str,
-    item_refs: list[str] | None = None,
-    count: int = 10,
-    minutes: int = DEFAULT_CLAIM_MINUTES,
-) -> tuple[ClaimResult, Changes]:
-    """Claim items for `minutes` so no other expert labels them meanwhile.
-
-    With `item_refs`, those items (ones held by someone else are refused, not taken); without,
-    the next `count` unlabeled items nobody else holds. Claiming again extends your own claim.
-    """
-    require(actor, "label")
-    labels.get_label_type(label_type)
-    if not 1 <= int(minutes) <= MAX_CLAIM_MINUTES:
-        raise ValidationError(f"a claim lasts 1 to {MAX_CLAIM_MINUTES} minutes, not {minutes}")
-    if item_refs is None and not 1 <= int(count) <= 10_000:
-        raise ValidationError(f"claim 1 to 10000 items at a time, not {count}")
-    now = utcnow()
-    expires = now + dt.timedelta(minutes=int(minutes))
-    with store.session() as s:
-        sheet_row = labels._sheet_row(s, sheet)
-        live = {c.item_ref: c.claimed_by for c in s.scalars(sa.select(LabelClaim).where(
-            LabelClaim.sheet_id == sheet_row.id, LabelClaim.label_type == label_type, LabelClaim.expires_at > now))}
-        known = list(s.scalars(sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == sheet_row.id)
-                               .order_by(SheetItem.position)))
-        refused: dict[str, str] = {}
-        if item_refs is not None:
-            unknown = [r for r in item_refs if r not in set(known)]
-            if unknown:
-                raise NotFoundError(f"sheet {sheet_row.name!r} has no item(s) {', '.join(unknown[:10])}")
-            wanted = list(dict.fromkeys(item_refs))
-            refused = {r: live[r] for r in wanted if r in live and live[r] != actor.username}
-            wanted = [r for r in wanted if r not in refused]
-        else:
-            labeled = set(s.scalars(sa.select(CanonicalLabel.item_ref).where(
-                CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.label_type == label_type)))
-            wanted = [r for r in known if r not in labeled and live.get(r, actor.username) == actor.username][:int(count)]
-        if wanted:
-            # Expired claims and the actor's own are replaced; the unique key allows one row per item.
-            s.execute(sa.delete(LabelClaim).where(
-                LabelClaim.sheet_id == sheet_row.id, LabelClaim.label_type == label_type,
-                LabelClaim.item_ref.in_(wanted),
-                sa.or_(LabelClaim.expires_at <= now, LabelClaim.claimed_by == actor.username)))
-            insert_arrow(s, "label_claims", pa.table({
-                "id": [new_id() for _ in wanted], "sheet_id": [sheet_row.id] * len(wanted), "item_ref": wanted,
-                "label_type": [label_type] * len(wanted), "claimed_by": [actor.username] * len(wanted),
-                "claimed_at": [now] * len(wanted), "expires_at": [expires] * len(wanted)}))
-            audit.record(s, actor, "label.claim", f"{sheet_row.name}/{label_type}",
-                         {"items": len(wanted), "minutes": int(minutes), "refused": len(refused)})
-    return ClaimResult(wanted, refused, iso(expires) if wanted else None), Changes(labels=bool(wanted))
-
-
-def release_claims(
-    store: Store, *, actor: User, sheet: str, label_type: str, item_refs: list[str] | None = None
-) -> tuple[int, Changes]:
-    """Give back your claims (all of them on this sheet and label type unless `item_refs`)."""
-    require(actor, "label")
-    with store.session() as s:
-        sheet_row = labels._sheet_row(s, sheet)
-        query = sa.delete(LabelClaim).where(LabelClaim.sheet_id == sheet_row.id, LabelClaim.label_type == label_type,
-                                            LabelClaim.claimed_by == actor.username)
-        if item_refs is not None:
-            query = query.where(LabelClaim.item_ref.in_(item_refs))
-        count = s.execute(query).rowcount or 0
-        if count:
-            audit.record(s, actor, "label.release", f"{sheet_row.name}/{label_type}", {"items": count})
-    return count, Changes(labels=bool(count))
-
-
-def list_claims(store: Store, *, sheet: str | None = None, label_type: str | None = None) -> list[dict]:
-    """Live claims (expired ones are ignored everywhere and replaced on the next claim)."""
-    with store.read() as s:
-        query = sa.select(LabelClaim, Sheet.name).join(Sheet, Sheet.id == LabelClaim.sheet_id).where(
-            LabelClaim.expires_at > utcnow())
-        if sheet:
-            query = query.where(LabelClaim.sheet_id == labels._sheet_row(s, sheet).id)
-        if label_type:
-            query = query.where(LabelClaim.label_type == label_type)
-        return [{"sheet": name, "item_ref": c.item_ref, "label_type": c.label_type, "claimed_by": c.claimed_by,
-                 "expires_at": iso(c.expires_at)} for c, name in s.execute(query.order_by(LabelClaim.item_ref))]

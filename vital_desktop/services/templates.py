@@ -210,10 +210,9 @@ def _check_schema(schema: Any, what: str) -> None:
 
 @functools.lru_cache(maxsize=256)
 def _validator_for_text(schema_text: str) -> Any:
-    import jsonschema
+    from vital_desktop.core.strict_json import strict_validator
 
-    schema = json.loads(schema_text)
-    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+    return strict_validator(json.loads(schema_text))  # patterns anchored as JSON Schema means them
 
 
 def schema_validator(schema: dict) -> Any:

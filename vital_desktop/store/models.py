@@ -212,6 +212,16 @@ class LabelConflict(Base):
     created_at: Mapped[dt.datetime] = _now()
     resolved_by: Mapped[str | None] = mapped_column(sa.String)
     resolved_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+    # 0004: why it arose and the whole proposal (accepting applies exactly what was proposed)
+    kind: Mapped[str | None] = mapped_column(sa.String, default="")
+    detail: Mapped[str | None] = mapped_column(sa.String, default="")
+    base_version: Mapped[int | None] = mapped_column(sa.Integer)
+    proposed_allowed_uses: Mapped[Any] = mapped_column(JSONType)
+    proposed_prohibited_uses: Mapped[Any] = mapped_column(JSONType)
+    proposed_usage_reason: Mapped[str | None] = mapped_column(sa.String)
+    proposed_data_classification: Mapped[Any] = mapped_column(JSONType)
+    proposed_confidence: Mapped[str | None] = mapped_column(sa.String)
+    proposed_notes: Mapped[str | None] = mapped_column(sa.String)
 
 
 class LabelClaim(Base):

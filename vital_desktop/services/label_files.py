@@ -1,0 +1,284 @@
+"""Label files: bulk import (CSV, JSONL, Parquet) through the one write path, labels arriving in
+hub bundles, and exports of the current labels (csv, jsonl, parquet, COCO)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from vital_desktop.core import strict_json
+from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.ids import iso
+from vital_desktop.core.progress import Progress
+from vital_desktop.core.users import User
+from vital_desktop.services import label_bulk
+from vital_desktop.services.accounts import require
+from vital_desktop.services.label_bulk import split_uses
+from vital_desktop.services.label_queries import sheet_row
+from vital_desktop.services.label_types import get_label_type
+from vital_desktop.services.label_write import (
+    LabelRecord,
+    RowErrors,
+    UpsertOutcome,
+    apply_table,
+    prepare_records,
+    upsert_records,
+)
+from vital_desktop.store import audit
+from vital_desktop.store.bulk import query_arrow
+from vital_desktop.store.db import Store
+from vital_desktop.store.models import Sheet
+
+EXPORT_FORMATS = ("csv", "jsonl", "parquet", "coco")
+
+_split_uses = split_uses
+
+
+def _read_label_file(path: Path) -> pa.Table | list[dict]:
+    """CSV and Parquet as an Arrow table (every CSV cell as text); JSONL as rows."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise ValidationError(f"label file {path} does not exist")
+    try:
+        if suffix == ".csv":
+            return _read_csv(path)
+        if suffix in (".jsonl", ".ndjson"):
+            rows = []
+            with open(path, encoding="utf-8") as handle:
+                for number, line in enumerate(handle, start=1):
+                    if line.strip():
+                        try:
+                            rows.append(strict_json.loads(line))
+                        except json.JSONDecodeError as exc:
+                            raise ValidationError(f"row {number}: not valid JSON ({exc.msg})") from None
+                        except ValidationError as exc:
+                            raise ValidationError(f"row {number}: {exc.message}") from None
+            return rows
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"label file {path.name} is not UTF-8 text: {exc}") from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ValidationError(f"label file {path.name} cannot be read: {exc}") from None
+    raise ValidationError(f"label file {path.name}: use .csv, .jsonl or .parquet")
+
+
+def _read_csv(path: Path) -> pa.Table:
+    import pyarrow.csv as pacsv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    if not header:
+        return pa.table({})
+    return pacsv.read_csv(
+        path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
+
+
+def records_from_rows(
+    session: Session, rows: list[dict], *, default_sheet: str | None = None, default_label_type: str | None = None,
+    first_row_number: int = 1,
+) -> list[LabelRecord]:
+    """Turn file rows (sheet, item_ref, label_type, label_data, uses…) into records; bad rows are named."""
+    sheets_by_ref: dict[str, str] = {}
+    for sheet in session.scalars(sa.select(Sheet)):
+        sheets_by_ref[sheet.name] = sheet.id
+        sheets_by_ref[sheet.id] = sheet.id
+    records = []
+    errors = RowErrors()
+    for offset, raw in enumerate(rows):
+        number = first_row_number + offset
+        try:
+            if not isinstance(raw, dict):
+                raise ValidationError("each row must be an object")
+            sheet_ref = raw.get("sheet") or raw.get("sheet_name") or raw.get("sheet_id") or default_sheet
+            if not sheet_ref:
+                raise ValidationError("no sheet (add a 'sheet' column or pass --sheet)")
+            if sheet_ref not in sheets_by_ref:
+                raise ValidationError(f"unknown sheet {sheet_ref!r}")
+            item_ref = raw.get("item_ref")
+            if item_ref is None or str(item_ref).strip() == "":
+                raise ValidationError("no item_ref")
+            label_type = raw.get("label_type") or default_label_type
+            if not label_type:
+                raise ValidationError("no label_type (add a column or pass --label-type)")
+            data = raw.get("label_data")
+            if isinstance(data, str):
+                try:
+                    data = strict_json.loads(data)
+                except json.JSONDecodeError as exc:
+                    raise ValidationError(f"label_data is not valid JSON ({exc.msg})") from None
+            if data is None:
+                raise ValidationError("no label_data")
+            records.append(LabelRecord(
+                sheet_id=sheets_by_ref[sheet_ref], item_ref=str(item_ref), label_type=str(label_type),
+                label_data=data, allowed_uses=_split_uses(raw.get("allowed_uses")),
+                prohibited_uses=_split_uses(raw.get("prohibited_uses")), usage_reason=raw.get("usage_reason") or "",
+                confidence=(raw.get("confidence") or None), notes=raw.get("notes") or "", row=number,
+            ))
+        except ValidationError as exc:
+            if errors.add(f"row {number}: {exc.message}"):
+                break
+    errors.raise_if_any()
+    return records
+
+
+def import_labels(
+    store: Store, *, actor: User, path: Path | str, sheet: str | None = None, label_type: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[UpsertOutcome, Changes]:
+    """Import a CSV/JSONL/Parquet file of labels in ONE transaction: a bad row refuses the file.
+
+    CSV and text Parquet files are checked vectorised (`label_bulk`); the rest record by record.
+    Both end in the one write path."""
+    require(actor, "label")
+    progress = progress or Progress()
+    path = Path(path)
+    progress.start(3, f"reading {path.name}")
+    content = _read_label_file(path)
+    count = content.num_rows if isinstance(content, pa.Table) else len(content)
+    if not count:
+        raise ValidationError(f"label file {path.name} has no rows")
+    progress.set(1, f"checking {count} labels")
+    with store.session() as s:
+        incoming = None
+        if isinstance(content, pa.Table):
+            incoming = label_bulk.prepare_table(s, content, default_sheet=sheet, default_label_type=label_type)
+        progress.check()
+        progress.set(2, f"writing {count} labels")
+        if incoming is not None:
+            outcome = apply_table(s, actor, incoming, action="import")
+        else:
+            rows = content.to_pylist() if isinstance(content, pa.Table) else content
+            records = prepare_records(s, records_from_rows(s, rows, default_sheet=sheet, default_label_type=label_type))
+            outcome = upsert_records(s, actor, records, action="import")
+        audit.record(s, actor, "label.import", path.name, {"rows": count, **outcome.to_dict()})
+    progress.finish(f"imported {count} labels")
+    return outcome, Changes(labels=True)
+
+
+def apply_incoming_labels(session: Session, actor: User, rows: list[dict], *, origin: str = "hub") -> UpsertOutcome:
+    """Labels arriving in a bundle, inside the importer's transaction. Disagreements become conflicts."""
+    records = prepare_records(session, records_from_rows(session, rows))
+    outcome = upsert_records(session, actor, records, origin=origin, action="import")
+    audit.record(session, actor, "label.bundle_import", origin, outcome.to_dict())
+    return outcome
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: no half-written exports."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK):
+        raise ValidationError(f"cannot write to {path.parent}: permission denied")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_labels(
+    store: Store, *, actor: User, out: Path | str, fmt: str, sheet: str | None = None, label_type: str | None = None,
+) -> dict:
+    """Export current labels as csv, jsonl, parquet or COCO (localization labels only)."""
+    require(actor, "export_data")
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
+    if fmt == "coco" and label_type not in (None, "localization"):
+        raise ValidationError("COCO export holds localization labels only (use --label-type localization)")
+    if fmt == "coco":
+        label_type = "localization"
+    with store.read() as s:
+        where, params = [], []
+        if sheet:
+            where.append("c.sheet_id = ?")
+            params.append(sheet_row(s, sheet).id)
+        if label_type:
+            where.append("c.label_type = ?")
+            params.append(label_type)
+        sql = ("SELECT s.name AS sheet, c.item_ref, c.label_type, c.label_data::VARCHAR AS label_data, c.version, "
+               "c.allowed_uses::VARCHAR AS allowed_uses, c.prohibited_uses::VARCHAR AS prohibited_uses, "
+               "c.usage_reason, c.data_classification::VARCHAR AS data_classification, c.confidence, c.notes, "
+               "c.origin, c.updated_by, c.updated_at, i.image_path, s.image_root "
+               "FROM canonical_labels c JOIN sheets s ON s.id = c.sheet_id "
+               "LEFT JOIN sheet_items i ON i.sheet_id = c.sheet_id AND i.item_ref = c.item_ref"
+               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY s.name, c.item_ref, c.label_type")
+        table = query_arrow(s, sql, params)
+    rows = table.to_pylist()
+
+    def write(tmp: Path) -> None:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table.drop_columns(["image_root"]), tmp)
+        elif fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as handle:
+                for r in rows:
+                    out_row = {k: v for k, v in r.items() if k != "image_root"}
+                    for key in ("label_data", "allowed_uses", "prohibited_uses", "data_classification"):
+                        out_row[key] = json.loads(out_row[key])
+                    out_row["updated_at"] = iso(out_row["updated_at"])
+                    handle.write(json.dumps(out_row, ensure_ascii=False) + "\n")
+        elif fmt == "csv":
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                columns = [c for c in table.column_names if c != "image_root"]
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                for r in rows:
+                    writer.writerow({k: (iso(v) if k == "updated_at" else v) for k, v in r.items() if k in columns})
+        else:
+            _write_coco(tmp, rows)
+
+    _atomic_write(Path(out), write)
+    return {"path": str(out), "format": fmt, "labels": len(rows)}
+
+
+def _write_coco(tmp: Path, rows: list[dict]) -> None:
+    from PIL import Image
+
+    categories = get_label_type("localization").schema["properties"]["boxes"]["items"]["properties"]["label"]["enum"]
+    cat_ids = {name: i + 1 for i, name in enumerate(categories)}
+    images, annotations = [], []
+    for image_id, r in enumerate(rows, start=1):
+        width = height = None
+        if r["image_root"] and r["image_path"]:
+            try:
+                with Image.open(Path(r["image_root"]) / r["image_path"]) as img:
+                    width, height = img.size
+            except OSError:
+                pass
+        images.append({"id": image_id, "file_name": r["image_path"] or r["item_ref"], "width": width, "height": height,
+                       "vital_item_ref": r["item_ref"], "vital_sheet": r["sheet"]})
+        for box in json.loads(r["label_data"]).get("boxes", []):
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": image_id, "category_id": cat_ids[box["label"]],
+                "bbox": [box["x"], box["y"], box["width"], box["height"]], "area": box["width"] * box["height"],
+                "iscrowd": 0,
+            })
+    coco = {"info": {"description": "VITAL Desktop canonical localization labels"}, "images": images,
+            "annotations": annotations, "categories": [{"id": i, "name": n} for n, i in cat_ids.items()]}
+    tmp.write_text(json.dumps(coco, indent=1), encoding="utf-8")
+
+
+def label_csv_template() -> str:
+    """The header a bulk-import CSV needs (shown by the CLI and the GUI's import dialog)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(["sheet", "item_ref", "label_type", "label_data", "allowed_uses", "prohibited_uses",
+                                 "usage_reason", "confidence", "notes"])
+    return buffer.getvalue()
