@@ -37,17 +37,34 @@ def geometry_type(name: str, kind: str, classes: list[str], colors: dict[str, st
                                                  "schema": schema, "colors": colors or {}})
 
 
-@pytest.fixture
-def site_types(monkeypatch):
-    """Adds polygon and point label types to the site's label types (real validation path)."""
-    extra = {
-        "weld_outline": geometry_type("weld_outline", "polygons", ["weld_crack", "pore"],
-                                      {"weld_crack": "#d81b60", "pore": "#00897b"}),
-        "weld_points": geometry_type("weld_points", "points", ["pore", "spatter"]),
-    }
+def add_label_types(monkeypatch, store, actor, specs: list[dict]) -> dict:
+    """Create site label types: as store rows when the site keeps its own label types, else
+    beside the packaged ones (the same validation path either way)."""
+    try:
+        from vital_desktop.services import label_type_edits
+    except ImportError:
+        label_type_edits = None
+    if label_type_edits is not None:
+        for spec in specs:
+            label_type_edits.create_label_type(store, actor, {k: v for k, v in spec.items() if k != "build"})
+        return {spec["name"]: label_type_service.get_label_type(store, spec["name"]) for spec in specs}
+    extra = {spec["name"]: spec["build"]() for spec in specs}
     original = label_type_service.list_label_types
-    monkeypatch.setattr(label_type_service, "list_label_types", lambda source=None: {**original(source), **extra})
+    monkeypatch.setattr(label_type_service, "list_label_types", lambda source=None, **kw: {**original(source), **extra})
     return extra
+
+
+@pytest.fixture
+def site_types(monkeypatch, store, engineer):
+    """Polygon and point label types of this site (classes with their own colours)."""
+    outline = [{"name": "weld_crack", "color": "#d81b60"}, {"name": "pore", "color": "#00897b"}]
+    return add_label_types(monkeypatch, store, engineer, [
+        {"name": "weld_outline", "title": "Weld Outline", "kind": "polygons", "classes": outline,
+         "build": lambda: geometry_type("weld_outline", "polygons", ["weld_crack", "pore"],
+                                        {"weld_crack": "#d81b60", "pore": "#00897b"})},
+        {"name": "weld_points", "title": "Weld Points", "kind": "points", "classes": ["pore", "spatter"],
+         "build": lambda: geometry_type("weld_points", "points", ["pore", "spatter"])},
+    ])
 
 
 # --- the model alone ---------------------------------------------------------------------------------
@@ -189,9 +206,10 @@ def test_points_and_boxes_with_the_mouse(qtbot, view):
 
 def test_a_polygon_label_round_trips_through_the_store_by_mouse_and_keys(qtbot, window, store, site_types):
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = window.pages["canonical"]
-    tool.type_combo.addItem("Weld Outline", "weld_outline")  # the combo was filled before the fixture's types
     tool.set_label_type("weld_outline")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     shapes = tool.form.shape_model
     assert shapes is not None and tool.image_view.model is shapes
     assert tool.form.shape_list.chooser.list.count() == 2
@@ -218,9 +236,10 @@ def test_a_polygon_label_round_trips_through_the_store_by_mouse_and_keys(qtbot, 
 
 def test_a_shape_outside_the_image_is_refused_naming_the_item(qtbot, window, store, site_types):
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = window.pages["canonical"]
-    tool.type_combo.addItem("Weld Points", "weld_points")
     tool.set_label_type("weld_points")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     qtbot.waitUntil(lambda: tool.labels_ready, timeout=5000)
     width, _height = tool.image_view.image_size()
     item = tool.item.item_ref

@@ -61,6 +61,7 @@ def test_main_window_clicks_through_every_stage(qtbot, window):
         assert window.stack.currentWidget() is window.pages[key]
         assert window.breadcrumb.buttons[key].isChecked()
     qtbot.mouseClick(window.canonical_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     assert window.current_stage == "canonical"
     assert tool_of(window).item is not None
     qtbot.keyClick(window, Qt.Key.Key_Escape)
@@ -87,6 +88,7 @@ def test_menus_list_every_action_with_its_shortcut_and_question_mark_shows_them(
 def test_the_wow_moment_label_once_then_pre_approved_then_review_creates_a_label(qtbot, window, store):
     # 1. Canonical Labeling Tool, keyboard only: pick class 1 (inclusion), Enter saves and moves on.
     qtbot.mouseClick(window.canonical_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = tool_of(window)
     first = tool.item.item_ref
     qtbot.keyClick(window, Qt.Key.Key_1)
@@ -172,6 +174,7 @@ def test_approve_key_creates_the_canonical_label(qtbot, window, store, engineer,
 
 def test_undo_and_redo_of_label_actions(qtbot, window, store):
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = tool_of(window)
     item = tool.item.item_ref
     qtbot.keyClick(window, Qt.Key.Key_1)
@@ -189,16 +192,24 @@ def test_undo_and_redo_of_label_actions(qtbot, window, store):
         return label_service.get_label(store, sheet=SHEET, item_ref=item, label_type="classification")
 
     assert current().label_data["defect_type"] == "crack" and current().version == 2
+
+    def settled() -> bool:  # undo/redo run on the writer thread; the tool shows the item afterwards
+        return not tool.undoing and not window.context.jobs.jobs and tool.ready
+
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(settled, timeout=10_000)
     assert current().label_data["defect_type"] == "inclusion"  # the previous label, as a new version
     assert current().version == 3
     assert tool.item.item_ref == item  # undo shows the item it touched
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(settled, timeout=10_000)
     assert current().label_data["defect_type"] == "crack"
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(settled, timeout=10_000)
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(settled, timeout=10_000)
     assert current() is None  # undo of the first save withdraws the label; its history stays
-    assert tool.model.status_of(tool.position) == "unlabeled"
+    qtbot.waitUntil(lambda: tool.model.status_of(tool.position) == "unlabeled", timeout=10_000)
     actions = [v.action for v in label_service.history(store, sheet=SHEET, item_ref=item, label_type="classification")
                ] if current() else None
     assert actions is None
@@ -213,6 +224,7 @@ def test_history_rollback_and_other_label_types(qtbot, window, store, engineer):
     label_service.set_label(store, actor=engineer, sheet=SHEET, item_ref="INS-00004", label_type="severity",
                             label_data={"severity": "major"})
     window.go("canonical", sheet=SHEET, item="INS-00004")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = tool_of(window)
     assert tool.item.item_ref == "INS-00004"
     qtbot.waitUntil(lambda: tool.labels_ready, timeout=5000)  # labels load in the background
@@ -231,8 +243,10 @@ def test_history_rollback_and_other_label_types(qtbot, window, store, engineer):
 
 def test_filter_by_status_and_localization_boxes(qtbot, window, store):
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = tool_of(window)
     tool.set_label_type("localization")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     shapes = tool.form.shape_model
     assert shapes is not None and shapes.kind == "boxes" and tool.image_view.model is shapes
     shapes.add_box(10, 12, 40, 30)
@@ -256,6 +270,7 @@ def test_deep_link_opens_the_tool_on_an_item_and_window_state_is_remembered(qtbo
     window = build_main_window(store, engineer, stage="canonical", sheet=SHEET, item="INS-00005", settings=settings)
     qtbot.addWidget(window)
     window.show()
+    qtbot.waitUntil(lambda: tool_of(window).ready, timeout=10_000)
     assert tool_of(window).item.item_ref == "INS-00005"
     window.resize(701, 503)  # within the offscreen screen, which clamps restored geometry
     expected = (window.size().width(), window.size().height())  # the layout's minimum width may win
@@ -382,11 +397,13 @@ def test_enter_moves_on_at_once_and_a_refused_save_returns_to_its_item(qtbot, wi
     from vital_desktop.services import accounts
 
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = tool_of(window)
     item = tool.item.item_ref
     # Another expert holds a claim on this item, so the save will be refused by the store.
     other = accounts.get_user(store, "ivan")
     review_service.claim_items(store, actor=other, sheet=SHEET, label_type="classification", item_refs=[item])
+    qtbot.waitUntil(lambda: tool.labels_ready, timeout=5000)  # its label version is known (read in the background)
     qtbot.keyClick(window, Qt.Key.Key_1)
     qtbot.keyClick(window, Qt.Key.Key_Return)
     assert tool.item.item_ref != item  # moved on without waiting for the store
@@ -403,6 +420,7 @@ def test_claim_next_reserves_items_for_this_expert(qtbot, window, store):
     from vital_desktop.services import accounts
 
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = tool_of(window)
     qtbot.mouseClick(tool.claim_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Claimed" in tool.message.text(), timeout=10_000)

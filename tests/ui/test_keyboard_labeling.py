@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QLineEdit
 
 from tests.ui.conftest import SHEET
+from tests.ui.test_canvas import add_label_types
 from vital_desktop.services import generate as generate_service
 from vital_desktop.services import label_types as label_type_service
 from vital_desktop.services import labels as label_service
@@ -30,16 +31,18 @@ def fifty_classes() -> list[str]:
 
 
 @pytest.fixture
-def wide_taxonomy(monkeypatch):
+def wide_taxonomy(monkeypatch, store, engineer):
     """A 50-class classification type (class field `class`, as `--classes` makes it)."""
     names = fifty_classes()
-    spec = {"title": "Texture families", "class_field": "class", "schema": {
-        "type": "object", "additionalProperties": False, "required": ["class"],
-        "properties": {"class": {"type": "string", "enum": names, "title": "Texture family"}}}}
-    wide = label_type_service.from_schema("textures", spec)
-    original = label_type_service.list_label_types
-    monkeypatch.setattr(label_type_service, "list_label_types", lambda source=None: {**original(source),
-                                                                                      "textures": wide})
+
+    def build():
+        spec = {"title": "Texture families", "class_field": "class", "schema": {
+            "type": "object", "additionalProperties": False, "required": ["class"],
+            "properties": {"class": {"type": "string", "enum": names, "title": "Texture family"}}}}
+        return label_type_service.from_schema("textures", spec)
+
+    add_label_types(monkeypatch, store, engineer, [{"name": "textures", "title": "Texture families",
+                                                    "kind": "classification", "classes": names, "build": build}])
     return names
 
 
@@ -64,9 +67,10 @@ def type_text(qtbot, window, text: str) -> None:
 def test_fifty_classes_by_digits_and_type_to_filter(qtbot, window, store, wide_taxonomy):
     names = wide_taxonomy
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = window.pages["canonical"]
-    tool.type_combo.addItem("Texture families", "textures")
     tool.set_label_type("textures")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     activate(qtbot, window)
     chooser = tool.form.class_picker
     assert chooser.filterable and chooser.list.count() == 50 and not chooser.filter.isHidden()
@@ -97,6 +101,7 @@ def test_fifty_classes_by_digits_and_type_to_filter(qtbot, window, store, wide_t
 
 def test_a_full_labeling_and_review_session_by_keys_alone(qtbot, window, store, engineer):
     window.go("canonical")
+    qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = window.pages["canonical"]
     activate(qtbot, window)
     qtbot.waitUntil(lambda: tool.labels_ready, timeout=5000)

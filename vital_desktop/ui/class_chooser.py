@@ -59,6 +59,9 @@ class ClassChooser(QWidget):
         self.filter.textChanged.connect(self._apply_filter)
         self.filter.installEventFilter(self)
         layout.addWidget(self.filter)
+        self.no_match = muted_label("", wrap=False)
+        self.no_match.setVisible(False)
+        layout.addWidget(self.no_match)
         self.list = QListWidget()
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # arrows move between items, not classes
         self.list.setUniformItemSizes(True)
@@ -136,6 +139,8 @@ class ClassChooser(QWidget):
         shown = self.matches()
         if shown and self.index() not in shown:
             self._highlight(shown[0])
+        self.no_match.setText(f"no class matches “{text.strip()}”" if needle and not shown else "")
+        self.no_match.setVisible(bool(needle and not shown))
 
     def _highlight(self, index: int) -> None:
         """Move the filter's highlight (the current row) without choosing it yet."""

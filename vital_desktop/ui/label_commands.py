@@ -7,21 +7,23 @@ What "undo" means is defined honestly by the store's rules (history is never rew
 - undo of a save that *updated* a label, or of a rollback, is a rollback to the version before
   it (a new version with the old content); redo is a rollback to the version it had made.
 
-The save itself happened before the command is pushed (the store is the truth, and the UI
-moved on only after it returned), so the first `redo()` does nothing. These calls are short
-single-row writes; QUndoStack's API is synchronous, so they run on the GUI thread, serialised
-by the store's write lock with the writer thread.
+The save itself happened before the command is pushed (the store is the truth), so the first
+`redo()` does nothing. QUndoStack's API is synchronous, but the store work is not done on the
+GUI thread: `undo()`/`redo()` hand it to the writer thread and report back through
+`on_applied(key)` (or `on_error(key, exc)`); the tool blocks further undo/redo meanwhile.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from PySide6.QtGui import QUndoCommand
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import labels as label_service
+from vital_desktop.ui import label_ops
 from vital_desktop.ui.context import AppContext
 
 
@@ -36,7 +38,8 @@ class LabelActionCommand(QUndoCommand):
     """A saved label action (save or rollback) that can be undone and redone."""
 
     def __init__(self, context: AppContext, key: LabelKey, *, before_version: int | None, after_version: int,
-                 after_data: dict, text: str, on_applied: Callable[[LabelKey], None]) -> None:
+                 after_data: dict, text: str, on_applied: Callable[[LabelKey], None],
+                 on_error: Callable[[LabelKey, BaseException], None] | None = None) -> None:
         super().__init__(text)
         self.context = context
         self.key = key
@@ -44,6 +47,7 @@ class LabelActionCommand(QUndoCommand):
         self.after_version = after_version
         self.after_data = after_data
         self.on_applied = on_applied
+        self.on_error = on_error
         self._first_redo = True
         self.error: BaseException | None = None
 
@@ -51,41 +55,39 @@ class LabelActionCommand(QUndoCommand):
         if self._first_redo:
             self._first_redo = False
             return
-        self._apply(self._redo)
+        self._apply("Redo", self._redo)
 
     def undo(self) -> None:
-        self._apply(self._undo)
+        self._apply("Undo", self._undo)
 
-    def _apply(self, fn: Callable[[], None]) -> None:
+    def _apply(self, title: str, fn: Callable[[Any, Any, str], None]) -> None:
         self.error = None
-        try:
-            fn()
-        except Exception as exc:  # noqa: BLE001 - shown by the tool; the stack stays consistent with the store
+        text = self.text()  # read here: the worker thread never touches the command
+
+        def failed(exc: BaseException) -> None:
             self.error = exc
-            self.setObsolete(True)
-        self.context.announce(Changes(labels=True))
-        self.on_applied(self.key)
+            if self.on_error is not None:
+                self.on_error(self.key, exc)
 
-    def _current_version(self) -> int | None:
-        label = label_service.get_label(self.context.store, sheet=self.key.sheet, item_ref=self.key.item_ref,
-                                        label_type=self.key.label_type)
-        return label.version if label else None
+        label_ops.change(self.context, f"{title} {text}",
+                         lambda op: (fn(op.store, op.actor, text), Changes(labels=True)),
+                         on_result=lambda _r: self.on_applied(self.key), on_error=failed)
 
-    def _undo(self) -> None:
-        store, actor, key = self.context.store, self.context.user, self.key
+    def _undo(self, store: Any, actor: Any, text: str) -> None:
+        key = self.key
         if self.before_version is None:
             label_service.withdraw_label(store, actor=actor, sheet=key.sheet, item_ref=key.item_ref,
-                                         label_type=key.label_type, reason=f"undo: {self.text()}")
+                                         label_type=key.label_type, reason=f"undo: {text}")
             return
         label_service.rollback(store, actor=actor, sheet=key.sheet, item_ref=key.item_ref, label_type=key.label_type,
-                               to_version=self.before_version,
-                               reason=f"undo: {self.text()}")
+                               to_version=self.before_version, reason=f"undo: {text}")
 
-    def _redo(self) -> None:
-        store, actor, key = self.context.store, self.context.user, self.key
-        if self._current_version() is None:  # withdrawn by the undo: save the same content again
+    def _redo(self, store: Any, actor: Any, text: str) -> None:
+        key = self.key
+        current = label_service.get_label(store, sheet=key.sheet, item_ref=key.item_ref, label_type=key.label_type)
+        if current is None:  # withdrawn by the undo: save the same content again
             label_service.set_label(store, actor=actor, sheet=key.sheet, item_ref=key.item_ref,
                                     label_type=key.label_type, label_data=self.after_data, reason="redo")
             return
         label_service.rollback(store, actor=actor, sheet=key.sheet, item_ref=key.item_ref, label_type=key.label_type,
-                               to_version=self.after_version, reason=f"redo: {self.text()}")
+                               to_version=self.after_version, reason=f"redo: {text}")
