@@ -99,7 +99,7 @@ def test_python_and_onnx_paths_agree(model_file, trained, demo_files):
     paths = [demo_files.image_paths[ref] for ref in sorted(demo_files.labels)[:48]]
     batch = load_batch(paths, trained.spec)
     onnx_probabilities = OnnxClassifier(model_file, threads=1).run(batch)
-    python_probabilities = predict_proba_python(trained.estimator, batch)
+    python_probabilities = predict_proba_python(trained, batch)
     assert onnx_probabilities.shape == (48, len(trained.classes))
     np.testing.assert_allclose(onnx_probabilities, python_probabilities, atol=1e-4)
     assert (onnx_probabilities.argmax(1) == python_probabilities.argmax(1)).all()

@@ -26,7 +26,7 @@ def test_register_activate_and_predict_from_the_command_line(tmp_path, model_fil
     assert code == 0 and result["model"]["ref"] == "defects@1"
     code, result, _ = run("model", "activate", "defects@1")
     assert code == 0 and result["model"]["status"] == "active"
-    image = demo_files.image_paths[sorted(demo_files.labels)[0]]
+    image = demo_files.image_paths[min(demo_files.labels)]
     code, result, _ = run("predict", "--model", "defects", str(image))
     assert code == 0
     (prediction,) = result["predictions"]

@@ -71,12 +71,10 @@ def test_faint_defects_are_the_hard_ones(demo_files, trained):
     Low-severity (faint, small) defects are mistaken far more often than high-severity ones,
     and a real share of predictions is uncertain, so confidence-based review has work to do.
     """
-    from vital_desktop.inference.train_classifier import DEFAULT_SPEC, compute_features, load_batch
+    from vital_desktop.inference.train_classifier import load_batch, predict_proba_python
 
     refs = sorted(demo_files.labels)
-    probabilities = trained.estimator.predict_proba(
-        compute_features(load_batch([demo_files.image_paths[r] for r in refs], DEFAULT_SPEC))
-    )
+    probabilities = predict_proba_python(trained, load_batch([demo_files.image_paths[r] for r in refs], trained.spec))
     wrong = {ref: trained.classes[int(row.argmax())] != demo_files.labels[ref] for ref, row in zip(refs, probabilities)}
 
     def error_rate(severity):

@@ -29,6 +29,7 @@ COMMAND_MODULES = [  # in the order `vital --help` lists them: the site, then th
     "generate",
     "models",
     "lifecycle",
+    "assist",
     "mc",
     "bundle",
     "support",

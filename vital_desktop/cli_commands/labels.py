@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_resolve)
     p = label.add_parser("types", help="label types and their JSON Schemas")
     p.set_defaults(handler=_types)
+    from vital_desktop.cli_commands.assist import register_label_verbs
+
+    register_label_verbs(label)  # next, suspects (the classifier's help to the expert)
 
 
 def _uses(text: str | None) -> list[str] | None:

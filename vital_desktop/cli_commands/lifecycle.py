@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--min-per-class", type=int, default=5)
+    p.add_argument("--folds", type=int, default=None,
+                   help="cross-validation folds for choosing the model (default: up to 5, limited by the smallest class)")
     p.add_argument("--activate", action="store_true", help="activate the new version when trained")
     p.set_defaults(handler=_train)
 
@@ -140,7 +142,7 @@ def _train(ctx: CliContext, args: argparse.Namespace) -> dict:
     result, _ = training.train_classifier(
         ctx.store, actor=ctx.actor, name=args.name, sheet=args.sheet, training_sheet=args.training_sheet,
         label_type=args.label_type, classes=_csv(args.classes), val_fraction=args.val_fraction, seed=args.seed,
-        min_per_class=args.min_per_class, progress=ctx.progress("train"),
+        min_per_class=args.min_per_class, progress=ctx.progress("train"), folds=args.folds,
     )
     out = result.to_dict()
     if args.activate:
@@ -148,7 +150,9 @@ def _train(ctx: CliContext, args: argparse.Namespace) -> dict:
         out["activated"] = True
     text = (f"trained {result.name}@{result.version} on {result.images} images "
             f"({', '.join(f'{c} {n}' for c, n in result.class_counts.items())}); "
-            f"held-out accuracy {result.held_out_accuracy:.1%}; {result.duration_s:.1f} s"
+            f"held-out accuracy {result.held_out_accuracy:.1%}"
+            + (f", calibration error {result.metrics['ece']:.3f}" if "ece" in result.metrics else "")
+            + f"; {result.duration_s:.1f} s"
             + ("; activated" if args.activate else ""))
     return out | {"text": text}
 

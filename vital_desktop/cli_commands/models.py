@@ -21,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", type=Path)
     p.add_argument("--kind", choices=["gguf", "onnx_classifier"], required=True)
     p.add_argument("--name", default=None, help="registry name (default: from the file name)")
+    foreign = p.add_argument_group("a classifier made elsewhere (no vital.* metadata): say how to feed it")
+    foreign.add_argument("--input-size", default=None, help="H,W the model expects, e.g. 224,224")
+    foreign.add_argument("--channels", default="3", help="1 (grayscale) or 3 (RGB)")
+    foreign.add_argument("--mean", default="0", help="per-channel mean in [0,1] pixel units, e.g. 0.485,0.456,0.406")
+    foreign.add_argument("--std", default="1", help="per-channel std, e.g. 0.229,0.224,0.225")
+    foreign.add_argument("--classes", default=None, help="class names in the model's output order, comma-separated")
+    foreign.add_argument("--output", default=None, help="the probabilities output, if the model has several")
     p.set_defaults(handler=_register)
     p = actions.add_parser("activate", help="make a model the active one of its kind")
     p.add_argument("model", help="NAME or NAME@VERSION")
@@ -65,7 +72,19 @@ def _show(ctx: CliContext, args) -> dict:
 def _register(ctx: CliContext, args) -> dict:
     from vital_desktop.services import registry
 
-    info, _ = registry.register_model(ctx.store, actor=ctx.actor, path=args.path, kind=args.kind, name=args.name)
+    if args.input_size or args.classes:
+        from vital_desktop.core.errors import ValidationError
+        from vital_desktop.inference.interop import parse_spec
+
+        if args.kind != registry.KIND_ONNX or not (args.input_size and args.classes):
+            raise ValidationError("describing a model's preprocessing needs --kind onnx_classifier, --input-size "
+                                  "and --classes (and --channels/--mean/--std unless the defaults fit)")
+        spec = parse_spec(args.input_size, args.channels, args.mean, args.std)
+        info, _ = registry.register_foreign_classifier(
+            ctx.store, actor=ctx.actor, path=args.path, spec=spec, name=args.name, output=args.output,
+            classes=[c for c in args.classes.split(",")])
+    else:
+        info, _ = registry.register_model(ctx.store, actor=ctx.actor, path=args.path, kind=args.kind, name=args.name)
     return {"model": info.to_dict(), "text": f"registered {info.ref} ({info.kind}, {info.size_bytes / 1e6:.1f} MB)"}
 
 

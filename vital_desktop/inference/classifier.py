@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,10 +269,41 @@ class ImageStats:
     height: int
 
 
+#: Pillow modes that hold more than 8 bits per sample (16-bit PNG/TIFF open as "I" or "I;16*").
+_HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def to_display_depth(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation and bring a 16-bit or float image to 8 bits per sample.
+
+    16-bit samples are divided by 257 (65535 → 255: the full 16-bit range maps onto 0..255, so
+    a 12-bit camera's images stay dark rather than being stretched per image); float images in
+    [0, 1] are scaled by 255, other float images are treated as 16-bit. Palette, CMYK and
+    alpha images are converted by Pillow's rules when the colour mode is applied.
+    """
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image) or image
+    if image.mode in _HIGH_DEPTH_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if image.mode == "F" and finite.size and finite.max() <= 1.0:
+            values = values * 255.0
+        else:
+            values = values / 257.0
+        values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+    return image
+
+
 def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> tuple[np.ndarray, ImageStats]:
-    """Contract preprocessing of one decoded image: returns the CHW float32 tensor and its statistics."""
+    """Contract preprocessing of one decoded image: returns the CHW float32 tensor and its statistics.
+
+    The image is stretched to the input size (bilinear, antialiased when shrinking): the whole
+    field of view is kept whatever the aspect ratio, at the cost of distorting it.
+    """
     width, height = image.size
-    converted = image.convert(spec.color_mode)
+    converted = to_display_depth(image).convert(spec.color_mode)
     resized = converted.resize((spec.input_size[1], spec.input_size[0]), Image.Resampling.BILINEAR)
     pixels = np.asarray(resized, dtype=np.float32)
     if pixels.ndim == 2:
@@ -288,13 +319,84 @@ def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> tuple[np.ndarr
 def load_image(path: Path, spec: PreprocessSpec) -> tuple[np.ndarray, ImageStats]:
     """Decode and preprocess one image file; a file that cannot be read is a `ValidationError` naming it."""
     try:
+        if Path(path).stat().st_size == 0:
+            raise ValidationError(f"cannot read image {path}: the file is empty (0 bytes)")
         with Image.open(path) as image:
             image.load()
             return preprocess_image(image, spec)
     except FileNotFoundError as exc:
         raise ValidationError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ValidationError(f"cannot read image {path}: {exc}") from exc
+
+
+def is_grayscale_file(path: Path) -> bool:
+    """Whether an image file holds one channel (read from its header, without decoding the pixels)."""
+    try:
+        with Image.open(path) as image:
+            return image.mode in ("1", "L", "LA", "P;L", *_HIGH_DEPTH_MODES) or (
+                image.mode == "P" and _palette_is_gray(image))
+    except (OSError, ValueError, SyntaxError):
+        return True  # unreadable: decoding reports it by name later
+
+
+def _palette_is_gray(image: Image.Image) -> bool:
+    palette = image.getpalette() or []
+    triples = np.asarray(palette[: (len(palette) // 3) * 3]).reshape(-1, 3)
+    return bool(triples.size) and bool(np.all(triples.max(axis=1) == triples.min(axis=1)))
+
+
+@dataclass
+class DecodedChunk:
+    """One chunk of decoded images: the positions in the input, the batch of those that decoded,
+    and per position its statistics and error (None when it decoded)."""
+
+    indices: list[int]
+    batch: np.ndarray
+    good: list[int]  # positions (into `indices`) whose image is in `batch`, in order
+    stats: list[ImageStats | None]
+    errors: list[str | None]
+    decode_ms: list[float]
+
+
+def decode_chunks(
+    paths: Sequence[Path | str], spec: PreprocessSpec, *, chunk_size: int = 64, workers: int = 2,
+    progress: Progress | None = None,
+) -> Any:
+    """Yield `DecodedChunk`s, decoding the next chunk in a thread pool while the caller works on this one.
+
+    Decoding (Pillow releases the GIL) and the caller's inference then overlap instead of
+    running one after the other. Unreadable images carry their error instead of stopping.
+    """
+    paths = [str(p) for p in paths]
+    chunk_size = max(1, int(chunk_size))
+
+    def decode(path: str) -> tuple[np.ndarray | None, ImageStats | None, str | None, float]:
+        started = time.perf_counter()
+        try:
+            tensor, stats = load_image(Path(path), spec)
+            return tensor, stats, None, (time.perf_counter() - started) * 1000.0
+        except ValidationError as exc:
+            return None, None, exc.message, (time.perf_counter() - started) * 1000.0
+
+    def assemble(start: int, results: list) -> DecodedChunk:
+        good = [i for i, r in enumerate(results) if r[0] is not None]
+        batch = (np.stack([results[i][0] for i in good]) if good
+                 else np.empty((0, spec.channels, *spec.input_size), dtype=np.float32))
+        return DecodedChunk(list(range(start, start + len(results))), batch, good, [r[1] for r in results],
+                            [r[2] for r in results], [r[3] for r in results])
+
+    starts = list(range(0, len(paths), chunk_size))
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vital-decode") as pool:
+        pending = [pool.submit(decode, p) for p in paths[starts[0] : starts[0] + chunk_size]] if starts else []
+        for position, start in enumerate(starts):
+            if progress is not None:
+                progress.check()
+            current = pending
+            if position + 1 < len(starts):
+                following = starts[position + 1]
+                pending = [pool.submit(decode, p) for p in paths[following : following + chunk_size]]
+            yield assemble(start, [f.result() for f in current])
 
 
 # --- inference -----------------------------------------------------------------------------
@@ -336,6 +438,20 @@ class OnnxClassifier:
         (probabilities,) = self.session.run([self.info.output_name], {self.info.input_name: batch})
         return np.asarray(probabilities, dtype=np.float32)
 
+    @property
+    def embedding_name(self) -> str | None:
+        """The feature-vector output of models trained here (``embedding``), if the file has one."""
+        names = {output.name for output in self.session.get_outputs()}
+        return "embedding" if "embedding" in names and self.info.output_name != "embedding" else None
+
+    def run_with_embedding(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, when the model exposes one, its feature vector for each image."""
+        name = self.embedding_name
+        if name is None:
+            return self.run(batch), None
+        probabilities, embedding = self.session.run([self.info.output_name, name], {self.info.input_name: batch})
+        return np.asarray(probabilities, dtype=np.float32), np.asarray(embedding, dtype=np.float32)
+
     def _result(self, path: str, probs: np.ndarray, latency_ms: float, stats: ImageStats) -> ClassifierResult:
         best = int(np.argmax(probs))
         return ClassifierResult(
@@ -354,6 +470,43 @@ class OnnxClassifier:
         probs = self.run(tensor[None])[0]
         return self._result(path, probs, (time.perf_counter() - started) * 1000.0, stats)
 
+    def iter_predict(
+        self,
+        paths: Sequence[Path | str],
+        *,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        decode_workers: int | None = None,
+    ) -> Iterator[list[ClassifierResult]]:
+        """Classify image files batch by batch, yielding each batch's results as soon as it is done.
+
+        The next batch decodes in a thread pool while this one runs through onnxruntime and while
+        the caller handles the yielded results (e.g. logs them), so the stages overlap.
+        Progress advances and cancel is checked between batches. An unreadable image gets a
+        result with `error` set rather than stopping the run.
+        """
+        paths = [str(p) for p in paths]
+        workers = decode_workers or max(1, self.threads)
+        for chunk in decode_chunks(paths, self.info.preprocess, chunk_size=batch_size, workers=workers,
+                                   progress=progress):
+            run_ms = 0.0
+            probabilities = np.empty((0, len(self.classes)), dtype=np.float32)
+            if chunk.good:
+                started = time.perf_counter()
+                probabilities = self.run(chunk.batch)
+                run_ms = (time.perf_counter() - started) * 1000.0 / len(chunk.good)
+            row_of = {index: row for row, index in enumerate(chunk.good)}
+            results = []
+            for position, index in enumerate(chunk.indices):
+                stats, error, decode_ms = chunk.stats[position], chunk.errors[position], chunk.decode_ms[position]
+                if error is not None or stats is None:
+                    results.append(ClassifierResult(paths[index], None, None, {}, decode_ms, None, error))
+                else:
+                    results.append(self._result(paths[index], probabilities[row_of[position]], decode_ms + run_ms, stats))
+            yield results
+            if progress is not None:
+                progress.advance(len(chunk.indices))
+
     def predict_paths(
         self,
         paths: Sequence[Path | str],
@@ -362,47 +515,12 @@ class OnnxClassifier:
         progress: Progress | None = None,
         decode_workers: int | None = None,
     ) -> list[ClassifierResult]:
-        """Classify image files in batches; decoding runs in a thread pool, progress/cancel between batches.
-
-        An unreadable image gets a result with `error` set rather than stopping the run, so
-        one bad file on a removable disk does not lose the rest of the sheet.
-        """
-        paths = [str(p) for p in paths]
+        """Classify image files in batches (see `iter_predict`); one result per path, in order."""
         if progress is not None:
             progress.start(len(paths), "classifying images")
         results: list[ClassifierResult] = []
-        workers = decode_workers or max(1, self.threads)
-        spec = self.info.preprocess
-
-        def decode(path: str) -> tuple[np.ndarray | None, ImageStats | None, float, str | None]:
-            started = time.perf_counter()
-            try:
-                tensor, stats = load_image(Path(path), spec)
-                return tensor, stats, (time.perf_counter() - started) * 1000.0, None
-            except ValidationError as exc:
-                return None, None, (time.perf_counter() - started) * 1000.0, exc.message
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vital-decode") as pool:
-            for start in range(0, len(paths), max(1, batch_size)):
-                if progress is not None:
-                    progress.check()
-                chunk = paths[start : start + batch_size]
-                decoded = list(pool.map(decode, chunk))
-                good = [i for i, item in enumerate(decoded) if item[0] is not None]
-                run_ms = 0.0
-                probabilities = np.empty((0, len(self.classes)), dtype=np.float32)
-                if good:
-                    started = time.perf_counter()
-                    probabilities = self.run(np.stack([decoded[i][0] for i in good]))  # type: ignore[misc]
-                    run_ms = (time.perf_counter() - started) * 1000.0 / len(good)
-                row_of = {index: row for row, index in enumerate(good)}
-                for index, (path, (_, stats, decode_ms, error)) in enumerate(zip(chunk, decoded)):
-                    if error is not None or stats is None:
-                        results.append(ClassifierResult(path, None, None, {}, decode_ms, None, error))
-                    else:
-                        results.append(self._result(path, probabilities[row_of[index]], decode_ms + run_ms, stats))
-                if progress is not None:
-                    progress.advance(len(chunk))
+        for batch in self.iter_predict(paths, batch_size=batch_size, progress=progress, decode_workers=decode_workers):
+            results += batch
         if progress is not None:
             progress.finish("classified")
         return results

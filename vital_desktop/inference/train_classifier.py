@@ -1,13 +1,16 @@
-"""Local training of a small image classifier, exported as one contract-conforming ONNX file.
+"""Local training of an image classifier, exported as one contract-conforming ONNX file.
 
-Why features + a linear model rather than a CNN: a site laptop has two cores and no GPU, and
-retraining after a few hundred corrected labels must take seconds. The features (residual
-after a local blur, blob response, gradients, local energy on a coarse grid) are computed by
-an ONNX graph built here with `onnx.helper`, and identically by numpy for training; the
-scikit-learn model is exported with skl2onnx and the two are composed into ONE file whose
-input is the preprocessed image tensor. The numpy path and the ONNX graph are checked
-against each other in the tests (parity), and the held-out metrics go into the model card,
-which is also embedded in the file's metadata.
+Why engineered features + a linear head rather than a CNN: a site laptop has two cores and no
+GPU, and retraining after a few hundred corrected labels must take seconds. The features are
+general image representations (`inference.features`: oriented-gradient histograms on spatial
+grids, filter-bank texture statistics, colour statistics, local-contrast statistics) computed
+by ONNX operators — training runs the very graph that ships — with a numpy reference the tests
+hold the graph to. Which blocks to use and how strongly to regularise the scikit-learn head is
+chosen by stratified cross-validation on the labelled images; the chosen head's out-of-fold
+logits fit a temperature that calibrates its confidence. The head is exported with skl2onnx
+and composed with the feature graph into ONE file whose input is the preprocessed image
+tensor; the model card (embedded in the file) records the choice, the cross-validated scores,
+the held-out metrics and the reliability of the confidence.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,219 +26,64 @@ import numpy as np
 
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.core.progress import Progress
-from vital_desktop.inference.classifier import KEY_CARD, KEY_CLASSES, KEY_OUTPUT, PreprocessSpec, load_image
+from vital_desktop.inference import calibration
+from vital_desktop.inference.classifier import (
+    KEY_CARD,
+    KEY_CLASSES,
+    KEY_OUTPUT,
+    ImageStats,
+    PreprocessSpec,
+    decode_chunks,
+    is_grayscale_file,
+)
+from vital_desktop.inference.features import (
+    BLOCKS,
+    FEATURES_NAME,
+    INPUT_NAME,  # noqa: F401 (public name of this module)
+    OPSET,
+    FeatureExtractor,
+    block_slices,
+    build_feature_graph,
+    compute_features_numpy,
+    feature_names,
+)
 
-OPSET = 17
 ML_OPSET = 3
-INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
-DEFAULT_SPEC = PreprocessSpec(input_size=(128, 128), mean=(0.5,), std=(0.25,), color_mode="L")
-
-BLUR_SIZE = 9
-BLOB_SIZE = 5
-GRID_CELL = 16
-RESIDUAL_THRESHOLDS = (0.3, 0.6, 1.0)
-BLOB_THRESHOLD_DARK = -0.4
-BLOB_THRESHOLD_ANY = 0.2
-GRADIENT_THRESHOLD = 1.0
-ENERGY_THRESHOLDS = (0.15, 0.3)
-
-FEATURE_NAMES = [
-    "image_mean",
-    "image_std",
-    "residual_abs_mean",
-    "residual_std",
-    "residual_max",
-    "residual_min",
-    *[f"residual_frac_above_{t}" for t in RESIDUAL_THRESHOLDS],
-    "blob_min",
-    "blob_max",
-    "blob_frac_dark",
-    "blob_frac_any",
-    "gradient_mean",
-    "gradient_max",
-    "gradient_frac_above",
-    "energy_grid_max",
-    "energy_grid_mean",
-    "energy_grid_std",
-    *[f"energy_grid_frac_above_{t}" for t in ENERGY_THRESHOLDS],
-    "mean_grid_std",
-    "mean_grid_range",
-]
-
-_SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float32)
-_SOBEL_Y = _SOBEL_X.T.copy()
+#: The feature vector is a second output: active learning measures diversity in it.
+EMBEDDING_NAME = "embedding"
+INPUT_SIZE = (128, 128)
+DEFAULT_SPEC = PreprocessSpec(input_size=INPUT_SIZE, mean=(0.5,), std=(0.25,), color_mode="L")
+RGB_SPEC = PreprocessSpec(input_size=INPUT_SIZE, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), color_mode="RGB")
+ALL_BLOCKS = tuple(BLOCKS)
+#: Candidate representations tried by cross-validation (registry: add a row to try another).
+CANDIDATE_BLOCKS: dict[str, tuple[str, ...]] = {
+    "all": ALL_BLOCKS,
+    "shape": ("gradients", "colour"),
+    "texture": ("texture", "colour", "blobs"),
+    "shape+texture": ("gradients", "texture", "colour"),
+}
+#: Inverse regularisation strengths of the logistic-regression head tried by cross-validation.
+CANDIDATE_C = (0.02, 0.2, 2.0)
+DEFAULT_FOLDS = 5
+#: Above this many images the model search runs on a stratified sample (the final fit uses all).
+SEARCH_SAMPLE = 1500
+CHUNK = 64
 
 
-# --- features in numpy (the training and parity path) ---------------------------------------
+def compute_features(batch: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC,
+                     blocks: Sequence[str] = ALL_BLOCKS) -> np.ndarray:
+    """The numpy reference features of a preprocessed NCHW batch (see `inference.features`)."""
+    return compute_features_numpy(batch, spec, blocks)
 
 
-def _box(x: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a size x size window with mirror (edge-excluded) padding, like ONNX Pad reflect + Conv."""
-    half = size // 2
-    padded = np.pad(x, ((0, 0), (half, half), (half, half)), mode="reflect")
-    # Summed-area table: exact window sums without a Python loop over pixels.
-    table = np.zeros((padded.shape[0], padded.shape[1] + 1, padded.shape[2] + 1), dtype=np.float64)
-    table[:, 1:, 1:] = padded.astype(np.float64).cumsum(1).cumsum(2)
-    h, w = x.shape[1], x.shape[2]
-    total = table[:, size : size + h, size : size + w] - table[:, :h, size : size + w] - table[:, size : size + h, :w] + table[:, :h, :w]
-    return (total / (size * size)).astype(np.float32)
+@dataclass(frozen=True)
+class HeadChoice:
+    """One candidate of the model search: a representation and a regularisation strength."""
 
-
-def _correlate3(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="reflect")
-    h, w = x.shape[1], x.shape[2]
-    out = np.zeros_like(x)
-    for dy in range(3):
-        for dx in range(3):
-            if kernel[dy, dx]:
-                out += kernel[dy, dx] * padded[:, dy : dy + h, dx : dx + w]
-    return out
-
-
-def _grid_mean(x: np.ndarray, cell: int) -> np.ndarray:
-    n, h, w = x.shape
-    gh, gw = h // cell, w // cell
-    return x[:, : gh * cell, : gw * cell].reshape(n, gh, cell, gw, cell).mean(axis=(2, 4))
-
-
-def compute_features(batch: np.ndarray) -> np.ndarray:
-    """Feature vectors (N, len(FEATURE_NAMES)) of a preprocessed NCHW batch, in numpy."""
-    x = batch.astype(np.float32).mean(axis=1)  # channel mean: works for L and RGB
-    n = x.shape[0]
-    flat = lambda a: a.reshape(n, -1)
-    residual = x - _box(x, BLUR_SIZE)
-    abs_residual = np.abs(residual)
-    blob = _box(residual, BLOB_SIZE)
-    gradient = np.sqrt(_correlate3(x, _SOBEL_X) ** 2 + _correlate3(x, _SOBEL_Y) ** 2)
-    energy = _grid_mean(abs_residual, GRID_CELL)
-    means = _grid_mean(x, GRID_CELL)
-    columns = [
-        flat(x).mean(1),
-        flat(x).std(1),
-        flat(abs_residual).mean(1),
-        flat(residual).std(1),
-        flat(residual).max(1),
-        flat(residual).min(1),
-        *[(flat(abs_residual) > t).mean(1) for t in RESIDUAL_THRESHOLDS],
-        flat(blob).min(1),
-        flat(blob).max(1),
-        (flat(blob) < BLOB_THRESHOLD_DARK).mean(1),
-        (np.abs(flat(blob)) > BLOB_THRESHOLD_ANY).mean(1),
-        flat(gradient).mean(1),
-        flat(gradient).max(1),
-        (flat(gradient) > GRADIENT_THRESHOLD).mean(1),
-        flat(energy).max(1),
-        flat(energy).mean(1),
-        flat(energy).std(1),
-        *[(flat(energy) > t).mean(1) for t in ENERGY_THRESHOLDS],
-        flat(means).std(1),
-        flat(means).max(1) - flat(means).min(1),
-    ]
-    return np.stack(columns, axis=1).astype(np.float32)
-
-
-# --- the same features as an ONNX graph -----------------------------------------------------
-
-
-def build_feature_graph(spec: PreprocessSpec, output_name: str = "features") -> Any:
-    """An ONNX model computing `compute_features` from the image tensor (input `image`)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    counter = [0]
-
-    def name(base: str) -> str:
-        counter[0] += 1
-        return f"feat_{base}_{counter[0]}"
-
-    def const(value: Any, base: str = "c") -> str:
-        tensor = numpy_helper.from_array(np.asarray(value), name(base))
-        inits.append(tensor)
-        return tensor.name
-
-    def node(op: str, inputs: list[str], **attrs: Any) -> str:
-        out = name(op.lower())
-        nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
-    def pad(x: str, half: int) -> str:
-        return node("Pad", [x, const(np.array([0, 0, half, half, 0, 0, half, half], dtype=np.int64), "pads")], mode="reflect")
-
-    def box(x: str, size: int) -> str:
-        weight = np.full((1, 1, size, size), 1.0 / (size * size), dtype=np.float32)
-        return node("Conv", [pad(x, size // 2), const(weight, "box")])
-
-    def correlate3(x: str, kernel: np.ndarray) -> str:
-        return node("Conv", [pad(x, 1), const(kernel.reshape(1, 1, 3, 3).astype(np.float32), "sobel")])
-
-    axes = [1, 2, 3]
-
-    def reduce(op: str, x: str) -> str:
-        return node("Flatten", [node(op, [x], axes=axes, keepdims=1)], axis=1)
-
-    def mean_of(x: str) -> str:
-        return reduce("ReduceMean", x)
-
-    def std_of(x: str) -> str:
-        centred = node("Sub", [x, node("ReduceMean", [x], axes=axes, keepdims=1)])
-        return node("Sqrt", [mean_of(node("Mul", [centred, centred]))])
-
-    def frac(x: str, op: str, threshold: float) -> str:
-        mask = node(op, [x, const(np.float32(threshold), "t")])
-        return mean_of(node("Cast", [mask], to=TensorProto.FLOAT))
-
-    def grid_mean(x: str) -> str:
-        return node("AveragePool", [x], kernel_shape=[GRID_CELL, GRID_CELL], strides=[GRID_CELL, GRID_CELL])
-
-    x = node("ReduceMean", [INPUT_NAME], axes=[1], keepdims=1)
-    residual = node("Sub", [x, box(x, BLUR_SIZE)])
-    abs_residual = node("Abs", [residual])
-    blob = box(residual, BLOB_SIZE)
-    gx = correlate3(x, _SOBEL_X)
-    gy = correlate3(x, _SOBEL_Y)
-    gradient = node("Sqrt", [node("Add", [node("Mul", [gx, gx]), node("Mul", [gy, gy])])])
-    energy = grid_mean(abs_residual)
-    means = grid_mean(x)
-    columns = [
-        mean_of(x),
-        std_of(x),
-        mean_of(abs_residual),
-        std_of(residual),
-        reduce("ReduceMax", residual),
-        reduce("ReduceMin", residual),
-        *[frac(abs_residual, "Greater", t) for t in RESIDUAL_THRESHOLDS],
-        reduce("ReduceMin", blob),
-        reduce("ReduceMax", blob),
-        frac(blob, "Less", BLOB_THRESHOLD_DARK),
-        frac(node("Abs", [blob]), "Greater", BLOB_THRESHOLD_ANY),
-        mean_of(gradient),
-        reduce("ReduceMax", gradient),
-        frac(gradient, "Greater", GRADIENT_THRESHOLD),
-        reduce("ReduceMax", energy),
-        mean_of(energy),
-        std_of(energy),
-        *[frac(energy, "Greater", t) for t in ENERGY_THRESHOLDS],
-        std_of(means),
-        node("Sub", [reduce("ReduceMax", means), reduce("ReduceMin", means)]),
-    ]
-    nodes.append(helper.make_node("Concat", columns, [output_name], axis=1))
-    height, width = spec.input_size
-    graph = helper.make_graph(
-        nodes,
-        "vital_image_features",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", spec.channels, height, width])],
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", len(FEATURE_NAMES)])],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    onnx.checker.check_model(model)
-    return model
-
-
-# --- training ------------------------------------------------------------------------------
+    representation: str
+    blocks: tuple[str, ...]
+    c: float
 
 
 @dataclass
@@ -247,8 +94,12 @@ class TrainedModel:
     card: dict[str, Any]
     classes: list[str]
     spec: PreprocessSpec
-    #: the fitted scikit-learn pipeline (for parity checks and inspection; not persisted)
+    #: the fitted scikit-learn pipeline on the chosen columns, temperature already applied
     estimator: Any = field(default=None, repr=False)
+    blocks: tuple[str, ...] = ALL_BLOCKS
+    temperature: float = 1.0
+    #: per training image (in input order): its input statistics, for MONITOR's baseline
+    stats: list[ImageStats] = field(default_factory=list, repr=False)
 
     def save(self, path: Path) -> Path:
         path = Path(path)
@@ -259,57 +110,51 @@ class TrainedModel:
         return path
 
 
+def choose_spec(images: Sequence[Path | str]) -> PreprocessSpec:
+    """Grayscale input when every image file is single-channel, else RGB (read from the headers)."""
+    return DEFAULT_SPEC if all(is_grayscale_file(Path(p)) for p in images) else RGB_SPEC
+
+
 def load_batch(
     paths: Sequence[Path | str], spec: PreprocessSpec, *, progress: Progress | None = None, workers: int = 2
 ) -> np.ndarray:
-    """Decode and preprocess image files into one NCHW float32 array (decoding in a thread pool)."""
+    """Decode and preprocess image files into one NCHW float32 array; an unreadable file is a ValidationError."""
     out = np.empty((len(paths), spec.channels, *spec.input_size), dtype=np.float32)
-
-    def work(index: int) -> None:
-        out[index] = load_image(Path(paths[index]), spec)[0]
-
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vital-decode") as pool:
-        for start in range(0, len(paths), 64):
-            if progress is not None:
-                progress.check()
-            list(pool.map(work, range(start, min(len(paths), start + 64))))
-            if progress is not None:
-                progress.advance(min(64, len(paths) - start))
+    for chunk in decode_chunks(paths, spec, chunk_size=CHUNK, workers=workers, progress=progress):
+        _raise_first_error(paths, chunk)
+        out[chunk.indices[0] : chunk.indices[-1] + 1] = chunk.batch
+        if progress is not None:
+            progress.advance(len(chunk.indices))
     return out
 
 
-def _export(estimator: Any, spec: PreprocessSpec, classes: list[str], card: dict[str, Any]) -> bytes:
-    import onnx
-    from onnx import compose, helper
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+def _raise_first_error(paths: Sequence[Path | str], chunk: Any) -> None:
+    for position, error in enumerate(chunk.errors):
+        if error is not None:
+            index = chunk.indices[position]
+            raise ValidationError(error, details={"path": str(paths[index]), "index": index})
 
-    features = build_feature_graph(spec)
-    classifier_step = estimator.steps[-1][1]
-    head = convert_sklearn(
-        estimator,
-        initial_types=[("features_in", FloatTensorType([None, len(FEATURE_NAMES)]))],
-        target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
-        options={id(classifier_step): {"zipmap": False}},
-    )
-    features.ir_version = head.ir_version
-    merged = compose.merge_models(
-        features,
-        head,
-        io_map=[("features", "features_in")],
-        outputs=[OUTPUT_NAME],
-        producer_name="vital-desktop",
-    )
-    merged.graph.name = "vital_image_classifier"
-    properties = {
-        KEY_CLASSES: json.dumps(classes),
-        KEY_OUTPUT: OUTPUT_NAME,
-        KEY_CARD: json.dumps(card, sort_keys=True),
-        **spec.metadata(),
-    }
-    helper.set_model_props(merged, properties)
-    onnx.checker.check_model(merged, full_check=True)
-    return merged.SerializeToString()
+
+def extract_features(
+    paths: Sequence[Path | str], spec: PreprocessSpec, blocks: Sequence[str] = ALL_BLOCKS, *,
+    progress: Progress | None = None, workers: int = 2, threads: int = 2,
+) -> tuple[np.ndarray, list[ImageStats]]:
+    """Features (through the ONNX feature graph) and input statistics of image files, streamed in chunks.
+
+    The next chunk decodes while this one runs through onnxruntime, and no more than two chunks
+    of pixels are held at once (5,000 images at 128x128 RGB would be 1 GB as one array).
+    """
+    extractor = FeatureExtractor(spec, blocks, threads=threads)
+    parts: list[np.ndarray] = []
+    stats: list[ImageStats] = []
+    for chunk in decode_chunks(paths, spec, chunk_size=CHUNK, workers=workers, progress=progress):
+        _raise_first_error(paths, chunk)
+        parts.append(extractor(chunk.batch))
+        stats += [s for s in chunk.stats if s is not None]
+        if progress is not None:
+            progress.advance(len(chunk.indices))
+    width = len(feature_names(extractor.blocks, spec))
+    return (np.concatenate(parts) if parts else np.empty((0, width), dtype=np.float32)), stats
 
 
 def _metrics(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict[str, Any]:
@@ -336,6 +181,139 @@ def _metrics(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> di
     }
 
 
+def _pipeline(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=c, max_iter=2000, tol=1e-4))])
+
+
+def columns_of(blocks: Sequence[str], spec: PreprocessSpec) -> np.ndarray:
+    """Indices of the columns of `blocks` inside the all-blocks feature matrix."""
+    slices = block_slices(ALL_BLOCKS, spec)
+    return np.concatenate([np.arange(slices[b].start, slices[b].stop) for b in ALL_BLOCKS if b in blocks])
+
+
+def check_folds(target: np.ndarray, classes: Sequence[str], folds: int | None) -> int:
+    """The number of cross-validation folds: `folds`, or up to 5 limited by the smallest class."""
+    counts = np.bincount(target, minlength=len(classes))
+    smallest = int(counts.min())
+    if folds is None:
+        folds = min(DEFAULT_FOLDS, smallest)
+        if folds < 2:
+            raise ValidationError(f"class {classes[int(counts.argmin())]!r} has {smallest} image(s) to learn from; "
+                                  "cross-validation needs at least 2 per class")
+        return folds
+    if folds < 2:
+        raise ValidationError(f"folds must be at least 2, got {folds}")
+    few = {classes[i]: int(n) for i, n in enumerate(counts) if n < folds}
+    if few:
+        raise ValidationError(
+            f"{folds}-fold cross-validation needs at least {folds} images of every class; "
+            + ", ".join(f"{c} has {n}" for c, n in few.items()) + "; label more or use fewer folds",
+            details={"counts": few, "folds": folds})
+    return folds
+
+
+def out_of_fold_logits(features: np.ndarray, target: np.ndarray, choice: HeadChoice, spec: PreprocessSpec,
+                       folds: int, seed: int, n_classes: int) -> np.ndarray:
+    """Out-of-fold decision values (N, classes) of `choice` by stratified k-fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    columns = columns_of(choice.blocks, spec)
+    out = np.zeros((len(target), n_classes), dtype=np.float64)
+    for fit_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, target):
+        model = _pipeline(choice.c).fit(features[fit_idx][:, columns], target[fit_idx])
+        out[test_idx] = _logits(model, features[test_idx][:, columns], n_classes)
+    return out
+
+
+def _logits(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+    scores = model.decision_function(x)
+    if scores.ndim == 1:  # binary: sklearn gives one score; softmax([0, s]) == sigmoid(s)
+        scores = np.stack([np.zeros_like(scores), scores], axis=1)
+    return np.asarray(scores, dtype=np.float64).reshape(len(x), n_classes)
+
+
+def search_heads(features: np.ndarray, target: np.ndarray, spec: PreprocessSpec, folds: int, seed: int,
+                 n_classes: int, progress: Progress | None = None) -> tuple[HeadChoice, list[dict[str, Any]]]:
+    """Cross-validated accuracy and log loss of every candidate; the best (ties: lower log loss)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(target))
+    if len(idx) > SEARCH_SAMPLE:
+        idx, _ = train_test_split(idx, train_size=SEARCH_SAMPLE, random_state=seed, stratify=target)
+    x, y = features[idx], target[idx]
+    scores = []
+    for representation, blocks in CANDIDATE_BLOCKS.items():
+        for c in CANDIDATE_C:
+            if progress is not None:
+                progress.check()
+            choice = HeadChoice(representation, blocks, c)
+            probabilities = calibration.softmax(out_of_fold_logits(x, y, choice, spec, folds, seed, n_classes))
+            scores.append({
+                "representation": representation, "blocks": list(blocks), "C": c,
+                "cv_accuracy": round(float((probabilities.argmax(1) == y).mean()), 4),
+                "cv_log_loss": round(calibration.negative_log_likelihood(probabilities, y), 4),
+            })
+    best_accuracy = max(s["cv_accuracy"] for s in scores)
+    # Within one image's worth of accuracy of the best, prefer the better-ranked probabilities.
+    near = [s for s in scores if s["cv_accuracy"] >= best_accuracy - 1.0 / max(1, len(y)) - 1e-9]
+    best = min(near, key=lambda s: s["cv_log_loss"])
+    return HeadChoice(best["representation"], tuple(best["blocks"]), best["C"]), scores
+
+
+def _export(estimator: Any, spec: PreprocessSpec, blocks: Sequence[str], classes: list[str],
+            card: dict[str, Any]) -> bytes:
+    import onnx
+    from onnx import compose, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    features = build_feature_graph(spec, blocks)
+    width = len(feature_names(blocks, spec))
+    classifier_step = estimator.steps[-1][1]
+    head = convert_sklearn(
+        estimator,
+        initial_types=[("features_in", FloatTensorType([None, width]))],
+        target_opset={"": OPSET, "ai.onnx.ml": ML_OPSET},
+        options={id(classifier_step): {"zipmap": False}},
+    )
+    features.ir_version = head.ir_version
+    merged = compose.merge_models(features, head, io_map=[(FEATURES_NAME, "features_in")], outputs=[OUTPUT_NAME],
+                                  producer_name="vital-desktop")
+    merged.graph.node.append(helper.make_node("Identity", [FEATURES_NAME], [EMBEDDING_NAME]))
+    merged.graph.output.append(helper.make_tensor_value_info(EMBEDDING_NAME, onnx.TensorProto.FLOAT, ["N", width]))
+    merged.graph.name = "vital_image_classifier"
+    helper.set_model_props(merged, {
+        KEY_CLASSES: json.dumps(classes), KEY_OUTPUT: OUTPUT_NAME, KEY_CARD: json.dumps(card, sort_keys=True),
+        **spec.metadata(),
+    })
+    onnx.checker.check_model(merged, full_check=True)
+    return merged.SerializeToString()
+
+
+def _check_inputs(images: Sequence[Path | str], labels: Sequence[str], classes: Sequence[str] | None,
+                  val_fraction: float) -> list[str]:
+    if len(images) != len(labels):
+        raise ValidationError(f"{len(images)} images but {len(labels)} labels; each image needs exactly one label")
+    classes = list(classes) if classes is not None else sorted(set(labels))
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValidationError(f"labels not among the classes {classes}: {unknown}")
+    present = [c for c in classes if c in set(labels)]
+    if len(present) < 2:
+        raise ValidationError(f"a classifier needs labelled images of at least 2 classes; only {present or 'none'} has any")
+    counts = {c: sum(1 for label in labels if label == c) for c in classes}
+    too_few = [c for c, n in counts.items() if n < 2]
+    if too_few:
+        raise ValidationError(f"every class needs at least 2 labelled images to train and validate; too few: {too_few}")
+    if not 0.0 < val_fraction < 0.9:
+        raise ValidationError(f"val_fraction must be between 0 and 0.9, got {val_fraction}")
+    return classes
+
+
 def train_image_classifier(
     images: Sequence[Path | str],
     labels: Sequence[str],
@@ -343,91 +321,92 @@ def train_image_classifier(
     *,
     val_fraction: float = 0.2,
     seed: int = 0,
-    spec: PreprocessSpec = DEFAULT_SPEC,
+    spec: PreprocessSpec | None = None,
     progress: Progress | None = None,
-    name: str = "defect-classifier",
+    name: str = "image-classifier",
     workers: int = 2,
+    folds: int | None = None,
 ) -> TrainedModel:
     """Train a classifier on image files and their class labels; return the ONNX bytes and card.
 
-    A stratified `val_fraction` of the images is held out; the model shipped is the one fitted
-    on the rest, so the card's numbers describe exactly the file produced.
+    A stratified `val_fraction` of the images is held out; on the rest, `folds`-fold
+    cross-validation picks the representation and the head, and calibrates the temperature;
+    the model shipped is fitted on all of the rest, so the card's held-out numbers describe
+    exactly the file produced. `spec` defaults to grayscale or RGB by the files' headers.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
-    if len(images) != len(labels):
-        raise ValidationError(f"{len(images)} images but {len(labels)} labels; each image needs exactly one label")
-    classes = list(classes) if classes is not None else sorted(set(labels))
-    unknown = sorted(set(labels) - set(classes))
-    if unknown:
-        raise ValidationError(f"labels not among the classes {classes}: {unknown}")
-    counts = {c: sum(1 for label in labels if label == c) for c in classes}
-    too_few = [c for c, n in counts.items() if n < 2]
-    if too_few:
-        raise ValidationError(f"every class needs at least 2 labelled images to train and validate; too few: {too_few}")
-    if not 0.0 < val_fraction < 0.9:
-        raise ValidationError(f"val_fraction must be between 0 and 0.9, got {val_fraction}")
-
+    classes = _check_inputs(images, labels, classes, val_fraction)
     started = time.perf_counter()
+    spec = spec or choose_spec(images)
     if progress is not None:
-        progress.start(len(images) + 2, "loading images")
-    batch = load_batch(images, spec, progress=progress, workers=workers)
-    features = compute_features(batch)
+        progress.start(len(images) + 3, "computing image features")
+    features, stats = extract_features(images, spec, ALL_BLOCKS, progress=progress, workers=workers)
     target = np.array([classes.index(label) for label in labels])
-    indices = np.arange(len(images))
-    n_val = max(len(classes), int(round(val_fraction * len(images))))
-    train_idx, val_idx = train_test_split(indices, test_size=n_val, random_state=seed, stratify=target)
+    n_val = max(len(classes), round(val_fraction * len(images)))
+    train_idx, val_idx = train_test_split(np.arange(len(images)), test_size=n_val, random_state=seed, stratify=target)
+    k = check_folds(target[train_idx], classes, folds)
     if progress is not None:
-        progress.check()
-        progress.advance(1, "fitting")
-    estimator = Pipeline(
-        [
-            ("scale", StandardScaler()),
-            ("classify", LogisticRegression(C=3.0, max_iter=3000)),
-        ]
-    )
-    estimator.fit(features[train_idx], target[train_idx])
-    metrics = _metrics(target[val_idx], estimator.predict(features[val_idx]), classes)
-    train_accuracy = float((estimator.predict(features[train_idx]) == target[train_idx]).mean())
+        progress.advance(1, "choosing the representation by cross-validation")
+    # Small dense problems: one BLAS thread is ~30x faster than two contending ones here.
+    with threadpool_limits(1):
+        choice, scores = search_heads(features[train_idx], target[train_idx], spec, k, seed, len(classes), progress)
+        if progress is not None:
+            progress.advance(1, "calibrating")
+        oof = out_of_fold_logits(features[train_idx], target[train_idx], choice, spec, k, seed, len(classes))
+        temperature = calibration.fit_temperature(oof, target[train_idx])
+        columns = columns_of(choice.blocks, spec)
+        estimator = _pipeline(choice.c).fit(features[train_idx][:, columns], target[train_idx])
+    held_logits = _logits(estimator, features[val_idx][:, columns], len(classes))
+    raw = calibration.softmax(held_logits)
+    calibrated = calibration.softmax(held_logits, temperature)
+    metrics = _metrics(target[val_idx], calibrated.argmax(1), classes)
+    step = estimator.steps[-1][1]
+    step.coef_ = step.coef_ / temperature  # bake the temperature into the linear head
+    step.intercept_ = step.intercept_ / temperature
+    train_accuracy = float((estimator.predict(features[train_idx][:, columns]) == target[train_idx]).mean())
+    chosen = next(s for s in scores if s["representation"] == choice.representation and s["C"] == choice.c)
     card = {
         "name": name,
         "task": "image_classification",
         "classes": classes,
-        "input": {
-            "size": list(spec.input_size),
-            "color_mode": spec.color_mode,
-            "mean": list(spec.mean),
-            "std": list(spec.std),
+        "input": {"size": list(spec.input_size), "color_mode": spec.color_mode, "mean": list(spec.mean),
+                  "std": list(spec.std), "resize": "stretched to the input size (bilinear, antialiased)"},
+        "estimator": (f"StandardScaler + LogisticRegression(C={choice.c}) on {len(columns)} image features "
+                      f"({', '.join(choice.blocks)}), temperature {temperature:.3f}"),
+        "features": {"blocks": list(choice.blocks), "count": len(columns),
+                     "descriptions": {b: BLOCKS[b].description for b in choice.blocks}},
+        "model_selection": {"folds": k, "chosen": chosen, "candidates": scores,
+                            "searched_on": int(min(len(train_idx), SEARCH_SAMPLE))},
+        "calibration": {
+            "method": "temperature", "temperature": round(temperature, 4), "fitted_on": "out_of_fold logits",
+            "held_out_before": calibration.reliability(raw, target[val_idx]),
+            "held_out_after": calibration.reliability(calibrated, target[val_idx]),
+            "out_of_fold_after": calibration.reliability(calibration.softmax(oof, temperature), target[train_idx]),
         },
-        "estimator": f"StandardScaler + LogisticRegression on {len(FEATURE_NAMES)} image features",
-        "features": FEATURE_NAMES,
         "training": {
-            "images": len(images),
-            "train_images": len(train_idx),
-            "held_out_images": len(val_idx),
-            "val_fraction": val_fraction,
-            "seed": seed,
-            "class_counts": counts,
-            "train_accuracy": round(train_accuracy, 4),
-            "duration_s": round(time.perf_counter() - started, 2),
+            "images": len(images), "train_images": len(train_idx), "held_out_images": len(val_idx),
+            "val_fraction": val_fraction, "seed": seed,
+            "class_counts": {c: int((target == i).sum()) for i, c in enumerate(classes)},
+            "train_accuracy": round(train_accuracy, 4), "duration_s": round(time.perf_counter() - started, 2),
         },
-        # Metrics of the shipped model on images it never saw during fitting.
-        "metrics": {**metrics, "evaluated_on": "held_out", "held_out_images": len(val_idx)},
+        # Metrics of the shipped model on images it never saw during fitting or model selection.
+        "metrics": {**metrics, "evaluated_on": "held_out", "held_out_images": len(val_idx),
+                    "ece": calibration.reliability(calibrated, target[val_idx])["ece"]},
     }
     if progress is not None:
         progress.advance(1, "exporting ONNX")
-    # The card embedded in the file leaves out the wall-clock duration so the bytes depend only
-    # on the data, the labels and the seed.
+    # The embedded card leaves out the wall-clock duration so the bytes depend only on the data,
+    # the labels and the seed.
     embedded_card = {**card, "training": {k: v for k, v in card["training"].items() if k != "duration_s"}}
-    onnx_bytes = _export(estimator, spec, classes, embedded_card)
+    onnx_bytes = _export(estimator, spec, choice.blocks, classes, embedded_card)
     if progress is not None:
         progress.finish("trained")
-    return TrainedModel(onnx_bytes=onnx_bytes, card=card, classes=classes, spec=spec, estimator=estimator)
+    return TrainedModel(onnx_bytes=onnx_bytes, card=card, classes=classes, spec=spec, estimator=estimator,
+                        blocks=choice.blocks, temperature=temperature, stats=stats)
 
 
-def predict_proba_python(estimator: Any, batch: np.ndarray) -> np.ndarray:
+def predict_proba_python(trained: TrainedModel, batch: np.ndarray) -> np.ndarray:
     """Probabilities by the numpy features + scikit-learn path (the reference the ONNX file must match)."""
-    return estimator.predict_proba(compute_features(batch))
+    return trained.estimator.predict_proba(compute_features_numpy(batch, trained.spec, trained.blocks))

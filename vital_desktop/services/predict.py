@@ -8,6 +8,7 @@ done in batches and logged per batch, so a cancelled run keeps what finished.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import NotFoundError, ValidationError
+from vital_desktop.core.ids import new_ids, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.inference.classifier import ClassifierResult, OnnxClassifier
@@ -38,6 +40,7 @@ from vital_desktop.store.models import Prediction, Setting, Sheet, SheetItem
 SETTING_THREADS = "inference.threads"
 SETTING_CONTEXT = "inference.llm_context"
 SETTING_LLM_THREADS = "inference.llm_threads"
+#: Images per batch: decoded together, classified in one onnxruntime call, logged in one insert.
 LOG_BATCH = 64
 
 
@@ -159,29 +162,48 @@ def _sheet_targets(store: Store, sheet: str, item_refs: Sequence[str] | None) ->
         ]
 
 
-def _row(model: registry.ModelInfo, target: _Target, result: ClassifierResult, actor: User) -> Prediction:
-    output: dict[str, Any] = {"probabilities": result.probabilities}
-    if result.error:
-        output = {"error": result.error}
-    stats = result.stats
-    return Prediction(
-        model_id=model.id,
-        model_name=model.name,
-        model_version=model.version,
-        kind=model.kind,
-        sheet_id=target.sheet_id,
-        item_ref=target.item_ref,
-        image_path=target.image_path,
-        output=output,
-        predicted_class=result.predicted_class,
-        confidence=result.confidence,
-        latency_ms=float(result.latency_ms),
-        image_mean=stats.mean if stats else None,
-        image_std=stats.std if stats else None,
-        image_width=stats.width if stats else None,
-        image_height=stats.height if stats else None,
-        created_by=actor.username,
-    )
+def _columns(model: registry.ModelInfo, targets: Sequence[_Target], results: Sequence[ClassifierResult],
+             actor: User, ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The prediction-log rows of one batch as columns (for one Arrow insert)."""
+    now = utcnow()
+    stats = [r.stats for r in results]
+    return {
+        "id": list(ids),
+        "model_id": [model.id] * len(results),
+        "model_name": [model.name] * len(results),
+        "model_version": [model.version] * len(results),
+        "kind": [model.kind] * len(results),
+        "sheet_id": [t.sheet_id for t in targets],
+        "item_ref": [t.item_ref for t in targets],
+        "image_path": [t.image_path for t in targets],
+        "output": [json.dumps({"error": r.error} if r.error else {"probabilities": r.probabilities}) for r in results],
+        "predicted_class": [r.predicted_class for r in results],
+        "confidence": [r.confidence for r in results],
+        "latency_ms": [float(r.latency_ms) for r in results],
+        "image_mean": [s.mean if s else None for s in stats],
+        "image_std": [s.std if s else None for s in stats],
+        "image_width": [s.width if s else None for s in stats],
+        "image_height": [s.height if s else None for s in stats],
+        "created_by": [actor.username] * len(results),
+        "created_at": [now] * len(results),
+    }
+
+
+_ARROW_TYPES = {"model_version": "int32", "image_width": "int32", "image_height": "int32", "confidence": "float64",
+                "latency_ms": "float64", "image_mean": "float64", "image_std": "float64"}
+
+
+def log_classifier_batch(session: sa.orm.Session, columns: dict[str, list[Any]]) -> int:
+    """Append one batch of classifier predictions to the log with one Arrow `INSERT … SELECT`."""
+    import pyarrow as pa
+
+    from vital_desktop.store.bulk import insert_arrow
+
+    arrays = {name: pa.array(values, type=getattr(pa, _ARROW_TYPES[name])() if name in _ARROW_TYPES else None)
+              for name, values in columns.items()}
+    for name in ("sheet_id", "item_ref", "predicted_class", "image_path"):
+        arrays[name] = pa.array(columns[name], type=pa.string())
+    return insert_arrow(session, "predictions", pa.table(arrays), casts={"output": "JSON"})
 
 
 def predict_images(
@@ -193,12 +215,14 @@ def predict_images(
     sheet: str | None = None,
     item_refs: Sequence[str] | None = None,
     progress: Progress | None = None,
-    batch_size: int = 32,
+    batch_size: int = LOG_BATCH,
 ) -> tuple[list[PredictionInfo], Changes]:
     """Classify image files (`paths`) or a sheet's items with the named or active classifier; log every one.
 
-    Unreadable images are logged with their error rather than stopping the run. On cancel the
-    batches already done stay logged and `Cancelled` propagates.
+    One decoding pipeline runs over all images (the next batch decodes while this one is
+    classified and logged); each batch is logged with one Arrow insert, so a cancelled run
+    keeps the batches already done, and `Cancelled` propagates. Unreadable images are logged
+    with their error rather than stopping the run.
     """
     require(actor, "predict")
     if (paths is None) == (sheet is None):
@@ -211,33 +235,24 @@ def predict_images(
     progress = progress or Progress()
     progress.start(len(targets), f"classifying with {info.ref}")
     out: list[PredictionInfo] = []
-    for start in range(0, len(targets), LOG_BATCH):
-        progress.check()
-        chunk = targets[start : start + LOG_BATCH]
-        results = classifier.predict_paths([t.image_path for t in chunk], batch_size=batch_size)
-        rows = [_row(info, target, result, actor) for target, result in zip(chunk, results)]
+    done = 0
+    for results in classifier.iter_predict([t.image_path for t in targets], batch_size=batch_size, progress=progress):
+        chunk = targets[done : done + len(results)]
+        done += len(results)
+        ids = new_ids(len(results))
+        columns = _columns(info, chunk, results, actor, ids)
         with store.session() as s:
-            s.add_all(rows)
-            s.flush()
-            for row, result in zip(rows, results):
-                out.append(
-                    PredictionInfo(
-                        id=row.id,
-                        model=info.ref,
-                        item_ref=row.item_ref,
-                        image_path=row.image_path,
-                        predicted_class=result.predicted_class,
-                        confidence=result.confidence,
-                        probabilities=result.probabilities,
-                        latency_ms=result.latency_ms,
-                        image_mean=row.image_mean,
-                        image_std=row.image_std,
-                        image_width=row.image_width,
-                        image_height=row.image_height,
-                        error=result.error,
-                    )
-                )
-        progress.advance(len(chunk))
+            log_classifier_batch(s, columns)
+        for index, (target, result) in enumerate(zip(chunk, results)):
+            stats = result.stats
+            out.append(PredictionInfo(
+                id=ids[index], model=info.ref, item_ref=target.item_ref, image_path=target.image_path,
+                predicted_class=result.predicted_class, confidence=result.confidence,
+                probabilities=result.probabilities, latency_ms=result.latency_ms,
+                image_mean=stats.mean if stats else None, image_std=stats.std if stats else None,
+                image_width=stats.width if stats else None, image_height=stats.height if stats else None,
+                error=result.error,
+            ))
     progress.finish(f"{len(out)} images classified")
     return out, Changes(predictions=True)
 

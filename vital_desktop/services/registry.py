@@ -66,6 +66,17 @@ def _check_gguf(path: Path) -> CheckedFile:
     return CheckedFile(classes=[], card={"format": "gguf", "gguf_version": version}, suffix=".gguf")
 
 
+def _onnx_sidecars(path: Path) -> list[Path]:
+    from vital_desktop.inference.interop import write_sidecars
+
+    return write_sidecars(path)
+
+
+#: Files written beside a registered model of a kind, for other tools (removed with it on failure).
+KIND_SIDECARS: dict[str, Callable[[Path], list[Path]]] = {
+    KIND_ONNX: _onnx_sidecars,
+}
+
 #: One checker per model kind; new kinds are new entries here.
 KIND_CHECKERS: dict[str, Callable[[Path], CheckedFile]] = {
     KIND_GGUF: _check_gguf,
@@ -164,12 +175,15 @@ def register_model(
         version = int(s.scalar(sa.select(sa.func.max(ModelRow.version)).where(ModelRow.name == name)) or 0) + 1
         model_id = new_id()
         target = source.resolve()
+        extras: list[Path] = []
         if copy:
             target = store.models_dir / f"{name}-v{version}{checked.suffix}"
             temporary = target.with_name(target.name + f".{model_id[:8]}.tmp")
             shutil.copyfile(source, temporary)
             os.replace(temporary, target)
         try:
+            if copy and kind in KIND_SIDECARS:
+                extras = KIND_SIDECARS[kind](target)
             row = ModelRow(
                 id=model_id,
                 name=name,
@@ -193,8 +207,38 @@ def register_model(
         except BaseException:
             if copy:
                 target.unlink(missing_ok=True)
+                for extra in extras:
+                    extra.unlink(missing_ok=True)
             raise
     return info, Changes(models=True)
+
+
+def register_foreign_classifier(
+    store: Store, *, actor: User, path: Path, spec: Any, classes: list[str], name: str | None = None,
+    output: str | None = None,
+) -> tuple[ModelInfo, Changes]:
+    """Register an ONNX image classifier made elsewhere, given its preprocessing and class names.
+
+    The given description is written into a staged copy, which must pass the contract and run
+    on a blank image with one probability per class before it is registered; otherwise nothing is.
+    """
+    from vital_desktop.inference.interop import describe_foreign
+
+    require(actor, "register_model")
+    source = Path(path)
+    if not source.is_file():
+        raise ValidationError(f"no ONNX file at {source}")
+    staging = store.staging_dir / f"foreign-{new_id()[:8]}-{source.name}"
+    try:
+        info = describe_foreign(source, staging, spec, classes, output)
+        card = {"origin": "foreign", "source_file": source.name, "classes": info.classes,
+                "input": {"size": list(spec.input_size), "color_mode": spec.color_mode, "mean": list(spec.mean),
+                          "std": list(spec.std)},
+                "preprocessing_given_by": actor.username}
+        return register_model(store, actor=actor, path=staging, kind=KIND_ONNX,
+                              name=name or default_name(source), card=card)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def list_models(store: Store, *, kind: str | None = None) -> list[ModelInfo]:

@@ -21,7 +21,6 @@ import os
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,7 +253,7 @@ def stratified_split(
     val: list[str] = []
     for cls in sorted(by_class):
         ids = sorted(by_class[cls], key=lambda i: _split_key(seed, i))
-        n_val = min(int(round(len(ids) * val_fraction)), max(0, len(ids) - 1)) if val_fraction > 0 else 0
+        n_val = min(round(len(ids) * val_fraction), max(0, len(ids) - 1)) if val_fraction > 0 else 0
         chosen: list[str] = []
         for item_id in ids:
             if len(chosen) < n_val and (val_eligible is None or item_id in val_eligible):
@@ -594,26 +593,6 @@ def baseline_statistics(stats: Sequence[Any], labels: Sequence[str], seed: int =
     return out
 
 
-def _image_stats(examples: Sequence[TrainingExample], spec: Any, progress: Progress) -> list[Any]:
-    """Decode every image once up front: a corrupt file stops the run before any training, by name."""
-    from vital_desktop.inference.classifier import load_image
-
-    def one(example: TrainingExample) -> Any:
-        try:
-            return load_image(Path(example.image_path), spec)[1]
-        except ValidationError as exc:
-            raise ValidationError(f"item {example.item_ref!r}: {exc.message}; fix or relabel it, then train again",
-                                  details={"item_ref": example.item_ref, "path": example.image_path}) from exc
-
-    out: list[Any] = []
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vital-check") as pool:
-        for start in range(0, len(examples), 64):
-            progress.check()
-            out += list(pool.map(one, examples[start : start + 64]))
-            progress.advance(min(64, len(examples) - start))
-    return out
-
-
 @dataclass(frozen=True)
 class TrainResult:
     model_id: str
@@ -646,12 +625,13 @@ def train_classifier(
     seed: int = 42,
     min_per_class: int = DEFAULT_MIN_PER_CLASS,
     progress: Progress | None = None,
+    folds: int | None = None,
 ) -> tuple[TrainResult, Changes]:
     """Train an image classifier on the gated labels, register it as the next version of `name`
     with its card, baseline and lineage. Nothing is registered unless every step succeeded."""
     import time
 
-    from vital_desktop.inference.train_classifier import DEFAULT_SPEC, train_image_classifier
+    from vital_desktop.inference.train_classifier import train_image_classifier
 
     require(actor, "train")
     progress = progress or Progress()
@@ -669,12 +649,19 @@ def train_classifier(
     left_out = Counter(e.cls for e in training_set.examples if e.cls not in wanted)
     excluded = dict(training_set.excluded) | {f"class {c} not trained": n for c, n in left_out.items()}
 
-    progress.start(len(examples), "checking images")
-    stats = _image_stats(examples, DEFAULT_SPEC, progress)
-    trained = train_image_classifier(
-        [e.image_path for e in examples], [e.cls for e in examples], wanted,
-        val_fraction=val_fraction, seed=seed, progress=progress, name=name,
-    )
+    try:
+        trained = train_image_classifier(
+            [e.image_path for e in examples], [e.cls for e in examples], wanted,
+            val_fraction=val_fraction, seed=seed, progress=progress, name=name, folds=folds,
+        )
+    except ValidationError as exc:
+        index = (exc.details or {}).get("index")
+        if not isinstance(index, int):
+            raise
+        example = examples[index]  # an unreadable image: name the item, nothing was registered
+        raise ValidationError(f"item {example.item_ref!r}: {exc.message}; fix or relabel it, then train again",
+                              details={"item_ref": example.item_ref, "path": example.image_path}) from exc
+    stats = trained.stats
     progress.check()
     config = {
         "trainer": "vital_desktop.inference.train_classifier",
@@ -682,6 +669,9 @@ def train_classifier(
         "val_fraction": val_fraction,
         "seed": seed,
         "min_per_class": min_per_class,
+        "folds": trained.card.get("model_selection", {}).get("folds"),
+        "representation": trained.card.get("features", {}).get("blocks"),
+        "temperature": trained.card.get("calibration", {}).get("temperature"),
         "classes": wanted,
         "label_type": training_set.label_type,
         "source": training_set.source,

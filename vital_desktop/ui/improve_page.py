@@ -133,6 +133,11 @@ class ImprovePage(Page):
         top.setSizes([900, 420])
         splitter.addWidget(top)
 
+        from vital_desktop.ui.suspects_panel import SuspectsPanel
+
+        self.suspects = SuspectsPanel(context)  # "Possibly mislabelled" queue
+        splitter.addWidget(self.suspects)
+
         gaps_card = Card()
         row = QHBoxLayout()
         row.addWidget(title_label("Gap analysis"))
@@ -154,7 +159,7 @@ class ImprovePage(Page):
         self.impact_rule = muted_label()
         gaps_card.body.addWidget(self.impact_rule)
         splitter.addWidget(gaps_card)
-        splitter.setSizes([420, 330])
+        splitter.setSizes([420, 260, 330])
 
         context.images.thumbnail_ready.connect(self._thumbnail_ready)
         self.reload()

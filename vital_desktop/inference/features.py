@@ -1,0 +1,507 @@
+"""General image representations, computed by ONNX operators and, identically, by numpy.
+
+A registry of feature *blocks* (`BLOCKS`): each block turns the preprocessed NCHW image tensor
+into a fixed-length vector, once as an ONNX sub-graph (what ships inside the model file and
+what training runs through onnxruntime) and once in numpy (the reference the tests hold the
+graph to). The trainer chooses which blocks to use by cross-validation.
+
+- ``gradients``: oriented-gradient histograms (8 unsigned orientations, soft-binned) pooled on
+  1x1, 2x2 and 4x4 grids at two image scales, each scale L2-normalised then square-rooted (a
+  HOG-style shape descriptor that keeps *where* edges are).
+- ``texture``: a filter bank (Laplacian of Gaussian at two widths, four oriented second
+  derivatives) at three pyramid levels; per filter the log mean absolute response, its
+  sign asymmetry and its peakedness, plus each level's log contrast (rotation-tolerant texture
+  statistics).
+- ``colour``: per channel mean, spread and an 8-bin soft histogram of the [0, 1] pixel values.
+- ``blobs``: 25 local-contrast statistics (residual after a local blur, blob response,
+  gradient and local-energy summaries) suited to small defects on a plain background.
+
+Every block works on any input size whose height and width are multiples of 16.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.inference.classifier import PreprocessSpec
+
+OPSET = 17
+INPUT_NAME = "image"
+FEATURES_NAME = "features"
+EPS = 1e-3
+
+# --- numpy primitives (each mirrors one ONNX construction below) ------------------------------
+
+
+def _pad(x: np.ndarray, half: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, 0), (half, half), (half, half)), mode="reflect")
+
+
+def _conv(x: np.ndarray, kernels: np.ndarray) -> np.ndarray:
+    """Correlate each image of (N, 1, H, W) with K kernels (K, k, k), reflect-padded: (N, K, H, W)."""
+    k = kernels.shape[-1]
+    half = k // 2
+    padded = _pad(x, half)[:, 0]
+    n, h, w = x.shape[0], x.shape[2], x.shape[3]
+    out = np.zeros((n, kernels.shape[0], h, w), dtype=np.float32)
+    for dy in range(k):
+        for dx in range(k):
+            weights = kernels[:, dy, dx]
+            if not np.any(weights):
+                continue
+            window = padded[:, dy : dy + h, dx : dx + w]
+            out += weights[None, :, None, None] * window[:, None]
+    return out
+
+
+def _pool(x: np.ndarray, factor: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x.reshape(n, c, h // factor, factor, w // factor, factor).mean(axis=(3, 5))
+
+
+def _grid(x: np.ndarray, cells: int) -> np.ndarray:
+    n, c, h, w = x.shape
+    return x.reshape(n, c, cells, h // cells, cells, w // cells).mean(axis=(3, 5)).reshape(n, -1)
+
+
+# --- ONNX graph building -----------------------------------------------------------------------
+
+
+class GraphBuilder:
+    """Collects nodes and initializers of one graph with unique names."""
+
+    def __init__(self, prefix: str = "feat") -> None:
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._count = 0
+        self._prefix = prefix
+
+    def name(self, base: str) -> str:
+        self._count += 1
+        return f"{self._prefix}_{base}_{self._count}"
+
+    def const(self, value: Any, base: str = "c") -> str:
+        from onnx import numpy_helper
+
+        tensor = numpy_helper.from_array(np.asarray(value), self.name(base))
+        self.initializers.append(tensor)
+        return tensor.name
+
+    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
+        from onnx import helper
+
+        out = output or self.name(op.lower())
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    # composite helpers
+    def pad(self, x: str, half: int) -> str:
+        pads = np.array([0, 0, half, half, 0, 0, half, half], dtype=np.int64)
+        return self.node("Pad", [x, self.const(pads, "pads")], mode="reflect")
+
+    def conv(self, x: str, kernels: np.ndarray) -> str:
+        k = kernels.shape[-1]
+        weight = kernels.reshape(kernels.shape[0], 1, k, k).astype(np.float32)
+        return self.node("Conv", [self.pad(x, k // 2), self.const(weight, "kernel")])
+
+    def pool(self, x: str, factor: int) -> str:
+        return self.node("AveragePool", [x], kernel_shape=[factor, factor], strides=[factor, factor])
+
+    def grid(self, x: str, height: int, width: int, cells: int) -> str:
+        kernel = [height // cells, width // cells]
+        return self.node("Flatten", [self.node("AveragePool", [x], kernel_shape=kernel, strides=kernel)], axis=1)
+
+    def spatial_mean(self, x: str) -> str:
+        """(N, C, H, W) → (N, C)."""
+        return self.node("Flatten", [self.node("ReduceMean", [x], axes=[2, 3], keepdims=1)], axis=1)
+
+    def scalar(self, value: float) -> str:
+        return self.const(np.float32(value), "s")
+
+
+# --- the blocks --------------------------------------------------------------------------------
+
+
+def _gray(batch: np.ndarray) -> np.ndarray:
+    return batch.astype(np.float32).mean(axis=1, keepdims=True)
+
+
+GRADIENT_BINS = 8
+GRADIENT_LEVELS = (1, 2)  # image scale factors
+GRADIENT_GRIDS = (1, 2, 4)
+_DIFF_X = np.array([[[0, 0, 0], [-0.5, 0, 0.5], [0, 0, 0]]], dtype=np.float32)
+_DIFF_Y = np.transpose(_DIFF_X, (0, 2, 1)).copy()
+_PHASES = 2 * math.pi * np.arange(GRADIENT_BINS) / GRADIENT_BINS  # doubled angles: unsigned orientation
+_COS_SPACING = math.cos(2 * math.pi / GRADIENT_BINS)
+
+
+def _gradient_names(spec: PreprocessSpec) -> list[str]:
+    return [f"grad_s{level}_g{cells}_{i}_{j}_o{b}" for level in GRADIENT_LEVELS for cells in GRADIENT_GRIDS
+            for b in range(GRADIENT_BINS) for i in range(cells) for j in range(cells)]
+
+
+def _orientation_energy_numpy(g: np.ndarray) -> np.ndarray:
+    gx = _conv(g, _DIFF_X)
+    gy = _conv(g, _DIFF_Y)
+    m2 = gx * gx + gy * gy
+    c2 = gx * gx - gy * gy
+    s2 = 2 * gx * gy
+    proj = (c2 * np.cos(_PHASES, dtype=np.float32)[None, :, None, None].astype(np.float32)
+            + s2 * np.sin(_PHASES)[None, :, None, None].astype(np.float32)) / (m2 + np.float32(EPS))
+    weight = np.maximum(proj - np.float32(_COS_SPACING), 0) * np.float32(1.0 / (1.0 - _COS_SPACING))
+    return (weight * np.sqrt(m2)).astype(np.float32)
+
+
+def gradients_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    g = _gray(batch)
+    out = []
+    for level in GRADIENT_LEVELS:
+        gl = g if level == 1 else _pool(g, level)
+        energy = _orientation_energy_numpy(gl)
+        v = np.concatenate([_grid(energy, cells) for cells in GRADIENT_GRIDS], axis=1)
+        norm = np.sqrt((v * v).sum(axis=1, keepdims=True))
+        out.append(np.sqrt(v / (norm + np.float32(EPS))))
+    return np.concatenate(out, axis=1).astype(np.float32)
+
+
+def gradients_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    height, width = spec.input_size
+    cos = np.cos(_PHASES).astype(np.float32)
+    sin = np.sin(_PHASES).astype(np.float32)
+    mix = np.stack([cos, sin], axis=1).reshape(GRADIENT_BINS, 2, 1, 1).astype(np.float32)
+    parts = []
+    for level in GRADIENT_LEVELS:
+        gl = gray if level == 1 else b.pool(gray, level)
+        gx = b.conv(gl, _DIFF_X)
+        gy = b.conv(gl, _DIFF_Y)
+        gx2 = b.node("Mul", [gx, gx])
+        gy2 = b.node("Mul", [gy, gy])
+        m2 = b.node("Add", [gx2, gy2])
+        c2 = b.node("Sub", [gx2, gy2])
+        s2 = b.node("Mul", [b.node("Mul", [gx, gy]), b.scalar(2.0)])
+        proj = b.node("Conv", [b.node("Concat", [c2, s2], axis=1), b.const(mix, "phases")])
+        proj = b.node("Div", [proj, b.node("Add", [m2, b.scalar(EPS)])])
+        weight = b.node("Relu", [b.node("Sub", [proj, b.scalar(_COS_SPACING)])])
+        weight = b.node("Mul", [weight, b.scalar(1.0 / (1.0 - _COS_SPACING))])
+        energy = b.node("Mul", [weight, b.node("Sqrt", [m2])])
+        h, w = height // level, width // level
+        v = b.node("Concat", [b.grid(energy, h, w, cells) for cells in GRADIENT_GRIDS], axis=1)
+        norm = b.node("Sqrt", [b.node("ReduceSum", [b.node("Mul", [v, v]), b.const(np.array([1], dtype=np.int64), "ax")],
+                                      keepdims=1)])
+        parts.append(b.node("Sqrt", [b.node("Div", [v, b.node("Add", [norm, b.scalar(EPS)])])]))
+    return b.node("Concat", parts, axis=1)
+
+
+def _gaussian_bank(size: int = 7) -> np.ndarray:
+    half = size // 2
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
+    kernels = []
+
+    def second(sigma: float, ux: float, uy: float) -> np.ndarray:
+        g = np.exp(-(xx**2 + yy**2) / (2 * sigma**2))
+        u = xx * ux + yy * uy
+        k = (u**2 / sigma**4 - 1 / sigma**2) * g
+        return k
+
+    for sigma in (1.0, 1.6):
+        g = np.exp(-(xx**2 + yy**2) / (2 * sigma**2))
+        kernels.append(((xx**2 + yy**2) / sigma**4 - 2 / sigma**2) * g)
+    for angle in (0.0, 45.0, 90.0, 135.0):
+        a = math.radians(angle)
+        kernels.append(second(1.2, math.cos(a), math.sin(a)))
+    out = []
+    for k in kernels:
+        k = k - k.mean()
+        out.append(k / np.abs(k).sum())
+    return np.stack(out).astype(np.float32)
+
+
+TEXTURE_BANK = _gaussian_bank()
+TEXTURE_FILTERS = ["log1.0", "log1.6", "d2_0", "d2_45", "d2_90", "d2_135"]
+TEXTURE_LEVELS = (1, 2, 4)
+
+
+def _texture_names(spec: PreprocessSpec) -> list[str]:
+    names = []
+    for level in TEXTURE_LEVELS:
+        for stat in ("log_abs", "asym", "peak"):
+            names += [f"tex_s{level}_{f}_{stat}" for f in TEXTURE_FILTERS]
+        names.append(f"tex_s{level}_log_contrast")
+    return names
+
+
+def texture_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    g = _gray(batch)
+    out = []
+    for level in TEXTURE_LEVELS:
+        gl = g if level == 1 else _pool(g, level)
+        r = _conv(gl, TEXTURE_BANK)
+        a = np.abs(r).mean(axis=(2, 3))
+        p = np.maximum(r, 0).mean(axis=(2, 3))
+        q = (r * r).mean(axis=(2, 3))
+        centred = gl - gl.mean(axis=(2, 3), keepdims=True)
+        contrast = np.sqrt((centred * centred).mean(axis=(2, 3)))
+        out += [np.log(a + EPS), p / (a + EPS), np.log((q + EPS) / (a * a + EPS)), np.log(contrast + EPS)]
+    return np.concatenate(out, axis=1).astype(np.float32)
+
+
+def texture_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    eps = b.scalar(EPS)
+    parts = []
+    for level in TEXTURE_LEVELS:
+        gl = gray if level == 1 else b.pool(gray, level)
+        r = b.conv(gl, TEXTURE_BANK)
+        a = b.spatial_mean(b.node("Abs", [r]))
+        p = b.spatial_mean(b.node("Relu", [r]))
+        q = b.spatial_mean(b.node("Mul", [r, r]))
+        a_eps = b.node("Add", [a, eps])
+        centred = b.node("Sub", [gl, b.node("ReduceMean", [gl], axes=[2, 3], keepdims=1)])
+        contrast = b.node("Sqrt", [b.spatial_mean(b.node("Mul", [centred, centred]))])
+        parts += [
+            b.node("Log", [a_eps]),
+            b.node("Div", [p, a_eps]),
+            b.node("Log", [b.node("Div", [b.node("Add", [q, eps]), b.node("Add", [b.node("Mul", [a, a]), eps])])]),
+            b.node("Log", [b.node("Add", [contrast, eps])]),
+        ]
+    return b.node("Concat", parts, axis=1)
+
+
+COLOUR_BINS = 8
+COLOUR_POOL = 4
+
+
+def _colour_names(spec: PreprocessSpec) -> list[str]:
+    channels = ["gray"] if spec.channels == 1 else ["red", "green", "blue"]
+    names = [f"colour_{c}_mean" for c in channels] + [f"colour_{c}_std" for c in channels]
+    return names + [f"colour_{c}_hist{b}" for c in channels for b in range(COLOUR_BINS)]
+
+
+def _unit_pixels(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    std = np.asarray(spec.std, dtype=np.float32).reshape(1, -1, 1, 1)
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    return batch.astype(np.float32) * std + mean
+
+
+_CENTRES = ((np.arange(COLOUR_BINS) + 0.5) / COLOUR_BINS).astype(np.float32)
+
+
+def colour_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    x = _pool(_unit_pixels(batch, spec), COLOUR_POOL)
+    n = x.shape[0]
+    mean = x.mean(axis=(2, 3))
+    centred = x - mean[:, :, None, None]
+    std = np.sqrt((centred * centred).mean(axis=(2, 3)))
+    weights = np.maximum(1 - np.abs(x[:, :, None] - _CENTRES[None, None, :, None, None]) * COLOUR_BINS, 0)
+    hist = weights.mean(axis=(3, 4)).reshape(n, -1)
+    return np.concatenate([mean, std, hist], axis=1).astype(np.float32)
+
+
+def colour_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    std = b.const(np.asarray(spec.std, dtype=np.float32).reshape(1, -1, 1, 1), "std")
+    mean = b.const(np.asarray(spec.mean, dtype=np.float32).reshape(1, -1, 1, 1), "mean")
+    unit = b.pool(b.node("Add", [b.node("Mul", [x, std]), mean]), COLOUR_POOL)
+    m = b.node("ReduceMean", [unit], axes=[2, 3], keepdims=1)
+    centred = b.node("Sub", [unit, m])
+    spread = b.node("Sqrt", [b.spatial_mean(b.node("Mul", [centred, centred]))])
+    expanded = b.node("Unsqueeze", [unit, b.const(np.array([2], dtype=np.int64), "ax")])
+    distance = b.node("Abs", [b.node("Sub", [expanded, b.const(_CENTRES.reshape(1, 1, -1, 1, 1), "centres")])])
+    weights = b.node("Relu", [b.node("Sub", [b.scalar(1.0), b.node("Mul", [distance, b.scalar(float(COLOUR_BINS))])])])
+    hist = b.node("Flatten", [b.node("ReduceMean", [weights], axes=[3, 4], keepdims=0)], axis=1)
+    return b.node("Concat", [b.node("Flatten", [m], axis=1), spread, hist], axis=1)
+
+
+# The local-contrast block (the first generation of this product's features).
+BLUR_SIZE = 9
+BLOB_SIZE = 5
+GRID_CELL = 16
+RESIDUAL_THRESHOLDS = (0.3, 0.6, 1.0)
+BLOB_THRESHOLD_DARK = -0.4
+BLOB_THRESHOLD_ANY = 0.2
+GRADIENT_THRESHOLD = 1.0
+ENERGY_THRESHOLDS = (0.15, 0.3)
+BLOB_NAMES = [
+    "image_mean", "image_std", "residual_abs_mean", "residual_std", "residual_max", "residual_min",
+    *[f"residual_frac_above_{t}" for t in RESIDUAL_THRESHOLDS],
+    "blob_min", "blob_max", "blob_frac_dark", "blob_frac_any", "gradient_mean", "gradient_max",
+    "gradient_frac_above", "energy_grid_max", "energy_grid_mean", "energy_grid_std",
+    *[f"energy_grid_frac_above_{t}" for t in ENERGY_THRESHOLDS],
+    "mean_grid_std", "mean_grid_range",
+]
+_SOBEL_X = np.array([[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]], dtype=np.float32)
+_SOBEL_Y = np.transpose(_SOBEL_X, (0, 2, 1)).copy()
+
+
+def _box_kernel(size: int) -> np.ndarray:
+    return np.full((1, size, size), 1.0 / (size * size), dtype=np.float32)
+
+
+def blobs_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    x = _gray(batch)
+    n = x.shape[0]
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        return a.reshape(n, -1)
+
+    residual = x - _conv(x, _box_kernel(BLUR_SIZE))
+    abs_residual = np.abs(residual)
+    blob = _conv(residual, _box_kernel(BLOB_SIZE))
+    gradient = np.sqrt(_conv(x, _SOBEL_X) ** 2 + _conv(x, _SOBEL_Y) ** 2)
+    energy = _pool(abs_residual, GRID_CELL)
+    means = _pool(x, GRID_CELL)
+    columns = [
+        flat(x).mean(1), flat(x).std(1), flat(abs_residual).mean(1), flat(residual).std(1),
+        flat(residual).max(1), flat(residual).min(1),
+        *[(flat(abs_residual) > t).mean(1) for t in RESIDUAL_THRESHOLDS],
+        flat(blob).min(1), flat(blob).max(1), (flat(blob) < BLOB_THRESHOLD_DARK).mean(1),
+        (np.abs(flat(blob)) > BLOB_THRESHOLD_ANY).mean(1),
+        flat(gradient).mean(1), flat(gradient).max(1), (flat(gradient) > GRADIENT_THRESHOLD).mean(1),
+        flat(energy).max(1), flat(energy).mean(1), flat(energy).std(1),
+        *[(flat(energy) > t).mean(1) for t in ENERGY_THRESHOLDS],
+        flat(means).std(1), flat(means).max(1) - flat(means).min(1),
+    ]
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def blobs_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    from onnx import TensorProto
+
+    axes = [1, 2, 3]
+
+    def reduce(op: str, t: str) -> str:
+        return b.node("Flatten", [b.node(op, [t], axes=axes, keepdims=1)], axis=1)
+
+    def mean_of(t: str) -> str:
+        return reduce("ReduceMean", t)
+
+    def std_of(t: str) -> str:
+        centred = b.node("Sub", [t, b.node("ReduceMean", [t], axes=axes, keepdims=1)])
+        return b.node("Sqrt", [mean_of(b.node("Mul", [centred, centred]))])
+
+    def frac(t: str, op: str, threshold: float) -> str:
+        return mean_of(b.node("Cast", [b.node(op, [t, b.scalar(threshold)])], to=TensorProto.FLOAT))
+
+    residual = b.node("Sub", [gray, b.conv(gray, _box_kernel(BLUR_SIZE))])
+    abs_residual = b.node("Abs", [residual])
+    blob = b.conv(residual, _box_kernel(BLOB_SIZE))
+    gx = b.conv(gray, _SOBEL_X)
+    gy = b.conv(gray, _SOBEL_Y)
+    gradient = b.node("Sqrt", [b.node("Add", [b.node("Mul", [gx, gx]), b.node("Mul", [gy, gy])])])
+    energy = b.pool(abs_residual, GRID_CELL)
+    means = b.pool(gray, GRID_CELL)
+    columns = [
+        mean_of(gray), std_of(gray), mean_of(abs_residual), std_of(residual),
+        reduce("ReduceMax", residual), reduce("ReduceMin", residual),
+        *[frac(abs_residual, "Greater", t) for t in RESIDUAL_THRESHOLDS],
+        reduce("ReduceMin", blob), reduce("ReduceMax", blob), frac(blob, "Less", BLOB_THRESHOLD_DARK),
+        frac(b.node("Abs", [blob]), "Greater", BLOB_THRESHOLD_ANY),
+        mean_of(gradient), reduce("ReduceMax", gradient), frac(gradient, "Greater", GRADIENT_THRESHOLD),
+        reduce("ReduceMax", energy), mean_of(energy), std_of(energy),
+        *[frac(energy, "Greater", t) for t in ENERGY_THRESHOLDS],
+        std_of(means), b.node("Sub", [reduce("ReduceMax", means), reduce("ReduceMin", means)]),
+    ]
+    return b.node("Concat", columns, axis=1)
+
+
+@dataclass(frozen=True)
+class FeatureBlock:
+    """One representation: its numpy reference, its ONNX builder and its column names."""
+
+    name: str
+    description: str
+    numpy: Callable[[np.ndarray, PreprocessSpec], np.ndarray]
+    onnx: Callable[[GraphBuilder, str, str, PreprocessSpec], str]
+    names: Callable[[PreprocessSpec], list[str]]
+
+
+BLOCKS: dict[str, FeatureBlock] = {
+    block.name: block
+    for block in (
+        FeatureBlock("gradients", "oriented-gradient histograms, 1/2/4 grids at 2 scales", gradients_numpy,
+                     gradients_onnx, _gradient_names),
+        FeatureBlock("texture", "filter-bank texture statistics at 3 scales", texture_numpy, texture_onnx,
+                     _texture_names),
+        FeatureBlock("colour", "per-channel mean, spread and histogram", colour_numpy, colour_onnx, _colour_names),
+        FeatureBlock("blobs", "local-contrast (residual, blob, energy) statistics", blobs_numpy, blobs_onnx,
+                     lambda spec: list(BLOB_NAMES)),
+    )
+}
+
+
+def check_blocks(blocks: Sequence[str], spec: PreprocessSpec) -> list[str]:
+    """The blocks in registry order; raises ValidationError for an unknown block or an unusable size."""
+    unknown = [name for name in blocks if name not in BLOCKS]
+    if unknown or not blocks:
+        raise ValidationError(f"unknown feature block(s) {unknown}; known: {', '.join(BLOCKS)}")
+    height, width = spec.input_size
+    if height % 16 or width % 16:
+        raise ValidationError(f"input size {height}x{width} must be a multiple of 16 for the feature blocks")
+    return [name for name in BLOCKS if name in blocks]
+
+
+def feature_names(blocks: Sequence[str], spec: PreprocessSpec) -> list[str]:
+    """Column names of the concatenated blocks."""
+    return [n for name in check_blocks(blocks, spec) for n in BLOCKS[name].names(spec)]
+
+
+def block_slices(blocks: Sequence[str], spec: PreprocessSpec) -> dict[str, slice]:
+    """Where each block's columns sit in the concatenated vector."""
+    out, start = {}, 0
+    for name in check_blocks(blocks, spec):
+        width = len(BLOCKS[name].names(spec))
+        out[name] = slice(start, start + width)
+        start += width
+    return out
+
+
+def compute_features_numpy(batch: np.ndarray, spec: PreprocessSpec, blocks: Sequence[str]) -> np.ndarray:
+    """The reference feature vectors (N, F) of a preprocessed NCHW batch."""
+    return np.concatenate([BLOCKS[name].numpy(batch, spec) for name in check_blocks(blocks, spec)], axis=1)
+
+
+def build_feature_graph(spec: PreprocessSpec, blocks: Sequence[str], output_name: str = FEATURES_NAME) -> Any:
+    """An ONNX model from the image tensor (input ``image``) to the concatenated features."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    names = check_blocks(blocks, spec)
+    b = GraphBuilder()
+    gray = b.node("ReduceMean", [INPUT_NAME], axes=[1], keepdims=1)
+    parts = [BLOCKS[name].onnx(b, INPUT_NAME, gray, spec) for name in names]
+    b.node("Concat", parts, output_name, axis=1)
+    height, width = spec.input_size
+    graph = helper.make_graph(
+        b.nodes, "vital_image_features",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", spec.channels, height, width])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", len(feature_names(names, spec))])],
+        initializer=b.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.checker.check_model(model)
+    return model
+
+
+class FeatureExtractor:
+    """The feature graph held in one onnxruntime session (the training path: same ops as served)."""
+
+    def __init__(self, spec: PreprocessSpec, blocks: Sequence[str], *, threads: int = 2) -> None:
+        import onnxruntime as ort
+
+        self.spec = spec
+        self.blocks = check_blocks(blocks, spec)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, int(threads))
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        model = build_feature_graph(spec, self.blocks)
+        self.session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
+                                            providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self.session.run([FEATURES_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        return np.asarray(out, dtype=np.float32)
