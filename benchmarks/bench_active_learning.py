@@ -130,7 +130,7 @@ def plot(report: dict, out: Path) -> None:
 
     sets = report["sets"]
     figure, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 4), squeeze=False)
-    for axis, (name, entry) in zip(axes[0], sets.items()):
+    for axis, (name, entry) in zip(axes[0], sets.items(), strict=False):
         for strategy, curve in entry["learning_curves"].items():
             axis.plot([p["labels"] for p in curve], [p["accuracy"] for p in curve], marker="o", ms=3, label=strategy)
         axis.set_title(f"{name}: held-out accuracy vs labels")

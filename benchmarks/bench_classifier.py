@@ -56,7 +56,7 @@ def old_features(image_set: ImageSet) -> dict:
     model = Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=3.0, max_iter=3000))])
     model.fit(x_train, [c for _, c in image_set.train])
     predicted = model.predict(x_held)
-    accuracy = float(np.mean([p == c for p, (_, c) in zip(predicted, image_set.held_out)]))
+    accuracy = float(np.mean([p == c for p, (_, c) in zip(predicted, image_set.held_out, strict=False)]))
     return {"held_out_accuracy": round(accuracy, 4), "train_s": round(time.perf_counter() - started, 2)}
 
 
@@ -71,7 +71,7 @@ def new_features(image_set: ImageSet, out: Path) -> dict:
     results = classifier.predict_paths([image_set.folder / n for n, _ in image_set.held_out])
     predict_s = time.perf_counter() - started
     errors = [r.error for r in results if r.error]
-    correct = [r.predicted_class == c for r, (_, c) in zip(results, image_set.held_out)]
+    correct = [r.predicted_class == c for r, (_, c) in zip(results, image_set.held_out, strict=False)]
     confidence = np.array([r.confidence or 0.0 for r in results])
     from vital_desktop.inference import calibration
 
@@ -84,7 +84,7 @@ def new_features(image_set: ImageSet, out: Path) -> dict:
         "held_out_images": len(results), "unreadable": len(errors),
         "held_out_reliability": calibration.reliability(probabilities, target),
         "approve_at_0.95": {"share": round(float((confidence >= 0.95).mean()), 4),
-                            "accuracy": round(float(np.mean([c for c, p in zip(correct, confidence) if p >= 0.95]))
+                            "accuracy": round(float(np.mean([c for c, p in zip(correct, confidence, strict=False) if p >= 0.95]))
                                               if (confidence >= 0.95).any() else 0.0, 4)},
         "train_s": round(train_s, 2), "predict_images_per_s": round(len(results) / predict_s, 1),
         "model_card": {

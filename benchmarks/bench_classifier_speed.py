@@ -120,7 +120,7 @@ def logging_speed(work: Path, rows: int, repeats: int) -> dict:
                                   output={"probabilities": r.probabilities}, predicted_class=r.predicted_class,
                                   confidence=r.confidence, latency_ms=r.latency_ms, image_mean=100.0, image_std=10.0,
                                   image_width=64, image_height=64, created_by="system")
-                       for t, r in zip(targets, results)])
+                       for t, r in zip(targets, results, strict=False)])
         orm_s.append(time.perf_counter() - started)
     store.close()
     a, o = statistics.median(arrow_s), statistics.median(orm_s)

@@ -75,7 +75,7 @@ def test_faint_defects_are_the_hard_ones(demo_files, trained):
 
     refs = sorted(demo_files.labels)
     probabilities = predict_proba_python(trained, load_batch([demo_files.image_paths[r] for r in refs], trained.spec))
-    wrong = {ref: trained.classes[int(row.argmax())] != demo_files.labels[ref] for ref, row in zip(refs, probabilities)}
+    wrong = {ref: trained.classes[int(row.argmax())] != demo_files.labels[ref] for ref, row in zip(refs, probabilities, strict=False)}
 
     def error_rate(severity):
         group = [wrong[ref] for ref in refs if demo_files.severities[ref] == severity]

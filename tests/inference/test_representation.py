@@ -105,7 +105,7 @@ def digits(tmp_path_factory):
     data = load_digits()
     folder = tmp_path_factory.mktemp("digits")
     paths, labels = [], []
-    for index, (image, target) in enumerate(zip(data.images, data.target)):
+    for index, (image, target) in enumerate(zip(data.images, data.target, strict=False)):
         if target not in (0, 1, 7, 8) or len(paths) >= 320:
             continue
         path = folder / f"{index:04d}.png"
@@ -159,8 +159,8 @@ def test_one_class_or_too_few_for_the_folds_is_refused(digits):
     paths, labels = digits
     with pytest.raises(ValidationError, match="at least 2 classes"):
         train_image_classifier(paths[:10], ["same"] * 10)
-    few = [p for p, label in zip(paths, labels) if label == "digit0"][:5]
-    many = [p for p, label in zip(paths, labels) if label == "digit1"][:30]
+    few = [p for p, label in zip(paths, labels, strict=False) if label == "digit0"][:5]
+    many = [p for p, label in zip(paths, labels, strict=False) if label == "digit1"][:30]
     with pytest.raises(ValidationError, match="5-fold cross-validation needs at least 5 images of every class"):
         train_image_classifier(few + many, ["digit0"] * 5 + ["digit1"] * 30, folds=5, val_fraction=0.2)
 

@@ -115,7 +115,7 @@ def find_suspects(probabilities: np.ndarray, target: np.ndarray) -> list[Suspect
         probabilities[target == k, k].mean() if (target == k).any() else 1.0 for k in range(n_classes)
     ])
     out = []
-    for i, (row, given) in enumerate(zip(probabilities, target)):
+    for i, (row, given) in enumerate(zip(probabilities, target, strict=False)):
         if row[given] >= thresholds[given]:
             continue
         others = [(row[k], k) for k in range(n_classes) if k != given and row[k] >= min(thresholds[k], 0.5)]

@@ -287,10 +287,7 @@ def to_display_depth(image: Image.Image) -> Image.Image:
     if image.mode in _HIGH_DEPTH_MODES:
         values = np.asarray(image, dtype=np.float64)
         finite = values[np.isfinite(values)]
-        if image.mode == "F" and finite.size and finite.max() <= 1.0:
-            values = values * 255.0
-        else:
-            values = values / 257.0
+        values = values * 255.0 if image.mode == "F" and finite.size and finite.max() <= 1.0 else values / 257.0
         values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
     return image
@@ -458,7 +455,7 @@ class OnnxClassifier:
             path=path,
             predicted_class=self.classes[best],
             confidence=float(probs[best]),
-            probabilities={name: float(p) for name, p in zip(self.classes, probs)},
+            probabilities={name: float(p) for name, p in zip(self.classes, probs, strict=False)},
             latency_ms=latency_ms,
             stats=stats,
         )

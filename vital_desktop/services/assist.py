@@ -71,7 +71,8 @@ def _unlabelled(store: Store, sheet: str, label_type: str) -> tuple[list[tuple[s
     return pool, [path for _, path in done]
 
 
-def _run_model(classifier: Any, paths: Sequence[str], progress: Progress | None) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+def _run_model(classifier: Any, paths: Sequence[str],
+               progress: Progress | None) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
     probabilities, embeddings, good = [], [], []
     for chunk in decode_chunks(paths, classifier.info.preprocess, chunk_size=64, workers=2, progress=progress):
         if chunk.good:

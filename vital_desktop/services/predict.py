@@ -105,10 +105,7 @@ def llm_for(store: Store, ref: str | None = None) -> tuple[LocalLlm, registry.Mo
     Returns the model and its registry entry (None for the unregistered bundled default).
     """
     model: registry.ModelInfo | None = None
-    if ref:
-        model = resolve_model(store, registry.KIND_GGUF, ref)
-    else:
-        model = registry.active_model(store, registry.KIND_GGUF)
+    model = resolve_model(store, registry.KIND_GGUF, ref) if ref else registry.active_model(store, registry.KIND_GGUF)
     path = Path(model.path) if model is not None else default_gguf_path()
     return get_llm(path, n_ctx=llm_context(store), threads=llm_threads(store)), model
 
@@ -243,7 +240,7 @@ def predict_images(
         columns = _columns(info, chunk, results, actor, ids)
         with store.session() as s:
             log_classifier_batch(s, columns)
-        for index, (target, result) in enumerate(zip(chunk, results)):
+        for index, (target, result) in enumerate(zip(chunk, results, strict=False)):
             stats = result.stats
             out.append(PredictionInfo(
                 id=ids[index], model=info.ref, item_ref=target.item_ref, image_path=target.image_path,
