@@ -138,7 +138,8 @@ def test_export_formats(small_site, tmp_path: Path, fmt: str) -> None:
     _set(small_site, item="INS-0002", label_type="localization",
          data={"boxes": [{"x": 3, "y": 4, "width": 10, "height": 8, "label": "inclusion"}]})
     out = tmp_path / f"labels.{fmt}"
-    result = labels.export_labels(small_site.store, actor=small_site.user("engineer"), out=out, fmt=fmt)
+    result = labels.export_labels(small_site.store, actor=small_site.user("engineer"), out=out, fmt=fmt,
+                                  label_type="localization" if fmt == "coco" else None)
     assert out.exists() and not list(tmp_path.glob("*.tmp"))
     if fmt == "coco":
         coco = json.loads(out.read_text())

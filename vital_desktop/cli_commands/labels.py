@@ -43,16 +43,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to-version", type=int, required=True)
     p.add_argument("--reason", default="")
     p.set_defaults(handler=_rollback)
-    p = label.add_parser("import", help="bulk import (CSV, JSONL or Parquet) in one transaction")
-    p.add_argument("file", type=Path)
-    p.add_argument("--sheet", default=None, help="sheet for rows that name none")
-    p.add_argument("--type", dest="label_type", default=None, help="label type for rows that name none")
+    p = label.add_parser("import", help="import a label file or folder (COCO, YOLO, VOC, labelme, Label Studio, "
+                                        "CVAT, image folder, CSV, JSONL, Parquet) in one transaction")
+    p.add_argument("file", type=Path, help="the label file or folder")
+    p.add_argument("--sheet", default=None, help="the sheet the labels are for (tabular rows may name their own)")
+    p.add_argument("--type", dest="label_type", default=None, help="the label type (tabular rows may name their own)")
+    p.add_argument("--format", dest="fmt", default=None,
+                   help="coco, yolo, voc, labelme, label-studio, cvat, folder, csv, jsonl or parquet "
+                        "(recognised from the content when not given)")
+    p.add_argument("--add-classes", action="store_true",
+                   help="add unknown classes to a draft version of the label type instead of refusing")
     p.set_defaults(handler=_import)
     p = label.add_parser("export", help="export current labels")
-    p.add_argument("--format", dest="fmt", required=True, choices=["csv", "jsonl", "parquet", "coco"])
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--format", dest="fmt", required=True,
+                   help="csv, jsonl, parquet, coco, yolo, voc, labelme, label-studio, cvat or folder")
+    p.add_argument("--out", type=Path, required=True, help="the file (or, for yolo/voc/labelme/folder, the folder)")
     p.add_argument("--sheet", default=None)
-    p.add_argument("--type", dest="label_type", default=None)
+    p.add_argument("--type", dest="label_type", default=None, help="label type (needed by the annotation formats)")
+    p.add_argument("--use", default="training", help="only labels whose constraints permit this use leave")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of items in the val split (yolo)")
     p.set_defaults(handler=_export)
     p = label.add_parser("conflicts", help="disagreeing labels waiting for review")
     p.add_argument("--sheet", default=None)
@@ -125,22 +134,25 @@ def _rollback(ctx: CliContext, args) -> dict:
 
 
 def _import(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import labels
+    from vital_desktop.services import formats
 
-    outcome, _ = labels.import_labels(ctx.store, actor=ctx.actor, path=args.file, sheet=args.sheet,
-                                      label_type=args.label_type, progress=ctx.progress("import"))
+    outcome, _ = formats.import_labels(ctx.store, actor=ctx.actor, path=args.file, sheet=args.sheet,
+                                       label_type=args.label_type, fmt=args.fmt, add_classes=args.add_classes,
+                                       progress=ctx.progress("import"))
     out = outcome.to_dict()
-    out["text"] = (f"created {outcome.created}, updated {outcome.updated}, unchanged {outcome.unchanged}, "
-                   f"conflicts for review {outcome.conflicts}")
+    out["text"] = (f"{outcome.format}: created {outcome.created}, updated {outcome.updated}, unchanged "
+                   f"{outcome.unchanged}, conflicts for review {outcome.conflicts}")
     return out
 
 
 def _export(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import labels
 
-    out = labels.export_labels(ctx.store, actor=ctx.actor, out=args.out, fmt=args.fmt, sheet=args.sheet,
-                               label_type=args.label_type)
-    out["text"] = f"wrote {out['labels']} labels to {out['path']}"
+    from vital_desktop.services import formats
+
+    out = formats.export_labels(ctx.store, actor=ctx.actor, out=args.out, fmt=args.fmt, sheet=args.sheet,
+                                label_type=args.label_type, use=args.use, val_fraction=args.val_fraction)
+    out["text"] = f"wrote {out['labels']} labels to {out['path']}" + (
+        f" ({out['withheld']} withheld: {args.use} not permitted)" if out["withheld"] else "")
     return out
 
 

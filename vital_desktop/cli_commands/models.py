@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _line(m) -> str:
     classes = f"  classes: {', '.join(m.classes)}" if m.classes else ""
-    return f"{m.ref:40s} {m.kind:16s} {m.status:10s} {m.size_bytes / 1e6:8.1f} MB{classes}"
+    warning = f"  [{m.retrain_reason}]" if getattr(m, "retrain_reason", "") else ""
+    return f"{m.ref:40s} {m.kind:16s} {m.status:10s} {m.size_bytes / 1e6:8.1f} MB{classes}{warning}"
 
 
 def _list(ctx: CliContext, args) -> dict:

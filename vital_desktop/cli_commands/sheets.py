@@ -1,4 +1,4 @@
-"""`vital sheet import|list|show`: the DATA stage."""
+"""`vital sheet import|list|show|relocate|rescan|join-metadata|erase-items|delete`: the DATA stage."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from vital_desktop.cli_commands import CliContext
 def register(sub: argparse._SubParsersAction) -> None:
     sheet = sub.add_parser("sheet", help="DATA: sheets (metadata file + image folder)").add_subparsers(
         dest="sheet_command", metavar="ACTION")
-    p = sheet.add_parser("import", help="index a metadata file and its images (nothing is copied)")
+    p = sheet.add_parser("import", help="index an image folder and/or a metadata file (nothing is copied)")
     p.add_argument("name")
-    p.add_argument("--metadata", type=Path, required=True, help="CSV or Parquet file, read in place")
+    p.add_argument("--metadata", type=Path, default=None,
+                   help="CSV or Parquet file, read in place (optional: without it every image in --images is an item)")
     p.add_argument("--images", type=Path, default=None, help="image folder (image paths are relative to it)")
-    p.add_argument("--key", required=True, help="the column that identifies an item")
+    p.add_argument("--key", default=None, help="the column that identifies an item (with --metadata)")
+    p.add_argument("--class-type", default=None,
+                   help="folder-per-class layout (DIR/<class>/<image>): create labels of this label type")
     p.add_argument("--image-column", default=None, help="the column holding each item's image path")
     p.add_argument("--classification", default="", help="comma-separated tags: PHI,PII,CONFIDENTIAL,EXPORT_CONTROLLED")
     p.add_argument("--description", default="")
@@ -32,6 +35,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--images", type=Path, default=None, help="the folder that now holds the sheet's images")
     p.add_argument("--metadata", type=Path, default=None, help="where the metadata file is now")
     p.set_defaults(handler=_relocate)
+    p = sheet.add_parser("rescan", help="pick up new, changed and deleted image files")
+    p.add_argument("name")
+    p.set_defaults(handler=_rescan)
+    p = sheet.add_parser("join-metadata", help="join a metadata file's columns into a sheet's items")
+    p.add_argument("name")
+    p.add_argument("--metadata", type=Path, required=True)
+    p.add_argument("--key", required=True, help="the column holding each item's relative path (or file name)")
+    p.set_defaults(handler=_join)
+    p = sheet.add_parser("erase-items", help="admins: erase items with their labels, pairs and predictions")
+    p.add_argument("name")
+    p.add_argument("--items", required=True, help="comma-separated item refs")
+    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p.set_defaults(handler=_erase)
+    p = sheet.add_parser("delete", help="admins: delete a whole sheet with every trace of its items")
+    p.add_argument("name")
+    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p.set_defaults(handler=_delete)
 
 
 def _import(ctx: CliContext, args) -> dict:
@@ -40,10 +60,12 @@ def _import(ctx: CliContext, args) -> dict:
     report, _ = sheets.import_sheet(
         ctx.store, actor=ctx.actor, name=args.name, metadata_path=args.metadata, key_column=args.key,
         image_root=args.images, image_column=args.image_column, classification=args.classification or None,
-        description=args.description, progress=ctx.progress("import"),
+        description=args.description, progress=ctx.progress("import"), class_label_type=args.class_type,
     )
     result = report.to_dict()
     text = f"imported sheet {args.name!r}: {report.items} items"
+    if report.labels:
+        text += f", {report.labels} {args.class_type} labels from the class folders"
     if report.missing:
         text += f"; {len(report.missing)} image file(s) missing: {', '.join(report.missing[:10])}"
     result["text"] = text
@@ -83,3 +105,34 @@ def _relocate(ctx: CliContext, args) -> dict:
                                       metadata_path=args.metadata, progress=ctx.progress("check"))
     return {**report.to_dict(), "text": f"{args.name}: {report.checked} images checked; now at "
                                         f"{report.sheet.image_root or '-'} ({report.sheet.metadata_path})"}
+
+
+def _rescan(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import sheet_rescan
+
+    report, _ = sheet_rescan.rescan_sheet(ctx.store, actor=ctx.actor, sheet=args.name, progress=ctx.progress("rescan"))
+    return {**report.to_dict(), "text": report.text()}
+
+
+def _join(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import sheet_folders
+
+    report, _ = sheet_folders.join_metadata(ctx.store, actor=ctx.actor, sheet=args.name, metadata_path=args.metadata,
+                                            key_column=args.key)
+    return {**report.to_dict(), "text": f"{args.name}: metadata joined to {report.joined} item(s); "
+                                        f"{report.without_row} item(s) have no row"}
+
+
+def _erase(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import erasure
+
+    report, _ = erasure.erase_items(ctx.store, actor=ctx.actor, sheet=args.name, item_refs=args.items.split(","),
+                                    reason=args.reason)
+    return {**report.to_dict(), "text": report.text()}
+
+
+def _delete(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import erasure
+
+    report, _ = erasure.delete_sheet(ctx.store, actor=ctx.actor, sheet=args.name, reason=args.reason)
+    return {**report.to_dict(), "text": report.text()}

@@ -65,6 +65,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "export_bundle": frozenset({Role.ADMIN}),
     "manage_users": frozenset({Role.ADMIN}),
     "manage_trust": frozenset({Role.ADMIN}),
+    "erase_data": frozenset({Role.ADMIN}),
 }
 
 

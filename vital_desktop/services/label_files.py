@@ -6,8 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,14 +15,11 @@ from sqlalchemy.orm import Session
 from vital_desktop.core import strict_json
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import ValidationError
-from vital_desktop.core.ids import iso
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services import label_bulk
 from vital_desktop.services.accounts import require
 from vital_desktop.services.label_bulk import split_uses
-from vital_desktop.services.label_queries import sheet_row
-from vital_desktop.services.label_types import get_label_type
 from vital_desktop.services.label_write import (
     LabelRecord,
     RowErrors,
@@ -34,11 +29,11 @@ from vital_desktop.services.label_write import (
     upsert_records,
 )
 from vital_desktop.store import audit
-from vital_desktop.store.bulk import query_arrow
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import Sheet
 
-EXPORT_FORMATS = ("csv", "jsonl", "parquet", "coco")
+#: the export formats (the registry in `services.formats` is the reference; kept for old callers)
+EXPORT_FORMATS = ("csv", "jsonl", "parquet", "coco", "yolo", "voc", "labelme", "label-studio", "cvat", "folder")
 
 _split_uses = split_uses
 
@@ -177,103 +172,11 @@ def apply_incoming_labels(session: Session, actor: User, rows: list[dict], *, or
     return outcome
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: no half-written exports."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not os.access(path.parent, os.W_OK):
-        raise ValidationError(f"cannot write to {path.parent}: permission denied")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def export_labels(store: Store, **kwargs) -> dict:
+    """Export current labels; every format lives in `services.formats` (kept here for old callers)."""
+    from vital_desktop.services.formats import export_labels as export
 
-
-def export_labels(
-    store: Store, *, actor: User, out: Path | str, fmt: str, sheet: str | None = None, label_type: str | None = None,
-) -> dict:
-    """Export current labels as csv, jsonl, parquet or COCO (localization labels only)."""
-    require(actor, "export_data")
-    if fmt not in EXPORT_FORMATS:
-        raise ValidationError(f"unknown export format {fmt!r}; use {', '.join(EXPORT_FORMATS)}")
-    if fmt == "coco" and label_type not in (None, "localization"):
-        raise ValidationError("COCO export holds localization labels only (use --label-type localization)")
-    if fmt == "coco":
-        label_type = "localization"
-    with store.read() as s:
-        where, params = [], []
-        if sheet:
-            where.append("c.sheet_id = ?")
-            params.append(sheet_row(s, sheet).id)
-        if label_type:
-            where.append("c.label_type = ?")
-            params.append(label_type)
-        sql = ("SELECT s.name AS sheet, c.item_ref, c.label_type, c.label_data::VARCHAR AS label_data, c.version, "
-               "c.allowed_uses::VARCHAR AS allowed_uses, c.prohibited_uses::VARCHAR AS prohibited_uses, "
-               "c.usage_reason, c.data_classification::VARCHAR AS data_classification, c.confidence, c.notes, "
-               "c.origin, c.updated_by, c.updated_at, i.image_path, s.image_root "
-               "FROM canonical_labels c JOIN sheets s ON s.id = c.sheet_id "
-               "LEFT JOIN sheet_items i ON i.sheet_id = c.sheet_id AND i.item_ref = c.item_ref"
-               + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY s.name, c.item_ref, c.label_type")
-        table = query_arrow(s, sql, params)
-    rows = table.to_pylist()
-
-    def write(tmp: Path) -> None:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(table.drop_columns(["image_root"]), tmp)
-        elif fmt == "jsonl":
-            with open(tmp, "w", encoding="utf-8") as handle:
-                for r in rows:
-                    out_row = {k: v for k, v in r.items() if k != "image_root"}
-                    for key in ("label_data", "allowed_uses", "prohibited_uses", "data_classification"):
-                        out_row[key] = json.loads(out_row[key])
-                    out_row["updated_at"] = iso(out_row["updated_at"])
-                    handle.write(json.dumps(out_row, ensure_ascii=False) + "\n")
-        elif fmt == "csv":
-            with open(tmp, "w", newline="", encoding="utf-8") as handle:
-                columns = [c for c in table.column_names if c != "image_root"]
-                writer = csv.DictWriter(handle, fieldnames=columns)
-                writer.writeheader()
-                for r in rows:
-                    writer.writerow({k: (iso(v) if k == "updated_at" else v) for k, v in r.items() if k in columns})
-        else:
-            _write_coco(tmp, rows)
-
-    _atomic_write(Path(out), write)
-    return {"path": str(out), "format": fmt, "labels": len(rows)}
-
-
-def _write_coco(tmp: Path, rows: list[dict]) -> None:
-    from PIL import Image
-
-    categories = get_label_type("localization").schema["properties"]["boxes"]["items"]["properties"]["label"]["enum"]
-    cat_ids = {name: i + 1 for i, name in enumerate(categories)}
-    images, annotations = [], []
-    for image_id, r in enumerate(rows, start=1):
-        width = height = None
-        if r["image_root"] and r["image_path"]:
-            try:
-                with Image.open(Path(r["image_root"]) / r["image_path"]) as img:
-                    width, height = img.size
-            except OSError:
-                pass
-        images.append({"id": image_id, "file_name": r["image_path"] or r["item_ref"], "width": width, "height": height,
-                       "vital_item_ref": r["item_ref"], "vital_sheet": r["sheet"]})
-        for box in json.loads(r["label_data"]).get("boxes", []):
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": image_id, "category_id": cat_ids[box["label"]],
-                "bbox": [box["x"], box["y"], box["width"], box["height"]], "area": box["width"] * box["height"],
-                "iscrowd": 0,
-            })
-    coco = {"info": {"description": "VITAL Desktop canonical localization labels"}, "images": images,
-            "annotations": annotations, "categories": [{"id": i, "name": n} for n, i in cat_ids.items()]}
-    tmp.write_text(json.dumps(coco, indent=1), encoding="utf-8")
+    return export(store, **kwargs)
 
 
 def label_csv_template() -> str:

@@ -480,3 +480,60 @@ def _history_values(row: dict, action: str, reason: str, history_id: str) -> dic
         "confidence": row["confidence"], "notes": row["notes"], "origin": row["origin"], "action": action,
         "reason": reason, "changed_by": row["updated_by"], "changed_at": row["updated_at"],
     }
+
+
+# --- item content changed / erased (called by the sheet services) -----------------------------
+
+
+def flag_changed_items(session: Session, *, sheet_id: str, item_refs: list[str]) -> int:
+    """Mark the current labels of items whose image content changed as ``content_changed``.
+
+    A canonical label is about an image's content, so it is not silently reused for new
+    content: the flag keeps it out of training (only ``ok`` labels pass) until an expert saves
+    a new version. Returns how many labels were flagged. Runs in the caller's transaction.
+    """
+    if not item_refs:
+        return 0
+    raw = raw_connection(session)
+    session.flush()
+    raw.register("_changed_refs", pa.table({"item_ref": list(dict.fromkeys(item_refs))}))
+    try:
+        row = raw.execute("UPDATE canonical_labels SET review_state = 'content_changed' WHERE sheet_id = ? "
+                          "AND item_ref IN (SELECT item_ref FROM _changed_refs)", [sheet_id]).fetchone()
+    finally:
+        raw.unregister("_changed_refs")
+    session.expire_all()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class ErasedLabels:
+    labels: int
+    versions: int
+    conflicts: int
+    label_ids: tuple[str, ...]
+
+
+def erase_labels(session: Session, *, sheet_id: str, item_refs: list[str] | None = None) -> ErasedLabels:
+    """Remove every trace of the labels of these items (every item of the sheet when None): the
+    labels, every history version's content, their conflicts and claims. For erasure requests
+    only; the caller records the erasure (who, when, how many, why — never content) in the
+    audit log. Runs in the caller's transaction."""
+    raw = raw_connection(session)
+    session.flush()
+    where, params = "sheet_id = ?", [sheet_id]
+    if item_refs is not None:
+        raw.register("_erase_refs", pa.table({"item_ref": list(dict.fromkeys(item_refs))}))
+        where += " AND item_ref IN (SELECT item_ref FROM _erase_refs)"
+    try:
+        label_ids = tuple(r[0] for r in raw.execute(f"SELECT id FROM canonical_labels WHERE {where}", params).fetchall())
+        counts = {}
+        for table in ("canonical_label_history", "label_conflicts", "label_claims", "canonical_labels"):
+            row = raw.execute(f"DELETE FROM {table} WHERE {where}", params).fetchone()
+            counts[table] = int(row[0]) if row else 0
+    finally:
+        if item_refs is not None:
+            raw.unregister("_erase_refs")
+    session.expire_all()
+    return ErasedLabels(labels=counts["canonical_labels"], versions=counts["canonical_label_history"],
+                        conflicts=counts["label_conflicts"], label_ids=label_ids)

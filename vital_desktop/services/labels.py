@@ -59,6 +59,9 @@ from vital_desktop.services.label_write import (  # noqa: F401 - re-exported
     MAX_ERRORS_REPORTED,
     LabelRecord,
     UpsertOutcome,
+    ErasedLabels,
+    erase_labels,
+    flag_changed_items,
     prepare_records,
     upsert_records,
 )

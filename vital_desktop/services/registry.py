@@ -99,6 +99,8 @@ class ModelInfo:
     status: str
     created_by: str
     created_at: str | None
+    #: why the model should be retrained ("" if nothing), e.g. "trained on erased data — retrain"
+    retrain_reason: str = ""
 
     @property
     def ref(self) -> str:
@@ -127,6 +129,7 @@ def _info(row: ModelRow) -> ModelInfo:
         status=row.status,
         created_by=row.created_by,
         created_at=iso(row.created_at),
+        retrain_reason=row.retrain_reason or "",
     )
 
 

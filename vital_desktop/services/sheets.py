@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
-from vital_desktop.core.ids import iso, new_id
+from vital_desktop.core.ids import iso, new_id, new_ids
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
@@ -79,10 +79,11 @@ class ImportReport:
     sheet: SheetInfo
     items: int
     missing: list[str] = field(default_factory=list)
+    labels: int = 0  # labels created from a folder-per-class layout
 
     def to_dict(self) -> dict:
         return {"sheet": self.sheet.to_dict(), "items": self.items, "missing_count": len(self.missing),
-                "missing": self.missing[:MAX_REPORTED]}
+                "missing": self.missing[:MAX_REPORTED], "labels": self.labels}
 
 
 def _sheet_info(row: Sheet) -> SheetInfo:
@@ -171,26 +172,53 @@ def _hash_one(path: Path) -> tuple[str | None, int | None]:
         return None, None
 
 
+_ESCAPES = ("escapes", None)
+
+
+def _check_and_hash(root: Path, rel: str) -> tuple[str | None, int | None] | tuple[str, None]:
+    """Inside the pool: refuse a path leaving `root`, then hash the file (None, None if absent)."""
+    candidate = (root / rel).resolve()
+    if _is_escaping(rel) or not candidate.is_relative_to(root):
+        return _ESCAPES
+    return _hash_one(candidate)
+
+
 def import_sheet(
     store: Store,
     *,
     actor: User,
     name: str,
-    metadata_path: Path | str,
-    key_column: str,
+    metadata_path: Path | str | None,
+    key_column: str | None = None,
     image_root: Path | str | None = None,
     image_column: str | None = None,
     classification: str | list[str] | None = None,
     description: str = "",
     progress: Progress | None = None,
+    class_label_type: str | None = None,
 ) -> tuple[ImportReport, Changes]:
-    """Build the item index of a new sheet. All checks run before the single write transaction."""
+    """Build the item index of a new sheet. All checks run before the single write transaction.
+
+    Without a metadata file the sheet is the image folder itself (see `sheet_folders`); with
+    `class_label_type`, a folder-per-class layout also creates labels of that type.
+    """
     require(actor, "import_sheet")
     progress = progress or Progress()
     name = (name or "").strip()
     if not name:
         raise ValidationError("a sheet needs a name")
     tags = parse_classification(classification)
+    if metadata_path is None:
+        from vital_desktop.services.sheet_folders import import_folder
+
+        if image_root is None:
+            raise ValidationError("a sheet needs a metadata file, an image folder (--images DIR), or both")
+        return import_folder(store, actor=actor, name=name, image_root=image_root, classification=tags,
+                             description=description, class_label_type=class_label_type, progress=progress)
+    if class_label_type:
+        raise ValidationError("labels from class folders need a sheet made from the folder alone (no metadata file)")
+    if not key_column:
+        raise ValidationError("a sheet from a metadata file needs its key column (--key)")
     metadata_path = Path(metadata_path).expanduser().resolve()
     with store.read() as s:
         if s.scalar(sa.select(Sheet.id).where(Sheet.name == name)) is not None:
@@ -227,45 +255,44 @@ def import_sheet(
         )
 
     rel_paths: list[str | None] = [None] * len(keys)
-    absolute: list[Path | None] = [None] * len(keys)
     if image_column is not None and root is not None:
-        escaping = []
         for i, value in enumerate(table.column(image_column).to_pylist()):
-            if value is None or str(value).strip() == "":
-                continue
-            rel = str(value).strip().replace("\\", "/")
-            candidate = (root / rel).resolve()
-            if _is_escaping(rel) or not candidate.is_relative_to(root):
-                escaping.append(f"row {i + 2} ({keys[i]}): {value}")
-                continue
-            rel_paths[i] = rel
-            absolute[i] = candidate
-        if escaping:
-            raise ValidationError(
-                "image paths must stay inside the image folder; these escape it: " + "; ".join(escaping[:MAX_REPORTED])
-            )
+            if value is not None and str(value).strip() != "":
+                rel_paths[i] = str(value).strip().replace("\\", "/")
 
-    progress.start(len(keys), f"hashing {len(keys)} images")
+    # Path checks and hashing run together in the pool: a serial pass of resolve() calls
+    # before hashing starts cost as much as the hashing itself.
+    todo = [i for i, rel in enumerate(rel_paths) if rel is not None]
+    progress.start(len(todo), f"hashing {len(todo)} images")
     hashes: list[tuple[str | None, int | None]] = [(None, None)] * len(keys)
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-        futures = {i: pool.submit(_hash_one, p) for i, p in enumerate(absolute) if p is not None}
-        for i, fut in futures.items():
-            progress.check()
-            hashes[i] = fut.result()
-            progress.advance()
+    escaping: list[str] = []
+    if root is not None and todo:
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            for i, result in zip(todo, pool.map(lambda i: _check_and_hash(root, rel_paths[i]), todo, chunksize=64)):
+                progress.check()
+                if result == _ESCAPES:
+                    escaping.append(f"row {i + 2} ({keys[i]}): {rel_paths[i]}")
+                else:
+                    hashes[i] = result
+                progress.advance()
+    if escaping:
+        raise ValidationError(
+            "image paths must stay inside the image folder; these escape it: " + "; ".join(escaping[:MAX_REPORTED])
+        )
 
     rows = table.to_pylist()
-    missing = [keys[i] for i in range(len(keys)) if image_column is not None and hashes[i][0] is None]
+    absent = [image_column is not None and h is None for h, _ in hashes]
+    missing = [k for k, gone in zip(keys, absent) if gone]
     sheet_id = new_id()
     items = pa.table({
-        "id": [new_id() for _ in keys],
+        "id": new_ids(len(keys)),
         "sheet_id": [sheet_id] * len(keys),
         "item_ref": keys,
         "position": list(range(len(keys))),
         "image_path": rel_paths,
         "file_sha256": [h for h, _ in hashes],
         "file_size": pa.array([n for _, n in hashes], pa.int64()),
-        "missing": [k in set(missing) for k in keys] if missing else [False] * len(keys),
+        "missing": absent,
         "metadata": [json.dumps(_jsonable(r), ensure_ascii=False) for r in rows],
     })
     with store.session() as s:

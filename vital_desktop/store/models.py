@@ -102,6 +102,7 @@ class Sheet(Base):
     missing_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
     created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
     created_at: Mapped[dt.datetime] = _now()
+    rescanned_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
 
 
 class SheetItem(Base):
@@ -116,6 +117,9 @@ class SheetItem(Base):
     file_size: Mapped[int | None] = mapped_column(sa.BigInteger)
     missing: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     item_metadata: Mapped[Any] = mapped_column("metadata", JSONType, nullable=False, default=dict)
+    #: bumped by a rescan that finds the file's content changed (labels on it are then flagged)
+    item_version: Mapped[int | None] = mapped_column(sa.Integer, default=1)
+    changed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
 
 
 # --- GENERATE ------------------------------------------------------------------------------
@@ -302,6 +306,9 @@ class ModelRow(Base):
     status: Mapped[str] = mapped_column(sa.String, nullable=False, default="registered")
     created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
     created_at: Mapped[dt.datetime] = _now()
+    #: why the model should be retrained ("" when nothing is known against it), e.g. after an
+    #: erasure removed labels it learnt from: "trained on erased data — retrain"
+    retrain_reason: Mapped[str | None] = mapped_column(sa.String, default="")
 
 
 class ModelTrainingLineage(Base):

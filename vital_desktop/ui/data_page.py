@@ -39,6 +39,7 @@ from vital_desktop.ui.sheet_wizard import CreateSheetWizard
 from vital_desktop.ui.widgets import (
     Card,
     KeyValuePanel,
+    error_text,
     muted_label,
     page_layout,
     primary_button,
@@ -135,7 +136,18 @@ class DataPage(Page):
         self.label_button.setToolTip("Open the Canonical Labeling Tool on this sheet")
         self.label_button.clicked.connect(self._open_labeling)
         title_row.addWidget(self.label_button)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setToolTip("Pick up new, changed and deleted image files")
+        self.rescan_button.clicked.connect(self._rescan)
+        self.rescan_cancel = QPushButton("Cancel rescan")
+        self.rescan_cancel.clicked.connect(lambda: self.rescan_job.cancel() if self.rescan_job else None)
+        self.rescan_cancel.hide()
+        title_row.addWidget(self.rescan_button)
+        title_row.addWidget(self.rescan_cancel)
+        self.rescan_job = None
         self.detail_card.body.addLayout(title_row)
+        self.rescan_status = muted_label("")
+        self.detail_card.body.addWidget(self.rescan_status)
         self.detail = KeyValuePanel()
         self.detail_card.body.addWidget(self.detail)
         middle_layout.addWidget(self.detail_card)
@@ -198,6 +210,7 @@ class DataPage(Page):
             return
         self.current = sheet
         self.label_button.setEnabled(sheet is not None)
+        self.rescan_button.setEnabled(sheet is not None and bool(sheet.image_root) and self.rescan_job is None)
         if sheet is None:
             self.sheet_title.setText("No sheets yet")
             self.tags_label.setText("")
@@ -280,6 +293,40 @@ class DataPage(Page):
         item = getattr(self, "shown_item", None)
         if item is not None and item.absolute_image_path == path:
             self._show_preview(item)
+
+    def _rescan(self) -> None:
+        """Rescan the sheet's folder in a worker, with progress and cancel on this card."""
+        from PySide6.QtCore import QTimer
+
+        from vital_desktop.services import sheet_rescan
+
+        if self.current is None or self.rescan_job is not None:
+            return
+        store, actor, name = self.context.store, self.context.user, self.current.name
+        self.rescan_button.setEnabled(False)
+        self.rescan_cancel.show()
+
+        def done(report) -> None:
+            self.rescan_status.setText(report.text())
+
+        def failed(exc: BaseException) -> None:
+            self.rescan_status.setText(f"Rescan stopped: {error_text(exc)} Nothing was changed.")
+
+        job = self.context.run_change(f"Rescanning {name}", lambda progress: sheet_rescan.rescan_sheet(
+            store, actor=actor, sheet=name, progress=progress), on_result=done, on_error=failed, cancellable=True)
+        self.rescan_job = job
+
+        def poll() -> None:
+            if job.running:
+                snap = job.snapshot()
+                self.rescan_status.setText(f"Rescanning… {snap.done:,} / {snap.total:,} {snap.message}")
+                QTimer.singleShot(150, poll)
+                return
+            self.rescan_job = None
+            self.rescan_button.setEnabled(self.current is not None)
+            self.rescan_cancel.hide()
+
+        poll()
 
     def _open_labeling(self) -> None:
         if self.current is not None:

@@ -63,7 +63,10 @@ class MetadataPage(QWizardPage):
             tag_layout.addWidget(box)
         tag_layout.addStretch(1)
         self.message = muted_label()
+        self.folder_only = QCheckBox("No metadata file: every image in a folder is an item")
+        self.folder_only.toggled.connect(lambda on: (self.path_edit.setEnabled(not on), self.completeChanged.emit()))
         form = QFormLayout(self)
+        form.addRow("", self.folder_only)
         form.addRow("Metadata file", _path_row(self.path_edit, browse))
         form.addRow("Sheet name", self.name_edit)
         form.addRow("Description", self.description_edit)
@@ -87,9 +90,15 @@ class MetadataPage(QWizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:
-        return Path(self.path_edit.text()).expanduser().is_file() and bool(self.name_edit.text().strip())
+        has_source = self.folder_only.isChecked() or Path(self.path_edit.text()).expanduser().is_file()
+        return has_source and bool(self.name_edit.text().strip())
+
+    def nextId(self) -> int:
+        return self.wiz.FOLDER if self.folder_only.isChecked() else self.wiz.COLUMNS
 
     def validatePage(self) -> bool:
+        if self.folder_only.isChecked():
+            return True
         try:
             self.wiz.preview = sheet_service.preview_import(self.path_edit.text())
         except Exception as exc:  # noqa: BLE001 - shown on the page
@@ -144,8 +153,13 @@ class FolderPage(QWizardPage):
         self.folder_edit = QLineEdit()
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
+        self.class_type_edit = QLineEdit()
+        self.class_type_edit.setPlaceholderText("label type, e.g. the one whose classes are the folder names")
         form = QFormLayout(self)
         form.addRow("Image folder", _path_row(self.folder_edit, browse))
+        form.addRow("Class folders → labels", self.class_type_edit)
+        form.addRow("", muted_label("Optional, with no metadata file: images in <folder>/<class>/ get a label of "
+                                    "this type with that class."))
         self.folder_edit.textChanged.connect(self.completeChanged)
 
     def _browse(self) -> None:
@@ -154,7 +168,8 @@ class FolderPage(QWizardPage):
             self.folder_edit.setText(path)
 
     def initializePage(self) -> None:
-        if not self.folder_edit.text() and self.wiz.metadata_page.path_edit.text():
+        if not self.folder_edit.text() and self.wiz.metadata_page.path_edit.text() and \
+                not self.wiz.metadata_page.folder_only.isChecked():
             guess = Path(self.wiz.metadata_page.path_edit.text()).expanduser().parent
             self.folder_edit.setText(str(guess / "images") if (guess / "images").is_dir() else str(guess))
 
@@ -179,6 +194,21 @@ class PreviewPage(QWizardPage):
 
     def initializePage(self) -> None:
         wiz = self.wiz
+        if wiz.metadata_page.folder_only.isChecked():
+            from vital_desktop.services.sheet_scan import list_images
+
+            try:
+                found = list_images(Path(wiz.folder_page.folder_edit.text()).expanduser())
+            except OSError as exc:
+                self.summary.setText(error_text(exc))
+                return
+            self.table.setRowCount(min(len(found), 10))
+            for row, rel in enumerate(found[:10]):
+                self.table.setItem(row, 0, QTableWidgetItem(rel))
+                self.table.setItem(row, 1, QTableWidgetItem(rel))
+                self.table.setItem(row, 2, QTableWidgetItem("yes"))
+            self.summary.setText(f"{len(found):,} images will be indexed (item ref = path in the folder)")
+            return
         image_column = wiz.columns_page.image_column()
         try:
             preview = sheet_service.preview_import(
@@ -264,6 +294,7 @@ class CreateSheetWizard(QWizard):
     def start_import(self, page: ImportPage) -> None:
         store, actor = self.context.store, self.context.user
         image_column = self.columns_page.image_column()
+        folder_only = self.metadata_page.folder_only.isChecked()
         arguments = {
             "name": self.metadata_page.name_edit.text().strip(),
             "metadata_path": self.metadata_page.path_edit.text(),
@@ -273,6 +304,10 @@ class CreateSheetWizard(QWizard):
             "classification": [t for t, box in self.metadata_page.tag_boxes.items() if box.isChecked()],
             "description": self.metadata_page.description_edit.text(),
         }
+        if folder_only:
+            arguments.update(metadata_path=None, key_column=None, image_column=None,
+                             image_root=self.folder_page.folder_edit.text(),
+                             class_label_type=self.folder_page.class_type_edit.text().strip() or None)
         page.status.setText("Starting…")
 
         def work(progress):

@@ -1,0 +1,160 @@
+"""Reading image folders for sheets: list, check, hash and describe files in one thread pool.
+
+Every per-file step — resolving the path, refusing a link that leaves the folder, reading the
+bytes once, hashing them (hashlib releases the GIL) and reading the image header (size,
+format, EXIF capture time, camera, orientation) from those same bytes — runs inside the
+pool, so the serial part of an import or rescan is only the directory walk and one insert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.progress import Progress
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+READ_WHOLE_BELOW = 64 << 20  # files smaller than this are read once for hash and header
+MAX_REPORTED = 20
+_EXIF_DATETIME_ORIGINAL, _EXIF_DATETIME, _EXIF_MAKE, _EXIF_MODEL, _EXIF_ORIENTATION = 0x9003, 0x0132, 0x010F, \
+    0x0110, 0x0112
+_EXIF_IFD = 0x8769
+
+
+def workers() -> int:
+    return min(8, (os.cpu_count() or 2) * 2)
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    rel: str
+    sha256: str | None
+    size: int | None
+    metadata: dict[str, Any]
+    problem: str | None = None  # why the file was refused (unreadable, link leaving the folder)
+    missing: bool = False
+
+
+def list_images(root: Path) -> list[str]:
+    """Relative POSIX paths of the image files under `root`, sorted; hidden entries skipped.
+
+    Links are listed (and checked in the pool); links to folders are not followed.
+    """
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+    found.sort()
+    return found
+
+
+def describe_image(data: bytes | None, path: Path | None = None) -> dict[str, Any]:
+    """Size, format and the EXIF facts an inspection photo usually carries (all optional)."""
+    from PIL import Image, UnidentifiedImageError
+
+    out: dict[str, Any] = {}
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else path) as img:  # type: ignore[arg-type]
+            out["width"], out["height"] = img.size
+            out["format"] = img.format
+            exif = img.getexif()
+            if exif:
+                sub = exif.get_ifd(_EXIF_IFD) if _EXIF_IFD in exif else {}
+                captured = sub.get(_EXIF_DATETIME_ORIGINAL) or exif.get(_EXIF_DATETIME)
+                if captured:
+                    out["captured_at"] = _exif_time(str(captured))
+                camera = " ".join(str(exif[t]).strip() for t in (_EXIF_MAKE, _EXIF_MODEL) if exif.get(t))
+                if camera:
+                    out["camera"] = camera
+                if exif.get(_EXIF_ORIENTATION):
+                    out["orientation"] = int(exif[_EXIF_ORIENTATION])
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        out["format"] = None
+    return out
+
+
+def _exif_time(text: str) -> str:
+    """EXIF 'YYYY:MM:DD HH:MM:SS' as ISO 8601 (left as written when it is not that)."""
+    text = text.strip().rstrip("\x00")
+    if len(text) >= 19 and text[4] == ":" and text[7] == ":":
+        return f"{text[0:4]}-{text[5:7]}-{text[8:10]}T{text[11:19]}"
+    return text
+
+
+def inspect_file(root: Path, rel: str, *, describe: bool = True) -> FileFacts:
+    """Check, hash and describe one file (runs in the pool). Never raises for a bad file."""
+    try:
+        if _escapes(rel):
+            return FileFacts(rel, None, None, {}, problem="path leaves the image folder")
+        path = root / rel
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            return FileFacts(rel, None, None, {}, problem="a link leaving the image folder")
+        if not path.is_file():
+            return FileFacts(rel, None, None, {}, missing=True)
+        size = path.stat().st_size
+        digest = hashlib.sha256()
+        data: bytes | None = None
+        with open(path, "rb") as handle:
+            if size < READ_WHOLE_BELOW:
+                data = handle.read()
+                digest.update(data)
+            else:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        metadata: dict[str, Any] = {"file_name": PurePosixPath(rel).name, "file_size": size}
+        if describe:
+            metadata.update(describe_image(data, None if data is not None else path))
+        return FileFacts(rel, digest.hexdigest(), size, metadata)
+    except PermissionError:
+        return FileFacts(rel, None, None, {}, problem="cannot be read (permission denied)")
+    except OSError as exc:
+        return FileFacts(rel, None, None, {}, problem=f"cannot be read ({exc.strerror or exc})")
+
+
+def _escapes(rel: str) -> bool:
+    posix = PurePosixPath(rel.replace("\\", "/"))
+    return not rel or posix.is_absolute() or ".." in posix.parts or (len(rel) > 1 and rel[1] == ":")
+
+
+def inspect_files(root: Path, rels: Iterable[str], progress: Progress, *, describe: bool = True) -> list[FileFacts]:
+    """`inspect_file` for every path, in a thread pool, in order; checks for cancel as results come."""
+    rels = list(rels)
+    root = Path(root).resolve()
+    progress.start(len(rels), f"reading {len(rels)} images")
+    out: list[FileFacts] = []
+    with ThreadPoolExecutor(max_workers=workers()) as pool:
+        for facts in pool.map(lambda rel: inspect_file(root, rel, describe=describe), rels, chunksize=64):
+            out.append(facts)
+            progress.advance()
+            if progress.cancelled:
+                pool.shutdown(wait=True, cancel_futures=True)
+                progress.check()
+    return out
+
+
+def refuse_problems(facts: list[FileFacts], root: Path) -> None:
+    """A `ValidationError` naming the files that cannot be used (unreadable, links leaving)."""
+    bad = [f for f in facts if f.problem]
+    if bad:
+        names = "; ".join(f"{f.rel}: {f.problem}" for f in bad[:MAX_REPORTED])
+        more = f" (and {len(bad) - MAX_REPORTED} more)" if len(bad) > MAX_REPORTED else ""
+        raise ValidationError(f"{len(bad)} file(s) in {root} cannot be used: {names}{more}")
+
+
+def check_root(root: Path | str, what: str = "image folder") -> Path:
+    """The resolved folder, or a clear error when it is not there (a drive unplugged, a typo)."""
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ValidationError(f"{what} {path} is not there (is the drive plugged in and the path right?)")
+    return path.resolve()
