@@ -50,6 +50,7 @@ def spec_from_label_type(label_type: Any) -> TypeSpec:
 
 def type_spec(session: Any, name: str) -> TypeSpec:
     """The `TypeSpec` of the label type `name` (a `ValidationError` names the known types)."""
-    from vital_desktop.services import labels
+    from vital_desktop.services import label_types
 
-    return spec_from_label_type(labels.get_label_type(name))
+    found = label_types.get_label_type(session, name) if session is not None else label_types.get_label_type(name)
+    return spec_from_label_type(found)
