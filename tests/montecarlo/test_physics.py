@@ -60,7 +60,7 @@ def disk_to_disk_fraction(source_radius: float, distance: float, radius: float) 
     nodes, weights = np.polynomial.legendre.leggauss(64)
     rho = 0.5 * source_radius * (nodes + 1.0)
     total = 0.0
-    for r0, w in zip(rho, weights):
+    for r0, w in zip(rho, weights, strict=False):
         edge = -r0 * np.cos(phi) + np.sqrt(radius**2 - (r0 * np.sin(phi)) ** 2)
         omega = np.mean(1.0 - distance / np.sqrt(distance**2 + edge**2)) * 2.0 * np.pi
         total += w * omega * r0

@@ -28,7 +28,7 @@ def test_dask_local_cluster_matches_direct_runs() -> None:
                                   host="127.0.0.1", dashboard_address=None) as cluster:
         results = run_sweep(configs, seed=3, histories=4000, scheduler=cluster.scheduler_address)
     assert len(results) == len(configs)
-    for config, item in zip(configs, results):
+    for config, item in zip(configs, results, strict=False):
         direct = simulate(config, histories=4000, seed=3).to_dict()
         assert item["result"]["lines"] == direct["lines"]
     assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
@@ -40,7 +40,7 @@ def test_dask_local_cluster_matches_direct_runs() -> None:
 def test_local_processes_match_direct_runs() -> None:
     configs = _configs()[:2]
     results = run_sweep(configs, seed=4, histories=2000, processes=2)
-    for config, item in zip(configs, results):
+    for config, item in zip(configs, results, strict=False):
         assert item["result"]["lines"] == simulate(config, histories=2000, seed=4).to_dict()["lines"]
 
 

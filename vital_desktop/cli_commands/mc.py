@@ -73,6 +73,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(handler=_curve)
 
+    p = actions.add_parser("characterize", help="fit dead layer / end-cap gap / crystal length to measured "
+                                                "peak efficiencies (CSV) and save the fitted detector as a site preset")
+    _add_geometry(p)
+    p.add_argument("--measured", required=True, help="CSV: energy_kev, efficiency, sigma (or relative_sigma)")
+    p.add_argument("--fit", action="append", required=True,
+                   help="NAME=LOW:HIGH:POINTS (repeatable); NAME is dead_layer_cm, endcap_gap_cm or crystal_length_cm")
+    p.add_argument("--save-preset", default="", help="store the fitted detector under this preset name")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler tcp://HOST:PORT (default: local processes)")
+    p.add_argument("--processes", type=int, default=2, help="local processes when no scheduler is given")
+    p.set_defaults(handler=_characterize)
+
     p = actions.add_parser("list", help="stored runs, newest first")
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(handler=_list)
@@ -93,8 +104,13 @@ def _options(args):
                    k_xray_escape=not args.no_k_escape, variance_reduction=not args.analog)
 
 
-def _detector(args, name: str | None):
+def _detector(args, name: str | None, store=None):
     from vital_desktop.montecarlo import Detector, detector_preset
+
+    if store is not None and name is not None:
+        from vital_desktop.services import calibration
+
+        detector_preset = lambda n: calibration.resolve_detector(store, n)  # noqa: E731 - site presets too
 
     if name is None and args.crystal_material and args.crystal_radius_cm is not None and args.crystal_height_cm is not None:
         det = Detector(name="custom", material=args.crystal_material, radius_cm=args.crystal_radius_cm,
@@ -151,7 +167,7 @@ def _run(ctx: CliContext, args) -> dict:
     from vital_desktop.services import calibration
 
     actor = ctx.actor
-    config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm),
+    config = make_config(detector=_detector(args, args.detector, ctx.store), source=_source(args, args.distance_cm),
                          nuclide=args.nuclide, energies_kev=args.energy_kev, options=_options(args),
                          per_line=True if args.per_line else None)
     info, _ = calibration.run_calibration(ctx.store, actor=actor, config=config, histories=args.histories,
@@ -226,11 +242,15 @@ def _show(ctx: CliContext, args) -> dict:
 def _presets(ctx: CliContext, args) -> dict:
     from vital_desktop.montecarlo import detector_presets, nuclide_library
 
+    from vital_desktop.services import calibration
+
     dets = detector_presets()
     nucs = nuclide_library()
+    site = calibration.site_presets(ctx.store)
     text = ["detectors:"] + [f"  {k:18s} {v['title']}" for k, v in dets.items()]
+    text += [f"  {k:18s} fitted at this site by {v['created_by']} ({v['created_at']})" for k, v in site.items()]
     text += ["nuclides:"] + [f"  {k:8s} " + ", ".join(f"{e:g} keV ({p:.3g})" for e, p in v["lines"]) for k, v in nucs.items()]
-    return {"detectors": dets, "nuclides": nucs, "text": "\n".join(text)}
+    return {"detectors": dets, "site_detectors": site, "nuclides": nucs, "text": "\n".join(text)}
 
 
 def _curve(ctx: CliContext, args) -> dict:
@@ -268,17 +288,46 @@ def _curve(ctx: CliContext, args) -> dict:
     at = []
     if args.at:
         eps, sig = curve.evaluate(args.at)
-        at = [{"energy_kev": e, "efficiency": float(v), "sigma": float(u)} for e, v, u in zip(args.at, eps, sig)]
+        at = [{"energy_kev": e, "efficiency": float(v), "sigma": float(u)} for e, v, u in zip(args.at, eps, sig, strict=True)]
     if args.csv:
         Path(args.csv).write_text(curve.to_csv(), encoding="utf-8")
     text = [f"run {info.id}  {info.name}",
             (f"  ln(eps) = sum a_k ln(E/1 MeV)^k, order {curve.order} ({curve.order_choice}), "
              f"chi2 {curve.chi2:.2f} for {curve.dof} degrees of freedom"),
             "  coefficients: " + ", ".join(f"{c:.6g}" for c in curve.coefficients)]
-    for e, y, sgm, r in zip(curve.energies_kev, curve.efficiencies, curve.sigmas, curve.residuals):
+    for e, y, sgm, r in zip(curve.energies_kev, curve.efficiencies, curve.sigmas, curve.residuals, strict=True):
         text.append(f"  {e:9.2f} keV  peak eff {y:.5e} +- {sgm:.1e}  residual {r:+.2f} sigma")
     for a in at:
         text.append(f"  at {a['energy_kev']:g} keV: {a['efficiency']:.5e} +- {a['sigma']:.1e}")
     if args.csv:
         text.append(f"  CSV written to {args.csv}")
     return {"run": info.to_dict(), "curve": curve.to_dict(), "at": at, "text": "\n".join(text)}
+
+
+def _characterize(ctx: CliContext, args) -> dict:
+    from pathlib import Path
+
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.montecarlo.characterize import PARAMETERS, parse_grid, read_measurements
+    from vital_desktop.services import calibration
+
+    path = Path(args.measured)
+    if not path.is_file():
+        raise ValidationError(f"--measured {args.measured}: no such file")
+    measurements = read_measurements(path.read_text(encoding="utf-8"))
+    grids = dict(parse_grid(spec) for spec in args.fit)
+    detector = _detector(args, args.detector, ctx.store)
+    fit, _ = calibration.characterize_detector(
+        ctx.store, actor=ctx.actor, detector=detector, source=_source(args, args.distance_cm),
+        measurements=measurements, grids=grids, histories=args.histories, seed=args.seed, options=_options(args),
+        save_as=args.save_preset, scheduler=args.scheduler, processes=args.processes,
+        progress=ctx.progress("mc characterize"))
+    text = [f"fit of {detector.name} to {len(measurements)} measured efficiencies over "
+            f"{len(fit.grid)} grid points:"]
+    for name in fit.parameters:
+        text.append(f"  {name:18s} {fit.best[name]:.4f} +- {fit.sigma[name]:.4f} {PARAMETERS[name][1]}"
+                    f"  ({PARAMETERS[name][2]})" + ("  AT THE GRID EDGE" if name in fit.at_grid_edge else ""))
+    text.append(f"  chi2 {fit.chi2_min:.2f} for {fit.dof} degrees of freedom, p = {fit.p_value:.3g}")
+    if args.save_preset:
+        text.append(f"  saved as site preset {args.save_preset!r} (use --detector {args.save_preset})")
+    return {"fit": fit.to_dict(), "preset": args.save_preset or None, "text": "\n".join(text)}

@@ -66,7 +66,7 @@ class EfficiencyCurve:
             "cv_scores": {str(k): v for k, v in self.cv_scores.items()},
             "points": [{"energy_kev": e, "efficiency": y, "sigma": s, "fitted": f, "residual": r}
                        for e, y, s, f, r in zip(self.energies_kev, self.efficiencies, self.sigmas, self.fitted,
-                                                self.residuals)],
+                                                self.residuals, strict=False)],
         }
 
     def to_csv(self, grid_points: int = 50) -> str:
@@ -74,11 +74,11 @@ class EfficiencyCurve:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["kind", "energy_kev", "efficiency", "sigma", "fitted", "residual_sigmas"])
-        for e, y, s, f, r in zip(self.energies_kev, self.efficiencies, self.sigmas, self.fitted, self.residuals):
+        for e, y, s, f, r in zip(self.energies_kev, self.efficiencies, self.sigmas, self.fitted, self.residuals, strict=False):
             writer.writerow(["point", f"{e:.6g}", f"{y:.8g}", f"{s:.4g}", f"{f:.8g}", f"{r:.4f}"])
         grid = np.geomspace(min(self.energies_kev), max(self.energies_kev), grid_points)
         eps, sig = self.evaluate(grid)
-        for e, y, s in zip(grid, eps, sig):
+        for e, y, s in zip(grid, eps, sig, strict=False):
             writer.writerow(["curve", f"{e:.6g}", f"{y:.8g}", f"{s:.4g}", "", ""])
         return out.getvalue()
 

@@ -193,7 +193,7 @@ def build_scheme(nuclide: str, data: dict, tolerances: dict | None = None) -> De
             raise ValidationError(f"{where}: level {_energy:g} keV of {daughter} has only zero-intensity transitions")
         omega = xray(daughter)[3]
         acc = 0.0
-        for t, w in zip(outs, weights):
+        for t, w in zip(outs, weights, strict=False):
             acc += w / wsum
             alpha = float(t.get("alpha", 0.0))
             tr_cum.append(acc)

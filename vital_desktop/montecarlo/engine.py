@@ -245,8 +245,8 @@ def ratio_estimate(numerator: np.ndarray, denominator: np.ndarray) -> Estimate:
 
 def _combine(weights: np.ndarray, estimates: list[Estimate]) -> Estimate:
     # lines are simulated with separate histories, so their estimates are independent
-    value = float(sum(w * e.value for w, e in zip(weights, estimates)))
-    sigma = math.sqrt(sum((w * e.sigma) ** 2 for w, e in zip(weights, estimates)))
+    value = float(sum(w * e.value for w, e in zip(weights, estimates, strict=False)))
+    sigma = math.sqrt(sum((w * e.sigma) ** 2 for w, e in zip(weights, estimates, strict=False)))
     return Estimate(value, sigma)
 
 

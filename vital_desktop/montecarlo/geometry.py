@@ -154,10 +154,7 @@ def build_problem(config: SimulationConfig) -> Problem:
     first_source = len(det_stack) + len(hole)
     if src_stack:
         link(first_source, len(src_stack))
-    if kind == SOURCE_VOLUME:
-        source_region = first_source
-    else:
-        source_region = world_index
+    source_region = first_source if kind == SOURCE_VOLUME else world_index
 
     # materials: unique (name, density); vacuum is -1
     coherent = config.options.coherent

@@ -184,7 +184,8 @@ def interpolate_table(table: np.ndarray, energies_mev: np.ndarray) -> np.ndarray
         for column in (4, 5):
             y0, y1 = table[lower, column], table[upper, column]
             both = (y0 > 0) & (y1 > 0)
-            loglog = np.exp(np.log(np.where(both, y0, 1.0)) + t_log * (np.log(np.where(both, y1, 1.0)) - np.log(np.where(both, y0, 1.0))))
+            ln0 = np.log(np.where(both, y0, 1.0))
+            loglog = np.exp(ln0 + t_log * (np.log(np.where(both, y1, 1.0)) - ln0))
             pair += np.where(both, loglog, y0 + t_lin * (y1 - y0))
     out[:, 3] = pair
     out[:, 4] = out[:, 0] + out[:, 1] + out[:, 2] + out[:, 3]

@@ -250,8 +250,10 @@ def _batch(p: Problem, rng, e0: float, n: int) -> tuple[float, float]:
             # photoelectric (+ K X-ray)
             dep_photo = ei.copy()
             if k_on:
-                p0 = np.where(ei > p.k_edge[mi, 0], p.k_prob[mi, 0, ki] + fi * (p.k_prob[mi, 0, ki + 1] - p.k_prob[mi, 0, ki]), 0.0)
-                p1 = np.where(ei > p.k_edge[mi, 1], p.k_prob[mi, 1, ki] + fi * (p.k_prob[mi, 1, ki + 1] - p.k_prob[mi, 1, ki]), 0.0)
+                p0 = np.where(ei > p.k_edge[mi, 0],
+                              p.k_prob[mi, 0, ki] + fi * (p.k_prob[mi, 0, ki + 1] - p.k_prob[mi, 0, ki]), 0.0)
+                p1 = np.where(ei > p.k_edge[mi, 1],
+                              p.k_prob[mi, 1, ki] + fi * (p.k_prob[mi, 1, ki + 1] - p.k_prob[mi, 1, ki]), 0.0)
                 rk = rng.random(idx.size)
                 slot = np.where(rk < p0, 0, np.where(rk < p0 + p1, 1, -1))
                 emit = photo & (slot >= 0)

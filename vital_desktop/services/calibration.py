@@ -10,7 +10,7 @@ cancelled run writes nothing; every stored run has its audit row in the same tra
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,13 +22,21 @@ from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.montecarlo import SimulationConfig, config_from_dict, run_simulation, validate
 from vital_desktop.montecarlo import sweep as mc_sweep
-from vital_desktop.montecarlo.config import validate_histories, validate_seed
+from vital_desktop.montecarlo.characterize import FitResult, Measurement, fit_grid, grid_configs
+from vital_desktop.montecarlo.config import (
+    Detector,
+    Options,
+    Source,
+    detector_preset,
+    validate_histories,
+    validate_seed,
+)
 from vital_desktop.montecarlo.curves import EfficiencyCurve, curve_from_dict, fit_efficiency_curve
 from vital_desktop.montecarlo.engine import ENGINE_VERSION, simulate
 from vital_desktop.services.accounts import require
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import McRun
+from vital_desktop.store.models import McDetectorPreset, McRun
 
 
 @dataclass(frozen=True)
@@ -239,6 +247,82 @@ def stored_curve(detail: RunDetail, kind: str = "peak") -> EfficiencyCurve:
     if not data:
         raise NotFoundError(f"run {detail.info.id[:8]} has no fitted efficiency curve")
     return curve_from_dict(data)
+
+
+def site_presets(store: Store) -> dict[str, dict]:
+    """Detector presets fitted at this site: name -> {detector, provenance, created_by, created_at}."""
+    with store.read() as s:
+        rows = s.scalars(sa.select(McDetectorPreset).order_by(McDetectorPreset.name)).all()
+        return {r.name: {"detector": r.detector, "provenance": r.provenance, "created_by": r.created_by,
+                         "created_at": iso(r.created_at)} for r in rows}
+
+
+def resolve_detector(store: Store, name: str) -> Detector:
+    """A shipped preset, or else a preset fitted at this site."""
+    from vital_desktop.montecarlo.config import detector_from_dict, detector_presets
+
+    if name in detector_presets():
+        return detector_preset(name)
+    site = site_presets(store)
+    if name in site:
+        return detector_from_dict(site[name]["detector"])
+    known = sorted(detector_presets()) + sorted(site)
+    raise NotFoundError(f"unknown detector preset {name!r}; presets: {', '.join(known)}")
+
+
+def characterize_detector(
+    store: Store,
+    *,
+    actor: User,
+    detector: Detector,
+    source: Source,
+    measurements: list[Measurement],
+    grids: dict[str, list[float]],
+    histories: float,
+    seed: int,
+    options: Options | None = None,
+    save_as: str = "",
+    scheduler: str | None = None,
+    processes: int = 2,
+    progress: Progress | None = None,
+) -> tuple[FitResult, Changes]:
+    """Fit detector parameters to measured peak efficiencies by Monte Carlo over a grid.
+
+    Every grid point is validated before any work; the sweep runs on local processes or Dask.
+    With `save_as`, the fitted detector is stored as a site preset with its provenance (the
+    measurements, the grid with chi2 at every point, the fit, seed, histories, engine version).
+    """
+    from vital_desktop.montecarlo.config import detector_presets
+
+    require(actor, "run_calibration")
+    seed = validate_seed(seed)
+    name = save_as.strip()
+    if name:
+        if name in detector_presets():
+            raise ValidationError(f"preset name {name!r} is a shipped preset; choose another name")
+        if name in site_presets(store):
+            raise ValidationError(f"a site preset named {name!r} exists already; choose another name")
+    points, configs = grid_configs(detector, source, measurements, grids, options)
+    validate_histories(histories, len(measurements))
+    outputs = mc_sweep.run_sweep(configs, seed=seed, histories=histories, scheduler=scheduler, processes=processes,
+                                 progress=progress)
+    fit = fit_grid(detector, list(grids), points, outputs, measurements)
+    if not name:
+        return fit, Changes()
+    fitted = replace(fit.detector, name=name, relative_efficiency=None)
+    provenance = {
+        "method": "Monte Carlo grid fit of peak efficiencies (chi2, quadratic surface)",
+        "base_detector": asdict(detector), "source": asdict(source),
+        "measurements": [asdict(m) for m in measurements], "fit": fit.to_dict(), "seed": seed,
+        "histories": int(float(histories)), "engine_version": ENGINE_VERSION, "scheduler": scheduler or "local",
+    }
+    with store.session() as s:
+        row = McDetectorPreset(name=name, detector=asdict(fitted), provenance=provenance, created_by=actor.username)
+        s.add(row)
+        s.flush()
+        audit.record(s, actor, "mc.preset", row.id, {"name": name, "best": fit.best, "sigma": fit.sigma,
+                                                     "chi2_min": fit.chi2_min, "dof": fit.dof})
+    return replace(fit, detector=fitted), Changes(mc_runs=True)
 
 
 def _default_name(config: SimulationConfig) -> str:

@@ -418,6 +418,19 @@ class McRun(Base):
     created_at: Mapped[dt.datetime] = _now()
 
 
+class McDetectorPreset(Base):
+    """A detector fitted at this site (characterization), usable like a shipped preset."""
+
+    __tablename__ = "mc_detector_presets"
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_mc_detector_presets_name"),)
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    detector: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    provenance: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
+
+
 # --- bundles and trust -----------------------------------------------------------------------
 
 
