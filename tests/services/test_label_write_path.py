@@ -189,3 +189,51 @@ def test_template_answers_use_anchored_patterns(small_site) -> None:
     info, _ = templates.create_template(small_site.store, actor=small_site.user("engineer"), spec=spec)
     with pytest.raises(ValidationError, match="does not match"):
         templates.check_answer(info, {"defect_type": "crack", "code": "abc\n"})
+
+
+def _csv(path: Path, rows: list[list]) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sheet", "item_ref", "label_type", "label_data", "prohibited_uses"])
+        writer.writerows(rows)
+    return path
+
+
+def test_bulk_batches_follow_the_same_rules_as_single_saves(tmp_path: Path, small_site) -> None:
+    from tests.conftest import write_small_dataset
+    from vital_desktop.services import sheets
+
+    images, metadata = write_small_dataset(tmp_path / "big", n=60)
+    sheets.import_sheet(small_site.store, actor=small_site.user("engineer"), name="Big", metadata_path=metadata,
+                        key_column="inspection_id", image_root=images, image_column="image_path")
+    rows = [["Big", f"INS-{i:04d}", "classification", json.dumps(CRACK), "training" if i % 2 else ""]
+            for i in range(50)]
+    outcome, _ = labels.import_labels(small_site.store, actor=small_site.user("inspector"),
+                                      path=_csv(tmp_path / "a.csv", rows))
+    assert outcome.created == 50
+    hist = labels.history(small_site.store, sheet="Big", item_ref="INS-0001", label_type="classification")
+    assert [(h.version, h.action, h.prohibited_uses) for h in hist] == [(1, "create", ["training"])]
+    # Another user's file: different data -> conflicts; dropping a prohibited use -> conflict too.
+    changed = [list(r) for r in rows]
+    changed[0][3] = json.dumps({"defect_type": "none"})
+    changed[1][4] = "[]"
+    outcome, _ = labels.import_labels(small_site.store, actor=small_site.user("inspector2"),
+                                      path=_csv(tmp_path / "b.csv", changed))
+    assert (outcome.created, outcome.updated, outcome.unchanged, outcome.conflicts) == (0, 0, 48, 2)
+    kinds = sorted(c.kind for c in labels.list_conflicts(small_site.store, sheet="Big"))
+    assert kinds == ["other_user", "relaxation"]
+    # The owner's own file updates both.
+    outcome, _ = labels.import_labels(small_site.store, actor=small_site.user("inspector"),
+                                      path=_csv(tmp_path / "c.csv", changed))
+    assert (outcome.updated, outcome.unchanged) == (2, 48)
+    assert labels.get_label(small_site.store, sheet="Big", item_ref="INS-0001",
+                            label_type="classification").prohibited_uses == []
+    # NaN in the vectorised path: refused, naming the row.
+    bad = [list(r) for r in rows]
+    bad[7][3] = '{"defect_type": "crack", "severity": NaN}'
+    before = snapshot_tables(small_site.store)
+    with pytest.raises(ValidationError, match="row 8"):
+        labels.import_labels(small_site.store, actor=small_site.user("inspector"), path=_csv(tmp_path / "d.csv", bad))
+    assert snapshot_tables(small_site.store) == before

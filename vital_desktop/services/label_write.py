@@ -287,14 +287,16 @@ def apply_table(
         else:
             by_pos = dict(enumerate(records))
         outcome = _apply_met(session, raw, actor, by_pos, current, origin, action, now)
-        new_ids_made = _insert_new(session, raw, view, incoming, set(current), actor, origin, now)
+        made = iter(_insert_new(session, raw, view, incoming, set(current), actor, origin, now))
+        label_ids = (tuple(current[pos].id if pos in current else next(made) for pos in range(incoming.num_rows))
+                     if incoming.num_rows <= SMALL_BATCH else ())
         if origin == "site":
             _release_own_claims(raw, actor, view)
     finally:
         raw.unregister(view)
     session.expire_all()
     return UpsertOutcome(created=incoming.num_rows - len(current), updated=outcome[0], unchanged=outcome[1],
-                         conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=tuple(new_ids_made),
+                         conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=label_ids,
                          conflict_ids=tuple(outcome[2]))
 
 
@@ -368,19 +370,20 @@ def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: 
             raise NotFoundError(f"no {incoming['label_type'][pos]} label for item {incoming['item_ref'][pos]} "
                                 "to withdraw")
     params = {"origin": origin, "by": actor.username, "now": now}
-    if incoming.num_rows <= SMALL_BATCH:
+    if incoming.num_rows <= SMALL_BATCH:  # a save: plain parameterised inserts
         keep = [pos for pos in range(incoming.num_rows) if pos not in met]
         fresh = new_ids(2 * len(keep))
-        rows = incoming.take(pa.array(keep, pa.int64()))
-        rows = rows.append_column("id", pa.array(fresh[:len(keep)])).append_column(
-            "history_id", pa.array(fresh[len(keep):]))
-        small = f"{view}_new"
-        raw.register(small, rows)
-        try:
-            raw.execute(_NEW_LABEL_SQL.format(source=small), params)
-            raw.execute(_NEW_HISTORY_SQL.format(source=small), params)
-        finally:
-            raw.unregister(small)
+        rows = incoming.take(pa.array(keep, pa.int64())).to_pylist()
+        label_sql = (f"INSERT INTO canonical_labels ({', '.join(_LABEL_COLUMNS)}, version, review_state, created_by, "
+                     "created_at) VALUES (" + ", ".join(_placeholder(c) for c in _LABEL_COLUMNS) + ", 1, 'ok', ?, ?)")
+        history_sql = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
+                       + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
+        for row, label_id, history_id in zip(rows, fresh[:len(keep)], fresh[len(keep):], strict=True):
+            values = {**row, "id": label_id, "origin": origin, "updated_by": actor.username, "updated_at": now}
+            raw.execute(label_sql, [values[c] for c in _LABEL_COLUMNS] + [actor.username, now])
+            history = {**values, "id": history_id, "label_id": label_id, "version": 1, "action": "create",
+                       "changed_by": actor.username, "changed_at": now}
+            raw.execute(history_sql, [history[c] for c in _HISTORY_COLUMNS])
         return fresh[:len(keep)]
     if incoming.filter(incoming["withdraw"]).num_rows:
         raise ValidationError("a bulk batch cannot withdraw labels")
@@ -401,9 +404,28 @@ _CONFLICT_CASTS = {c: "JSON" for c in ("proposed_data", "proposed_allowed_uses",
                                        "proposed_data_classification")}
 
 
+_LABEL_COLUMNS = ("id", "sheet_id", "item_ref", "label_type", "label_data", "allowed_uses", "prohibited_uses",
+                  "usage_reason", "data_classification", "confidence", "notes", "origin", "updated_by", "updated_at")
+_UPDATE_COLUMNS = ("label_data", "version", "allowed_uses", "prohibited_uses", "usage_reason", "data_classification",
+                   "confidence", "notes", "origin", "updated_by", "updated_at")
+_HISTORY_COLUMNS = ("id", "label_id", "sheet_id", "item_ref", "label_type", "version", "label_data", "allowed_uses",
+                    "prohibited_uses", "usage_reason", "data_classification", "confidence", "notes", "origin", "action",
+                    "reason", "changed_by", "changed_at")
+_JSON_COLUMNS = frozenset({"label_data", "allowed_uses", "prohibited_uses", "data_classification"})
+
+
+def _placeholder(column: str) -> str:
+    return "?::JSON" if column in _JSON_COLUMNS else "?"
+
+
 def _write(session: Session, raw: Any, updates: list[dict], history_rows: list[dict], conflicts: list[dict],
            withdrawn: list[str]) -> None:
-    if updates:
+    if 0 < len(updates) <= SMALL_BATCH:  # a save: keyed by primary key, no Arrow join
+        sql = ("UPDATE canonical_labels SET " + ", ".join(f"{c} = {_placeholder(c)}" for c in _UPDATE_COLUMNS)
+               + ", review_state = 'ok' WHERE id = ?")
+        for row in updates:
+            raw.execute(sql, [row[c] for c in _UPDATE_COLUMNS] + [row["id"]])
+    elif updates:
         raw.register("_label_updates", pa.Table.from_pylist(updates))
         try:
             raw.execute(
@@ -415,9 +437,14 @@ def _write(session: Session, raw: Any, updates: list[dict], history_rows: list[d
                 "FROM _label_updates u WHERE canonical_labels.id = u.id")
         finally:
             raw.unregister("_label_updates")
-    if history_rows:
+    if 0 < len(history_rows) <= SMALL_BATCH:
+        sql = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
+               + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
+        for row in history_rows:
+            raw.execute(sql, [row[c] for c in _HISTORY_COLUMNS])
+    elif history_rows:
         insert_arrow(session, "canonical_label_history", pa.Table.from_pylist(history_rows),
-                     casts={c: "JSON" for c in ("label_data", "allowed_uses", "prohibited_uses", "data_classification")})
+                     casts={c: "JSON" for c in _JSON_COLUMNS})
     if withdrawn:
         _by_ids(raw, withdrawn, "DELETE FROM canonical_labels WHERE id IN (SELECT id FROM {view})")
     if conflicts:

@@ -67,7 +67,7 @@ from vital_desktop.services.label_write import (  # noqa: F401 - re-exported
 )
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import CanonicalLabelHistory, LabelConflict  # noqa: F401 - re-exported
+from vital_desktop.store.models import CanonicalLabel, CanonicalLabelHistory, LabelConflict  # noqa: F401
 
 # Old private names other services still use.
 _sheet_row = sheet_row
@@ -123,7 +123,7 @@ def set_label_in_session(
     outcome = upsert_records(s, actor, [record], origin=origin, action=action)
     kind = ("created" if outcome.created else "updated" if outcome.updated else
             "conflict" if outcome.conflicts else "unchanged")
-    row = get_row(s, found.id, item_ref, label_type)
+    row = s.get(CanonicalLabel, outcome.label_ids[0])  # by primary key: no scan of the label table
     assert row is not None
     if kind != "unchanged":
         audit.record(s, actor, f"label.{kind}", f"{found.name}/{item_ref}/{label_type}",
