@@ -155,7 +155,8 @@ def rescan_sheet(store: Store, *, actor: User, sheet: str, progress: Progress | 
                 "image_path": [rel for _, rel, _ in new_rows],
                 "file_sha256": [f.sha256 if f else None for f in rows_facts],
                 "file_size": pa.array([f.size if f else None for f in rows_facts], pa.int64()),
-                "missing": [bool(rel) and (f is None or f.sha256 is None) for (_, rel, _), f in zip(new_rows, rows_facts)],
+                "missing": [bool(rel) and (f is None or f.sha256 is None)
+                            for (_, rel, _), f in zip(new_rows, rows_facts, strict=True)],
                 "metadata": [json.dumps(m, ensure_ascii=False) for _, _, m in new_rows],
             }), casts={"metadata": "JSON"})
         _update_files(raw, s, sheet_id, [(ref, described.get(f.rel, f)) for ref, f in changed], bump=True, now=now,

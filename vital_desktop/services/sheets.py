@@ -268,7 +268,7 @@ def import_sheet(
     escaping: list[str] = []
     if root is not None and todo:
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            for i, result in zip(todo, pool.map(lambda i: _check_and_hash(root, rel_paths[i]), todo, chunksize=64)):
+            for i, result in zip(todo, pool.map(lambda i: _check_and_hash(root, rel_paths[i]), todo, chunksize=64), strict=True):
                 progress.check()
                 if result == _ESCAPES:
                     escaping.append(f"row {i + 2} ({keys[i]}): {rel_paths[i]}")
@@ -282,7 +282,7 @@ def import_sheet(
 
     rows = table.to_pylist()
     absent = [image_column is not None and h is None for h, _ in hashes]
-    missing = [k for k, gone in zip(keys, absent) if gone]
+    missing = [k for k, gone in zip(keys, absent, strict=True) if gone]
     sheet_id = new_id()
     items = pa.table({
         "id": new_ids(len(keys)),
@@ -393,7 +393,7 @@ def preview_import(
         if image_column is not None and image_column in columns:
             images = [None if v is None else str(v) for v in head.column(image_column).to_pylist()]
         root = Path(image_root).expanduser() if image_root else None
-        for key, image in zip(keys, images):
+        for key, image in zip(keys, images, strict=True):
             exists = bool(root and image and not _is_escaping(image) and (root / image).is_file())
             rows.append((key, image, exists))
     return ImportPreview(columns, table.num_rows, rows)

@@ -3,8 +3,8 @@
 ``images`` give ``file_name``, ``width``, ``height``; ``annotations`` give ``bbox`` as
 ``[x, y, width, height]`` in pixels and ``segmentation`` as a list of flat ``[x1, y1, x2, y2,
 …]`` polygons (an RLE mask — a dict — is refused: this product stores polygons);
-``categories`` map ids to names. Export writes both ``bbox`` and ``segmentation`` and every
-image's size, so pycocotools loads it.
+``categories`` map ids to names. Export writes both ``bbox`` and ``segmentation`` (a box's outline for boxes) and
+every image's size, so pycocotools loads it and rasterises every annotation.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def read(path: Path) -> list[ImageLabels]:
             if len(ring) % 2:
                 raise ValidationError(f"{where}: segmentation polygon {ring_no} has an odd number of coordinates")
             values = [number(v, "segmentation coordinate", where) for v in ring]
-            image.shapes.append(Shape("polygon", label, points=list(zip(values[0::2], values[1::2])), where=where))
+            image.shapes.append(Shape("polygon", label, points=list(zip(values[0::2], values[1::2], strict=True)), where=where))
     return list(images.values())
 
 
 def _area(points: list[tuple[float, float]]) -> float:
-    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]))) / 2
+    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1], strict=True))) / 2
 
 
 def write(target: Path, export: ExportSet) -> None:
@@ -94,7 +94,8 @@ def write(target: Path, export: ExportSet) -> None:
                 x, y, w, h = shape.box
                 ring = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
                 area = w * h
-                segmentation: list = []
+                # the box's outline as its segmentation too, so mask tools (pycocotools) can use it
+                segmentation: list = [[c for point in ring for c in point]]
             else:
                 ring = shape.points
                 xs, ys = [p[0] for p in ring], [p[1] for p in ring]

@@ -98,7 +98,7 @@ def export_labels(
         table = query_arrow(s, sql, params)
         predictions = _predictions(s, sheet_row.id if sheet_row else None) if with_predictions and entry.predictions else {}
     keep = [permits(json.loads(a), json.loads(p), use) for a, p in
-            zip(table.column("allowed_uses").to_pylist(), table.column("prohibited_uses").to_pylist())]
+            zip(table.column("allowed_uses").to_pylist(), table.column("prohibited_uses").to_pylist(), strict=True)]
     withheld = keep.count(False)
     table = table.filter(pa.array(keep, pa.bool_())) if withheld else table
     if spec is None:

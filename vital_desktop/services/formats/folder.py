@@ -51,7 +51,7 @@ def write(target: Path, export: ExportSet) -> None:
     target.mkdir(parents=True)
     names = [PurePosixPath(i.image_path or i.item_ref).name for i in export.items]
     unique = len(set(names)) == len(names)
-    for item, name in zip(export.items, names):
+    for item, name in zip(export.items, names, strict=True):
         classes = classes_from_data(export.spec, item.label_data)
         if len(classes) != 1:
             continue  # an image-folder holds one class per image

@@ -63,7 +63,7 @@ def _parse_line(line: str, names: list[str], where: str) -> Shape:
         xc, yc, w, h = values
         return Shape("box", names[cls], box=(xc - w / 2, yc - h / 2, w, h), where=where)
     if len(values) >= 6 and len(values) % 2 == 0:
-        return Shape("polygon", names[cls], points=list(zip(values[0::2], values[1::2])), where=where)
+        return Shape("polygon", names[cls], points=list(zip(values[0::2], values[1::2], strict=True)), where=where)
     if len(values) in (2, 4) or len(values) % 2:
         raise ValidationError(f"{where}: expected 'class xc yc w h' or 'class x1 y1 x2 y2 x3 y3 ...', "
                               f"got {len(values)} coordinate(s)")
