@@ -20,7 +20,11 @@ def _add_geometry(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     s.add_argument("--source", choices=["point", "disk", "volume"], default="point")
     if not sweep:
         s.add_argument("--distance-cm", type=float, default=10.0, help="from the detector's front face (end cap)")
-    s.add_argument("--offset-cm", type=float, default=0.0, help="point source: distance off the axis")
+    s.add_argument("--offset-cm", type=float, default=0.0, help="point or disk source: distance off the axis")
+    s.add_argument("--absorber", action="append", default=None, metavar="MATERIAL:THICKNESS[:RADIUS[:GAP]]",
+                   help="a filter disk between source and detector (cm; GAP from the detector face; repeatable)")
+    s.add_argument("--shield", default=None, metavar="MATERIAL:WALL[:INNER_RADIUS]",
+                   help="a closed cylindrical shield around source and detector (cm)")
     s.add_argument("--source-radius-cm", type=float, default=0.0, help="disk radius / container inner radius")
     s.add_argument("--source-height-cm", type=float, default=0.0, help="volume source: fill height")
     s.add_argument("--source-material", default="water", help="volume source contents")
@@ -139,6 +143,37 @@ def _source(args, distance: float):
                   wall_material=args.wall_material)
 
 
+def _surroundings(args, config):
+    """The configuration with the --absorber and --shield options added (validated)."""
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.montecarlo import Absorber, Shield, validate
+
+    def numbers(spec: str, what: str, low: int, high: int) -> tuple[str, list[float]]:
+        parts = spec.split(":")
+        if not low <= len(parts) <= high:
+            form = "MATERIAL:THICKNESS[:RADIUS[:GAP]]" if what == "absorber" else "MATERIAL:WALL[:INNER_RADIUS]"
+            raise ValidationError(f"--{what} {spec!r}: expected {form}")
+        try:
+            return parts[0], [float(x) for x in parts[1:]]
+        except ValueError:
+            raise ValidationError(f"--{what} {spec!r}: the sizes must be numbers (cm)") from None
+
+    absorbers = []
+    for spec in getattr(args, "absorber", None) or ():
+        material, values = numbers(spec, "absorber", 2, 4)
+        keys = ("thickness_cm", "radius_cm", "gap_cm")
+        absorbers.append(Absorber(material=material, **dict(zip(keys, values, strict=False))))
+    shield = None
+    if getattr(args, "shield", None):
+        material, values = numbers(args.shield, "shield", 2, 3)
+        shield = Shield(material=material, wall_cm=values[0], inner_radius_cm=values[1] if len(values) > 1 else None)
+    if not absorbers and shield is None:
+        return config
+    config = replace(config, absorbers=tuple(absorbers), shield=shield)
+    validate(config)
+    return config
+
+
 def _run_text(info, results: dict) -> str:
     lines = [f"run {info.id}  {info.name}",
              f"  {info.histories:,} histories, seed {info.seed}, {info.duration_s:.2f} s, {info.engine_version}"]
@@ -170,6 +205,7 @@ def _run(ctx: CliContext, args) -> dict:
     config = make_config(detector=_detector(args, args.detector, ctx.store), source=_source(args, args.distance_cm),
                          nuclide=args.nuclide, energies_kev=args.energy_kev, options=_options(args),
                          per_line=True if args.per_line else None)
+    config = _surroundings(args, config)
     info, _ = calibration.run_calibration(ctx.store, actor=actor, config=config, histories=args.histories,
                                           seed=args.seed, name=args.name, workers=args.workers,
                                           progress=ctx.progress("mc run"))
@@ -280,6 +316,7 @@ def _curve(ctx: CliContext, args) -> dict:
             raise ValidationError(f"--order must be a whole number or 'auto', got {args.order!r}") from None
     config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm),
                          energies_kev=energies, options=_options(args))
+    config = _surroundings(args, config)
     if args.csv and Path(args.csv).is_dir():
         raise ValidationError(f"--csv {args.csv} is a folder; give a file name")
     info, curve, _ = calibration.run_efficiency_curve(

@@ -6,12 +6,14 @@ Public entry points: `make_config` / `config_from_dict` to describe a run, `run_
 """
 
 from vital_desktop.montecarlo.config import (
+    Absorber,
     Backing,
     Detector,
     Layer,
     Line,
     Options,
     Resolution,
+    Shield,
     SimulationConfig,
     Source,
     config_from_dict,
@@ -27,6 +29,7 @@ from vital_desktop.montecarlo.whole_decay import WholeDecayResult, run_simulatio
 
 __all__ = [
     "ENGINE_VERSION",
+    "Absorber",
     "Backing",
     "Detector",
     "Estimate",
@@ -34,6 +37,7 @@ __all__ = [
     "Line",
     "Options",
     "Resolution",
+    "Shield",
     "SimulationConfig",
     "SimulationResult",
     "Source",

@@ -104,6 +104,37 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Absorber:
+    """A coaxial disk (filter, absorber layer) between the source and the detector.
+
+    `gap_cm` is the distance from the detector's outer front face to the absorber's detector-side
+    face; the absorber fills gap_cm <= distance <= gap_cm + thickness_cm in front of the detector.
+    """
+
+    material: str
+    thickness_cm: float
+    radius_cm: float = 5.0
+    gap_cm: float = 0.0
+    density_g_cm3: float | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Shield:
+    """A closed cylindrical shield (a lead castle, a steel drum) around source and detector.
+
+    The cavity reaches `clearance_cm` beyond everything inside it axially and, unless
+    `inner_radius_cm` is given, radially; the walls are `wall_cm` thick on every side.
+    """
+
+    material: str
+    wall_cm: float
+    inner_radius_cm: float | None = None
+    clearance_cm: float = 5.0
+    density_g_cm3: float | None = None
+
+
+@dataclass(frozen=True)
 class Line:
     energy_kev: float
     probability: float = 1.0
@@ -133,6 +164,8 @@ class SimulationConfig:
     nuclide: str | None = None
     options: Options = field(default_factory=Options)
     mode: str = "per_line"
+    absorbers: tuple[Absorber, ...] = ()
+    shield: Shield | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,6 +209,8 @@ def config_from_dict(d: dict) -> SimulationConfig:
             nuclide=d.get("nuclide"),
             options=Options(**d.get("options", {})),
             mode=d.get("mode", "per_line"),
+            absorbers=tuple(Absorber(**a) for a in d.get("absorbers", ())),
+            shield=Shield(**d["shield"]) if d.get("shield") else None,
         )
     except (KeyError, TypeError) as exc:
         raise ValidationError(f"not a valid Monte Carlo configuration: {exc}") from None
@@ -320,6 +355,7 @@ def validate(config: SimulationConfig) -> None:
     src = config.source
     if src.kind not in SOURCE_KINDS:
         raise ValidationError(f"unknown source kind {src.kind!r}; choose {', '.join(SOURCE_KINDS)}")
+    _validate_surroundings(config)
     distance = _number(src.distance_cm, "source distance (cm)")
     offset = _number(src.offset_cm, "source offset (cm)", non_negative=True)
     if src.kind == "point":
@@ -337,8 +373,9 @@ def validate(config: SimulationConfig) -> None:
             raise ValidationError(
                 f"a {src.kind} source must be in front of the detector: distance {distance:g} cm is negative"
             )
-        if offset != 0.0:
-            raise ValidationError(f"a {src.kind} source is coaxial with the detector; offset must be 0")
+        if offset != 0.0 and src.kind == "volume":
+            raise ValidationError("a volume source is coaxial with the detector (non-coaxial cylinders are not "
+                                  "supported); offset must be 0")
         _number(src.radius_cm, f"{src.kind} source radius (cm)", positive=True)
     if src.kind == "volume":
         _number(src.height_cm, "volume source height (cm)", positive=True)
@@ -388,6 +425,43 @@ def validate(config: SimulationConfig) -> None:
         raise ValidationError("spectrum bins must be between 16 and 65536")
     if opts.spectrum_max_kev is not None:
         _number(opts.spectrum_max_kev, "spectrum maximum (keV)", positive=True)
+
+
+def _validate_surroundings(config: SimulationConfig) -> None:
+    """Absorbers between source and detector, not overlapping anything; a shield that encloses all."""
+    src, det = config.source, config.detector
+    distance = _number(src.distance_cm, "source distance (cm)")
+    spans: list[tuple[float, float, str]] = []
+    for i, a in enumerate(config.absorbers):
+        label = f"absorber {i + 1} ({a.name or a.material})"
+        _material(a.material, label, a.density_g_cm3)
+        t = _number(a.thickness_cm, f"{label} thickness (cm)", positive=True)
+        _number(a.radius_cm, f"{label} radius (cm)", positive=True)
+        g = _number(a.gap_cm, f"{label} gap to the detector (cm)", non_negative=True)
+        if g + t > distance + 1e-12:
+            raise ValidationError(f"{label} overlaps the source: it reaches {g + t:g} cm from the detector but the "
+                                  f"source is at {distance:g} cm (absorbers lie between source and detector)")
+        for lo, hi, other in spans:
+            if g < hi and lo < g + t:
+                raise ValidationError(f"{label} overlaps {other} ({g:g}-{g + t:g} cm vs {lo:g}-{hi:g} cm)")
+        spans.append((g, g + t, label))
+    sh = config.shield
+    if sh is None:
+        return
+    _material(sh.material, "shield", sh.density_g_cm3)
+    _number(sh.wall_cm, "shield wall thickness (cm)", positive=True)
+    _number(sh.clearance_cm, "shield clearance (cm)", non_negative=True)
+    if sh.inner_radius_cm is not None:
+        r_in = _number(sh.inner_radius_cm, "shield inner radius (cm)", positive=True)
+        radii = [det.outer_radius_cm, abs(src.offset_cm) + (src.radius_cm if src.kind == "disk" else 0.0)]
+        if src.kind == "volume":
+            radii.append(src.radius_cm + src.wall_cm)
+        if src.backing is not None:
+            radii.append(src.backing.radius_cm)
+        radii += [a.radius_cm for a in config.absorbers]
+        if r_in <= max(radii):
+            raise ValidationError(f"shield inner radius {r_in:g} cm must enclose the detector, the source and the "
+                                  f"absorbers (largest radius {max(radii):g} cm): the volumes must nest")
 
 
 def validate_histories(histories: Any, n_lines: int = 1) -> int:

@@ -30,6 +30,8 @@ from vital_desktop.montecarlo.materials import (
 
 #: Air (or vacuum) reaches this far beyond the source and the detector; room scatter is not modelled.
 WORLD_MARGIN_CM = 5.0
+#: Most children one cylinder can have (the region around the stacks: detector, source, absorbers).
+MAX_CHILDREN = 8
 SOURCE_POINT, SOURCE_DISK, SOURCE_VOLUME = 0, 1, 2
 
 
@@ -100,7 +102,7 @@ def build_problem(config: SimulationConfig) -> Problem:
         params[:] = (src.offset_cm, z_plane, 0.0, z_plane, z_plane)
     elif src.kind == "disk":
         kind = SOURCE_DISK
-        params[:] = (0.0, z_plane, src.radius_cm, z_plane, z_plane)
+        params[:] = (src.offset_cm, z_plane, src.radius_cm, z_plane, z_plane)
     else:
         kind = SOURCE_VOLUME
         z_hi = z_plane - src.wall_cm
@@ -119,42 +121,56 @@ def build_problem(config: SimulationConfig) -> Problem:
     if det.core_hole_radius_cm > 0.0:
         hole.append(Cylinder("core hole", det.core_hole_radius_cm, det.height_cm - det.core_hole_depth_cm,
                              det.height_cm, "vacuum", None))
-    all_cyl = det_stack + hole + src_stack
-    r_max = max(max(c.radius_cm for c in all_cyl), abs(src.offset_cm))
-    z_min = min(min(c.z_low_cm for c in all_cyl), z_plane)
-    z_max = max(max(c.z_high_cm for c in all_cyl), z_plane)
+    absorbers = [Cylinder(a.name or f"absorber {i + 1}", a.radius_cm, z_front - a.gap_cm - a.thickness_cm,
+                          z_front - a.gap_cm, a.material, a.density_g_cm3) for i, a in enumerate(config.absorbers)]
+    inner = det_stack + hole + src_stack + absorbers
+    r_max = max(max(c.radius_cm for c in inner), abs(src.offset_cm))
+    z_min = min(min(c.z_low_cm for c in inner), z_plane)
+    z_max = max(max(c.z_high_cm for c in inner), z_plane)
     medium = config.options.medium
-    world = Cylinder("world", r_max + WORLD_MARGIN_CM, z_min - WORLD_MARGIN_CM, z_max + WORLD_MARGIN_CM,
-                     "air" if medium == "air" else "vacuum", None)
+    fill = "air" if medium == "air" else "vacuum"
+    shield: list[Cylinder] = []
+    if config.shield is not None:
+        sh = config.shield
+        r_in = sh.inner_radius_cm if sh.inner_radius_cm is not None else r_max + sh.clearance_cm
+        cavity = Cylinder("shield cavity", r_in, z_min - sh.clearance_cm, z_max + sh.clearance_cm, fill, None)
+        wall = Cylinder("shield", r_in + sh.wall_cm, cavity.z_low_cm - sh.wall_cm, cavity.z_high_cm + sh.wall_cm,
+                        sh.material, sh.density_g_cm3)
+        shield = [cavity, wall]
+        r_max, z_min, z_max = wall.radius_cm, wall.z_low_cm, wall.z_high_cm
+    world = Cylinder("world", r_max + WORLD_MARGIN_CM, z_min - WORLD_MARGIN_CM, z_max + WORLD_MARGIN_CM, fill, None)
+    all_cyl = inner + shield
     cylinders = all_cyl + [world]
     n = len(cylinders)
     world_index = n - 1
+    container = len(inner) if shield else world_index  # the region the stacks sit in
     parent = np.full(n, -1, dtype=np.int64)
-    children = np.full((n, 2), -1, dtype=np.int64)
+    children = np.full((n, MAX_CHILDREN), -1, dtype=np.int64)
     nchildren = np.zeros(n, dtype=np.int64)
 
+    def adopt(child: int, into: int) -> None:
+        parent[child] = into
+        children[into, nchildren[into]] = child
+        nchildren[into] += 1
+
     def link(stack_start: int, stack_len: int) -> None:
-        for i in range(stack_start, stack_start + stack_len):
-            last = i == stack_start + stack_len - 1
-            parent[i] = world_index if last else i + 1
-            if i > stack_start:
-                children[i, 0] = i - 1
-                nchildren[i] = 1
-        top = stack_start + stack_len - 1
-        children[world_index, nchildren[world_index]] = top
-        nchildren[world_index] += 1
+        for i in range(stack_start + 1, stack_start + stack_len):
+            adopt(i - 1, i)
+        adopt(stack_start + stack_len - 1, container)
 
     link(0, len(det_stack))
     if hole:
         # the core hole is a child of the crystal (cylinder 0); it shares the crystal's back face
-        h = len(det_stack)
-        parent[h] = 0
-        children[0, 0] = h
-        nchildren[0] = 1
+        adopt(len(det_stack), 0)
     first_source = len(det_stack) + len(hole)
     if src_stack:
         link(first_source, len(src_stack))
-    source_region = first_source if kind == SOURCE_VOLUME else world_index
+    for i in range(len(absorbers)):
+        link(first_source + len(src_stack) + i, 1)
+    if shield:
+        adopt(len(inner) + 1, world_index)
+        adopt(len(inner), len(inner) + 1)
+    source_region = first_source if kind == SOURCE_VOLUME else container
 
     # materials: unique (name, density); vacuum is -1
     coherent = config.options.coherent
@@ -191,7 +207,7 @@ def build_problem(config: SimulationConfig) -> Problem:
     if opts.outside_fraction is not None:
         p_out = float(opts.outside_fraction)
     else:
-        scatterers = bool(src_stack) or medium == "air"
+        scatterers = bool(src_stack) or bool(absorbers) or bool(shield) or medium == "air"
         p_out = 0.1 if scatterers else 0.0
     half = (outer.z_high_cm - outer.z_low_cm) / 2.0
     cone = np.array([

@@ -164,7 +164,7 @@ def run_decay_chunk(
             rr = src_radius * math.sqrt(r)
             r, rs = _step(rs)
             ph = TWO_PI * r
-            x = rr * math.cos(ph)
+            x = px0 + rr * math.cos(ph)
             y = rr * math.sin(ph)
             if source_kind == 1:
                 z = pz0

@@ -145,7 +145,7 @@ def _emit(p: Problem, rng, n):
     else:
         rr = sp[2] * np.sqrt(rng.random(n))
         cphi, sphi = _azimuth(rng, n)
-        x, y = rr * cphi, rr * sphi
+        x, y = sp[0] + rr * cphi, rr * sphi
         z = np.full(n, sp[1]) if p.source_kind == 1 else sp[3] + (sp[4] - sp[3]) * rng.random(n)
     w = np.ones(n)
     vr_on, p_out, det_r, det_zlo, sph_z, sph_r = p.cone_params
