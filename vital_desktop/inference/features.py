@@ -13,6 +13,8 @@ graph to). The trainer chooses which blocks to use by cross-validation.
   sign asymmetry and its peakedness, plus each level's log contrast (rotation-tolerant texture
   statistics).
 - ``colour``: per channel mean, spread and an 8-bin soft histogram of the [0, 1] pixel values.
+- ``chroma``: the opponent colours red-green and yellow-blue: mean, spread and a 5x5 joint soft
+  histogram (zero for a grayscale image).
 - ``blobs``: 25 local-contrast statistics (residual after a local blur, blob response,
   gradient and local-energy summaries) suited to small defects on a plain background.
 
@@ -316,6 +318,69 @@ def colour_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str
     return b.node("Concat", [b.node("Flatten", [m], axis=1), spread, hist], axis=1)
 
 
+CHROMA_BINS = 5
+CHROMA_RANGE = 0.5  # opponent values are histogrammed over [-0.5, 0.5]
+
+
+def _chroma_names(spec: PreprocessSpec) -> list[str]:
+    names = ["chroma_rg_mean", "chroma_yb_mean", "chroma_rg_std", "chroma_yb_std"]
+    return names + [f"chroma_joint_{i}_{j}" for i in range(CHROMA_BINS) for j in range(CHROMA_BINS)]
+
+
+_CHROMA_CENTRES = np.linspace(-CHROMA_RANGE, CHROMA_RANGE, CHROMA_BINS).astype(np.float32)
+_CHROMA_WIDTH = np.float32(2 * CHROMA_RANGE / (CHROMA_BINS - 1))
+
+
+def _channel(x: np.ndarray, index: int) -> np.ndarray:
+    return x[:, min(index, x.shape[1] - 1) : min(index, x.shape[1] - 1) + 1]
+
+
+def chroma_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    x = _pool(_unit_pixels(batch, spec), COLOUR_POOL)
+    r, g, b = (_channel(x, i) for i in range(3))
+    rg = (r - g)[:, 0]
+    yb = ((r + g) * np.float32(0.5) - b)[:, 0]
+    n = x.shape[0]
+    stats = [rg.mean(axis=(1, 2)), yb.mean(axis=(1, 2)),
+             np.sqrt(((rg - rg.mean(axis=(1, 2), keepdims=True)) ** 2).mean(axis=(1, 2))),
+             np.sqrt(((yb - yb.mean(axis=(1, 2), keepdims=True)) ** 2).mean(axis=(1, 2)))]
+    w1 = np.maximum(1 - np.abs(rg[:, None] - _CHROMA_CENTRES[None, :, None, None]) / _CHROMA_WIDTH, 0)
+    w2 = np.maximum(1 - np.abs(yb[:, None] - _CHROMA_CENTRES[None, :, None, None]) / _CHROMA_WIDTH, 0)
+    joint = (w1[:, :, None] * w2[:, None, :]).mean(axis=(3, 4)).reshape(n, -1)
+    return np.concatenate([np.stack(stats, axis=1), joint], axis=1).astype(np.float32)
+
+
+def chroma_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    std = b.const(np.asarray(spec.std, dtype=np.float32).reshape(1, -1, 1, 1), "std")
+    mean = b.const(np.asarray(spec.mean, dtype=np.float32).reshape(1, -1, 1, 1), "mean")
+    unit = b.pool(b.node("Add", [b.node("Mul", [x, std]), mean]), COLOUR_POOL)
+
+    def channel(index: int) -> str:
+        i = min(index, spec.channels - 1)
+        return b.node("Slice", [unit, b.const(np.array([i], dtype=np.int64), "st"),
+                                b.const(np.array([i + 1], dtype=np.int64), "en"),
+                                b.const(np.array([1], dtype=np.int64), "ax")])
+
+    r, g, bl = channel(0), channel(1), channel(2)
+    rg = b.node("Sub", [r, g])
+    yb = b.node("Sub", [b.node("Mul", [b.node("Add", [r, g]), b.scalar(0.5)]), bl])
+
+    def spread(t: str) -> str:
+        centred = b.node("Sub", [t, b.node("ReduceMean", [t], axes=[2, 3], keepdims=1)])
+        return b.node("Sqrt", [b.spatial_mean(b.node("Mul", [centred, centred]))])
+
+    centres = b.const(_CHROMA_CENTRES.reshape(1, -1, 1, 1), "cc")
+
+    def weights(t: str) -> str:  # (N,1,H,W) → (N,B,H,W)
+        distance = b.node("Abs", [b.node("Sub", [t, centres])])
+        return b.node("Relu", [b.node("Sub", [b.scalar(1.0), b.node("Div", [distance, b.scalar(float(_CHROMA_WIDTH))])])])
+
+    w1 = b.node("Unsqueeze", [weights(rg), b.const(np.array([2], dtype=np.int64), "ax")])  # (N,B,1,H,W)
+    w2 = b.node("Unsqueeze", [weights(yb), b.const(np.array([1], dtype=np.int64), "ax")])  # (N,1,B,H,W)
+    joint = b.node("Flatten", [b.node("ReduceMean", [b.node("Mul", [w1, w2])], axes=[3, 4], keepdims=0)], axis=1)
+    return b.node("Concat", [b.spatial_mean(rg), b.spatial_mean(yb), spread(rg), spread(yb), joint], axis=1)
+
+
 # The local-contrast block (the first generation of this product's features).
 BLUR_SIZE = 9
 BLOB_SIZE = 5
@@ -427,6 +492,8 @@ BLOCKS: dict[str, FeatureBlock] = {
         FeatureBlock("texture", "filter-bank texture statistics at 3 scales", texture_numpy, texture_onnx,
                      _texture_names),
         FeatureBlock("colour", "per-channel mean, spread and histogram", colour_numpy, colour_onnx, _colour_names),
+        FeatureBlock("chroma", "opponent-colour mean, spread and joint histogram", chroma_numpy, chroma_onnx,
+                     _chroma_names),
         FeatureBlock("blobs", "local-contrast (residual, blob, energy) statistics", blobs_numpy, blobs_onnx,
                      lambda spec: list(BLOB_NAMES)),
     )
