@@ -99,8 +99,38 @@ def window(qtbot, store, engineer, settings):
     main = build_main_window(store, engineer, stage="data", settings=settings)
     qtbot.addWidget(main)
     main.show()
+    settle(qtbot, main)
     yield main
     main.close()
+
+
+def settle(qtbot, window, timeout: int = 20_000) -> None:
+    """Until the window's background reads and writes are done (pages load off the GUI thread)."""
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=timeout)
+
+
+@pytest.fixture
+def gui_thread_store_calls(monkeypatch):
+    """Every store session opened on the GUI thread, with the page module that asked (the contract:
+    pages never do store work on the GUI thread)."""
+    import traceback
+
+    from vital_desktop.store.db import Store
+
+    calls: list[str] = []
+    for name in ("session", "read"):
+        original = getattr(Store, name)
+
+        def guarded(self, *args, _original=original, **kwargs):
+            if threading.current_thread() is threading.main_thread():
+                frames = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in traceback.extract_stack()
+                          if "/vital_desktop/ui/" in f.filename]
+                if frames:  # fixtures and tests may read on the main thread; pages may not
+                    calls.append(" <- ".join(reversed(frames)))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, guarded)
+    return calls
 
 
 @pytest.fixture(autouse=True)

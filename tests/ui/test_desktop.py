@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from tests.ui.conftest import SHEET
+from tests.ui.conftest import SHEET, settle
 from vital_desktop.services import generate as generate_service
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import review as review_service
@@ -101,9 +101,11 @@ def test_the_wow_moment_label_once_then_pre_approved_then_review_creates_a_label
     # 2. GENERATE: the dialog previews the labeled item as pre-approved; generation opens LABEL.
     window.go("generate")
     page = window.pages["generate"]
+    settle(qtbot, window)
     row = next(i for i, t in enumerate(page.templates) if t.label_type == "classification")
     page.table.selectRow(row)
     dialog = page.open_generate()
+    settle(qtbot, window)
     assert dialog.preview.rowCount() == 3
     states = {dialog.preview.item(r, 0).text(): dialog.preview.item(r, 1).text() for r in range(3)}
     assert states[first].startswith("pre-approved")
@@ -332,6 +334,7 @@ def test_big_sheet_opens_with_pages_fetched_on_demand(qtbot, window, tmp_path, e
     window.context.announce(changes)
     window.go("data", sheet="Big")
     data = window.pages["data"]
+    qtbot.waitUntil(lambda: data.current is not None and data.current.name == "Big", timeout=10_000)
     assert data.model.rowCount() == 5000
     qtbot.waitUntil(lambda: data.model.index(0).data() == "R-000000", timeout=10_000)
     assert data.model.pager.loaded_pages() <= 3  # only what was painted, not the whole sheet
@@ -382,14 +385,17 @@ def test_an_inspector_cannot_import_a_sheet_and_is_told_why(qtbot, store, settin
     inspector = accounts.get_user(store, role_user)
     window = build_main_window(store, inspector, stage="generate", settings=settings)
     qtbot.addWidget(window)
+    settle(qtbot, window)
     page = window.pages["generate"]
-    page.publish_button.setEnabled(True)
-    page.current = next(t for t in page.templates)
-    page.publish()  # already published -> a clear message, no crash
-    qtbot.waitUntil(lambda: bool(error_boxes()), timeout=5000)
-    assert error_boxes()[0].text()
-    for box in error_boxes():
-        box.close()
+    # refused up front: the buttons are disabled and a visible label says why (not only a tooltip)
+    assert not page.new_button.isEnabled() and not page.generate_button.isEnabled()
+    assert not page.edit_button.isEnabled() and not page.publish_button.isEnabled()
+    assert page.reason.isVisibleTo(page) and "inspector" in page.reason.text()
+    assert page.open_editor(None) is None  # no form an inspector cannot save
+    assert page.open_generate() is None
+    window.go("data")
+    data = window.pages["data"]
+    assert not data.create_button.isEnabled() and "inspector" in data.reason.text()
     window.close()
 
 
@@ -472,3 +478,37 @@ def test_review_pages_through_pairs_without_skipping_reviewed_ones(qtbot, window
     qtbot.keyClick(window, Qt.Key.Key_Left)
     qtbot.waitUntil(lambda: not page.busy and page.pair.item_ref == expected[3], timeout=10_000)  # across a page
     wait_idle(qtbot, window)
+
+
+def test_pages_do_no_store_work_on_the_gui_thread(qtbot, gui_thread_store_calls, window):
+    """Every read and write of these pages runs off the GUI thread (the operation layer)."""
+    for stage in ("data", "generate", "train", "deploy", "monitor", "improve", "calibration"):
+        window.go(stage)
+        settle(qtbot, window)
+    window.pages["data"].reload()
+    window.refresh()  # every page reloads what it shows
+    settle(qtbot, window)
+    assert gui_thread_store_calls == []
+
+
+def test_no_page_of_the_shell_reaches_for_the_store():
+    """Only the labeling tool and Mode A review may still use `context.store` (being moved)."""
+    import re
+
+    ui = Path(__file__).resolve().parents[2] / "vital_desktop" / "ui"
+    legacy = {"labeling_tool.py", "label_page.py", "label_commands.py", "image_view.py", "schema_form.py",
+              "item_models.py", "context.py"}
+    offenders = [f"{path.name}:{n}" for path in sorted(ui.glob("*.py")) if path.name not in legacy
+                 for n, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(r"\b(context|ctx)\.store\b", line)]
+    assert offenders == []
+
+
+def test_modifier_shortcuts_are_bound_once():
+    """A Ctrl/Alt shortcut does one thing (Ctrl+Shift+A was both activate and accept)."""
+    seen: dict[str, str] = {}
+    for spec in ACTIONS:
+        for keys in spec.shortcuts:
+            if "Ctrl" in keys or "Alt" in keys:
+                assert keys not in seen, f"{keys} is bound to {seen[keys]} and {spec.name}"
+                seen[keys] = spec.name

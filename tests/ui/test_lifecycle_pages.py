@@ -39,6 +39,7 @@ def open_window(qtbot, store, username: str, settings, stage: str = "data"):
     window = build_main_window(store, accounts.get_user(store, username), stage=stage, settings=settings)
     qtbot.addWidget(window)
     window.show()
+    wait_idle(qtbot, window)
     return window
 
 
@@ -84,6 +85,7 @@ def test_every_lifecycle_page_opens_on_the_demo_site(qtbot, engineer_window):
 def test_train_page_shows_the_gates_trains_a_model_and_shows_its_card_and_lineage(qtbot, engineer_window):
     window = engineer_window
     window.go("train")
+    wait_idle(qtbot, window)
     page = window.pages["train"]
     assert page.source_choice() == ("sheet", DEMO_SHEET)
     qtbot.waitUntil(lambda: "Training Prohibited" in page.gates.values, timeout=20_000)
@@ -111,6 +113,7 @@ def test_train_page_shows_the_gates_trains_a_model_and_shows_its_card_and_lineag
     assert len(lineage.sources[0].canonical_labels) == 130
     # DEPLOY shows it active (activated after training)
     window.go("deploy")
+    wait_idle(qtbot, window)
     rows = cell_texts(window.pages["deploy"].table)
     assert any(r[0] == "gui-classifier" and r[3] == "active" for r in rows)
 
@@ -122,6 +125,7 @@ def test_train_page_refuses_a_bad_model_name_with_the_reason(qtbot, engineer_win
     monkeypatch.setattr(train_page, "show_error", lambda parent, title, exc: shown.append(str(exc)))
     window = engineer_window
     window.go("train")
+    wait_idle(qtbot, window)
     page = window.pages["train"]
     page.model_name.setText("Bad Name!")
     page.train()
@@ -209,6 +213,7 @@ def test_improve_inspector_flags_engineer_accepts_and_gaps_rank_the_new_class(qt
 def test_calibration_runs_a_small_monte_carlo_and_shows_uncertainties(qtbot, engineer_window):
     window = engineer_window
     window.go("calibration")
+    wait_idle(qtbot, window)
     assert not any(b.isChecked() for b in window.breadcrumb.buttons.values())
     page = window.pages["calibration"]
     page.histories.setCurrentText("2e5")
@@ -229,6 +234,7 @@ def test_calibration_runs_a_small_monte_carlo_and_shows_uncertainties(qtbot, eng
 def test_calibration_refuses_bad_histories_before_any_work(qtbot, engineer_window):
     window = engineer_window
     window.go("calibration")
+    wait_idle(qtbot, window)
     page = window.pages["calibration"]
     page.histories.setCurrentText("lots")
     page.run()
@@ -242,6 +248,7 @@ def test_bundles_verify_then_import_and_refuse_a_tampered_copy(qtbot, admin_wind
     window = admin_window
     assert "bundles" in window.tool_buttons
     qtbot.mouseClick(window.tool_buttons["bundles"], Qt.MouseButton.LeftButton)
+    wait_idle(qtbot, window)
     page = window.pages["bundles"]
     assert type(page).__name__ == "BundlesPage"
     assert "version <b>1</b>" in page.trust.values["Version"].text()
@@ -280,12 +287,18 @@ def test_bundles_verify_then_import_and_refuse_a_tampered_copy(qtbot, admin_wind
 def test_an_inspector_does_not_see_the_bundles_page(qtbot, demo_store, settings):
     window = open_window(qtbot, demo_store, "inspector", settings)
     assert "bundles" not in window.tool_buttons
-    window.go("bundles")
-    assert type(window.pages["bundles"]).__name__ == "PlaceholderPage"
-    # and the TRAIN/DEPLOY actions an inspector may not take are disabled
+    window.go("bundles")  # no "coming to this page" placeholder: the page does not open at all
+    assert "bundles" not in window.pages and window.current_stage == "data"
+    assert "administrators" in window.statusBar().currentMessage()
+    # and the TRAIN/DEPLOY actions an inspector may not take are disabled, with a visible reason
     window.go("train")
-    assert not window.pages["train"].train_button.isEnabled()
+    wait_idle(qtbot, window)
+    train = window.pages["train"]
+    assert not train.train_button.isEnabled() and train.train_reason.isVisibleTo(train)
+    assert "inspector" in train.train_reason.text()
     window.go("deploy")
-    assert not window.pages["deploy"].activate_button.isEnabled()
+    wait_idle(qtbot, window)
+    deploy = window.pages["deploy"]
+    assert not deploy.activate_button.isEnabled() and "inspector" in deploy.reason.text()
     wait_idle(qtbot, window)
     window.close()

@@ -485,3 +485,22 @@ def list_alerts(store: Store, *, model: str | None = None, limit: int = 100) -> 
             query = query.where(MonitorAlert.model_id == resolve_model(s, model).id)
         return [AlertInfo(a.id, a.model_id, a.kind, a.metric, a.value, a.threshold, a.message, iso(a.created_at))
                 for a in s.scalars(query)]
+
+
+def labelled_training_overlap(store: Store, *, model: str, label_type: str = "classification") -> tuple[int, int]:
+    """(labelled predictions, of which on items the model learnt from): accuracy on labelled items
+    is optimistic when most of them were training items, and the dashboard says so."""
+    from vital_desktop.services.training import lineage
+
+    used = {(src.sheet_id, entry["item_ref"]) for src in lineage(store, model=model).sources
+            for entry in src.canonical_labels if entry.get("item_ref")}
+    with store.read() as s:
+        model_id = resolve_model(s, model).id
+        rows = raw_connection(s).execute(
+            "SELECT p.sheet_id, p.item_ref, count(*) FROM predictions p JOIN canonical_labels c "
+            "ON c.sheet_id = p.sheet_id AND c.item_ref = p.item_ref AND c.label_type = ? "
+            "WHERE p.model_id = ? AND p.predicted_class IS NOT NULL GROUP BY p.sheet_id, p.item_ref",
+            [label_type, model_id]).fetchall()
+    labelled = sum(int(n) for _, _, n in rows)
+    in_training = sum(int(n) for sheet_id, ref, n in rows if (sheet_id, ref) in used)
+    return labelled, in_training

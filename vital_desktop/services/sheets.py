@@ -140,10 +140,26 @@ def read_metadata(path: Path) -> tuple[str, pa.Table]:
             reader = "read_csv_auto(?, header=true, sample_size=-1)" if fmt == "csv" else "read_parquet(?)"
             table = conn.sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
     except Exception as exc:
+        mixed = _mixed_line_endings(path) if fmt == "csv" else None
+        if mixed:
+            raise ValidationError(f"metadata file {path.name} mixes Windows (CRLF) and Unix (LF) line endings "
+                                  f"({mixed}); save it again with one kind of line ending") from exc
         raise ValidationError(f"cannot read metadata file {path.name}: {str(exc).splitlines()[0]}") from exc
     if table.num_rows == 0:
         raise ValidationError(f"metadata file {path.name} has no rows")
     return fmt, table
+
+
+def _mixed_line_endings(path: Path, limit: int = 4 << 20) -> str | None:
+    """Where a text file's first CRLF and first bare LF lines are, if it has both (else None)."""
+    with path.open("rb") as handle:
+        head = handle.read(limit)
+    lines = head.split(b"\n")[:-1]  # the part after the last LF is not a finished line
+    crlf = next((i + 1 for i, line in enumerate(lines) if line.endswith(b"\r")), None)
+    lf = next((i + 1 for i, line in enumerate(lines) if not line.endswith(b"\r")), None)
+    if crlf is None or lf is None:
+        return None
+    return f"line {crlf} ends in CRLF, line {lf} in LF"
 
 
 def _is_escaping(rel: str) -> bool:
@@ -373,6 +389,10 @@ class ImportPreview:
     total_rows: int
     #: (item key, image path as written, whether that file exists) for the first rows
     rows: list[tuple[str, str | None, bool]]
+    #: key values that occur more than once in the whole file (the import would refuse them)
+    duplicate_keys: list[str] = field(default_factory=list)
+    #: "row N (key): path" of image paths that escape the image folder (refused too)
+    escaping_paths: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -396,7 +416,20 @@ def preview_import(
         for key, image in zip(keys, images, strict=True):
             exists = bool(root and image and not _is_escaping(image) and (root / image).is_file())
             rows.append((key, image, exists))
-    return ImportPreview(columns, table.num_rows, rows)
+    duplicates: list[str] = []
+    escaping: list[str] = []
+    if key_column is not None and key_column in columns:
+        all_keys = ["" if v is None else str(v) for v in table.column(key_column).to_pylist()]
+        seen: set[str] = set()
+        for key in all_keys:
+            if key in seen and key not in duplicates and len(duplicates) < MAX_REPORTED:
+                duplicates.append(key)
+            seen.add(key)
+        if image_column is not None and image_column in columns:
+            for i, value in enumerate(table.column(image_column).to_pylist()):
+                if value is not None and _is_escaping(str(value)) and len(escaping) < MAX_REPORTED:
+                    escaping.append(f"row {i + 2} ({all_keys[i]}): {value}")
+    return ImportPreview(columns, table.num_rows, rows, duplicates, escaping)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # Lifecycle, calibration and bundles pages (each enabled only on its page)
     ActionSpec("train_export", "&Actions", "TRAIN: export JSONL", ("Ctrl+E",), "export", "train"),
     ActionSpec("train_start", "&Actions", "TRAIN: train classifier", ("Ctrl+T",), "train", "train"),
-    ActionSpec("deploy_activate", "&Actions", "DEPLOY: activate selected version", ("Ctrl+Shift+A",),
+    ActionSpec("deploy_activate", "&Actions", "DEPLOY: activate selected version", ("Ctrl+Shift+D",),
                "activate_selected", "deploy"),
     ActionSpec("feedback_accept", "&Actions", "IMPROVE: accept feedback", ("Ctrl+Shift+A",), "accept_selected",
                "improve"),

@@ -130,7 +130,17 @@ class BundlesPage(Page):
 
     # --- trust and ledger -----------------------------------------------------------------------
     def reload(self) -> None:
-        status = exchange.trust_status(self.context.store)
+        def load(op: Any) -> tuple[dict, Any, list]:
+            try:
+                identity: Any = exchange.site_identity(op.store)
+            except Exception as exc:  # noqa: BLE001 - a site without a key still shows the rest
+                identity = exc
+            return exchange.trust_status(op.store), identity, exchange.ledger(op.store)
+
+        self.context.query("trust and ledger", load, key="bundles.trust", on_result=self._show_trust)
+
+    def _show_trust(self, value: tuple[dict, Any, list]) -> None:
+        status, identity, ledger = value
         root_info = status.get("root")
         if root_info:
             # Short one-line rows: a wrapped rich-text label is squeezed and clipped in this card.
@@ -143,12 +153,11 @@ class BundlesPage(Page):
                 rows.append(("Revoked keys", ", ".join(root_info["revoked"])))
         else:
             rows = [("Root of trust", f"<b style='color:{theme.DANGER}'>not usable</b>: {status.get('problem') or 'none installed'}")]
-        try:
-            identity = exchange.site_identity(self.context.store)
+        if isinstance(identity, BaseException):
+            rows.append(("This site", error_text(identity)))
+        else:
             rows.append(("This site", f"{identity.site_id} — key {identity.key_id[:16]}…"))
             rows.append(("Site key", f"<code>{identity.fingerprint}</code>"))
-        except Exception as exc:  # noqa: BLE001 - a site without a key still shows the rest
-            rows.append(("This site", error_text(exc)))
         channels = status.get("channels", [])
         if channels:
             rows.append(("Channels", ", ".join(f"{c['channel']} #{c['sequence']}" for c in channels)))
@@ -163,7 +172,6 @@ class BundlesPage(Page):
         fill_table(self.keys, [(k["key_id"][:20] + "…", k["role"], ", ".join(k.get("channels") or []),
                                 _when(k.get("expires_at")) if k.get("expires_at") else "—",
                                 "REVOKED" if k.get("revoked") else "no") for k in keys], colors=colors)
-        ledger = exchange.ledger(self.context.store)
         fill_table(self.ledger, [(_when(e["at"]), e["outcome"], e["direction"], e["channel"] or "—",
                                   e["sequence"] if e["sequence"] is not None else "—", e["by"],
                                   e["reason"] or ("" if e["outcome"] != "refused" else e["code"]))
@@ -181,11 +189,10 @@ class BundlesPage(Page):
         self.import_button.setEnabled(False)
         self.bundle_title.setText(f"Verifying <b>{Path(path).name}</b>…")
         self.checks.clear()
-        store = self.context.store
-        job = self.context.run(f"Verifying {Path(path).name}",
-                               lambda progress: exchange.verify_bundle(store, path, progress=progress),
-                               on_result=lambda report: self.show_report(path, report),
-                               on_error=lambda exc: self._verify_failed(path, exc), cancellable=True)
+        job = self.context.query(f"Verifying {Path(path).name}",
+                                 lambda op: exchange.verify_bundle(op.store, path, progress=op.progress),
+                                 on_result=lambda report: self.show_report(path, report),
+                                 on_error=lambda exc: self._verify_failed(path, exc), cancellable=True, visible=True)
         self.progress.follow(job)
 
     def _verify_failed(self, path: str, exc: BaseException) -> None:
@@ -238,16 +245,15 @@ class BundlesPage(Page):
         path = self.verified_path
         if not path or self.progress.running():
             return
-        store, actor = self.context.store, self.context.user
         self.import_button.setEnabled(False)
 
-        def work(progress: Any) -> tuple[exchange.ImportResult, Changes]:
-            result = exchange.import_bundle(store, actor=actor, path=path, progress=progress)
+        def work(op: Any) -> tuple[exchange.ImportResult, Changes]:
+            result = exchange.import_bundle(op.store, actor=op.actor, path=path, progress=op.progress)
             return result, result.changes | Changes(bundles=True)
 
         def done(result: exchange.ImportResult) -> None:
             self.verified_path = None
-            summary = ", ".join(f"{k}: {v}" for k, v in result.summary.items())
+            summary = readable_summary(result.summary)
             self.outcome.setText(f"<b style='color:{theme.SUCCESS}'>Imported</b> ({result.channel} #{result.sequence}). "
                                  f"{summary}")
             self.context.say(f"Bundle {result.bundle_id[:8]} imported")
@@ -260,8 +266,8 @@ class BundlesPage(Page):
             if not isinstance(exc, Cancelled):
                 show_error(self, "Import bundle", exc)
 
-        self.import_job = self.context.run_change(f"Importing {Path(path).name}", work, on_result=done,
-                                                  on_error=failed, cancellable=True)
+        self.import_job = self.context.change(f"Importing {Path(path).name}", work, on_result=done,
+                                              on_error=failed, cancellable=True)
         self.progress.follow(self.import_job)
 
     # --- export -----------------------------------------------------------------------------------
@@ -271,10 +277,9 @@ class BundlesPage(Page):
             folder = QFileDialog.getExistingDirectory(self, "Export to hub: choose the folder on the stick")
             if not folder:
                 return
-        store, actor = self.context.store, self.context.user
-
-        def work(progress: Any) -> tuple[exchange.ExportResult, Changes]:
-            return exchange.export_bundle(store, actor=actor, to_dir=folder, progress=progress), Changes(bundles=True)
+        def work(op: Any) -> tuple[exchange.ExportResult, Changes]:
+            return (exchange.export_bundle(op.store, actor=op.actor, to_dir=folder, progress=op.progress),
+                    Changes(bundles=True))
 
         def done(result: exchange.ExportResult) -> None:
             rows = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.rows.items())
@@ -283,8 +288,8 @@ class BundlesPage(Page):
             self.context.say(f"Export written to {result.path}")
             self.reload()
 
-        job = self.context.run_change("Exporting to hub", work, on_result=done,
-                                      on_error=lambda exc: show_error(self, "Export to hub", exc), cancellable=True)
+        job = self.context.change("Exporting to hub", work, on_result=done,
+                                  on_error=lambda exc: show_error(self, "Export to hub", exc), cancellable=True)
         self.progress.follow(job)
 
     # --- page protocol --------------------------------------------------------------------------
@@ -294,3 +299,17 @@ class BundlesPage(Page):
 
     def activate(self, **arguments: Any) -> None:
         self.reload()
+
+
+def readable_summary(summary: dict[str, Any]) -> str:
+    """An import summary as words: 'templates added: Hub Defect Triage@1.0.0; labels: 12' (not Python reprs)."""
+    parts = []
+    for key, value in summary.items():
+        if isinstance(value, (list, tuple, set)):
+            text = ", ".join(str(v) for v in value) if value else "none"
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+        else:
+            text = str(value)
+        parts.append(f"{key.replace('_', ' ')}: {text}")
+    return "; ".join(parts)

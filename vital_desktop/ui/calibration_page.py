@@ -39,13 +39,13 @@ from vital_desktop.ui.charts import (
     JobProgress,
     SpectrumPlot,
     fill_table,
-    permitted,
     plus_minus,
     read_only_table,
     selected_data,
 )
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, reason_label
 from vital_desktop.ui.widgets import (
     Card,
     KeyValuePanel,
@@ -84,7 +84,7 @@ class CalibrationPage(Page):
         self.detail: calibration.RunDetail | None = None
         self.run_job = None
 
-        root, header = page_layout(self, "Calibration",
+        root, _header = page_layout(self, "Calibration",
                                    "Monte Carlo photon transport: efficiencies and calibration factors with their "
                                    "statistical uncertainties; same configuration + seed → same numbers.")
 
@@ -167,9 +167,6 @@ class CalibrationPage(Page):
         self.run_button = primary_button("Run")
         self.run_button.setToolTip("Simulate in the background (Ctrl+R); Esc cancels and stores nothing")
         self.run_button.clicked.connect(lambda: self.run())
-        if not permitted(context.user, "run_calibration"):
-            self.run_button.setEnabled(False)
-            self.run_button.setToolTip("Calibration runs need the engineer or admin role")
         config_card.body.addWidget(self.run_button, 0, Qt.AlignmentFlag.AlignRight)
         curve_row = QWidget()
         curve_layout = QHBoxLayout(curve_row)
@@ -181,10 +178,13 @@ class CalibrationPage(Page):
         self.curve_button.setToolTip("Simulate the form's detector and source at these energies and fit the "
                                      "log-log efficiency curve with its covariance")
         self.curve_button.clicked.connect(lambda: self.run_curve())
-        self.curve_button.setEnabled(permitted(context.user, "run_calibration"))
         curve_layout.addWidget(self.curve_energies, 1)
         curve_layout.addWidget(self.curve_button)
         config_card.body.addWidget(curve_row)
+        self.run_reason = reason_label()
+        config_card.body.addWidget(self.run_reason)
+        self.can_run = gate(context.user, "run_calibration", [self.run_button, self.curve_button], self.run_reason,
+                            "Calibration runs")
         self.progress = JobProgress()
         config_card.body.addWidget(self.progress)
         self.message = muted_label()
@@ -278,7 +278,7 @@ class CalibrationPage(Page):
     # --- running ----------------------------------------------------------------------------------
     def run(self) -> None:
         """Start the run in the compute pool (not the writer thread: it can take minutes)."""
-        if self.progress.running() or not permitted(self.context.user, "run_calibration"):
+        if self.progress.running() or not self.can_run:
             return
         try:
             config = self.build_config()
@@ -286,18 +286,16 @@ class CalibrationPage(Page):
         except Exception as exc:  # noqa: BLE001 - bad input is shown before any work
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             return
-        store, actor, seed, name = self.context.store, self.context.user, self.seed.value(), self.run_name.text().strip()
+        seed, name = self.seed.value(), self.run_name.text().strip()
         self.message.setText("")
         self.run_button.setEnabled(False)
 
-        def work(progress: Any) -> tuple[calibration.RunInfo, Changes]:
-            return calibration.run_calibration(store, actor=actor, config=config, histories=histories, seed=seed,
-                                               name=name, progress=progress)
+        def work(op: Any) -> tuple[calibration.RunInfo, Changes]:
+            return calibration.run_calibration(op.store, actor=op.actor, config=config, histories=histories, seed=seed,
+                                               name=name, progress=op.progress)
 
-        def done(value: tuple[calibration.RunInfo, Changes]) -> None:
-            info, changes = value
+        def done(info: calibration.RunInfo) -> None:
             self.run_button.setEnabled(True)
-            self.context.announce(changes)
             self.message.setText(f"Run {info.id[:8]} stored: {info.histories:,} histories in {info.duration_s or 0:.1f} s.")
             self.reload_runs(select=info.id)
 
@@ -309,7 +307,8 @@ class CalibrationPage(Page):
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             show_error(self, "Calibration run", exc)
 
-        self.run_job = self.context.run("Monte Carlo run", work, on_result=done, on_error=failed, cancellable=True)
+        self.run_job = self.context.change("Monte Carlo run", work, on_result=done, on_error=failed, cancellable=True,
+                                           long=True)
         self.progress.follow(self.run_job)
 
     def curve_energies_value(self) -> list[float]:
@@ -328,7 +327,7 @@ class CalibrationPage(Page):
 
     def run_curve(self) -> None:
         """Simulate the form's geometry at the curve energies and fit the curve, in the background."""
-        if self.progress.running() or not permitted(self.context.user, "run_calibration"):
+        if self.progress.running() or not self.can_run:
             return
         try:
             from vital_desktop.montecarlo import make_config
@@ -340,17 +339,18 @@ class CalibrationPage(Page):
         except Exception as exc:  # noqa: BLE001 - bad input is shown before any work
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             return
-        store, actor, seed, name = self.context.store, self.context.user, self.seed.value(), self.run_name.text().strip()
+        seed, name = self.seed.value(), self.run_name.text().strip()
         self.curve_button.setEnabled(False)
 
-        def work(progress: Any) -> tuple[calibration.RunInfo, Any, Changes]:
-            return calibration.run_efficiency_curve(store, actor=actor, config=config, histories=histories, seed=seed,
-                                                    name=name, progress=progress)
+        def work(op: Any) -> tuple[tuple[calibration.RunInfo, Any], Changes]:
+            info, curve, changes = calibration.run_efficiency_curve(op.store, actor=op.actor, config=config,
+                                                                    histories=histories, seed=seed, name=name,
+                                                                    progress=op.progress)
+            return (info, curve), changes
 
-        def done(value: tuple[calibration.RunInfo, Any, Changes]) -> None:
-            info, curve, changes = value
+        def done(value: tuple[calibration.RunInfo, Any]) -> None:
+            info, curve = value
             self.curve_button.setEnabled(True)
-            self.context.announce(changes)
             self.message.setText(f"Curve run {info.id[:8]} stored: order {curve.order} ({curve.order_choice}), "
                                  f"χ² {curve.chi2:.1f} / {curve.dof}.")
             self.reload_runs(select=info.id)
@@ -363,13 +363,17 @@ class CalibrationPage(Page):
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             show_error(self, "Efficiency curve", exc)
 
-        self.run_job = self.context.run("Efficiency curve", work, on_result=done, on_error=failed, cancellable=True)
+        self.run_job = self.context.change("Efficiency curve", work, on_result=done, on_error=failed, cancellable=True,
+                                           long=True)
         self.progress.follow(self.run_job)
 
     # --- runs and results ---------------------------------------------------------------------------
     def reload_runs(self, select: str | None = None) -> None:
-        runs = calibration.list_runs(self.context.store)
         current = select or selected_data(self.runs)
+        self.context.query("calibration runs", lambda op: calibration.list_runs(op.store), key="calibration.runs",
+                           on_result=lambda runs: self._show_runs(runs, current))
+
+    def _show_runs(self, runs: list, current: str | None) -> None:
         rows = []
         for r in runs:
             emission = r.nuclide or ", ".join(f"{e:g} keV" for e in r.energies_kev)
@@ -391,7 +395,10 @@ class CalibrationPage(Page):
             self.show_run(run_id)
 
     def show_run(self, run_id: str) -> None:
-        detail = calibration.get_run(self.context.store, run_id)
+        self.context.query("calibration run", lambda op: calibration.get_run(op.store, run_id), key="calibration.run",
+                           on_result=self._show_detail)
+
+    def _show_detail(self, detail: calibration.RunDetail) -> None:
         self.detail = detail
         info, results = detail.info, detail.results
         total, peak = results.get("total_cps_per_bq", {}), results.get("peak_cps_per_bq", {})

@@ -280,15 +280,3 @@ class JobProgress(QWidget):
         self.shortcut.setEnabled(False)
         self.job = None
         self.hide()
-
-
-def permitted(user: Any, permission: str) -> bool:
-    """Whether the signed-in user's role grants `permission` (buttons are disabled, not hidden, otherwise)."""
-    from vital_desktop.core.errors import PermissionDenied
-    from vital_desktop.services.accounts import require
-
-    try:
-        require(user, permission)
-    except PermissionDenied:
-        return False
-    return True

@@ -1,7 +1,8 @@
-"""What every page gets: the store, the signed-in user, the job runner, and the change bus.
+"""What every page gets: the signed-in user, store operations, the job runner, the change bus.
 
-Pages never hold the main window (Anki's global `mw` is what STYLE.md warns about); they
-ask the context to navigate, run jobs, and announce `Changes`.
+Pages never hold the main window (Anki's global `mw` is what STYLE.md warns about), and never
+the store: they read through `query` and write through `change` (see `ui.operations`), which
+run off the GUI thread and report what changed. They ask the context to navigate and announce.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.store.db import Store
 from vital_desktop.ui.images import ImageCache
+from vital_desktop.ui.operations import ChangeFn, Operations, QueryFn
 from vital_desktop.ui.workers import Job, JobRunner
 
 
@@ -31,10 +33,33 @@ class AppContext(QObject):
 
     def __init__(self, store: Store, user: User, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.store = store
+        self._store = store
         self.user = user
+        #: where the site lives (for display only)
+        self.site_path = store.path
         self.jobs = JobRunner(self)
+        self.ops = Operations(store, user, self.jobs, self.announce)
         self.images = ImageCache(self.jobs, parent=self)
+
+    @property
+    def store(self) -> Store:
+        """Deprecated: only the Canonical Labeling Tool and Mode A review still reach the store
+        here. Every other page uses `query` / `change`; a test keeps it that way."""
+        return self._store
+
+    def query(self, title: str, fn: QueryFn, *, on_result: Callable[[Any], None] | None = None,
+              on_error: Callable[[BaseException], None] | None = None, key: str | None = None,
+              owner: QObject | None = None, visible: bool = False, cancellable: bool = False) -> Job:
+        """Read off the GUI thread: ``fn(op)`` gets an `OpEnv` (see `Operations.query`)."""
+        return self.ops.query(title, fn, on_result=on_result, on_error=on_error, key=key, owner=owner,
+                              visible=visible, cancellable=cancellable)
+
+    def change(self, title: str, fn: ChangeFn, *, on_result: Callable[[Any], None] | None = None,
+               on_error: Callable[[BaseException], None] | None = None, owner: QObject | None = None,
+               cancellable: bool = False, visible: bool = True, long: bool = False) -> Job:
+        """Write on the writer thread; ``fn(op)`` returns ``(result, Changes)`` (see `Operations.change`)."""
+        return self.ops.change(title, fn, on_result=on_result, on_error=on_error, owner=owner,
+                               cancellable=cancellable, visible=visible, long=long)
 
     def announce(self, changes: Changes) -> None:
         """Tell every page what a service call changed."""

@@ -35,6 +35,7 @@ from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.item_models import ItemCardDelegate, ItemGridModel, ItemPager, ItemRole
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, reason_label
 from vital_desktop.ui.sheet_wizard import CreateSheetWizard
 from vital_desktop.ui.widgets import (
     Card,
@@ -100,12 +101,18 @@ class DataPage(Page):
         self.current: SheetInfo | None = None
         self.model: ItemGridModel | None = None
         self.wizard: CreateSheetWizard | None = None
+        self.sheets_loaded = False
+        self.pending_item: str | None = None
+        self.awaiting_position: int | None = None
 
         root, header = page_layout(self, "Sheets",
                                    "Pointers to a metadata file and an image folder — nothing is copied.")
         self.create_button = primary_button("Create Sheet…")
         self.create_button.clicked.connect(lambda: self.open_wizard())
         header.addWidget(self.create_button)
+        self.reason = reason_label()
+        root.addWidget(self.reason)
+        self.can_import = gate(context.user, "import_sheet", [self.create_button], self.reason, "Creating sheets")
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.sheet_list = SheetList()
@@ -184,7 +191,12 @@ class DataPage(Page):
     def reload(self, select: str | None = None) -> None:
         """Reload the sheet list (a small query) and keep the selection."""
         select = select or (self.current.name if self.current else None)
-        self.sheet_list.show_sheets(sheet_service.list_sheets(self.context.store), select)
+        self.context.query("sheets", lambda op: sheet_service.list_sheets(op.store), key="data.sheets",
+                           on_result=lambda sheets: self._show_sheets(sheets, select))
+
+    def _show_sheets(self, sheets: list[SheetInfo], select: str | None) -> None:
+        self.sheets_loaded = True
+        self.sheet_list.show_sheets(sheets, select)
         if self.sheet_list.count() == 0:
             self._show_sheet(None)
         else:
@@ -195,11 +207,12 @@ class DataPage(Page):
             self.reload()
 
     def activate(self, **arguments: Any) -> None:
-        sheet = arguments.get("sheet")
-        if sheet:
+        sheet, item = arguments.get("sheet"), arguments.get("item")
+        if item:
+            self.pending_item = item
+        if sheet and (self.current is None or self.current.name != sheet):
             self.reload(select=sheet)
-        item = arguments.get("item")
-        if item and self.current is not None:
+        elif item and self.current is not None:
             self.select_item(item)
 
     def _sheet_selected(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
@@ -235,18 +248,25 @@ class DataPage(Page):
         ], rich=False)
         self.detail.values["Items"].setText(f"{sheet.item_count:,} items, {missing}")
         pager = ItemPager(self.context, sheet.name, sheet.item_count, parent=self)
+        pager.page_loaded.connect(self._page_loaded)
+        self.awaiting_position = None
         self.model = ItemGridModel(self.context, pager, parent=self)
         self.grid.setModel(self.model)
         self.grid.selectionModel().selectionChanged.connect(self._item_selected)
         self._show_item(None)
+        if self.pending_item:
+            self.select_item(self.pending_item)
 
     def select_item(self, item_ref: str) -> None:
         """Select an item by its ref (deep link); loads it directly, whatever its page."""
         assert self.current is not None and self.model is not None
-        try:
-            item = sheet_service.get_item(self.context.store, self.current.name, item_ref)
-        except Exception as exc:  # noqa: BLE001
-            show_error(self, "Item", exc)
+        self.pending_item = None
+        sheet = self.current.name
+        self.context.query("item", lambda op: sheet_service.get_item(op.store, sheet, item_ref), key="data.item",
+                           on_result=self._select_loaded_item, on_error=lambda exc: show_error(self, "Item", exc))
+
+    def _select_loaded_item(self, item: ItemInfo) -> None:
+        if self.model is None:
             return
         index = self.model.index(item.position)
         self.grid.setCurrentIndex(index)
@@ -258,8 +278,19 @@ class DataPage(Page):
         indexes = selected.indexes()
         if not indexes or self.model is None:
             return
-        item = indexes[0].data(ItemRole) or self.model.pager.item_now(self.model.position(indexes[0].row()))
+        position = self.model.position(indexes[0].row())
+        item = indexes[0].data(ItemRole) or self.model.pager.item(position)  # None: its page is on the way
+        if item is None:
+            self.awaiting_position = position
+            self.item_title.setText("loading…")
+            return
         self._show_item(item)
+
+    def _page_loaded(self, first: int, last: int) -> None:
+        position = self.awaiting_position
+        if position is not None and first <= position <= last and self.model is not None:
+            self.awaiting_position = None
+            self._show_item(self.model.pager.item(position))
 
     def _show_item(self, item: ItemInfo | None) -> None:
         self.shown_item = item
@@ -334,7 +365,11 @@ class DataPage(Page):
             self.context.navigate("canonical", sheet=self.current.name, item=item.item_ref if item else None)
 
     # --- create sheet -------------------------------------------------------------------------
-    def open_wizard(self, *, metadata: str | None = None, folder: str | None = None) -> CreateSheetWizard:
+    def open_wizard(self, *, metadata: str | None = None, folder: str | None = None) -> CreateSheetWizard | None:
+        """The Create Sheet wizard, only for users who may import (others read why on the page)."""
+        if not self.can_import:
+            self.context.say(self.reason.text())
+            return None
         wizard = CreateSheetWizard(self.context, self, metadata=metadata, folder=folder)
         wizard.finished.connect(lambda _code, w=wizard: self._wizard_done(w))
         self.wizard = wizard

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMessageBox, QPushButton, QSplitter, QWidget
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import deploy as deploy_service
 from vital_desktop.services import registry, training
 from vital_desktop.ui import theme
-from vital_desktop.ui.charts import JobProgress, fill_table, permitted, read_only_table, selected_data
+from vital_desktop.ui.charts import JobProgress, fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, reason_label
 from vital_desktop.ui.widgets import Card, KeyValuePanel, muted_label, page_layout, primary_button, show_error
 
 KIND_TITLES = {registry.KIND_ONNX: "image classifier (ONNX)", registry.KIND_GGUF: "language model (GGUF)"}
@@ -39,7 +40,7 @@ class DeployPage(Page):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.models: list[registry.ModelInfo] = []
-        root, header = page_layout(self, "Deploy",
+        root, _header = page_layout(self, "Deploy",
                                    "The active model of each kind serves predictions in-process (onnxruntime, "
                                    "llama.cpp); every activation is recorded.")
 
@@ -52,7 +53,7 @@ class DeployPage(Page):
         registry_card.body.addWidget(self.table, 1)
         buttons = QHBoxLayout()
         self.activate_button = primary_button("Activate")
-        self.activate_button.setToolTip("Make the selected version the active one of its kind (Ctrl+Shift+A)")
+        self.activate_button.setToolTip("Make the selected version the active one of its kind (Ctrl+Shift+D)")
         self.activate_button.clicked.connect(lambda: self.activate_selected())
         self.rollback_button = QPushButton("Roll back")
         self.rollback_button.setToolTip("Re-activate the version that served before the current one")
@@ -69,10 +70,12 @@ class DeployPage(Page):
         registry_card.body.addWidget(self.progress)
         self.package_result = muted_label()
         registry_card.body.addWidget(self.package_result)
-        if not permitted(context.user, "deploy"):
-            for button in (self.activate_button, self.rollback_button, self.package_button):
-                button.setEnabled(False)
-                button.setToolTip("Deploying needs the engineer or admin role")
+        self.reason = reason_label()
+        registry_card.body.addWidget(self.reason)
+        self.can_deploy = gate(context.user, "deploy", (self.activate_button, self.rollback_button,
+                                                        self.package_button), self.reason, "Deploying models")
+        #: answers the confirmations (tests set it; None asks the user)
+        self.confirm_answer: bool | None = None
         splitter.addWidget(registry_card)
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -82,7 +85,7 @@ class DeployPage(Page):
         detail_card.body.addStretch(1)
         bottom.addWidget(detail_card)
         history_card = Card("Deployment history")
-        self.history = read_only_table(["activated", "model", "status", "by", "deactivated", "notes"])
+        self.history = read_only_table(["activated", "model", "version", "status", "by", "deactivated", "notes"])
         history_card.body.addWidget(self.history, 1)
         bottom.addWidget(history_card)
         bottom.setSizes([520, 780])
@@ -93,7 +96,11 @@ class DeployPage(Page):
     # --- data -----------------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
         current = select or self.selected_model_id()
-        self.models = registry.list_models(self.context.store)
+        self.context.query("models", lambda op: (registry.list_models(op.store), deploy_service.history(op.store)),
+                           key="deploy.models", on_result=lambda value: self._show(value, current))
+
+    def _show(self, value: tuple[list[registry.ModelInfo], list[dict]], current: str | None) -> None:
+        self.models, history = value
         rows, colors = [], {}
         for r, m in enumerate(self.models):
             accuracy = training.held_out_metrics(m.card).get("accuracy")
@@ -108,11 +115,11 @@ class DeployPage(Page):
         elif self.models:
             active = next((i for i, m in enumerate(self.models) if m.active and m.kind == registry.KIND_ONNX), 0)
             self.table.selectRow(active)
-        history = deploy_service.history(self.context.store)
+        versions = {m.id: m.version for m in self.models}
         fill_table(self.history, [
-            ((h["activated_at"] or "")[:19], h["model_name"], h["status"], h["activated_by"],
-             (h["deactivated_at"] or "")[:19], h["notes"]) for h in history
-        ], colors={(r, 2): theme.SUCCESS for r, h in enumerate(history) if h["status"] == "active"})
+            ((h["activated_at"] or "")[:19], h["model_name"], _version_of(h, versions), h["status"],
+             h["activated_by"], (h["deactivated_at"] or "")[:19], h["notes"]) for h in history
+        ], colors={(r, 3): theme.SUCCESS for r, h in enumerate(history) if h["status"] == "active"})
         self._selected()
 
     def selected_model_id(self) -> str | None:
@@ -128,7 +135,7 @@ class DeployPage(Page):
             self.detail.set_rows([("", "Select a model.")])
             return
         self.activate_button.setText("Active" if model.active else "Activate")
-        if permitted(self.context.user, "deploy"):
+        if self.can_deploy:
             self.activate_button.setEnabled(not model.active)
             self.package_button.setEnabled(model.kind == registry.KIND_ONNX)
         metrics = training.held_out_metrics(model.card)
@@ -146,28 +153,47 @@ class DeployPage(Page):
         self.detail.set_rows(rows)
 
     # --- actions ----------------------------------------------------------------------------------
+    def confirm(self, title: str, text: str) -> bool:
+        """Ask before changing what serves predictions (tests answer through `confirm_answer`)."""
+        if self.confirm_answer is not None:
+            return self.confirm_answer
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     def activate_selected(self) -> None:
-        """Activate the selected version (the previous active one of its kind is deactivated)."""
+        """Activate the selected version (the previous active one of its kind is deactivated), after asking."""
         model = self.selected_model()
-        if model is None or model.active or not permitted(self.context.user, "deploy"):
+        if model is None or model.active or not self.can_deploy:
             return
-        store, actor = self.context.store, self.context.user
-        self.context.run_change(
+        current = next((m for m in self.models if m.active and m.kind == model.kind), None)
+        replaces = f" It replaces {current.ref}, which serves predictions now." if current else ""
+        if not self.confirm("Activate model", f"Activate {model.ref}? Every prediction on this laptop will use "
+                            f"it.{replaces}"):
+            return
+        model_id = model.id
+        self.context.change(
             f"Activating {model.ref}",
-            lambda _p: deploy_service.activate(store, actor=actor, model=model.id, notes="activated from DEPLOY"),
+            lambda op: deploy_service.activate(op.store, actor=op.actor, model=model_id, notes="activated from DEPLOY"),
             on_result=lambda info: self.context.say(f"{info.ref} is now active"),
             on_error=lambda exc: show_error(self, "Activate", exc))
+        self.table.setFocus()
 
     def rollback(self) -> None:
-        """Re-activate the version that served before the current one of the selected model's name."""
+        """Re-activate the version that served before the current one of the selected model's name, after asking."""
+        if not self.can_deploy:
+            return
         model = self.selected_model()
-        store, actor = self.context.store, self.context.user
         name = model.name if model is not None else None
-        self.context.run_change(
+        if not self.confirm("Roll back", f"Roll back {name or 'the active model'} to the version that served "
+                            "before the current one?"):
+            return
+        self.context.change(
             "Rolling back",
-            lambda _p: deploy_service.rollback(store, actor=actor, name=name),
+            lambda op: deploy_service.rollback(op.store, actor=op.actor, name=name),
             on_result=lambda info: self.context.say(f"Rolled back: {info.ref} is active again"),
             on_error=lambda exc: show_error(self, "Roll back", exc))
+        self.table.setFocus()
 
     def create_package(self, folder: str | None = None) -> None:
         """Write the airgap deployment package of the selected model into a chosen folder."""
@@ -178,7 +204,7 @@ class DeployPage(Page):
             folder = QFileDialog.getExistingDirectory(self, f"Airgap deployment package of {model.ref}: choose a folder")
             if not folder:
                 return
-        store, actor = self.context.store, self.context.user
+        model_id = model.id
 
         def done(result: deploy_service.PackageResult) -> None:
             self.package_result.setText(
@@ -188,9 +214,9 @@ class DeployPage(Page):
                 + (f"; manifest signed by {result.signed_by}" if result.signed_by else ""))
             self.context.say(f"Deployment package written to {Path(result.path).name}")
 
-        job = self.context.run_change(
+        job = self.context.change(
             f"Packaging {model.ref}",
-            lambda _p: deploy_service.build_package(store, actor=actor, model=model.id, out_dir=folder),
+            lambda op: deploy_service.build_package(op.store, actor=op.actor, model=model_id, out_dir=folder),
             on_result=done, on_error=lambda exc: show_error(self, "Deployment package", exc))
         self.progress.follow(job)
 
@@ -202,3 +228,9 @@ class DeployPage(Page):
     def activate(self, **arguments: Any) -> None:
         if arguments.get("model"):
             self.reload(select=arguments["model"])
+
+
+def _version_of(entry: dict, versions: dict[str, int]) -> str:
+    """The deployed version of a history entry (the entry's own field, else the registry's)."""
+    version = entry.get("model_version", versions.get(entry.get("model_id", ""), ""))
+    return f"v{version}" if version not in ("", None) else "—"

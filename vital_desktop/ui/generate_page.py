@@ -5,6 +5,7 @@ and the Generate Training Sheet dialog (preview of three pairs, then a backgroun
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 from typing import Any
@@ -33,14 +34,18 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import VitalError
 from vital_desktop.services import generate as generate_service
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services import templates as template_service
 from vital_desktop.services.templates import TemplateInfo
+from vital_desktop.store.db import Store
 from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, permitted, reason_label
 from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
 
 PLACEHOLDER = re.compile(r"\{\{\s*[\w.]+\s*\}\}")
@@ -75,15 +80,24 @@ def read_only_text(*, mono: bool = False) -> QPlainTextEdit:
     return edit
 
 
-def preview_pairs(context: AppContext, sheet: str, template: TemplateInfo, count: int = 3) -> list[dict]:
-    """The first `count` pairs as generation would render them, and whether each is pre-approved."""
+def preview_pairs(store: Store, sheet: str, template: TemplateInfo, count: int = 3) -> list[dict]:
+    """The first `count` pairs as generation would render them, and whether each is pre-approved
+    (runs in a worker: an operation's store)."""
     out = []
-    for item in sheet_service.list_items(context.store, sheet, limit=count):
+    for item in sheet_service.list_items(store, sheet, limit=count):
         messages = generate_service.render_item(template, item.item_ref, item.metadata, item.absolute_image_path)
-        label = label_service.get_label(context.store, sheet=sheet, item_ref=item.item_ref,
-                                        label_type=template.label_type)
+        label = label_service.get_label(store, sheet=sheet, item_ref=item.item_ref, label_type=template.label_type)
         out.append({"item_ref": item.item_ref, "messages": messages, "label": label})
     return out
+
+
+def fits(template: TemplateInfo, columns: list[str]) -> str | None:
+    """Why `template` cannot run on a sheet with `columns` (its missing fields), or None if it fits."""
+    try:
+        template_service.check_against_columns(template, columns)
+    except VitalError as exc:
+        return exc.message
+    return None
 
 
 def messages_text(messages: list[dict]) -> str:
@@ -109,10 +123,8 @@ class TemplateEditor(QDialog):
         self.name = QLineEdit(template.name if template else "")
         self.name.setEnabled(template is None)
         self.label_type = QComboBox()
-        for name, label_type in label_service.label_types().items():
-            self.label_type.addItem(label_type.title, name)
-        if template:
-            self.label_type.setCurrentIndex(max(0, self.label_type.findData(template.label_type)))
+        context.query("label types", lambda _op: {n: t.title for n, t in label_service.label_types().items()},
+                      on_result=self._show_label_types, owner=self)
         self.description = QLineEdit(template.description if template else "")
         self.system_prompt = QPlainTextEdit(template.system_prompt if template else "")
         self.user_prompt = QPlainTextEdit(template.user_prompt if template else "")
@@ -134,6 +146,8 @@ class TemplateEditor(QDialog):
         form.addRow("Input schema", self.input_schema)
         form.addRow("Output schema", self.output_schema)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.saving = False
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -144,6 +158,12 @@ class TemplateEditor(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(buttons)
         self.resize(760, 720)
+
+    def _show_label_types(self, titles: dict[str, str]) -> None:
+        for name, title in titles.items():
+            self.label_type.addItem(title, name)
+        if self.template:
+            self.label_type.setCurrentIndex(max(0, self.label_type.findData(self.template.label_type)))
 
     def spec(self) -> dict:
         try:
@@ -157,46 +177,59 @@ class TemplateEditor(QDialog):
                 "input_schema": input_schema, "output_schema": output_schema}
 
     def save(self) -> None:
-        store, actor = self.context.store, self.context.user
+        """Save on the writer thread; a refusal is shown in the dialog and the text is kept."""
         try:
             spec = self.spec()
-            if self.template is None:
-                info, changes = template_service.create_template(store, actor=actor,
-                                                                 spec={"name": self.name.text().strip(), **spec})
-            else:
-                info, changes = template_service.edit_template(store, actor=actor, ref=self.template.ref,
-                                                               changes=spec)
         except Exception as exc:  # noqa: BLE001 - shown in the dialog; nothing was written
-            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            self._refused(exc)
             return
+        name, template = self.name.text().strip(), self.template
+
+        def save(op: OpEnv) -> tuple[TemplateInfo, Changes]:
+            if template is None:
+                return template_service.create_template(op.store, actor=op.actor, spec={"name": name, **spec})
+            return template_service.edit_template(op.store, actor=op.actor, ref=template.ref, changes=spec)
+
+        self.saving = True
+        self.save_button.setEnabled(False)
+        self.message.setText("Saving…")
+        self.context.change("Saving template", save, on_result=self._saved, on_error=self._refused, owner=self,
+                            visible=False)
+
+    def _saved(self, info: TemplateInfo) -> None:
+        self.saving = False
         self.saved = info
-        self.context.announce(changes)
         self.accept()
+
+    def _refused(self, exc: BaseException) -> None:
+        self.saving = False
+        self.save_button.setEnabled(True)
+        self.message.setText(f"<span style='color:{theme.DANGER}'>{html.escape(error_text(exc))}</span>")
 
 
 class GenerateDialog(QDialog):
-    """Sheet × published template version × AI mode, a preview of three pairs, then generate."""
+    """Sheet × published template version × AI mode, a preview of three pairs, then generate.
+
+    Only templates that fit the chosen sheet (their placeholders and required inputs are columns
+    of it) are offered; the others are counted with the reason, so nothing fails after Generate.
+    """
 
     def __init__(self, context: AppContext, template: TemplateInfo | None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
+        self.wanted = template
+        self.sheets: list[sheet_service.SheetInfo] = []
+        self.published: list[TemplateInfo] = []
+        self.preview_rows: list[dict] | None = None
         self.setWindowTitle("Generate Training Sheet")
         self.sheet = QComboBox()
-        self.sheet.addItems([s.name for s in sheet_service.list_sheets(context.store)])
         self.template = QComboBox()
-        for info in template_service.list_templates(context.store, all_versions=True):
-            if info.status == "published":
-                self.template.addItem(f"{info.ref}  ({info.label_type})", info)
-        if template is not None:
-            index = next((i for i in range(self.template.count()) if self.template.itemData(i).ref == template.ref),
-                         -1)
-            if index < 0:  # a draft was selected: offer its latest published version
-                index = next((i for i in range(self.template.count())
-                              if self.template.itemData(i).name == template.name), 0)
-            self.template.setCurrentIndex(index)
+        self.unfit = muted_label("")
         self.ai_mode = QComboBox()
         for mode in generate_service.AI_MODES:
             self.ai_mode.addItem(AI_MODE_TEXT.get(mode, mode), mode)
+        self.ai_mode.currentIndexChanged.connect(self._estimate)
+        self.estimate = muted_label("")
         self.name = QLineEdit()
         self.preview = QTableWidget(0, 3)
         self.preview.setHorizontalHeaderLabels(["item", "pre-approval", "rendered prompt"])
@@ -204,15 +237,18 @@ class GenerateDialog(QDialog):
         self.preview.setWordWrap(True)
         self.preview.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.preview.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.message = QLabel("")
+        self.message = QLabel("Loading sheets and templates…")
         self.message.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Sheet", self.sheet)
         form.addRow("Template version", self.template)
+        form.addRow("", self.unfit)
         form.addRow("AI mode", self.ai_mode)
+        form.addRow("", self.estimate)
         form.addRow("Training sheet name", self.name)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.generate_button = primary_button("Generate")
+        self.generate_button.setEnabled(False)
         buttons.addButton(self.generate_button, QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.start)
         buttons.rejected.connect(self.reject)
@@ -222,35 +258,99 @@ class GenerateDialog(QDialog):
         layout.addWidget(self.preview, 1)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
-        for combo in (self.sheet, self.template):
-            combo.currentIndexChanged.connect(self.refresh_preview)
-        self.refresh_preview()
+        self.sheet.currentIndexChanged.connect(self._sheet_changed)
+        self.template.currentIndexChanged.connect(self.refresh_preview)
         self.resize(860, 560)
         self.job = None
+        context.query("sheets and templates", lambda op: (
+            sheet_service.list_sheets(op.store),
+            [t for t in template_service.list_templates(op.store, all_versions=True) if t.status == "published"]),
+            on_result=self._loaded, owner=self)
+
+    def _loaded(self, value: tuple[list, list[TemplateInfo]]) -> None:
+        self.sheets, self.published = value
+        self.sheet.blockSignals(True)
+        self.sheet.addItems([s.name for s in self.sheets])
+        self.sheet.blockSignals(False)
+        if not self.sheets:
+            self.message.setText("There are no sheets yet: create one on DATA first.")
+            return
+        self._sheet_changed()
+
+    def current_sheet(self) -> sheet_service.SheetInfo | None:
+        index = self.sheet.currentIndex()
+        return self.sheets[index] if 0 <= index < len(self.sheets) else None
+
+    def _sheet_changed(self) -> None:
+        """Offer the templates that fit the sheet; keep the one the user had chosen if it fits."""
+        sheet = self.current_sheet()
+        chosen = self.chosen_template()
+        wanted = chosen or self.wanted
+        self.template.blockSignals(True)
+        self.template.clear()
+        unfit: list[str] = []
+        for info in self.published:
+            problem = fits(info, list(sheet.columns)) if sheet is not None else None
+            if problem is None:
+                self.template.addItem(f"{info.ref}  ({info.label_type})", info)
+            else:
+                unfit.append(info.ref)
+        if wanted is not None:
+            index = next((i for i in range(self.template.count()) if self.template.itemData(i).ref == wanted.ref), -1)
+            if index < 0:  # a draft was selected: offer its latest published version
+                index = next((i for i in range(self.template.count())
+                              if self.template.itemData(i).name == wanted.name), 0)
+            self.template.setCurrentIndex(max(index, 0))
+        self.template.blockSignals(False)
+        self.unfit.setText(f"{len(unfit)} published template version(s) do not fit this sheet (they need fields "
+                           f"it lacks): {', '.join(unfit[:4])}{'…' if len(unfit) > 4 else ''}" if unfit else "")
+        self.unfit.setVisible(bool(unfit))
+        self.refresh_preview()
 
     def chosen_template(self) -> TemplateInfo | None:
         return self.template.currentData()
 
+    def _estimate(self) -> None:
+        """A rough time for the chosen AI mode (the language model is the slow one)."""
+        sheet, mode = self.current_sheet(), self.ai_mode.currentData()
+        seconds = ESTIMATE_SECONDS_PER_ITEM.get(mode)
+        if sheet is None or not seconds:
+            self.estimate.setText("")
+            self.estimate.setVisible(False)
+            return
+        total = seconds * sheet.item_count
+        self.estimate.setText(f"About {format_duration(total)} for {sheet.item_count:,} items on this laptop "
+                              f"(~{seconds:g} s per item); you can cancel and resume it later.")
+        self.estimate.setVisible(True)
+
     def refresh_preview(self) -> None:
         template, sheet = self.chosen_template(), self.sheet.currentText()
+        self._estimate()
         if template is None or not sheet:
-            self.message.setText("Needs a sheet and a published template.")
+            self.preview.setRowCount(0)
+            self.message.setText("Needs a sheet and a published template that fits it.")
             self.generate_button.setEnabled(False)
             return
         self.name.setText(f"{template.name} v{template.version} on {sheet} {dt.datetime.now():%Y-%m-%d %H%M%S}")
-        try:
-            rows = preview_pairs(self.context, sheet, template)
-        except Exception as exc:  # noqa: BLE001 - e.g. the template's placeholders are not columns of the sheet
-            self.preview.setRowCount(0)
-            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
-            self.generate_button.setEnabled(False)
-            return
+        self.generate_button.setEnabled(False)
+        self.preview_rows = None
+        self.message.setText("Rendering the preview…")
+        self.context.query("preview", lambda op: preview_pairs(op.store, sheet, template), key=f"preview:{id(self)}",
+                           on_result=self._show_preview, on_error=self._preview_failed, owner=self)
+
+    def _preview_failed(self, exc: BaseException) -> None:
+        self.preview.setRowCount(0)
+        self.message.setText(f"<span style='color:{theme.DANGER}'>{html.escape(error_text(exc))}</span>")
+        self.generate_button.setEnabled(False)
+
+    def _show_preview(self, rows: list[dict]) -> None:
+        self.preview_rows = rows
         self.generate_button.setEnabled(True)
         self.message.setText("")
         self.preview.setRowCount(len(rows))
         for row, pair in enumerate(rows):
             label = pair["label"]
-            state = (f"pre-approved (canonical v{label.version}: {json.dumps(label.label_data)})" if label
+            state = (f"pre-approved (canonical v{label.version}: {readable(label.label_data)})" if label
                      else "needs review")
             cells = (pair["item_ref"], state, messages_text(pair["messages"])[:600])
             for col, text in enumerate(cells):
@@ -261,28 +361,74 @@ class GenerateDialog(QDialog):
         self.preview.resizeColumnToContents(0)
         self.preview.setColumnWidth(1, 220)
         self.preview.resizeRowsToContents()
+        self.generate_button.setFocus()
 
     def start(self) -> None:
         """Start generation in the background; LABEL opens on the new training sheet when it is done."""
         template = self.chosen_template()
-        if template is None:
+        if template is None or not self.generate_button.isEnabled():
             return
-        store, actor = self.context.store, self.context.user
         arguments = {"sheet": self.sheet.currentText(), "template": template.ref, "name": self.name.text().strip(),
                      "ai_mode": self.ai_mode.currentData()}
-        context = self.context
-
-        def done(result: generate_service.GenerationResult) -> None:
-            context.say(f"Training sheet {result.training_sheet.name}: {result.summary.pre_approved} pre-approved, "
-                        f"{result.summary.needs_review} to review.")
-            context.navigate("label", training_sheet=result.training_sheet.name)
-
-        self.job = context.run_change(
-            f"Generating {arguments['name']}",
-            lambda progress: generate_service.generate_training_sheet(store, actor=actor, progress=progress,
-                                                                      **arguments),
-            on_result=done, cancellable=True)  # errors go to the main window's error dialog
+        self.job = start_generation(self.context, arguments)
         self.accept()
+
+
+#: rough seconds per item of each AI mode on a 2-core laptop (STACK-NOTES: ~0.6 s per LLM answer)
+ESTIMATE_SECONDS_PER_ITEM: dict[str, float] = {"llm": 0.8, "both": 0.8}
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '12 min', '3.5 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def readable(value: Any) -> str:
+    """A label's data as 'key: value, …' (not JSON or a Python repr)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {readable(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value) or "—"
+    return "—" if value is None else str(value)
+
+
+def start_generation(context: AppContext, arguments: dict) -> Any:
+    """Run (or, with ``resume=True``, continue) a generation; LABEL opens on it when it is done."""
+
+    def done(result: generate_service.GenerationResult) -> None:
+        context.say(f"Training sheet {result.training_sheet.name}: {result.summary.pre_approved} pre-approved, "
+                    f"{result.summary.needs_review} to review.")
+        context.navigate("label", training_sheet=result.training_sheet.name)
+
+    verb = "Resuming" if arguments.get("resume") else "Generating"
+    job = context.change(
+        f"{verb} {arguments['name']}",
+        lambda op: generate_service.generate_training_sheet(op.store, actor=op.actor, progress=op.progress,
+                                                            **arguments),
+        on_result=done, on_error=lambda exc: _generation_stopped(context, arguments["name"], exc),
+        cancellable=True)
+    job.generation_name = arguments["name"]  # type: ignore[attr-defined]
+    return job
+
+
+def running_generations(context: AppContext) -> set[str]:
+    """Names of the training sheets this window is generating right now."""
+    return {name for job in context.jobs.jobs if (name := getattr(job, "generation_name", None))}
+
+
+def _generation_stopped(context: AppContext, name: str, exc: BaseException) -> None:
+    """A cancelled generation keeps its pairs: say so and point at Resume (on GENERATE)."""
+    from vital_desktop.core.errors import Cancelled
+
+    context.announce(Changes(training_sheets=True, pairs=True))
+    if isinstance(exc, Cancelled):
+        context.say(f"Generation of {name} cancelled; the pairs so far are kept — Resume it on GENERATE.")
+        return
+    context.jobs.failed.emit(f"Generating {name}", exc)
 
 
 class GeneratePage(Page):
@@ -298,12 +444,43 @@ class GeneratePage(Page):
         self.generate_dialog: GenerateDialog | None = None
         root, header = page_layout(self, "Template library",
                                    "Versioned prompts that turn a sheet into Q&A pairs.")
+        self.version_list: list[TemplateInfo] = []
+        self.unfinished: list[generate_service.TrainingSheetInfo] = []
         self.new_button = QPushButton("New template…")
         self.new_button.clicked.connect(lambda: self.open_editor(None))
         self.generate_button = primary_button("Generate Training Sheet…")
         self.generate_button.clicked.connect(self.open_generate)
         header.addWidget(self.new_button)
         header.addWidget(self.generate_button)
+        self.reason = reason_label()
+        root.addWidget(self.reason)
+        self.can_edit = gate(context.user, "edit_template", [self.new_button], self.reason,
+                             "Creating and editing templates")
+        self.can_publish = permitted(context.user, "publish_template")
+        self.can_generate = gate(context.user, "generate", [self.generate_button], None, "Generating training sheets")
+        if not self.can_generate and self.can_edit:
+            self.reason.setText(self.generate_button.toolTip())
+            self.reason.setVisible(True)
+
+        self.resume_card = Card("Unfinished generations")
+        self.resume_table = QTableWidget(0, 4)
+        self.resume_table.setHorizontalHeaderLabels(["Training sheet", "Status", "Template", "Sheet"])
+        self.resume_table.verticalHeader().hide()
+        self.resume_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.resume_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.resume_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.resume_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.resume_table.setMaximumHeight(110)
+        resume_row = QHBoxLayout()
+        resume_row.addWidget(muted_label("A cancelled or interrupted generation keeps its pairs; Resume continues "
+                                         "where it stopped."), 1)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.clicked.connect(lambda: self.resume_selected())
+        resume_row.addWidget(self.resume_button)
+        self.resume_card.body.addWidget(self.resume_table)
+        self.resume_card.body.addLayout(resume_row)
+        self.resume_card.hide()
+        root.addWidget(self.resume_card)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.table = QTableWidget(0, 4)
@@ -330,6 +507,7 @@ class GeneratePage(Page):
         self.edit_button = QPushButton("Edit…")
         self.edit_button.clicked.connect(lambda: self.open_editor(self.current))
         self.publish_button = QPushButton("Publish")
+        self.publish_button.setToolTip("Publish this draft version: it becomes immutable and usable for generation")
         self.publish_button.clicked.connect(self.publish)
         title_row.addWidget(self.edit_button)
         title_row.addWidget(self.publish_button)
@@ -385,13 +563,22 @@ class GeneratePage(Page):
 
     # --- library ---------------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
+        """Load the library (latest version of each template) and the unfinished generations."""
         select = select or (self.current.name if self.current else None)
-        self.templates = template_service.list_templates(self.context.store)
+        self.context.query("template library", lambda op: (
+            template_service.list_templates(op.store),
+            [t for t in generate_service.list_training_sheets(op.store) if t.status != "complete"]),
+            key="generate.library", on_result=lambda value: self._show_library(value, select))
+
+    def _show_library(self, value: tuple[list[TemplateInfo], list], select: str | None) -> None:
+        self.templates, self.unfinished = value
+        self._show_unfinished()
         self.table.blockSignals(True)
         self.table.setRowCount(len(self.templates))
         for row, info in enumerate(self.templates):
             for col, text in enumerate((info.name, info.version, info.status, info.label_type)):
                 cell = QTableWidgetItem(text)
+                cell.setToolTip(text)
                 if col == 2:
                     cell.setForeground(QColor(theme.SUCCESS if info.status == "published" else theme.WARNING))
                 self.table.setItem(row, col, cell)
@@ -408,8 +595,34 @@ class GeneratePage(Page):
         else:
             self.show_template(None)
 
+    def _show_unfinished(self) -> None:
+        running = running_generations(self.context)
+        rows = [t for t in self.unfinished if t.name not in running]
+        self.resume_table.setRowCount(len(rows))
+        for r, info in enumerate(rows):
+            for c, text in enumerate((info.name, "interrupted" if info.status == "generating" else info.status,
+                                      info.template_ref, info.sheet_name)):
+                cell = QTableWidgetItem(text)
+                cell.setToolTip(text)
+                if c == 0:
+                    cell.setData(Qt.ItemDataRole.UserRole, info.name)
+                self.resume_table.setItem(r, c, cell)
+        if rows:
+            self.resume_table.selectRow(0)
+        self.resume_button.setEnabled(bool(rows) and self.can_generate)
+        self.resume_card.setVisible(bool(rows))
+
+    def resume_selected(self) -> None:
+        """Continue the selected cancelled or interrupted generation in the background."""
+        rows = self.resume_table.selectionModel().selectedRows()
+        if not rows or not self.can_generate:
+            return
+        name = self.resume_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        start_generation(self.context, {"sheet": None, "template": None, "name": name, "resume": True})
+        self.resume_card.hide()
+
     def on_changes(self, changes: Changes) -> None:
-        if changes.templates:
+        if changes.templates or changes.training_sheets:
             self.reload()
 
     def activate(self, **arguments: Any) -> None:
@@ -423,13 +636,15 @@ class GeneratePage(Page):
 
     def show_template(self, info: TemplateInfo | None) -> None:
         self.current = info
-        for button in (self.edit_button, self.publish_button):
-            button.setEnabled(info is not None)
+        self.edit_button.setEnabled(info is not None and self.can_edit)
+        self.publish_button.setEnabled(info is not None and info.status == "draft" and self.can_publish)
+        if not self.can_edit:
+            self.edit_button.setToolTip(self.new_button.toolTip())
         if info is None:
             self.detail_title.setText("No templates")
             return
-        self.publish_button.setEnabled(info.status == "draft")
         self.detail_title.setText(info.ref)
+        self.detail_title.setToolTip(info.ref)
         color = theme.SUCCESS if info.status == "published" else theme.WARNING
         self.detail_status.setText(f"<span style='color:{color}; font-weight:600'>● {info.status}</span>"
                                    f"<span style='color:{theme.MUTED}'> · label type {info.label_type}"
@@ -440,7 +655,13 @@ class GeneratePage(Page):
         self.input_schema.setPlainText(json.dumps(info.input_schema, indent=2))
         self.output_schema.setPlainText(json.dumps(info.output_schema, indent=2))
         self.few_shot.setPlainText(json.dumps(info.few_shot, indent=2) if info.few_shot else "No few-shot examples.")
-        self.version_list = template_service.list_templates(self.context.store, name=info.name, all_versions=True)
+        name = info.name
+        self.context.query("template versions",
+                           lambda op: template_service.list_templates(op.store, name=name, all_versions=True),
+                           key="generate.versions", on_result=self._show_versions)
+
+    def _show_versions(self, versions: list[TemplateInfo]) -> None:
+        self.version_list = versions
         self.versions.blockSignals(True)
         self.versions.setRowCount(len(self.version_list))
         for row, version in enumerate(reversed(self.version_list)):
@@ -461,11 +682,16 @@ class GeneratePage(Page):
         if not older:
             self.diff.setPlainText(f"{chosen.ref} is the first version.")
             return
-        result = template_service.diff(self.context.store, older[-1].ref, chosen.ref)
-        self.diff.setPlainText(result.text())
+        base = older[-1].ref
+        self.context.query("template diff", lambda op: template_service.diff(op.store, base, chosen.ref).text(),
+                           key="generate.diff", on_result=self.diff.setPlainText)
 
     # --- actions ---------------------------------------------------------------------------------
-    def open_editor(self, info: TemplateInfo | None) -> TemplateEditor:
+    def open_editor(self, info: TemplateInfo | None) -> TemplateEditor | None:
+        """The template form, only for users who may save it."""
+        if not self.can_edit:
+            self.context.say(self.new_button.toolTip())
+            return None
         editor = TemplateEditor(self.context, info, self)
         editor.accepted.connect(lambda: editor.saved and self.reload(select=editor.saved.name))
         self.editor = editor
@@ -473,18 +699,20 @@ class GeneratePage(Page):
         return editor
 
     def publish(self) -> None:
-        if self.current is None:
+        """Publish the selected draft version (on the writer thread)."""
+        if self.current is None or self.current.status != "draft" or not self.can_publish:
             return
-        try:
-            info, changes = template_service.publish_template(self.context.store, actor=self.context.user,
-                                                              ref=self.current.ref)
-        except Exception as exc:  # noqa: BLE001
-            show_error(self, "Publish", exc)
-            return
-        self.context.announce(changes)
-        self.context.say(f"Published {info.ref}")
+        ref = self.current.ref
+        self.publish_button.setEnabled(False)
+        self.context.change(f"Publishing {ref}",
+                            lambda op: template_service.publish_template(op.store, actor=op.actor, ref=ref),
+                            on_result=lambda info: self.context.say(f"Published {info.ref}"),
+                            on_error=lambda exc: show_error(self, "Publish", exc))
 
-    def open_generate(self) -> GenerateDialog:
+    def open_generate(self) -> GenerateDialog | None:
+        if not self.can_generate:
+            self.context.say(self.generate_button.toolTip())
+            return None
         dialog = GenerateDialog(self.context, self.current, self)
         self.generate_dialog = dialog
         dialog.open()

@@ -33,9 +33,10 @@ from vital_desktop.services import predict as predict_service
 from vital_desktop.services import registry
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.ui import theme
-from vital_desktop.ui.charts import fill_table, permitted, read_only_table, selected_data
+from vital_desktop.ui.charts import fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, permitted, reason_label
 from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
 
 STATUS_COLORS = {"new": theme.ACCENT, "accepted": theme.SUCCESS, "rejected": theme.DANGER,
@@ -57,7 +58,7 @@ class ImprovePage(Page):
         self.gaps: feedback_service.GapReport | None = None
         self.can_review = permitted(context.user, "review_feedback")
 
-        root, header = page_layout(self, "Improve",
+        root, _header = page_layout(self, "Improve",
                                    "Production → feedback → canonical labels → training → redeployment.")
 
         splitter = QSplitter(Qt.Orientation.Vertical)
@@ -99,9 +100,11 @@ class ImprovePage(Page):
         queue_card.body.addLayout(review)
         self.review_message = muted_label()
         queue_card.body.addWidget(self.review_message)
-        if not self.can_review:
-            self.review_message.setText("Accepting or rejecting feedback needs the engineer or admin role; "
-                                        "you can flag wrong predictions on the right.")
+        self.review_reason = reason_label()
+        queue_card.body.addWidget(self.review_reason)
+        if not gate(context.user, "review_feedback", (self.accept_button, self.reject_button, self.note),
+                    self.review_reason, "Accepting or rejecting feedback"):
+            self.review_reason.setText(self.review_reason.text() + " You can flag wrong predictions on the right.")
         top.addWidget(queue_card)
 
         flag_card = Card("Flag a wrong prediction")
@@ -124,8 +127,10 @@ class ImprovePage(Page):
         flag_card.body.addLayout(form)
         self.flag_button = primary_button("Add feedback")
         self.flag_button.clicked.connect(lambda: self.add_feedback())
-        self.flag_button.setEnabled(permitted(context.user, "feedback"))
         flag_card.body.addWidget(self.flag_button, 0, Qt.AlignmentFlag.AlignRight)
+        self.flag_reason = reason_label()
+        flag_card.body.addWidget(self.flag_reason)
+        gate(context.user, "feedback", [self.flag_button], self.flag_reason, "Flagging predictions")
         self.flag_message = muted_label()
         flag_card.body.addWidget(self.flag_message)
         flag_card.body.addStretch(1)
@@ -172,8 +177,17 @@ class ImprovePage(Page):
 
     def reload_queue(self) -> None:
         current = selected_data(self.queue)
-        self.items = feedback_service.list_feedback(self.context.store, status=self.status_filter.currentData())
-        paths = self._image_paths(self.items)
+        status = self.status_filter.currentData()
+
+        def load(op):
+            items = feedback_service.list_feedback(op.store, status=status)
+            return items, _image_paths(op.store, items)
+
+        self.context.query("feedback queue", load, key="improve.queue",
+                           on_result=lambda value: self._show_queue(value, current))
+
+    def _show_queue(self, value: tuple[list, dict], current: Any) -> None:
+        self.items, paths = value
         rows, colors = [], {}
         for r, info in enumerate(self.items):
             rows.append(((info.created_at or "")[:16], info.item_ref or "—", info.model or "—",
@@ -198,23 +212,6 @@ class ImprovePage(Page):
             self.queue.selectRow(ids.index(current))
         self._selected()
 
-    def _image_paths(self, items: list[feedback_service.FeedbackInfo]) -> dict[tuple[str | None, str | None], str]:
-        """Image file of each feedback item: one query per sheet (cheap; thumbnails decode in the pool)."""
-        by_sheet: dict[str, set[str]] = defaultdict(set)
-        for info in items:
-            if info.sheet and info.item_ref:
-                by_sheet[info.sheet].add(info.item_ref)
-        out: dict[tuple[str | None, str | None], str] = {}
-        for sheet, refs in by_sheet.items():
-            try:
-                for item in sheet_service.list_items(self.context.store, sheet, item_refs=sorted(refs), limit=None):
-                    if item.absolute_image_path and not item.missing:
-                        out[(sheet, item.item_ref)] = item.absolute_image_path
-            except Exception:
-                log.debug("no thumbnails for sheet %r", sheet, exc_info=True)
-                continue
-        return out
-
     def _thumbnail_ready(self, path: str) -> None:
         pixmap = self.context.images.thumbnail(path)
         if pixmap is None:
@@ -226,12 +223,22 @@ class ImprovePage(Page):
 
     def reload_predictions(self) -> None:
         """Recent classifier predictions an inspector can flag, and the taxonomy's classes."""
+
+        def load(op):
+            recent = predict_service.recent_predictions(op.store, limit=200)
+            try:
+                classes = label_service.get_label_type("classification").classes()
+            except Exception:
+                log.debug("no classification taxonomy", exc_info=True)
+                classes = []
+            return recent, classes
+
+        self.context.query("recent predictions", load, key="improve.predictions", on_result=self._show_predictions,
+                           on_error=lambda exc: self.flag_message.setText(error_text(exc)))
+
+    def _show_predictions(self, value: tuple[list[dict], list[str]]) -> None:
+        recent, classes = value
         self.prediction_pick.clear()
-        try:
-            recent = predict_service.recent_predictions(self.context.store, limit=200)
-        except Exception as exc:  # noqa: BLE001
-            self.flag_message.setText(error_text(exc))
-            recent = []
         for p in recent:
             if p["kind"] != registry.KIND_ONNX or not p["predicted_class"]:
                 continue
@@ -242,17 +249,13 @@ class ImprovePage(Page):
             self.prediction_pick.addItem("no predictions yet (classify a sheet on MONITOR)", None)
         current = self.corrected.currentText()
         self.corrected.clear()
-        try:
-            self.corrected.addItems(label_service.get_label_type("classification").classes())
-        except Exception:
-            log.debug("no classification taxonomy", exc_info=True)
+        self.corrected.addItems(classes)
         if current:
             self.corrected.setCurrentText(current)
 
     def reload_gaps(self) -> None:
-        store = self.context.store
-        self.context.run("Gap analysis", lambda _p: feedback_service.gap_analysis(store),
-                         on_result=self._show_gaps, on_error=self._gaps_failed, visible=False)
+        self.context.query("Gap analysis", lambda op: feedback_service.gap_analysis(op.store), key="improve.gaps",
+                           on_result=self._show_gaps, on_error=self._gaps_failed)
 
     def _gaps_failed(self, exc: BaseException) -> None:
         self.gaps = None
@@ -297,7 +300,7 @@ class ImprovePage(Page):
         info = self.selected_item()
         if info is None or not self.can_review:
             return
-        store, actor, note = self.context.store, self.context.user, self.note.text()
+        note, feedback_id = self.note.text(), info.id
 
         def done(result: feedback_service.AcceptResult) -> None:
             self.note.clear()
@@ -308,24 +311,24 @@ class ImprovePage(Page):
                 self.review_message.setText(f"Accepted: canonical label {result.label_outcome} "
                                             f"(version {result.label_version}); the next training run learns it.")
 
-        self.context.run_change(
+        self.context.change(
             "Accepting feedback",
-            lambda _p: feedback_service.accept_feedback(store, actor=actor, feedback_id=info.id, note=note),
+            lambda op: feedback_service.accept_feedback(op.store, actor=op.actor, feedback_id=feedback_id, note=note),
             on_result=done, on_error=lambda exc: show_error(self, "Accept feedback", exc))
 
     def reject_selected(self) -> None:
         info = self.selected_item()
         if info is None or not self.can_review:
             return
-        store, actor, note = self.context.store, self.context.user, self.note.text()
+        note, feedback_id = self.note.text(), info.id
 
         def done(_info: Any) -> None:
             self.note.clear()
             self.review_message.setText("Rejected; the note is kept with the decision.")
 
-        self.context.run_change(
+        self.context.change(
             "Rejecting feedback",
-            lambda _p: feedback_service.reject_feedback(store, actor=actor, feedback_id=info.id, note=note),
+            lambda op: feedback_service.reject_feedback(op.store, actor=op.actor, feedback_id=feedback_id, note=note),
             on_result=done, on_error=lambda exc: show_error(self, "Reject feedback", exc))
 
     def _open_item(self) -> None:
@@ -340,7 +343,6 @@ class ImprovePage(Page):
         if prediction_id is None:
             self.flag_message.setText("Pick a prediction first.")
             return
-        store, actor = self.context.store, self.context.user
         severity, comment = self.severity.currentData(), self.comment.text()
 
         def done(info: feedback_service.FeedbackInfo) -> None:
@@ -350,9 +352,9 @@ class ImprovePage(Page):
         def failed(exc: BaseException) -> None:
             self.flag_message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
 
-        self.context.run_change(
+        self.context.change(
             "Adding feedback",
-            lambda _p: feedback_service.add_feedback(store, actor=actor, corrected_class=corrected,
+            lambda op: feedback_service.add_feedback(op.store, actor=op.actor, corrected_class=corrected,
                                                      prediction_id=prediction_id, severity=severity, comment=comment),
             on_result=done, on_error=failed)
 
@@ -368,3 +370,20 @@ class ImprovePage(Page):
     def activate(self, **arguments: Any) -> None:
         self.reload_queue()
 
+
+def _image_paths(store: Any, items: list[feedback_service.FeedbackInfo]) -> dict[tuple[str | None, str | None], str]:
+    """Image file of each feedback item: one query per sheet (runs in a worker; thumbnails decode in the pool)."""
+    by_sheet: dict[str, set[str]] = defaultdict(set)
+    for info in items:
+        if info.sheet and info.item_ref:
+            by_sheet[info.sheet].add(info.item_ref)
+    out: dict[tuple[str | None, str | None], str] = {}
+    for sheet, refs in by_sheet.items():
+        try:
+            for item in sheet_service.list_items(store, sheet, item_refs=sorted(refs), limit=None):
+                if item.absolute_image_path and not item.missing:
+                    out[(sheet, item.item_ref)] = item.absolute_image_path
+        except Exception:
+            log.debug("no thumbnails for sheet %r", sheet, exc_info=True)
+            continue
+    return out

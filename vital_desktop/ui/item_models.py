@@ -64,11 +64,11 @@ class ItemPager(QObject):
         if page in self._pages or page in self._pending or page < 0 or page * PAGE_SIZE >= self.total:
             return
         self._pending.add(page)
-        store, sheet = self.context.store, self.sheet
-        self.context.run(
-            "items", lambda _p: sheet_service.list_items(store, sheet, offset=page * PAGE_SIZE, limit=PAGE_SIZE),
+        sheet = self.sheet
+        self.context.query(
+            "items", lambda op: sheet_service.list_items(op.store, sheet, offset=page * PAGE_SIZE, limit=PAGE_SIZE),
             on_result=lambda items, page=page: self._loaded(page, items),
-            on_error=lambda _exc, page=page: self._pending.discard(page), visible=False,
+            on_error=lambda _exc, page=page: self._pending.discard(page), owner=self,
         )
 
     def _loaded(self, page: int, items: list[ItemInfo]) -> None:

@@ -40,11 +40,11 @@ from vital_desktop.ui.charts import (
     LineChart,
     fill_model_picker,
     fill_table,
-    permitted,
     read_only_table,
 )
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, reason_label
 from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_button, show_error, title_label
 
 #: (minimum, maximum, decimals) of each threshold's editor; ints get a spin box
@@ -146,7 +146,7 @@ class MonitorPage(Page):
         self.predict_button.setToolTip("Run the selected model on every image of the sheet; each prediction is "
                                        "logged and feeds this dashboard")
         self.predict_button.clicked.connect(lambda: self.classify_sheet())
-        self.predict_button.setEnabled(permitted(context.user, "predict"))
+        gate(context.user, "predict", [self.predict_button], None, "Classifying sheets")
         header.addWidget(self.predict_button)
         outer.addLayout(header)
         self.progress = JobProgress()
@@ -223,11 +223,12 @@ class MonitorPage(Page):
         save_row.addWidget(self.threshold_message, 1)
         self.save_thresholds_button = QPushButton("Save thresholds")
         self.save_thresholds_button.clicked.connect(lambda: self.save_thresholds())
-        if not permitted(context.user, "deploy"):
-            self.save_thresholds_button.setEnabled(False)
-            self.save_thresholds_button.setToolTip("Changing thresholds needs the engineer or admin role")
         save_row.addWidget(self.save_thresholds_button)
         thresholds_card.body.addLayout(save_row)
+        self.threshold_reason = reason_label()
+        thresholds_card.body.addWidget(self.threshold_reason)
+        self.can_set_thresholds = gate(context.user, "deploy", [self.save_thresholds_button, *self.threshold_editors.values()],
+                                       self.threshold_reason, "Changing alert thresholds")
         lower.addWidget(thresholds_card, 1, 1)
         lower.setColumnStretch(0, 3)
         lower.setColumnStretch(1, 2)
@@ -239,13 +240,21 @@ class MonitorPage(Page):
 
     # --- choices --------------------------------------------------------------------------------
     def reload_models(self, select: str | None = None) -> None:
-        fill_model_picker(self.model_pick, registry.list_models(self.context.store, kind=registry.KIND_ONNX), select)
+        self.context.query("classifiers", lambda op: registry.list_models(op.store, kind=registry.KIND_ONNX),
+                           key="monitor.models", on_result=lambda models: self._show_models(models, select))
+
+    def _show_models(self, models: list, select: str | None) -> None:
+        fill_model_picker(self.model_pick, models, select)
         self.refresh()
 
     def reload_sheets(self) -> None:
+        self.context.query("sheets", lambda op: sheet_service.list_sheets(op.store), key="monitor.sheets",
+                           on_result=self._show_sheets)
+
+    def _show_sheets(self, sheets: list) -> None:
         current = self.sheet_pick.currentText()
         self.sheet_pick.clear()
-        for sheet in sheet_service.list_sheets(self.context.store):
+        for sheet in sheets:
             if sheet.image_column:
                 self.sheet_pick.addItem(sheet.name)
         index = self.sheet_pick.findText(current)
@@ -257,13 +266,27 @@ class MonitorPage(Page):
         model_id = self.model_pick.currentData()
         if model_id is None:
             self.status.setText("No classifier registered yet: train one on TRAIN or import a model bundle.")
+            self._show_no_data()
             return
-        store, actor = self.context.store, self.context.user
         self.status.setText("computing…")
-        self.report_job = self.context.run(
-            "Monitoring report",
-            lambda _p: monitor.monitor_report(store, model=model_id, record_alerts=True, actor=actor),
-            on_result=self.show_report, on_error=self._report_failed, writes=True, visible=False)
+
+        def report(op):
+            result = monitor.monitor_report(op.store, model=model_id, record_alerts=True, actor=op.actor)
+            recorded = monitor.list_alerts(op.store, model=result.model_id, limit=50)
+            overlap = monitor.labelled_training_overlap(op.store, model=model_id)
+            return (result, recorded, overlap), Changes()
+
+        # recording alerts writes: the writer thread, never the GUI thread
+        self.report_job = self.context.change("Monitoring report", report, on_result=self._report_ready,
+                                              on_error=self._report_failed, visible=False)
+
+    def _report_ready(self, value: tuple) -> None:
+        report, self.recorded_alerts, self.training_overlap = value
+        self.show_report(report)
+
+    def _show_no_data(self) -> None:
+        self.alerts.clear()
+        self.alerts.addItem("No data: no predictions logged for this model yet, so nothing can be checked.")
 
     def _report_failed(self, exc: BaseException) -> None:
         self.status.setText(f"Cannot compute the report: {error_text(exc)}")
@@ -284,8 +307,15 @@ class MonitorPage(Page):
         if acc.get("overall") is not None:
             color = theme.DANGER if acc["overall"] < t.accuracy_min else theme.SUCCESS
             held = acc.get("training_held_out")
+            labelled, in_training = getattr(self, "training_overlap", (0, 0))
+            note = ""
+            if labelled and in_training * 2 > labelled:
+                note = (f"; {in_training} of {labelled} are training items (optimistic: held-out "
+                        + (f"{held:.0%})" if held is not None else "unknown)"))
+                color = theme.WARNING
             self.figure_accuracy.set(f"{acc['overall']:.1%}", f"accuracy on {acc['labelled']} labelled"
-                                     + (f" (training {held:.0%})" if held is not None else ""), color)
+                                     + (f" (training {held:.0%})" if held is not None and not note else "") + note,
+                                     color)
         else:
             self.figure_accuracy.set("—", "accuracy: no labelled predictions yet")
         for figure, key in ((self.figure_p50, "p50"), (self.figure_p95, "p95"), (self.figure_p99, "p99")):
@@ -345,19 +375,22 @@ class MonitorPage(Page):
             item = QListWidgetItem(f"● now  [{alert.kind}] {alert.message}")
             item.setForeground(Qt.GlobalColor.darkRed)
             self.alerts.addItem(item)
-        try:
-            recorded = monitor.list_alerts(self.context.store, model=report.model_id, limit=50)
-        except Exception as exc:  # noqa: BLE001 - the dashboard still shows the rest
-            recorded = []
-            self.alerts.addItem(f"recorded alerts unavailable: {error_text(exc)}")
-        for alert in recorded:
+        for alert in getattr(self, "recorded_alerts", []):
             self.alerts.addItem(f"{(alert.created_at or '')[:16]}  [{alert.kind}] {alert.message}")
         if self.alerts.count() == 0:
-            self.alerts.addItem("No alerts: every figure is within its threshold.")
+            if report.predictions == 0:
+                self.alerts.addItem("No data: no predictions logged for this model yet, so nothing can be checked.")
+            else:
+                self.alerts.addItem(f"No alerts: every figure is within its threshold ({report.predictions:,} "
+                                    "predictions checked).")
 
     # --- thresholds -----------------------------------------------------------------------------
     def load_thresholds(self) -> None:
-        thresholds = monitor.get_thresholds(self.context.store)
+        self.context.query("alert thresholds", lambda op: monitor.get_thresholds(op.store), key="monitor.thresholds",
+                           on_result=self._show_thresholds)
+
+    def _show_thresholds(self, thresholds: monitor.MonitorThresholds) -> None:
+        self.thresholds = thresholds
         for name, editor in self.threshold_editors.items():
             editor.setValue(getattr(thresholds, name))
         self.threshold_message.setText("")
@@ -376,14 +409,15 @@ class MonitorPage(Page):
         if problems:
             self.threshold_message.setText(f"<span style='color:{theme.DANGER}'>{'; '.join(problems)}</span>")
             return False
-        current = monitor.get_thresholds(self.context.store).to_dict()
-        changed = {k: v for k, v in values.items() if abs(float(current[k]) - float(v)) > 1e-12}
+        if not self.can_set_thresholds:
+            return False
+        current = self.thresholds.to_dict() if getattr(self, "thresholds", None) else {}
+        changed = {k: v for k, v in values.items() if k not in current or abs(float(current[k]) - float(v)) > 1e-12}
         if not changed:
             self.threshold_message.setText("nothing changed")
             return True
-        store, actor = self.context.store, self.context.user
-        self.context.run_change(
-            "Saving thresholds", lambda _p: monitor.set_thresholds(store, actor=actor, **changed),
+        self.context.change(
+            "Saving thresholds", lambda op: monitor.set_thresholds(op.store, actor=op.actor, **changed),
             on_result=lambda _t: self.threshold_message.setText(f"saved: {', '.join(sorted(changed))}"),
             on_error=lambda exc: show_error(self, "Alert thresholds", exc))
         return True
@@ -395,16 +429,14 @@ class MonitorPage(Page):
         model_id = self.model_pick.currentData()
         if not sheet or model_id is None or self.progress.running():
             return
-        store, actor = self.context.store, self.context.user
-
         def done(predictions: list) -> None:
             failed = sum(1 for p in predictions if p.error)
             self.context.say(f"Classified {len(predictions)} items of {sheet}" + (f" ({failed} unreadable)" if failed else ""))
 
-        job = self.context.run_change(
+        job = self.context.change(
             f"Classifying {sheet}",
-            lambda progress: predict_service.predict_images(store, actor=actor, model=model_id, sheet=sheet,
-                                                            progress=progress),
+            lambda op: predict_service.predict_images(op.store, actor=op.actor, model=model_id, sheet=sheet,
+                                                      progress=op.progress),
             on_result=done, on_error=lambda exc: show_error(self, "Classify sheet", exc), cancellable=True)
         self.progress.follow(job)
 

@@ -1,107 +1,69 @@
-"""Which page each stage shows: the real page when its services exist, else a placeholder.
+"""Which page each stage shows: stage -> (module, class, permission needed to see it).
 
-Pages are imported here, lazily, so start-up imports only the first page (and a stage whose
-service module is not installed yet still opens, saying what is coming).
+Pages are imported lazily, so start-up imports only the first page. A page that needs a
+permission (Bundles, Users: administrators) is not offered at all to other users: no button,
+no "coming soon" placeholder, and the shell says why if a shortcut asks for it. To add a page,
+add a row here (and, for a header button, a row in `shell.TOOL_PAGES`).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from vital_desktop.ui.context import AppContext
-from vital_desktop.ui.pages import Page, PlaceholderPage
+from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import permitted
 
-PLACEHOLDERS: dict[str, tuple[str, str, str]] = {
-    "generate": ("GENERATE", ("The template library (system and user prompts, schemas, few-shot examples, versions) "
-                 "and the Generate Training Sheet dialog."), "`vital template` and `vital generate` on the command line."),
-    "label": ("LABEL", "Training sheet review (Mode A): approve, edit, reject or flag AI answers.",
-              "The Canonical Labeling Tool (top right) labels source items directly."),
-    "train": ("TRAIN", ("Export summary with the dual quality gates, train/validation split and local training "
-              "of the ONNX classifier, with lineage to the training sheet and canonical label versions."),
-              "`vital export-training` and `vital train`."),
-    "deploy": ("DEPLOY", "The model registry and deployments: which model serves predictions on this laptop.",
-               "`vital deploy`."),
-    "monitor": ("MONITOR", "Accuracy over time, drift, latency and alerts computed from the prediction log.",
-                "`vital monitor`."),
-    "improve": ("IMPROVE", "Feedback from inspectors, gap analysis per class, and 'Add to training sheet'.",
-                "`vital feedback`."),
+
+@dataclass(frozen=True)
+class PageSpec:
+    module: str
+    cls: str
+    #: a permission the user needs to see the page at all (None: everyone)
+    permission: str | None = None
+    #: why the page is not offered, when the user lacks `permission`
+    hidden_reason: str = ""
+
+
+PAGES: dict[str, PageSpec] = {
+    "data": PageSpec("vital_desktop.ui.data_page", "DataPage"),
+    "canonical": PageSpec("vital_desktop.ui.labeling_tool", "CanonicalLabelingTool"),
+    "generate": PageSpec("vital_desktop.ui.generate_page", "GeneratePage"),
+    "label": PageSpec("vital_desktop.ui.label_page", "LabelPage"),
+    "train": PageSpec("vital_desktop.ui.train_page", "TrainPage"),
+    "deploy": PageSpec("vital_desktop.ui.deploy_page", "DeployPage"),
+    "monitor": PageSpec("vital_desktop.ui.monitor_page", "MonitorPage"),
+    "improve": PageSpec("vital_desktop.ui.improve_page", "ImprovePage"),
+    "calibration": PageSpec("vital_desktop.ui.calibration_page", "CalibrationPage"),
+    "bundles": PageSpec("vital_desktop.ui.bundles_page", "BundlesPage", "import_bundle",
+                        "Importing and exporting signed bundles is for administrators."),
+    "users": PageSpec("vital_desktop.ui.users_page", "UsersPage", "manage_users",
+                      "Managing user accounts is for administrators."),
 }
 
 
-def _has(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
+def visible(context: AppContext, stage: str) -> bool:
+    """Whether the signed-in user is offered the page of `stage`."""
+    spec = PAGES.get(stage)
+    return spec is not None and (spec.permission is None or permitted(context.user, spec.permission))
 
 
-def _placeholder(context: AppContext, stage: str) -> Callable[[], Page]:
-    title, coming, meanwhile = PLACEHOLDERS[stage]
-    return lambda: PlaceholderPage(context, stage, title, coming, meanwhile)
+def hidden_reason(stage: str) -> str:
+    spec = PAGES.get(stage)
+    return spec.hidden_reason if spec is not None else f"There is no page {stage!r}."
 
 
 def factories(context: AppContext) -> dict[str, Callable[[], Page]]:
-    def data() -> Page:
-        from vital_desktop.ui.data_page import DataPage
-
-        return DataPage(context)
-
-    def canonical() -> Page:
-        from vital_desktop.ui.labeling_tool import CanonicalLabelingTool
-
-        return CanonicalLabelingTool(context)
-
-    def generate() -> Page:
-        from vital_desktop.ui.generate_page import GeneratePage
-
-        return GeneratePage(context)
-
-    def label() -> Page:
-        from vital_desktop.ui.label_page import LabelPage
-
-        return LabelPage(context)
-
-    result: dict[str, Callable[[], Page]] = {stage: _placeholder(context, stage) for stage in PLACEHOLDERS}
-    result.update(_lifecycle_factories(context))
-    result["data"] = data
-    result["canonical"] = canonical
-    if _has("vital_desktop.services.generate") and _has("vital_desktop.services.templates") and \
-            _has("vital_desktop.ui.generate_page"):
-        result["generate"] = generate
-    if _has("vital_desktop.services.review") and _has("vital_desktop.ui.label_page"):
-        result["label"] = label
-    return result
-
-
-#: stage -> (module, class) of the lifecycle pages (TRAIN … IMPROVE, Calibration, Bundles)
-LIFECYCLE_PAGES: dict[str, tuple[str, str]] = {
-    "train": ("vital_desktop.ui.train_page", "TrainPage"),
-    "deploy": ("vital_desktop.ui.deploy_page", "DeployPage"),
-    "monitor": ("vital_desktop.ui.monitor_page", "MonitorPage"),
-    "improve": ("vital_desktop.ui.improve_page", "ImprovePage"),
-    "calibration": ("vital_desktop.ui.calibration_page", "CalibrationPage"),
-    "bundles": ("vital_desktop.ui.bundles_page", "BundlesPage"),
-}
-
-
-def _lifecycle_factories(context: AppContext) -> dict[str, Callable[[], Page]]:
-    """The lifecycle pages that exist; Bundles only for administrators (others get a page saying so)."""
-    from vital_desktop.core.users import Role
-
+    """stage -> a function building its page, for the pages this user is offered."""
     out: dict[str, Callable[[], Page]] = {}
-    for stage, (module, cls) in LIFECYCLE_PAGES.items():
-        if not _has(module):
-            continue
-        if stage == "bundles" and context.user.role != Role.ADMIN:
-            out[stage] = lambda: PlaceholderPage(
-                context, "bundles", "BUNDLES", "Importing and exporting signed bundles is for administrators.",
-                "Ask your site administrator, or sign in as an administrator.")
+    for stage, spec in PAGES.items():
+        if not visible(context, stage):
             continue
 
-        def factory(module: str = module, cls: str = cls) -> Page:
-            return getattr(importlib.import_module(module), cls)(context)
+        def factory(spec: PageSpec = spec) -> Page:
+            return getattr(importlib.import_module(spec.module), spec.cls)(context)
 
         out[stage] = factory
     return out

@@ -1,18 +1,21 @@
-"""The page protocol every stage follows, and the placeholder for stages still to come."""
+"""The page protocol every stage follows."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.ui.context import AppContext
-from vital_desktop.ui.widgets import Card, muted_label, title_label
 
 
 class Page(QWidget):
-    """A stage's page: refreshes its part on `Changes`, opens deep links."""
+    """A stage's page: refreshes its part on `Changes`, opens deep links.
+
+    Pages never hold the store: they read with `context.query` and write with `context.change`
+    (off the GUI thread), and refresh in `on_changes` from what a write reports.
+    """
 
     stage = ""
     title = ""
@@ -27,23 +30,3 @@ class Page(QWidget):
 
     def activate(self, **arguments: Any) -> None:
         """Called when the page is shown, with deep-link arguments (sheet, item…)."""
-
-
-class PlaceholderPage(Page):
-    """A stage whose page is not built yet: says what is coming, and what works meanwhile."""
-
-    def __init__(self, context: AppContext, stage: str, title: str, coming: str, meanwhile: str,
-                 parent: QWidget | None = None) -> None:
-        super().__init__(context, parent)
-        self.stage = stage
-        self.title = title
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(24, 20, 24, 20)
-        layout.addWidget(title_label(title, "pageTitle"))
-        card = Card("Coming to this page")
-        card.body.addWidget(muted_label(coming))
-        if meanwhile:
-            card.body.addWidget(title_label("Meanwhile"))
-            card.body.addWidget(muted_label(meanwhile))
-        layout.addWidget(card)
-        layout.addStretch(1)

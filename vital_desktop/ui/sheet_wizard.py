@@ -6,6 +6,7 @@ and a refused import (duplicate keys, escaping paths…) shows the service's mes
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -28,7 +29,9 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.services import sheets as sheet_service
+from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.widgets import error_text, muted_label
 
 NO_IMAGES = "(no image column)"
@@ -188,6 +191,8 @@ class PreviewPage(QWizardPage):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().hide()
         self.summary = muted_label()
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.problems: list[str] = []
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(self.summary)
@@ -216,7 +221,9 @@ class PreviewPage(QWizardPage):
                 image_root=wiz.folder_page.folder_edit.text() if image_column else None, image_column=image_column,
             )
         except Exception as exc:  # noqa: BLE001
-            self.summary.setText(error_text(exc))
+            self.problems = [error_text(exc)]
+            self.summary.setText(html.escape(error_text(exc)))
+            self.completeChanged.emit()
             return
         self.table.setRowCount(len(preview.rows))
         for row, (key, image, exists) in enumerate(preview.rows):
@@ -225,8 +232,24 @@ class PreviewPage(QWizardPage):
             self.table.setItem(row, 2, QTableWidgetItem(("yes" if exists else "missing") if image_column else "—"))
         self.table.resizeColumnsToContents()
         found = sum(1 for *_, e in preview.rows if e)
-        self.summary.setText(f"{preview.total_rows:,} items will be indexed"
-                             + (f"; {found} of the first {len(preview.rows)} images found" if image_column else ""))
+        text = (f"{preview.total_rows:,} items will be indexed"
+                + (f"; {found} of the first {len(preview.rows)} images found" if image_column else ""))
+        problems = []
+        if preview.duplicate_keys:
+            problems.append(f"the key column has duplicate values: {', '.join(preview.duplicate_keys[:5])}"
+                            + ("…" if len(preview.duplicate_keys) > 5 else ""))
+        if preview.escaping_paths:
+            problems.append("image paths escape the image folder: " + "; ".join(preview.escaping_paths[:3])
+                            + ("…" if len(preview.escaping_paths) > 3 else ""))
+        self.problems = problems
+        if problems:
+            text += (f"<br><span style='color:{theme.DANGER}'><b>The import would be refused:</b> "
+                     f"{html.escape('; '.join(problems))}. Go Back to choose another key column or fix the file.</span>")
+        self.summary.setText(text)
+        self.completeChanged.emit()
+
+    def isComplete(self) -> bool:
+        return not getattr(self, "problems", [])
 
 
 class ImportPage(QWizardPage):
@@ -247,11 +270,20 @@ class ImportPage(QWizardPage):
         layout.addStretch(1)
         self.job = None
         self.done = False
+        self.failed = False
         self.report = None
 
     def initializePage(self) -> None:
         self.done = False
+        self.failed = False
+        self.cancel_button.setEnabled(True)
+        self.bar.setValue(0)
         self.wiz.start_import(self)
+        self.lock_back(True)
+
+    def lock_back(self, locked: bool) -> None:
+        """No Back while the import runs or after it succeeded; Back works after a refusal."""
+        QTimer.singleShot(0, lambda: self.wiz.button(QWizard.WizardButton.BackButton).setEnabled(not locked))
 
     def _cancel(self) -> None:
         if self.job is not None:
@@ -283,8 +315,8 @@ class CreateSheetWizard(QWizard):
                               (self.FOLDER, self.folder_page), (self.PREVIEW, self.preview_page),
                               (self.IMPORT, self.import_page)):
             self.setPage(page_id, page)
-        self.preview_page.setCommitPage(True)
-        self.preview_page.setButtonText(QWizard.WizardButton.CommitButton, "Import")
+        # not a commit page: after a refused import, Back returns to fix it (ImportPage locks Back otherwise)
+        self.preview_page.setButtonText(QWizard.WizardButton.NextButton, "Import")
         if metadata:
             self.metadata_page.path_edit.setText(metadata)
         if folder:
@@ -292,7 +324,6 @@ class CreateSheetWizard(QWizard):
         self.resize(720, 520)
 
     def start_import(self, page: ImportPage) -> None:
-        store, actor = self.context.store, self.context.user
         image_column = self.columns_page.image_column()
         folder_only = self.metadata_page.folder_only.isChecked()
         arguments = {
@@ -310,8 +341,8 @@ class CreateSheetWizard(QWizard):
                              class_label_type=self.folder_page.class_type_edit.text().strip() or None)
         page.status.setText("Starting…")
 
-        def work(progress):
-            return sheet_service.import_sheet(store, actor=actor, progress=progress, **arguments)
+        def work(op: OpEnv):
+            return sheet_service.import_sheet(op.store, actor=op.actor, progress=op.progress, **arguments)
 
         def finished(report) -> None:
             page.done = True
@@ -322,13 +353,17 @@ class CreateSheetWizard(QWizard):
                                 + (f"; {missing} images missing" if missing else "."))
             self.created_sheet = report.sheet.name
             page.completeChanged.emit()
+            page.lock_back(True)
+            self.button(QWizard.WizardButton.FinishButton).setFocus()
 
         def failed(exc: BaseException) -> None:
             page.cancel_button.setEnabled(False)
+            page.failed = True
             page.status.setText(f"Import refused: {error_text(exc)} Nothing was written; go Back to fix it.")
+            page.lock_back(False)
 
-        page.job = self.context.run_change(f"Importing sheet {arguments['name']}", work, on_result=finished,
-                                           on_error=failed, cancellable=True)
+        page.job = self.context.change(f"Importing sheet {arguments['name']}", work, on_result=finished,
+                                       on_error=failed, cancellable=True, owner=self)
         timer_job = page.job
 
         def poll() -> None:

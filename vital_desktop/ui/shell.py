@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vital_desktop.ui import page_registry
 from vital_desktop.ui.actions import ACTIONS, STAGES, ActionSpec
 from vital_desktop.ui.context import AppContext
-from vital_desktop.ui.pages import Page, PlaceholderPage
+from vital_desktop.ui.pages import Page
 from vital_desktop.ui.widgets import show_error
 from vital_desktop.ui.workers import Job
 
@@ -186,7 +187,7 @@ class MainWindow(QMainWindow):
         # tools beside the pipeline (ARCHITECTURE.md §7); Bundles only for administrators
         self.tool_buttons: dict[str, QPushButton] = {}
         for tool, (text, keys) in TOOL_PAGES.items():
-            if tool == "bundles" and context.user.role.value != "admin":
+            if not page_registry.visible(context, tool):
                 continue
             tool_button = QPushButton(text)
             tool_button.setToolTip(f"Open {text} ({keys})")
@@ -204,7 +205,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.user_label = QLabel(f"  {context.user.display_name or context.user.username} "
-                                 f"({context.user.role.value}) — {context.store.path}  ")
+                                 f"({context.user.role.value}) — {context.site_path}  ")
         self.user_label.setProperty("muted", True)
         self.job_bar = JobBar(context)
         self.statusBar().addPermanentWidget(self.job_bar)
@@ -218,15 +219,15 @@ class MainWindow(QMainWindow):
 
     # --- pages ----------------------------------------------------------------------------------
     def page_factories(self) -> dict[str, Callable[[], Page]]:
-        from vital_desktop.ui import page_registry
-
         return page_registry.factories(self.context)
 
     def page(self, stage: str) -> Page:
         """The page of a stage, built on first use (keeps start-up fast)."""
         if stage not in self.pages:
             factory = self.page_factories().get(stage)
-            page = factory() if factory else PlaceholderPage(self.context, stage, stage.upper(), "Not available.", "")
+            if factory is None:
+                raise LookupError(page_registry.hidden_reason(stage))
+            page = factory()
             self.pages[stage] = page
             self.stack.addWidget(page)
         return self.pages[stage]
@@ -235,6 +236,9 @@ class MainWindow(QMainWindow):
         """Show a stage (or the labeling tool) and pass it deep-link arguments."""
         if stage == "back":
             stage = self.previous_stage if self.previous_stage != "canonical" else "data"
+        if not page_registry.visible(self.context, stage):
+            self.statusBar().showMessage(page_registry.hidden_reason(stage), 6000)
+            return
         try:
             page = self.page(stage)
         except Exception as exc:  # noqa: BLE001 - a page that cannot open says why

@@ -14,6 +14,10 @@ PLACEHOLDER = "#e6eaee"
 DANGER = "#b3261e"
 WARNING = "#a15c00"
 SUCCESS = "#2e7d32"
+#: disabled controls must look disabled (a disabled primary button used to look like an enabled one)
+DISABLED_TEXT = "#9aa5b1"
+DISABLED_FILL = "#eef1f4"
+DISABLED_PRIMARY = "#b8c6cf"
 
 STATUS_COLORS = {
     "labeled": SUCCESS,
@@ -43,9 +47,12 @@ QFrame#header {{ background: {SURFACE}; border-bottom: 1px solid {BORDER}; }}
 QFrame#card {{ background: {SURFACE}; border: 1px solid {BORDER}; border-radius: 6px; }}
 QPushButton {{ background: {SURFACE}; border: 1px solid {BORDER}; border-radius: 5px; padding: 5px 12px; }}
 QPushButton:hover {{ border-color: {ACCENT}; }}
-QPushButton:disabled {{ color: #a0aab4; }}
+QPushButton:disabled {{ color: {DISABLED_TEXT}; background: {DISABLED_FILL}; border-color: {DISABLED_FILL}; }}
 QPushButton[primary="true"] {{ background: {ACCENT}; color: white; border-color: {ACCENT}; font-weight: 600; }}
 QPushButton[primary="true"]:hover {{ background: {ACCENT_DARK}; }}
+QPushButton[primary="true"]:disabled {{ background: {DISABLED_PRIMARY}; border-color: {DISABLED_PRIMARY};
+    color: {DISABLED_FILL}; font-weight: 600; }}
+QLabel#permissionReason {{ color: {WARNING}; }}
 QPushButton[stage="true"] {{ border: none; background: transparent; padding: 6px 10px; color: {MUTED};
     font-weight: 600; border-radius: 14px; }}
 QPushButton[stage="true"]:hover {{ color: {ACCENT_DARK}; background: {ACCENT_SOFT}; }}

@@ -39,9 +39,11 @@ from vital_desktop.services import generate as generate_service
 from vital_desktop.services import registry, training
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.ui import theme
-from vital_desktop.ui.charts import JobProgress, fill_model_picker, fill_table, heat_color, permitted, read_only_table
+from vital_desktop.ui.charts import JobProgress, fill_model_picker, fill_table, heat_color, read_only_table
 from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.permissions import gate, permitted, reason_label
 from vital_desktop.ui.widgets import (
     Card,
     KeyValuePanel,
@@ -191,7 +193,7 @@ class TrainPage(Page):
         self._preview_timer.setInterval(250)
         self._preview_timer.timeout.connect(self.refresh_summary)
 
-        root, header = page_layout(self, "Train",
+        root, _header = page_layout(self, "Train",
                                    "Only pairs and labels that pass both gates — status labeled and the use "
                                    "allowed, not prohibited — are exported or learnt.")
 
@@ -277,9 +279,9 @@ class TrainPage(Page):
         self.train_result.setWordWrap(True)
         self.train_result.setTextFormat(Qt.TextFormat.RichText)
         train_card.body.addWidget(self.train_result)
-        if not permitted(context.user, "train"):
-            self.train_button.setEnabled(False)
-            self.train_button.setToolTip("Training needs the engineer or admin role")
+        self.train_reason = reason_label()
+        train_card.body.addWidget(self.train_reason)
+        self.can_train = gate(context.user, "train", [self.train_button], self.train_reason, "Training classifiers")
         right_layout.addWidget(train_card)
 
         model_card = Card()
@@ -308,16 +310,23 @@ class TrainPage(Page):
     # --- data sources ---------------------------------------------------------------------------
     def reload_sources(self, select: str | None = None) -> None:
         current = select or self.source.currentData()
+        self.context.query("training sources", lambda op: (generate_service.list_training_sheets(op.store),
+                                                           sheet_service.list_sheets(op.store)),
+                           key="train.sources", on_result=lambda value: self._show_sources(value, current))
+
+    def _show_sources(self, value: tuple[list, list], current: Any) -> None:
+        training_sheets, sheets = value
         self.source.blockSignals(True)
         self.source.clear()
-        for ts in generate_service.list_training_sheets(self.context.store):
+        for ts in training_sheets:
             self.source.addItem(f"Training sheet: {ts.name}  ({ts.template_ref})", ("training_sheet", ts.name))
-        for sheet in sheet_service.list_sheets(self.context.store):
+        for sheet in sheets:
             if sheet.image_column:
                 self.source.addItem(f"Sheet (canonical labels): {sheet.name}", ("sheet", sheet.name))
         wanted = tuple(current) if current else None
         index = next((i for i in range(self.source.count()) if tuple(self.source.itemData(i)) == wanted), 0)
         self.source.setCurrentIndex(index)
+        self.source.setToolTip(self.source.currentText())
         self.source.blockSignals(False)
         self.refresh_summary()
 
@@ -339,19 +348,19 @@ class TrainPage(Page):
             self.preview.setPlainText("")
             return
         kind, name = choice
-        store, actor = self.context.store, self.context.user
         val_fraction, seed = self.split.value() / 100.0, self.seed.value()
 
-        def work(progress: Any) -> Any:
+        def work(op: OpEnv) -> Any:
             if kind == "training_sheet":
-                summary, _ = training.export_training(store, actor=actor, training_sheet=name, val_fraction=val_fraction,
-                                                      seed=seed, out_dir=None, progress=progress)
+                summary, _ = training.export_training(op.store, actor=op.actor, training_sheet=name,
+                                                      val_fraction=val_fraction, seed=seed, out_dir=None,
+                                                      progress=op.progress)
                 return summary
-            return training.collect_training_set(store, sheet=name)
+            return training.collect_training_set(op.store, sheet=name)
 
         self.gates.set_rows([("", "checking the gates…")])
-        self.preview_job = self.context.run("Export summary", work, on_result=self._show_summary,
-                                            on_error=self._summary_failed, visible=False)
+        self.preview_job = self.context.query("Export summary", work, key="train.summary", on_result=self._show_summary,
+                                              on_error=self._summary_failed)
 
     def _summary_failed(self, exc: BaseException) -> None:
         self.summary = None
@@ -407,7 +416,7 @@ class TrainPage(Page):
             folder = QFileDialog.getExistingDirectory(self, "Export training data to folder")
             if not folder:
                 return
-        store, actor, name = self.context.store, self.context.user, choice[1]
+        name = choice[1]
         val_fraction, seed = self.split.value() / 100.0, self.seed.value()
 
         def done(summary: training.ExportSummary) -> None:
@@ -415,40 +424,39 @@ class TrainPage(Page):
                                        + f" to {summary.out_dir}")
             self.context.say(f"Exported {summary.use_allowed} pairs to {summary.out_dir}")
 
-        job = self.context.run_change(
+        job = self.context.change(
             f"Exporting {name}",
-            lambda progress: training.export_training(store, actor=actor, training_sheet=name, val_fraction=val_fraction,
-                                                      seed=seed, out_dir=folder, progress=progress),
+            lambda op: training.export_training(op.store, actor=op.actor, training_sheet=name, val_fraction=val_fraction,
+                                                seed=seed, out_dir=folder, progress=op.progress),
             on_result=done, on_error=lambda exc: show_error(self, "Export", exc), cancellable=True)
         self.progress.follow(job)
 
     # --- training -------------------------------------------------------------------------------
     def train(self) -> None:
         """Train a classifier from the source in the background; the card shows it when done."""
-        if self.progress.running():
+        if self.progress.running() or not self.can_train:
             return
         choice = self.source_choice()
         if choice is None:
             return
         kind, source = choice
-        store, actor = self.context.store, self.context.user
         name = self.model_name.text().strip()
         arguments = {"name": name, kind: source, "val_fraction": self.split.value() / 100.0, "seed": self.seed.value(),
                      "min_per_class": self.min_per_class.value()}
         activate = self.activate_after.isChecked()
 
-        def work(progress: Any) -> tuple[training.TrainResult, Changes]:
-            result, changes = training.train_classifier(store, actor=actor, progress=progress, **arguments)
+        def work(op: OpEnv) -> tuple[training.TrainResult, Changes]:
+            result, changes = training.train_classifier(op.store, actor=op.actor, progress=op.progress, **arguments)
             if activate:
-                _, activated = deploy_service.activate(store, actor=actor, model=result.model_id,
+                _, activated = deploy_service.activate(op.store, actor=op.actor, model=result.model_id,
                                                        notes="activated from TRAIN")
                 changes = changes | activated
             return result, changes
 
         self.train_button.setEnabled(False)
         self.train_result.setText("")
-        self.train_job = self.context.run_change(f"Training {name}", work, on_result=self._trained,
-                                                 on_error=self._train_failed, cancellable=True)
+        self.train_job = self.context.change(f"Training {name}", work, on_result=self._trained,
+                                             on_error=self._train_failed, cancellable=True)
         self.progress.follow(self.train_job)
 
     def _trained(self, result: training.TrainResult) -> None:
@@ -474,7 +482,11 @@ class TrainPage(Page):
 
     # --- model card and lineage -------------------------------------------------------------------
     def reload_models(self, select: str | None = None) -> None:
-        fill_model_picker(self.model_pick, registry.list_models(self.context.store, kind=registry.KIND_ONNX), select)
+        self.context.query("classifiers", lambda op: registry.list_models(op.store, kind=registry.KIND_ONNX),
+                           key="train.models", on_result=lambda models: self._show_models(models, select))
+
+    def _show_models(self, models: list, select: str | None) -> None:
+        fill_model_picker(self.model_pick, models, select)
         self.show_model()
 
     def show_model(self) -> None:
@@ -483,9 +495,14 @@ class TrainPage(Page):
             self.card_view.show_model(None)
             self.lineage_view.show_lineage(None)
             return
-        model = registry.get_model(self.context.store, model_id)
+        self.context.query("model card", lambda op: (registry.get_model(op.store, model_id),
+                                                     training.lineage(op.store, model=model_id)),
+                           key="train.card", on_result=self._show_card)
+
+    def _show_card(self, value: tuple) -> None:
+        model, lineage = value
         self.card_view.show_model(model)
-        self.lineage_view.show_lineage(training.lineage(self.context.store, model=model_id))
+        self.lineage_view.show_lineage(lineage)
 
     # --- page protocol --------------------------------------------------------------------------
     def on_changes(self, changes: Changes) -> None:
