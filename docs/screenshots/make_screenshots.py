@@ -4,7 +4,8 @@
 
 Builds the demo site (`vital init --demo`'s service) in a temporary folder unless --home is
 given, signs in as the demo engineer, labels one item, generates a training sheet, and grabs
-the main window on each page at 1360×860.
+the main window on each page at 1280×720 (a laptop) and 1920×1080, as
+``<stage>-1280x720.png`` and ``<stage>-1920x1080.png``; prints each page's minimum size.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
 
 
-def spin(app, seconds: float) -> None:
+SIZES = ((1280, 720), (1920, 1080))
+
+
+def spin(app, seconds: float, window=None) -> None:
+    """Run the event loop for `seconds`, and then until `window` has no job left (pages load off
+    the GUI thread)."""
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+    while time.perf_counter() < end or (window is not None and window.context.jobs.jobs
+                                        and time.perf_counter() < end + 30):
         app.processEvents()
         time.sleep(0.005)
 
@@ -57,16 +64,23 @@ def main() -> None:
         generate.generate_training_sheet(store, actor=user, sheet=DEMO_SHEET, template=classification.ref,
                                          name="Defect classification v1", ai_mode="classifier")
     window = build_main_window(store, user, stage="data", sheet=DEMO_SHEET)
-    window.resize(1360, 860)
+    window.resize(*SIZES[0])
     window.show()
-    spin(app, 1.0)
+    spin(app, 1.0, window)
 
-    def shoot(stage: str, **arguments) -> None:
-        window.go(stage, **arguments)
-        spin(app, 1.2)
-        path = HERE / f"{stage}.png"
-        window.grab().save(str(path))
-        print("wrote", path)
+    def shoot(stage: str, target=None, **arguments) -> None:
+        target = target or window
+        target.go(stage, **arguments)
+        spin(app, 0.8, target)
+        for width, height in SIZES:
+            target.resize(width, height)
+            spin(app, 0.4, target)
+            path = HERE / f"{stage}-{width}x{height}.png"
+            target.grab().save(str(path))
+        hint = target.pages[stage].minimumSizeHint()
+        print(f"wrote {stage}: page minimum {hint.width()}x{hint.height()}, window minimum "
+              f"{target.minimumSizeHint().width()}x{target.minimumSizeHint().height()}")
+        target.resize(*SIZES[0])
 
     data = window.pages["data"]
     data.grid.setCurrentIndex(data.model.index(3))
@@ -80,17 +94,19 @@ def main() -> None:
     for stage in ("train", "deploy", "monitor", "improve", "calibration"):
         shoot(stage)
     window.pages["train"].tabs.setCurrentIndex(0)
+    window.quit_answer = True
     window.close()
     # Bundles is an administrators' page: a second window signed in as the demo admin
     admin = build_main_window(store, accounts.get_user(store, "admin"), stage="data")
-    admin.resize(1360, 860)
+    admin.resize(*SIZES[0])
     admin.show()
     admin.go("bundles")
     bundles = admin.pages["bundles"]
     bundles.verify(str(HERE.parents[1] / "bundles" / "demo" / "01-model-update.vbundle"))
-    spin(app, 3.0)
-    admin.grab().save(str(HERE / "bundles.png"))
-    print("wrote", HERE / "bundles.png")
+    spin(app, 3.0, admin)
+    shoot("bundles", admin)
+    shoot("users", admin)
+    admin.quit_answer = True
     admin.close()
     store.close()
     sys.stdout.flush()

@@ -58,7 +58,7 @@ def test_main_window_clicks_through_every_stage(qtbot, window):
     for key, _title in STAGES:
         qtbot.mouseClick(window.breadcrumb.buttons[key], Qt.MouseButton.LeftButton)
         assert window.current_stage == key
-        assert window.stack.currentWidget() is window.pages[key]
+        assert window.stack.currentWidget().widget() is window.pages[key] is window.current_page()
         assert window.breadcrumb.buttons[key].isChecked()
     qtbot.mouseClick(window.canonical_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)

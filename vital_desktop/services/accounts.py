@@ -294,3 +294,39 @@ def change_password(store: Store, *, actor: User, username: str, new_password: s
         audit.record(s, actor, "user.passwd", username, {"by_admin": not own})
         s.flush()
         return UserInfo(row.id, row.username, row.display_name, row.role, row.active), Changes(users=True)
+
+
+# --- administration (the Users page; audited) ----------------------------------------------------
+
+
+def _user_row(s, username: str) -> UserRow:
+    row = s.scalar(sa.select(UserRow).where(UserRow.username == username))
+    if row is None:
+        raise NotFoundError(f"no user named {username!r}")
+    return row
+
+
+def _check_keeps_an_admin(s, row: UserRow, *, role: str | None = None, active: bool | None = None) -> None:
+    """Refuse a change that would leave the site without an active administrator."""
+    stays_admin = (role or row.role) == Role.ADMIN.value and (row.active if active is None else active)
+    if row.role != Role.ADMIN.value or not row.active or stays_admin:
+        return
+    others = s.scalar(sa.select(sa.func.count()).select_from(UserRow).where(
+        UserRow.role == Role.ADMIN.value, UserRow.active.is_(True), UserRow.id != row.id))
+    if not others:
+        raise ConflictError(f"{row.username} is the last active administrator; make another user an administrator first")
+
+
+def set_user_role(store: Store, *, actor: User, username: str, role: str) -> tuple[UserInfo, Changes]:
+    """Change a user's role (inspector, engineer, admin)."""
+    require(actor, "manage_users")
+    role_value = parse_role(role)
+    with store.session() as s:
+        row = _user_row(s, username)
+        _check_keeps_an_admin(s, row, role=role_value.value)
+        before = row.role
+        row.role = role_value.value
+        audit.record(s, actor, "user.role", username, {"from": before, "to": role_value.value})
+        s.flush()
+        info = UserInfo(row.id, row.username, row.display_name, row.role, row.active)
+    return info, Changes(users=True)

@@ -45,6 +45,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("go_canonical", "&Go", "Canonical Labels", ("Ctrl+L",), "go", argument="canonical"),
     ActionSpec("go_calibration", "&Go", "Calibration (Monte Carlo)", ("Ctrl+8",), "go", argument="calibration"),
     ActionSpec("go_bundles", "&Go", "Bundles (administrators)", ("Ctrl+9",), "go", argument="bundles"),
+    ActionSpec("go_users", "&Go", "Users (administrators)", ("Ctrl+0",), "go", argument="users"),
     # Canonical Labeling Tool (Mode B)
     *(ActionSpec(f"pick_class_{n}", "&Label", f"Pick class {n}", (str(n % 10),), "pick_class", "canonical", n - 1)
       for n in range(1, MAX_CLASS_KEYS + 1)),

@@ -39,6 +39,7 @@ from vital_desktop.ui.permissions import gate, reason_label
 from vital_desktop.ui.sheet_wizard import CreateSheetWizard
 from vital_desktop.ui.widgets import (
     Card,
+    ElidedLabel,
     KeyValuePanel,
     error_text,
     muted_label,
@@ -132,13 +133,13 @@ class DataPage(Page):
         middle_layout.setContentsMargins(0, 0, 0, 0)
         middle_layout.setSpacing(theme.SPACING)
         self.detail_card = Card()
-        self.sheet_title = title_label("", "sectionTitle")
+        self.sheet_title = ElidedLabel("", minimum=120)
+        self.sheet_title.setObjectName("sectionTitle")
         self.tags_label = QLabel()
         self.tags_label.setTextFormat(Qt.TextFormat.RichText)
         title_row = QHBoxLayout()
-        title_row.addWidget(self.sheet_title)
+        title_row.addWidget(self.sheet_title, 1)
         title_row.addWidget(self.tags_label)
-        title_row.addStretch(1)
         self.label_button = QPushButton("Label items…")
         self.label_button.setToolTip("Open the Canonical Labeling Tool on this sheet")
         self.label_button.clicked.connect(self._open_labeling)

@@ -46,7 +46,17 @@ from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.permissions import gate, permitted, reason_label
-from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import (
+    Card,
+    ElidedLabel,
+    compact_combo,
+    error_text,
+    muted_label,
+    page_layout,
+    primary_button,
+    show_error,
+    title_label,
+)
 
 PLACEHOLDER = re.compile(r"\{\{\s*[\w.]+\s*\}\}")
 AI_MODE_TEXT = {"none": "No AI pre-label (canonical labels only)", "classifier": "ONNX image classifier",
@@ -222,8 +232,8 @@ class GenerateDialog(QDialog):
         self.published: list[TemplateInfo] = []
         self.preview_rows: list[dict] | None = None
         self.setWindowTitle("Generate Training Sheet")
-        self.sheet = QComboBox()
-        self.template = QComboBox()
+        self.sheet = compact_combo()
+        self.template = compact_combo()
         self.unfit = muted_label("")
         self.ai_mode = QComboBox()
         for mode in generate_service.AI_MODES:
@@ -498,12 +508,13 @@ class GeneratePage(Page):
 
         detail = Card()
         title_row = QHBoxLayout()
-        self.detail_title = title_label("")
+        self.detail_title = ElidedLabel("", minimum=120)
+        self.detail_title.setObjectName("sectionTitle")
         self.detail_status = QLabel("")
         self.detail_status.setTextFormat(Qt.TextFormat.RichText)
-        title_row.addWidget(self.detail_title)
-        title_row.addWidget(self.detail_status)
-        title_row.addStretch(1)
+        self.detail_status.setWordWrap(True)
+        title_row.addWidget(self.detail_title, 2)
+        title_row.addWidget(self.detail_status, 3)
         self.edit_button = QPushButton("Edit…")
         self.edit_button.clicked.connect(lambda: self.open_editor(self.current))
         self.publish_button = QPushButton("Publish")
@@ -636,6 +647,8 @@ class GeneratePage(Page):
 
     def show_template(self, info: TemplateInfo | None) -> None:
         self.current = info
+        self.target = info  # the version Publish acts on (a draft chosen in the Versions tab)
+        self.publish_button.setText("Publish")
         self.edit_button.setEnabled(info is not None and self.can_edit)
         self.publish_button.setEnabled(info is not None and info.status == "draft" and self.can_publish)
         if not self.can_edit:
@@ -644,7 +657,6 @@ class GeneratePage(Page):
             self.detail_title.setText("No templates")
             return
         self.detail_title.setText(info.ref)
-        self.detail_title.setToolTip(info.ref)
         color = theme.SUCCESS if info.status == "published" else theme.WARNING
         self.detail_status.setText(f"<span style='color:{color}; font-weight:600'>● {info.status}</span>"
                                    f"<span style='color:{theme.MUTED}'> · label type {info.label_type}"
@@ -667,9 +679,20 @@ class GeneratePage(Page):
         for row, version in enumerate(reversed(self.version_list)):
             for col, text in enumerate((version.version, version.status, version.created_by,
                                         (version.created_at or "")[:16])):
-                self.versions.setItem(row, col, QTableWidgetItem(text))
+                cell = QTableWidgetItem(text)
+                if col == 1:
+                    cell.setForeground(QColor(theme.SUCCESS if version.status == "published" else theme.WARNING))
+                self.versions.setItem(row, col, cell)
         self.versions.blockSignals(False)
         self.diff.setPlainText("")
+        # a newer draft than the version shown waits to be published: select it, so Publish acts on it
+        current = self.current
+        drafts = [v for v in versions if v.status == "draft" and current is not None and template_service.parse_version(
+            v.version) > template_service.parse_version(current.version)]
+        if drafts:
+            self.versions.selectRow(list(reversed(versions)).index(drafts[-1]))
+            self.detail_status.setText(self.detail_status.text() + f"<span style='color:{theme.WARNING}'> · draft "
+                                       f"{drafts[-1].version} waits to be published (Versions tab)</span>")
 
     def _version_selected(self) -> None:
         rows = self.versions.selectionModel().selectedRows()
@@ -677,6 +700,9 @@ class GeneratePage(Page):
             return
         ordered = list(reversed(self.version_list))
         chosen = ordered[rows[0].row()]
+        self.target = chosen
+        self.publish_button.setEnabled(chosen.status == "draft" and self.can_publish)
+        self.publish_button.setText(f"Publish {chosen.version}" if chosen.status == "draft" else "Publish")
         older = [v for v in self.version_list if template_service.parse_version(v.version)
                  < template_service.parse_version(chosen.version)]
         if not older:
@@ -700,9 +726,10 @@ class GeneratePage(Page):
 
     def publish(self) -> None:
         """Publish the selected draft version (on the writer thread)."""
-        if self.current is None or self.current.status != "draft" or not self.can_publish:
+        target = getattr(self, "target", None) or self.current
+        if target is None or target.status != "draft" or not self.can_publish:
             return
-        ref = self.current.ref
+        ref = target.ref
         self.publish_button.setEnabled(False)
         self.context.change(f"Publishing {ref}",
                             lambda op: template_service.publish_template(op.store, actor=op.actor, ref=ref),

@@ -37,7 +37,16 @@ from vital_desktop.ui.charts import fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.permissions import gate, permitted, reason_label
-from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import (
+    Card,
+    compact_combo,
+    error_text,
+    muted_label,
+    page_layout,
+    primary_button,
+    show_error,
+    title_label,
+)
 
 STATUS_COLORS = {"new": theme.ACCENT, "accepted": theme.SUCCESS, "rejected": theme.DANGER,
                  "added_to_training": theme.ACCENT_DARK}
@@ -109,7 +118,7 @@ class ImprovePage(Page):
 
         flag_card = Card("Flag a wrong prediction")
         form = QFormLayout()
-        self.prediction_pick = QComboBox()
+        self.prediction_pick = compact_combo()
         self.prediction_pick.setMinimumWidth(280)
         form.addRow("Prediction", self.prediction_pick)
         self.corrected = QComboBox()

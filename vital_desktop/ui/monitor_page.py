@@ -13,7 +13,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
@@ -45,7 +44,15 @@ from vital_desktop.ui.charts import (
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.permissions import gate, reason_label
-from vital_desktop.ui.widgets import Card, error_text, muted_label, primary_button, show_error, title_label
+from vital_desktop.ui.widgets import (
+    Card,
+    compact_combo,
+    error_text,
+    muted_label,
+    primary_button,
+    show_error,
+    title_label,
+)
 
 #: (minimum, maximum, decimals) of each threshold's editor; ints get a spin box
 THRESHOLD_LIMITS: dict[str, tuple[float, float, int]] = {
@@ -129,7 +136,7 @@ class MonitorPage(Page):
         header.addWidget(title_label("Monitor", "pageTitle"))
         header.addSpacing(12)
         header.addWidget(QLabel("Model"))
-        self.model_pick = QComboBox()
+        self.model_pick = compact_combo()
         self.model_pick.setMinimumWidth(240)
         self.model_pick.currentIndexChanged.connect(lambda _i: self.refresh())
         header.addWidget(self.model_pick)
@@ -139,7 +146,7 @@ class MonitorPage(Page):
         header.addWidget(self.refresh_button)
         header.addStretch(1)
         header.addWidget(QLabel("Classify items of"))
-        self.sheet_pick = QComboBox()
+        self.sheet_pick = compact_combo()
         self.sheet_pick.setMinimumWidth(220)
         header.addWidget(self.sheet_pick)
         self.predict_button = primary_button("Classify sheet")
@@ -393,7 +400,6 @@ class MonitorPage(Page):
         self.thresholds = thresholds
         for name, editor in self.threshold_editors.items():
             editor.setValue(getattr(thresholds, name))
-        self.threshold_message.setText("")
 
     def threshold_values(self) -> dict[str, float]:
         return {name: editor.value() for name, editor in self.threshold_editors.items()}

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -34,13 +35,14 @@ from vital_desktop.ui import page_registry
 from vital_desktop.ui.actions import ACTIONS, STAGES, ActionSpec
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
-from vital_desktop.ui.widgets import show_error
+from vital_desktop.ui.widgets import ElidedLabel, show_error
 from vital_desktop.ui.workers import Job
 
 log = logging.getLogger(__name__)
 
 #: pages beside the pipeline stages: key -> (button text, shortcut shown in the tooltip)
-TOOL_PAGES: dict[str, tuple[str, str]] = {"calibration": ("Calibration", "Ctrl+8"), "bundles": ("Bundles", "Ctrl+9")}
+TOOL_PAGES: dict[str, tuple[str, str]] = {"calibration": ("Calibration", "Ctrl+8"), "bundles": ("Bundles", "Ctrl+9"),
+                                          "users": ("Users", "Ctrl+0")}
 
 
 def app_settings() -> QSettings:
@@ -95,7 +97,7 @@ class JobBar(QWidget):
         self.context = context
         self.layout_ = QHBoxLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
-        self.rows: dict[int, tuple[QLabel, QProgressBar, QPushButton]] = {}
+        self.rows: dict[int, tuple[ElidedLabel, QProgressBar, QPushButton]] = {}
         self.timer = QTimer(self)
         self.timer.setInterval(150)
         self.timer.timeout.connect(self.poll)
@@ -103,7 +105,8 @@ class JobBar(QWidget):
         context.jobs.job_ended.connect(self._ended)
 
     def _started(self, job: Job) -> None:
-        label = QLabel(job.title)
+        label = ElidedLabel(job.title, minimum=80)
+        label.setMaximumWidth(280)
         bar = QProgressBar()
         bar.setFixedWidth(160)
         bar.setRange(0, 0)
@@ -165,9 +168,12 @@ class MainWindow(QMainWindow):
         self.settings = settings or app_settings()
         self.setWindowTitle("VITAL Desktop")
         self.pages: dict[str, Page] = {}
+        self.holders: dict[str, QScrollArea] = {}
         self.current_stage = ""
         self.previous_stage = "data"
         self.qactions: dict[str, QAction] = {}
+        #: answers the quit confirmation (tests set it; None asks the user)
+        self.quit_answer: bool | None = None
 
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -204,8 +210,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
-        self.user_label = QLabel(f"  {context.user.display_name or context.user.username} "
-                                 f"({context.user.role.value}) — {context.site_path}  ")
+        self.user_label = ElidedLabel(f"  {context.user.display_name or context.user.username} "
+                                      f"({context.user.role.value}) — {context.site_path}  ", minimum=120)
+        self.user_label.setMaximumWidth(420)
         self.user_label.setProperty("muted", True)
         self.job_bar = JobBar(context)
         self.statusBar().addPermanentWidget(self.job_bar)
@@ -229,7 +236,14 @@ class MainWindow(QMainWindow):
                 raise LookupError(page_registry.hidden_reason(stage))
             page = factory()
             self.pages[stage] = page
-            self.stack.addWidget(page)
+            # A page wider or taller than the window scrolls inside it instead of growing the
+            # window past a laptop screen (the window's minimum no longer depends on any page).
+            holder = QScrollArea()
+            holder.setWidgetResizable(True)
+            holder.setFrameShape(QFrame.Shape.NoFrame)
+            holder.setWidget(page)
+            self.holders[stage] = holder
+            self.stack.addWidget(holder)
         return self.pages[stage]
 
     def go(self, stage: str, **arguments: Any) -> None:
@@ -247,13 +261,17 @@ class MainWindow(QMainWindow):
         if stage != self.current_stage and self.current_stage:
             self.previous_stage = self.current_stage
         self.current_stage = stage
-        self.stack.setCurrentWidget(page)
+        self.stack.setCurrentWidget(self.holders[stage])
         self.breadcrumb.set_current(stage)
         self.canonical_button.setEnabled(stage != "canonical")
         for tool, tool_button in self.tool_buttons.items():
             tool_button.setEnabled(stage != tool)
         self._update_actions()
         page.activate(**{k: v for k, v in arguments.items() if v is not None})
+
+    def current_page(self) -> Page | None:
+        """The page on screen (inside its scroll holder)."""
+        return self.pages.get(self.current_stage)
 
     def close_tool(self) -> None:
         self.go(self.previous_stage if self.previous_stage != "canonical" else "data")
@@ -317,9 +335,9 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save diagnostics", "vital-support.zip", "Zip archive (*.zip)")
         if not path:
             return
-        self.context.run(
-            "Saving diagnostics", lambda progress: support.write_support_bundle(
-                self.context.store, actor=self.context.user, out=path),
+        self.context.query(
+            "Saving diagnostics", lambda op: support.write_support_bundle(op.store, actor=op.actor, out=path),
+            visible=True,
             on_result=lambda bundle: self.context.say(
                 f"Diagnostics saved to {bundle.path} ({bundle.log_entries} log entries, no label content)"),
         )
@@ -343,7 +361,24 @@ class MainWindow(QMainWindow):
         value = self.settings.value("window/stage", "data")
         return value if value in dict(STAGES) else "data"
 
+    def confirm_quit(self) -> bool:
+        """Ask before quitting while jobs run (their work is cancelled cleanly; a generation can be resumed)."""
+        running = [job.title for job in self.context.jobs.visible_jobs() if job.running]
+        if not running:
+            return True
+        if self.quit_answer is not None:
+            return self.quit_answer
+        listed = "\n".join(f"• {title}" for title in running[:6])
+        answer = QMessageBox.question(
+            self, "Quit VITAL Desktop", f"{len(running)} job(s) are still running:\n{listed}\n\nCancel them and quit? "
+            "A cancelled generation keeps its pairs and can be resumed; other jobs write nothing.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.confirm_quit():
+            event.ignore()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.setValue("window/stage", self.current_stage if self.current_stage in dict(STAGES) else "data")

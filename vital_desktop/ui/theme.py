@@ -53,7 +53,7 @@ QPushButton[primary="true"]:hover {{ background: {ACCENT_DARK}; }}
 QPushButton[primary="true"]:disabled {{ background: {DISABLED_PRIMARY}; border-color: {DISABLED_PRIMARY};
     color: {DISABLED_FILL}; font-weight: 600; }}
 QLabel#permissionReason {{ color: {WARNING}; }}
-QPushButton[stage="true"] {{ border: none; background: transparent; padding: 6px 10px; color: {MUTED};
+QPushButton[stage="true"] {{ border: none; background: transparent; padding: 5px 8px; color: {MUTED};
     font-weight: 600; border-radius: 14px; }}
 QPushButton[stage="true"]:hover {{ color: {ACCENT_DARK}; background: {ACCENT_SOFT}; }}
 QPushButton[stage="true"]:checked {{ background: {ACCENT}; color: white; }}

@@ -13,7 +13,6 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -47,6 +46,7 @@ from vital_desktop.ui.permissions import gate, permitted, reason_label
 from vital_desktop.ui.widgets import (
     Card,
     KeyValuePanel,
+    compact_combo,
     error_text,
     muted_label,
     page_layout,
@@ -203,8 +203,8 @@ class TrainPage(Page):
         # --- left: data and export --------------------------------------------------------------
         data_card = Card("Training data")
         form = QFormLayout()
-        self.source = QComboBox()
-        self.source.setMinimumWidth(320)
+        self.source = compact_combo()
+        self.source.setMinimumWidth(240)
         self.source.currentIndexChanged.connect(lambda _i: self.refresh_summary())
         form.addRow("Source", self.source)
         split_row = QHBoxLayout()
@@ -287,7 +287,7 @@ class TrainPage(Page):
         model_card = Card()
         model_row = QHBoxLayout()
         model_row.addWidget(title_label("Model"))
-        self.model_pick = QComboBox()
+        self.model_pick = compact_combo()
         self.model_pick.setMinimumWidth(260)
         self.model_pick.currentIndexChanged.connect(lambda _i: self.show_model())
         model_row.addWidget(self.model_pick)

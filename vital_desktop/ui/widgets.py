@@ -6,8 +6,10 @@ import html
 import traceback
 from collections.abc import Iterable
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
+    QComboBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -27,6 +29,8 @@ from vital_desktop.ui import theme
 def title_label(text: str, name: str = "sectionTitle") -> QLabel:
     label = QLabel(text)
     label.setObjectName(name)
+    if name == "sectionTitle":
+        label.setWordWrap(True)  # a long section title wraps rather than widening its card
     return label
 
 
@@ -35,6 +39,55 @@ def muted_label(text: str = "", *, wrap: bool = True) -> QLabel:
     label.setProperty("muted", True)
     label.setWordWrap(wrap)
     return label
+
+
+class ElidedLabel(QLabel):
+    """One line of text that shrinks with its room: cut with "…" and whole in the tooltip, so a
+    long title or path never sets the window's minimum width."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None, *, minimum: int = 60) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._minimum = minimum
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text or ""
+        self.setToolTip(self._full)
+        super().setText(self._full)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def is_elided(self) -> bool:
+        return super().text() != self._full
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(min(self._minimum, super().sizeHint().width()), super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.fontMetrics().horizontalAdvance(self._full) + 4, super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, max(self.width(), 10))
+        if shown != super().text():
+            super().setText(shown)
+
+
+def compact_combo(chars: int = 28) -> QComboBox:
+    """A combo box whose width does not follow its longest entry (long sheet and template names
+    would set the page's minimum width); the entry shows whole in the tooltip and the popup."""
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+    combo.currentTextChanged.connect(combo.setToolTip)
+    return combo
 
 
 def primary_button(text: str) -> QPushButton:
@@ -112,7 +165,8 @@ def page_layout(page: QWidget, title: str, subtitle: str) -> tuple[QVBoxLayout, 
     root.setSpacing(theme.SPACING)
     header = QHBoxLayout()
     header.addWidget(title_label(title, "pageTitle"))
-    header.addWidget(muted_label(subtitle, wrap=False))
-    header.addStretch(1)
+    purpose = ElidedLabel(subtitle)
+    purpose.setProperty("muted", True)
+    header.addWidget(purpose, 1)  # the purpose line gives way (elided) before any button does
     root.addLayout(header)
     return root, header
