@@ -383,7 +383,11 @@ class CalibrationPage(Page):
         fill_table(self.runs, rows, data=[r.id for r in runs])
         ids = [r.id for r in runs]
         if current in ids:
+            self.runs.blockSignals(True)
             self.runs.selectRow(ids.index(current))
+            self.runs.blockSignals(False)
+            if self.detail is None or self.detail.info.id != current:
+                self.show_run(current)  # the row may have been selected already (a new run takes row 0)
         elif runs and self.detail is None:
             self.runs.selectRow(0)
         if not runs:
