@@ -152,7 +152,8 @@ class BundlesPage(Page):
             if root_info.get("revoked"):
                 rows.append(("Revoked keys", ", ".join(root_info["revoked"])))
         else:
-            rows = [("Root of trust", f"<b style='color:{theme.DANGER}'>not usable</b>: {status.get('problem') or 'none installed'}")]
+            problem = status.get("problem") or "none installed"
+            rows = [("Root of trust", f"<b style='color:{theme.DANGER}'>not usable</b>: {problem}")]
         if isinstance(identity, BaseException):
             rows.append(("This site", error_text(identity)))
         else:
@@ -206,9 +207,10 @@ class BundlesPage(Page):
         """Each check as pass/fail with its reason; Import only when the outcome is ok."""
         self.report = report
         self.bundle_title.setText(f"<b>{Path(path).name}</b>")
+        sequence = report.get("sequence") if report.get("sequence") is not None else "—"
+        epoch = report.get("epoch") if report.get("epoch") is not None else "—"
         self.bundle_info.set_rows([
-            ("Channel", (f"{report.get('channel') or '—'} #{report.get('sequence') if report.get('sequence') is not None else '—'}"
-                        f" (epoch {report.get('epoch') if report.get('epoch') is not None else '—'})")),
+            ("Channel", f"{report.get('channel') or '—'} #{sequence} (epoch {epoch})"),
             ("Issuer", report.get("issuer") or "—"),
             ("Issued / expires", f"{report.get('issued_at') or '—'} / {report.get('expires') or '—'}"),
             ("Signed by", ", ".join(s[:16] + "…" for s in report.get("signers", [])) or "no valid signature"),

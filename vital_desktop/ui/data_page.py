@@ -334,7 +334,7 @@ class DataPage(Page):
 
         if self.current is None or self.rescan_job is not None:
             return
-        store, actor, name = self.context.store, self.context.user, self.current.name
+        name = self.current.name
         self.rescan_button.setEnabled(False)
         self.rescan_cancel.show()
 
@@ -344,8 +344,8 @@ class DataPage(Page):
         def failed(exc: BaseException) -> None:
             self.rescan_status.setText(f"Rescan stopped: {error_text(exc)} Nothing was changed.")
 
-        job = self.context.run_change(f"Rescanning {name}", lambda progress: sheet_rescan.rescan_sheet(
-            store, actor=actor, sheet=name, progress=progress), on_result=done, on_error=failed, cancellable=True)
+        job = self.context.change(f"Rescanning {name}", lambda op: sheet_rescan.rescan_sheet(
+            op.store, actor=op.actor, sheet=name, progress=op.progress), on_result=done, on_error=failed, cancellable=True)
         self.rescan_job = job
 
         def poll() -> None:

@@ -11,8 +11,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QWidg
 
 from vital_desktop.services import assist
 from vital_desktop.services import sheets as sheet_service
-from vital_desktop.ui.charts import fill_table, permitted, read_only_table, selected_data
+from vital_desktop.ui.charts import fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.permissions import permitted
 from vital_desktop.ui.widgets import Card, muted_label, show_error, title_label
 
 
@@ -28,13 +29,11 @@ class SuspectsPanel(Card):
         row.addStretch(1)
         row.addWidget(QLabel("Sheet"))
         self.sheet_pick = QComboBox()
-        for info in sheet_service.list_sheets(context.store):
-            self.sheet_pick.addItem(info.name, info.name)
         row.addWidget(self.sheet_pick)
         self.find_button = QPushButton("Find")
         self.find_button.setToolTip("Train on all but one fold at a time and list the labels it contradicts")
         self.find_button.clicked.connect(lambda: self.find())
-        self.find_button.setEnabled(permitted(context.user, "label") and self.sheet_pick.count() > 0)
+        self.find_button.setEnabled(False)
         row.addWidget(self.find_button)
         self.open_button = QPushButton("Open in labeling tool")
         self.open_button.clicked.connect(self.open_selected)
@@ -45,12 +44,17 @@ class SuspectsPanel(Card):
         self.body.addWidget(self.table, 1)
         self.message = muted_label("Find lists labels that a model trained without them confidently contradicts.")
         self.body.addWidget(self.message)
+        context.query("sheets", lambda op: sheet_service.list_sheets(op.store), on_result=self._show_sheets, owner=self)
+
+    def _show_sheets(self, sheets: list) -> None:
+        for info in sheets:
+            self.sheet_pick.addItem(info.name, info.name)
+        self.find_button.setEnabled(permitted(self.context.user, "label") and self.sheet_pick.count() > 0)
 
     def find(self) -> None:
         sheet = self.sheet_pick.currentData()
         if not sheet:
             return
-        store, actor = self.context.store, self.context.user
         self.find_button.setEnabled(False)
         self.message.setText(f"Checking the labels of {sheet} …")
 
@@ -59,9 +63,9 @@ class SuspectsPanel(Card):
             self.message.setText("")
             show_error(self, "Possibly mislabelled", exc)
 
-        self.context.run("Finding possibly mislabelled labels",
-                         lambda progress: assist.label_suspects(store, actor=actor, sheet=sheet, progress=progress),
-                         on_result=self.show_report, on_error=failed, cancellable=True)
+        self.context.query("Finding possibly mislabelled labels",
+                           lambda op: assist.label_suspects(op.store, actor=op.actor, sheet=sheet, progress=op.progress),
+                           on_result=self.show_report, on_error=failed, cancellable=True, visible=True)
 
     def show_report(self, report: assist.SuspectReport) -> None:
         self.report = report

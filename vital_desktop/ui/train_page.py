@@ -157,8 +157,8 @@ class LineageView(QTreeWidget):
             source = QTreeWidgetItem([origin, f"trained by {src.trained_by} at {src.trained_at or '?'}"])
             root.addChild(source)
             source.addChild(QTreeWidgetItem(["sheet", src.sheet or "—"]))
-            source.addChild(QTreeWidgetItem(["template version",
-                                             f"{src.template} {src.template_version}" if src.template else "— (labels used directly)"]))
+            version = f"{src.template} {src.template_version}" if src.template else "— (labels used directly)"
+            source.addChild(QTreeWidgetItem(["template version", version]))
             pairs = QTreeWidgetItem([f"Q&A pairs: {len(src.qa_pair_ids)}", ""])
             source.addChild(pairs)
             labels = QTreeWidgetItem([f"canonical label versions: {len(src.canonical_labels)}", ""])
