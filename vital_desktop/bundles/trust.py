@@ -617,7 +617,7 @@ def decide_package_files(manifest: DeploymentManifest, present: set[str], links:
     """The folder holds exactly the listed files (plus the two control files), none of them a link."""
     listed = {f.name for f in manifest.files}
     if links:
-        raise _refuse_package("package_link", f"{sorted(links)[0][:80]} is a link, not a file")
+        raise _refuse_package("package_link", f"{min(links)[:80]} is a link, not a file")
     missing = sorted(listed - present)
     if missing:
         raise _refuse_package("package_missing", f"{missing[0][:80]} is missing" + (

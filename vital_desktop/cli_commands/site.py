@@ -39,6 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="environment variable holding the new password (default NEW_USER_PASSWORD)")
     p.set_defaults(handler=_user_passwd)
 
+    policy = sub.add_parser("policy", help="the export policy: which PHI / EXPORT_CONTROLLED content may leave, where"
+                            ).add_subparsers(dest="policy_command", metavar="ACTION")
+    p = policy.add_parser("show", help="the current export policy")
+    p.set_defaults(handler=_policy_show)
+    for action, text in (("allow", "let content with TAG leave for DESTINATION (admin only, audited)"),
+                         ("withdraw", "withdraw such a permission (admin only, audited)")):
+        p = policy.add_parser(action, help=text)
+        p.add_argument("--tag", required=True, choices=["PHI", "EXPORT_CONTROLLED"])
+        p.add_argument("--destination", required=True, choices=["hub", "file", "training", "deployment", "support"])
+        p.add_argument("--reason", default="", help="why (required to allow; kept in the audit log)")
+        p.set_defaults(handler=_policy_set, allow=action == "allow")
+
     audit_cmd = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(dest="audit_command",
                                                                                          metavar="ACTION")
     p = audit_cmd.add_parser("verify", help="check the whole chain; report the first broken link")
@@ -118,6 +130,26 @@ def _user_list(ctx: CliContext, args) -> dict:
     users = accounts.list_users(ctx.store)
     return {"users": [u.to_dict() for u in users],
             "text": "\n".join(f"{u.username:16s} {u.role:10s} {u.display_name}" for u in users)}
+
+
+def _policy_show(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import site
+
+    ctx.actor  # noqa: B018 - needs a signed-in user
+    policy = site.export_policy(ctx.store)
+    grants = [dict(g) for g in policy.grants]
+    text = "\n".join(f"{g['tag']:18s} -> {g['destination']:10s} by {g.get('by')} at {g.get('at')}: {g.get('reason')}"
+                     for g in grants) or "no restricted content (PHI, EXPORT_CONTROLLED) may leave this site"
+    return {"allow": grants, "text": text}
+
+
+def _policy_set(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import site
+
+    policy = site.set_export_permission(ctx.store, actor=ctx.actor, tag=args.tag, destination=args.destination,
+                                        allow=args.allow, reason=args.reason)
+    verb = "may now leave" if args.allow else "may no longer leave"
+    return {"allow": [dict(g) for g in policy.grants], "text": f"{args.tag} content {verb} for {args.destination}"}
 
 
 def _audit_verify(ctx: CliContext, args) -> dict:

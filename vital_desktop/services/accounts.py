@@ -66,6 +66,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "manage_users": frozenset({Role.ADMIN}),
     "manage_trust": frozenset({Role.ADMIN}),
     "erase_data": frozenset({Role.ADMIN}),
+    "manage_policy": frozenset({Role.ADMIN}),
 }
 
 

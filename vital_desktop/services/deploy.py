@@ -136,17 +136,25 @@ def _few_shot_snapshot(store: Store, model_ref: str, per_class: int) -> tuple[li
     examples: list[dict] = []
     excluded: dict[str, int] = {}
     counts: dict[str, int] = {}
+    from vital_desktop.services.site import export_gate
+
     with store.read() as s:
+        # Governance on the way out: PHI / EXPORT_CONTROLLED examples stay home without a site policy.
+        gate = export_gate(s, use="few_shot", destination="deployment")
         for sheet_id in sorted(sheet_ids):
             sheet = s.get(Sheet, sheet_id)
+            sheet_tags = set((sheet.classification or ()) if sheet else ())
             items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_id))}
             rows = s.scalars(sa.select(CanonicalLabel).where(
                 CanonicalLabel.sheet_id == sheet_id, CanonicalLabel.label_type == "classification"
             ).order_by(CanonicalLabel.item_ref))
             for label in rows:
                 decision = decide(label_status(label.review_state), label.allowed_uses, label.prohibited_uses, "few_shot")
-                if not decision.passes:
-                    excluded[decision.reason or "not permitted"] = excluded.get(decision.reason or "not permitted", 0) + 1
+                reason = decision.reason if not decision.passes else gate.refusal(
+                    sheet_tags | set(label.data_classification or ()))
+                if reason is not None or not decision.passes:
+                    reason = reason or "not permitted"
+                    excluded[reason] = excluded.get(reason, 0) + 1
                     continue
                 cls = str((label.label_data or {}).get("defect_type"))
                 if counts.get(cls, 0) >= per_class:
@@ -332,7 +340,6 @@ def verify_package(path: Path | str, *, public_keys: dict[str, bytes] | None = N
     except BundleRefused as exc:
         return {"ok": False, "problems": [exc.message], "code": exc.code, "signed_by": signed_by, "model": model}
     except OSError as exc:
-        return {"ok": False, "problems": [f"deployment package: cannot read {exc.filename or folder}: "
-                                          f"{exc.strerror or exc}"], "code": "io", "signed_by": signed_by,
-                "model": model}
+        problem = f"deployment package: cannot read {exc.filename or folder}: {exc.strerror or exc}"
+        return {"ok": False, "problems": [problem], "code": "io", "signed_by": signed_by, "model": model}
     return {"ok": True, "problems": [], "code": "", "signed_by": signed_by, "model": model}

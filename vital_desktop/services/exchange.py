@@ -643,23 +643,25 @@ EXPORT_QUERIES: dict[str, str] = {
                CAST(c.label_data AS VARCHAR) AS label_data, CAST(c.version AS BIGINT) AS version,
                CAST(c.allowed_uses AS VARCHAR) AS allowed_uses, CAST(c.prohibited_uses AS VARCHAR) AS prohibited_uses,
                c.usage_reason, CAST(c.data_classification AS VARCHAR) AS data_classification, c.confidence, c.notes,
-               c.review_state, c.origin, c.created_by, c.updated_by, CAST(c.updated_at AS TIMESTAMP) AS updated_at
+               c.review_state, c.origin, c.created_by, c.updated_by, CAST(c.updated_at AS TIMESTAMP) AS updated_at,
+               CAST(s.classification AS VARCHAR) AS _sheet_tags
         FROM canonical_labels c LEFT JOIN sheets s ON s.id = c.sheet_id
         WHERE c.updated_at > ? AND c.updated_at <= ? ORDER BY c.updated_at, c.id""",
     "feedback": """
         SELECT f.id, ? AS site_id, f.prediction_id, f.model_id, f.sheet_id, f.item_ref, f.predicted_class,
                f.corrected_class, CAST(f.corrected_label AS VARCHAR) AS corrected_label, f.comment, f.status,
                f.review_note, f.created_by, CAST(f.created_at AS TIMESTAMP) AS created_at, f.reviewed_by,
-               CAST(f.reviewed_at AS TIMESTAMP) AS reviewed_at
-        FROM feedback_items f
+               CAST(f.reviewed_at AS TIMESTAMP) AS reviewed_at, CAST(s.classification AS VARCHAR) AS _sheet_tags
+        FROM feedback_items f LEFT JOIN sheets s ON s.id = f.sheet_id
         WHERE coalesce(f.reviewed_at, f.created_at) > ? AND coalesce(f.reviewed_at, f.created_at) <= ?
         ORDER BY f.created_at, f.id""",
     "predictions": """
         SELECT p.id, ? AS site_id, p.model_id, p.model_name, CAST(p.model_version AS BIGINT) AS model_version, p.kind,
                p.sheet_id, p.item_ref, CAST(p.output AS VARCHAR) AS output, p.predicted_class,
                CAST(p.confidence AS DOUBLE) AS confidence, CAST(p.latency_ms AS DOUBLE) AS latency_ms,
-               p.image_mean, p.image_std, p.created_by, CAST(p.created_at AS TIMESTAMP) AS created_at
-        FROM predictions p WHERE p.created_at > ? AND p.created_at <= ? ORDER BY p.created_at, p.id""",
+               p.image_mean, p.image_std, p.created_by, CAST(p.created_at AS TIMESTAMP) AS created_at,
+               CAST(s.classification AS VARCHAR) AS _sheet_tags
+        FROM predictions p LEFT JOIN sheets s ON s.id = p.sheet_id WHERE p.created_at > ? AND p.created_at <= ? ORDER BY p.created_at, p.id""",
     "mc_results": """
         SELECT m.id, ? AS site_id, m.name, m.status, CAST(m.config AS VARCHAR) AS config, CAST(m.seed AS BIGINT) AS seed,
                CAST(m.histories AS BIGINT) AS histories, CAST(m.results AS VARCHAR) AS results,
@@ -671,6 +673,12 @@ EXPORT_QUERIES: dict[str, str] = {
 EPOCH_START = dt.datetime(1970, 1, 1)
 
 
+def _governed(table: Any, gate: Any) -> tuple[Any, dict[str, int]]:
+    from vital_desktop.services.site import govern_arrow
+
+    return govern_arrow(table, gate)
+
+
 @dataclass(frozen=True)
 class ExportResult:
     path: str
@@ -679,9 +687,17 @@ class ExportResult:
     rows: dict[str, int]
     size: int
     file_sha256: str
+    #: Rows the export gate kept home ({"kind: reason": count}), e.g. PHI without a hub policy.
+    withheld: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def export_gate(session: Session, *, use: str | None, destination: str) -> Any:
+    from vital_desktop.services.site import export_gate as gate
+
+    return gate(session, use=use, destination=destination)
 
 
 def export_bundle(store: Store, *, actor: User, to_dir: Path | str, progress: Progress | None = None,
@@ -711,10 +727,14 @@ def export_bundle(store: Store, *, actor: User, to_dir: Path | str, progress: Pr
     try:
         progress.start(len(EXPORT_QUERIES), "reading tables")
         sources, rows = [], {}
+        withheld: dict[str, int] = {}
         with store.read() as s:
+            gate = export_gate(s, use=None, destination="hub")
             for kind, sql in EXPORT_QUERIES.items():
-                table = query_arrow(s, sql, [site_id, since, cut])
+                table, kept_out = _governed(query_arrow(s, sql, [site_id, since, cut]), gate)
                 rows[kind] = table.num_rows
+                for reason, count in kept_out.items():
+                    withheld[f"{kind}: {reason}"] = count
                 target = work / f"{kind}.parquet"
                 pq.write_table(table, target)
                 sources.append(PayloadSource(kind.replace("_", "-"), kind, f"{kind}.parquet", path=target))
@@ -753,9 +773,9 @@ def export_bundle(store: Store, *, actor: User, to_dir: Path | str, progress: Pr
             row.epoch, row.sequence, row.issued_at = 0, sequence, cut
             row.bundle_id, row.manifest_sha256, row.updated_at = bundle_id, written.manifest_sha256, utcnow()
             audit.record(s, actor, "bundle.export", bundle_id, {"sequence": sequence, "rows": rows,
-                                                                "path": str(target)})
+                                                                "withheld": withheld, "path": str(target)})
         progress.finish("export written and verified")
-        return ExportResult(str(target), bundle_id, sequence, rows, written.size, written.file_sha256)
+        return ExportResult(str(target), bundle_id, sequence, rows, written.size, written.file_sha256, withheld)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

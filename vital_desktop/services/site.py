@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from vital_desktop.core import governance
 from vital_desktop.core.errors import PermissionDenied, ValidationError
 from vital_desktop.core.ids import new_id, utcnow
 from vital_desktop.core.progress import Progress
@@ -308,6 +309,69 @@ def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, pro
     registry.activate_model(store, actor=actor, name=DEMO_MODEL_NAME, version=info.version)
     accuracy = model.card.get("metrics", {}).get("accuracy")
     return f"demo classifier {DEMO_MODEL_NAME} v{info.version}" + (f" (held-out accuracy {accuracy:.2f})" if accuracy else "")
+
+
+# --- the export policy (governance on every way out) -------------------------------------------
+
+
+def export_policy(source: Store | sa.orm.Session) -> governance.ExportPolicy:
+    """The site's export policy (which restricted tags an admin allowed to which destinations)."""
+    if isinstance(source, Store):
+        with source.read() as s:
+            row = s.get(Setting, governance.POLICY_SETTING)
+            return governance.ExportPolicy.from_setting(row.value if row is not None else None)
+    row = source.get(Setting, governance.POLICY_SETTING)
+    return governance.ExportPolicy.from_setting(row.value if row is not None else None)
+
+
+def export_gate(source: Store | sa.orm.Session, *, use: str | None, destination: str) -> governance.ExportGate:
+    """THE call every way out makes (see `core.governance`): the gate for `use` to `destination`."""
+    return governance.export_gate(export_policy(source), use=use, destination=destination)
+
+
+def govern_arrow(table: Any, gate: governance.ExportGate) -> tuple[Any, dict[str, int]]:
+    """An Arrow table with the rows `gate` refuses dropped, judged by each row's own
+    ``data_classification`` and its sheet's tags (a ``_sheet_tags`` column, dropped too);
+    returns the table and {reason: count} of the withheld rows."""
+    import pyarrow as pa
+
+    if "_sheet_tags" not in table.column_names:
+        return table, {}
+    sheet_tags = table.column("_sheet_tags").to_pylist()
+    own = table.column("data_classification").to_pylist() if "data_classification" in table.column_names \
+        else [None] * table.num_rows
+    keep, withheld = [], {}
+    for sheet_value, own_value in zip(sheet_tags, own):
+        reason = gate.refusal(sorted(governance.normalise_tags(sheet_value) | governance.normalise_tags(own_value)))
+        keep.append(reason is None)
+        if reason is not None:
+            withheld[reason] = withheld.get(reason, 0) + 1
+    return table.filter(pa.array(keep, type=pa.bool_())).drop_columns(["_sheet_tags"]), withheld
+
+
+def set_export_permission(store: Store, *, actor: User, tag: str, destination: str, allow: bool,
+                          reason: str = "") -> governance.ExportPolicy:
+    """Allow (or withdraw) content tagged `tag` to leave for `destination`. Admins only, audited;
+    allowing needs a reason (it is shown in every audit of the policy)."""
+    accounts.require(actor, "manage_policy")
+    tag = tag.strip().upper()
+    if tag not in governance.RESTRICTED_TAGS:
+        raise ValidationError(f"{tag!r} is not a restricted tag; the policy covers {', '.join(governance.RESTRICTED_TAGS)}")
+    governance.check_destination(destination)
+    if allow and not reason.strip():
+        raise ValidationError("say why this content may leave the site (--reason); it is kept in the audit log")
+    with store.session() as s:
+        row = s.get(Setting, governance.POLICY_SETTING)
+        policy = governance.ExportPolicy.from_setting(row.value if row is not None else None)
+        grants = [g for g in policy.grants if not (g.get("tag") == tag and g.get("destination") == destination)]
+        if allow:
+            grants.append({"tag": tag, "destination": destination, "by": actor.username, "at": utcnow().isoformat(),
+                           "reason": reason.strip()})
+        new = governance.ExportPolicy(tuple(grants))
+        set_setting(s, governance.POLICY_SETTING, new.to_setting())
+        audit.record(s, actor, "policy.allow" if allow else "policy.withdraw", f"{tag}->{destination}",
+                     {"reason": reason.strip()})
+    return new
 
 
 def verify_audit(store: Store) -> audit.AuditVerification:

@@ -212,6 +212,7 @@ class _PairRow:
     allowed: list[str]
     prohibited: list[str]
     cls: str
+    tags: tuple[str, ...] = ()
 
 
 def _chat_record(pair: _PairRow) -> dict:
@@ -283,7 +284,7 @@ def _load_pairs(s: Session, ts: TrainingSheet) -> list[_PairRow]:
         if class_field and isinstance(answer, dict):
             cls = str(answer.get(class_field, ""))
         out.append(_PairRow(r.id, r.item_ref, r.messages, answer, r.status, list(r.allowed_uses or []),
-                            list(r.prohibited_uses or []), cls))
+                            list(r.prohibited_uses or []), cls, tuple(r.data_classification or ())))
     return out
 
 
@@ -350,6 +351,12 @@ def export_training(
     with store.read() as s:
         ts = _training_sheet_row(s, training_sheet)
         pairs = _load_pairs(s, ts)
+        from vital_desktop.services.site import export_gate
+
+        # Governance on the way out: PHI / EXPORT_CONTROLLED pairs stay home without a site policy.
+        gate = export_gate(s, use=use, destination="training")
+        sheet_row = s.get(Sheet, ts.sheet_id) if getattr(ts, "sheet_id", None) else None
+        sheet_tags = tuple((sheet_row.classification or ()) if sheet_row is not None else ())
     progress.start(len(pairs) + 1, f"checking {len(pairs)} Q&A pairs")
 
     passing: list[_PairRow] = []
@@ -362,7 +369,10 @@ def export_training(
         if pair.status == "labeled":
             total_labeled += 1
         decision = decide(pair.status, pair.allowed, pair.prohibited, use)
-        if decision.passes:
+        held = gate.refusal(set(pair.tags) | set(sheet_tags)) if decision.passes else None
+        if held is not None:
+            prohibited_reasons[held] += 1
+        elif decision.passes:
             passing.append(pair)
         elif pair.status != "labeled":
             by_status[pair.status] += 1

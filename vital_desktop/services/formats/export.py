@@ -25,19 +25,18 @@ from vital_desktop.store.db import Store
 _SQL = ("SELECT s.name AS sheet, c.item_ref, c.label_type, c.label_data::VARCHAR AS label_data, c.version, "
         "c.allowed_uses::VARCHAR AS allowed_uses, c.prohibited_uses::VARCHAR AS prohibited_uses, "
         "c.usage_reason, c.data_classification::VARCHAR AS data_classification, c.confidence, c.notes, "
-        "c.origin, c.updated_by, c.updated_at, i.image_path, s.image_root, i.metadata::VARCHAR AS item_metadata "
+        "c.origin, c.updated_by, c.updated_at, i.image_path, s.image_root, i.metadata::VARCHAR AS item_metadata, "
+        "s.classification::VARCHAR AS _sheet_tags "
         "FROM canonical_labels c JOIN sheets s ON s.id = c.sheet_id "
         "LEFT JOIN sheet_items i ON i.sheet_id = c.sheet_id AND i.item_ref = c.item_ref")
-INTERNAL_COLUMNS = ("image_root", "item_metadata")
+INTERNAL_COLUMNS = ("image_root", "item_metadata", "_sheet_tags")
 
 
-def permits(allowed: list[str], prohibited: list[str], use: str) -> bool:
-    """Whether a label with these constraints may leave for `use`.
-
-    The one governance question every label export asks (kept in one function so the site's
-    export gate can take it over without touching the formats).
-    """
-    return governance.use_permitted(allowed, prohibited, use)
+def permits(gate: governance.ExportGate, tags: list[str], allowed: list[str], prohibited: list[str]) -> bool:
+    """Whether a label may leave: the site's export gate (``file`` destination, the export's
+    use) on its tags -- its own and its sheet's: PHI / EXPORT_CONTROLLED stay home unless the
+    site's policy allows them -- and on its usage constraints."""
+    return gate.permits(tags, allowed=allowed, prohibited=prohibited)
 
 
 def split_of(item_ref: str, val_fraction: float) -> str:
@@ -97,8 +96,14 @@ def export_labels(
         sql = _SQL + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY s.name, c.item_ref, c.label_type"
         table = query_arrow(s, sql, params)
         predictions = _predictions(s, sheet_row.id if sheet_row else None) if with_predictions and entry.predictions else {}
-    keep = [permits(json.loads(a), json.loads(p), use) for a, p in
-            zip(table.column("allowed_uses").to_pylist(), table.column("prohibited_uses").to_pylist(), strict=True)]
+        from vital_desktop.services.site import export_gate
+
+        gate = export_gate(s, use=use, destination="file")
+    keep = [permits(gate, sorted(governance.normalise_tags(t) | governance.normalise_tags(st)), json.loads(a),
+                    json.loads(p))
+            for a, p, t, st in zip(table.column("allowed_uses").to_pylist(), table.column("prohibited_uses").to_pylist(),
+                                   table.column("data_classification").to_pylist(),
+                                   table.column("_sheet_tags").to_pylist(), strict=True)]
     withheld = keep.count(False)
     table = table.filter(pa.array(keep, pa.bool_())) if withheld else table
     if spec is None:
