@@ -81,7 +81,7 @@ def test_no_phi_byte_in_any_export(governed_site, tmp_path) -> None:
         if entry.write is None:
             continue
         out = tmp_path / f"labels-{fmt}.out"
-        label_type = "localization" if entry.kinds else None
+        label_type = None if not entry.kinds else "localization" if "boxes" in entry.kinds else "classification"
         labels.export_labels(store, actor=engineer, out=out, fmt=fmt, use="testing", label_type=label_type)
         outputs[f"labels-{fmt}"] = _bytes_under(out)
         written.append(fmt)
