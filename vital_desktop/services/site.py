@@ -341,7 +341,7 @@ def govern_arrow(table: Any, gate: governance.ExportGate) -> tuple[Any, dict[str
     own = table.column("data_classification").to_pylist() if "data_classification" in table.column_names \
         else [None] * table.num_rows
     keep, withheld = [], {}
-    for sheet_value, own_value in zip(sheet_tags, own):
+    for sheet_value, own_value in zip(sheet_tags, own, strict=True):
         reason = gate.refusal(sorted(governance.normalise_tags(sheet_value) | governance.normalise_tags(own_value)))
         keep.append(reason is None)
         if reason is not None:
