@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-per-class", type=int, default=5)
     p.add_argument("--folds", type=int, default=None,
                    help="cross-validation folds for choosing the model (default: up to 5, limited by the smallest class)")
+    p.add_argument("--backbone", default=None,
+                   help="train a head on this registered onnx_backbone's embeddings (cached per image and backbone)")
     p.add_argument("--activate", action="store_true", help="activate the new version when trained")
     p.set_defaults(handler=_train)
 
@@ -143,6 +145,7 @@ def _train(ctx: CliContext, args: argparse.Namespace) -> dict:
         ctx.store, actor=ctx.actor, name=args.name, sheet=args.sheet, training_sheet=args.training_sheet,
         label_type=args.label_type, classes=_csv(args.classes), val_fraction=args.val_fraction, seed=args.seed,
         min_per_class=args.min_per_class, progress=ctx.progress("train"), folds=args.folds,
+        backbone=args.backbone,
     )
     out = result.to_dict()
     if args.activate:

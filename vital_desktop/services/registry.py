@@ -30,6 +30,8 @@ from vital_desktop.store.models import Deployment, ModelRow
 
 KIND_GGUF = "gguf"
 KIND_ONNX = "onnx_classifier"
+#: An image network whose output is an embedding; heads are trained on it locally.
+KIND_BACKBONE = "onnx_backbone"
 STATUS_REGISTERED = "registered"
 STATUS_ACTIVE = "active"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -77,10 +79,20 @@ KIND_SIDECARS: dict[str, Callable[[Path], list[Path]]] = {
     KIND_ONNX: _onnx_sidecars,
 }
 
+def _check_backbone(path: Path) -> CheckedFile:
+    from vital_desktop.inference.backbone import check_backbone
+
+    info = check_backbone(path)
+    return CheckedFile(classes=[], card={"format": "onnx_backbone", "embedding_dim": info.dim,
+                                        "input": {"size": list(info.preprocess.input_size),
+                                                  "color_mode": info.preprocess.color_mode}}, suffix=".onnx")
+
+
 #: One checker per model kind; new kinds are new entries here.
 KIND_CHECKERS: dict[str, Callable[[Path], CheckedFile]] = {
     KIND_GGUF: _check_gguf,
     KIND_ONNX: _check_onnx,
+    KIND_BACKBONE: _check_backbone,
 }
 
 

@@ -636,6 +636,7 @@ def train_classifier(
     min_per_class: int = DEFAULT_MIN_PER_CLASS,
     progress: Progress | None = None,
     folds: int | None = None,
+    backbone: str | None = None,
 ) -> tuple[TrainResult, Changes]:
     """Train an image classifier on the gated labels, register it as the next version of `name`
     with its card, baseline and lineage. Nothing is registered unless every step succeeded."""
@@ -660,10 +661,19 @@ def train_classifier(
     excluded = dict(training_set.excluded) | {f"class {c} not trained": n for c, n in left_out.items()}
 
     try:
-        trained = train_image_classifier(
-            [e.image_path for e in examples], [e.cls for e in examples], wanted,
-            val_fraction=val_fraction, seed=seed, progress=progress, name=name, folds=folds,
-        )
+        if backbone:  # a registered pretrained backbone: cached embeddings + a local head
+            from vital_desktop.services import backbones
+
+            backbone_model = registry.get_model(store, backbone, kind=registry.KIND_BACKBONE)
+            trained = backbones.train_on_backbone(
+                store, Path(backbone_model.path), [e.image_path for e in examples], [e.cls for e in examples],
+                wanted, val_fraction=val_fraction, seed=seed, folds=folds, name=name, progress=progress,
+                backbone_ref=backbone_model.ref)
+        else:
+            trained = train_image_classifier(
+                [e.image_path for e in examples], [e.cls for e in examples], wanted,
+                val_fraction=val_fraction, seed=seed, progress=progress, name=name, folds=folds,
+            )
     except ValidationError as exc:
         index = (exc.details or {}).get("index")
         if not isinstance(index, int):
@@ -680,6 +690,7 @@ def train_classifier(
         "seed": seed,
         "min_per_class": min_per_class,
         "folds": trained.card.get("model_selection", {}).get("folds"),
+        "backbone": backbone,
         "representation": trained.card.get("features", {}).get("blocks"),
         "temperature": trained.card.get("calibration", {}).get("temperature"),
         "classes": wanted,

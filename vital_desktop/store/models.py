@@ -290,6 +290,22 @@ class QAPair(Base):
 # --- models, lineage, deployments ------------------------------------------------------------
 
 
+class EmbeddingCache(Base):
+    """A backbone's embedding of one image content (float32 little-endian bytes), computed once."""
+
+    __tablename__ = "embedding_cache"
+    content_sha256: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    backbone_sha256: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    dim: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    vector: Mapped[bytes] = mapped_column(sa.LargeBinary, nullable=False)
+    # The image's input statistics, so a training run on cached embeddings still has its drift baseline.
+    image_mean: Mapped[float | None] = mapped_column(sa.Double)
+    image_std: Mapped[float | None] = mapped_column(sa.Double)
+    image_width: Mapped[int | None] = mapped_column(sa.Integer)
+    image_height: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = _now()
+
+
 class ModelRow(Base):
     __tablename__ = "models"
     __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_models_version"),)
