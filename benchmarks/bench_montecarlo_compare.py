@@ -56,8 +56,9 @@ def _extract(rev: str, into: Path) -> None:
         tar.extractall(into, filter="data")
 
 
-def _rate_in(tree: Path, histories: int, seed: int, per_line_kw: bool) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(tree / ".numba-cache")}
+def _rate_in(tree: Path, histories: int, seed: int, per_line_kw: bool, cache: Path) -> dict:
+    # each tree compiles into its own cache folder outside the repository
+    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_CACHE_DIR": str(cache)}
     code = RATE_SNIPPET.format(histories=histories, seed=seed, per_line_kw=per_line_kw)
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tree, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,12 +69,13 @@ def speed_kept(baseline: str, histories: int, repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base_tree = Path(tmp) / "baseline"
         _extract(baseline, base_tree)
-        _rate_in(base_tree, 2000, 0, False)  # compile both trees' kernels outside the timings
-        _rate_in(ROOT, 2000, 0, True)
+        base_cache, cur_cache = Path(tmp) / "cache-baseline", Path(tmp) / "cache-current"
+        _rate_in(base_tree, 2000, 0, False, base_cache)  # compile both trees' kernels outside the timings
+        _rate_in(ROOT, 2000, 0, True, cur_cache)
         base, cur = [], []
         for i in range(repeats):
-            base.append(_rate_in(base_tree, histories, 100 + i, False))
-            cur.append(_rate_in(ROOT, histories, 100 + i, True))
+            base.append(_rate_in(base_tree, histories, 100 + i, False, base_cache))
+            cur.append(_rate_in(ROOT, histories, 100 + i, True, cur_cache))
     b = statistics.median(x["rate"] for x in base)
     c = statistics.median(x["rate"] for x in cur)
     return {

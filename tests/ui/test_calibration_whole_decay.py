@@ -50,3 +50,32 @@ def test_fit_curve_plots_points_curve_and_band(qtbot, window) -> None:
     page.curve_energies.setText("100, 200")
     page.run_curve()
     assert "at least 3" in page.message.text() or "3 energies" in page.message.text()
+
+
+def test_fit_to_measurements_reports_the_fit_and_saves_a_preset(qtbot, window, tmp_path) -> None:
+    from vital_desktop.montecarlo import Line, Options, SimulationConfig, Source, simulate
+    from vital_desktop.montecarlo.characterize import PARAMETERS
+    from vital_desktop.montecarlo.config import detector_preset
+
+    det = PARAMETERS["dead_layer_cm"][0](detector_preset("hpge-coax-40pct"), 0.1)
+    config = SimulationConfig(detector=det, source=Source(kind="point", distance_cm=10.0),
+                              lines=tuple(Line(e) for e in (59.54, 122.06, 661.66)), options=Options())
+    result = simulate(config, histories=300_000, seed=8, workers=2)
+    csv_path = tmp_path / "measured.csv"
+    csv_path.write_text("energy_kev,efficiency,sigma\n" + "".join(
+        f"{x.energy_kev},{x.peak_efficiency.value},{max(x.peak_efficiency.sigma, 0.01 * x.peak_efficiency.value)}\n"
+        for x in result.lines))
+    window.go("calibration")
+    page = window.pages["calibration"]
+    page.detector.setCurrentIndex(page.detector.findData("hpge-coax-40pct"))
+    page.histories.setCurrentText("3e4")
+    page.fit_grid.setText("dead_layer_cm=0.04:0.16:4")
+    page.fit_preset.setText("bench-hpge")
+    page.characterize(str(csv_path))
+    qtbot.waitUntil(lambda: "Fit:" in page.message.text(), timeout=120_000)
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=60_000)
+    assert "dead_layer_cm" in page.message.text() and "bench-hpge" in page.message.text()
+    assert page.detector.findData("bench-hpge") >= 0
+    page.fit_grid.setText("wobble=0:1:3")
+    page.characterize(str(csv_path))
+    assert "unknown fit parameter" in page.message.text()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -58,6 +59,8 @@ from vital_desktop.ui.widgets import (
 
 CRYSTAL_MATERIALS = ("nai", "csi", "ge", "labr3", "bgo", "pvt")
 HISTORY_CHOICES = ("1e5", "2e5", "1e6", "1e7")
+ABSORBER_MATERIALS = ("al", "cu", "sn", "cd", "pb", "fe", "pvt")
+SHIELD_MATERIALS = ("pb", "fe", "cu")
 
 
 def _spin(low: float, high: float, value: float, decimals: int = 2, suffix: str = " cm") -> QDoubleSpinBox:
@@ -82,6 +85,7 @@ class CalibrationPage(Page):
         self.presets = detector_presets()
         self.nuclides = nuclide_library()
         self.detail: calibration.RunDetail | None = None
+        self.site_presets: dict[str, dict] = {}
         self.run_job = None
 
         root, _header = page_layout(self, "Calibration",
@@ -127,6 +131,29 @@ class CalibrationPage(Page):
         self.source_material.addItems(["water", "soil", "concrete", "air"])
         self.source_material.setEditable(True)
         form.addRow("Source contents", self.source_material)
+        absorber_row = QWidget()
+        absorber_layout = QHBoxLayout(absorber_row)
+        absorber_layout.setContentsMargins(0, 0, 0, 0)
+        self.absorber_material = QComboBox()
+        self.absorber_material.addItems(["none", *ABSORBER_MATERIALS])
+        self.absorber_thickness = _spin(0.001, 50.0, 0.1, 3)
+        self.absorber_gap = _spin(0.0, 1000.0, 0.0)
+        self.absorber_gap.setToolTip("Distance from the detector's front face to the absorber")
+        for widget in (self.absorber_material, self.absorber_thickness, self.absorber_gap):
+            absorber_layout.addWidget(widget)
+        form.addRow("Absorber (gap)", absorber_row)
+        shield_row = QWidget()
+        shield_layout = QHBoxLayout(shield_row)
+        shield_layout.setContentsMargins(0, 0, 0, 0)
+        self.shield_material = QComboBox()
+        self.shield_material.addItems(["none", *SHIELD_MATERIALS])
+        self.shield_wall = _spin(0.1, 100.0, 5.0)
+        self.shield_wall.setToolTip("Closed cylindrical shield around source and detector: wall thickness")
+        shield_layout.addWidget(self.shield_material)
+        shield_layout.addWidget(self.shield_wall)
+        form.addRow("Shield", shield_row)
+        self.absorber_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
+        self.shield_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
         emission = QWidget()
         emission_layout = QHBoxLayout(emission)
         emission_layout.setContentsMargins(0, 0, 0, 0)
@@ -181,10 +208,25 @@ class CalibrationPage(Page):
         curve_layout.addWidget(self.curve_energies, 1)
         curve_layout.addWidget(self.curve_button)
         config_card.body.addWidget(curve_row)
+        fit_row = QWidget()
+        fit_layout = QHBoxLayout(fit_row)
+        fit_layout.setContentsMargins(0, 0, 0, 0)
+        self.fit_grid = QLineEdit("dead_layer_cm=0.03:0.15:5")
+        self.fit_grid.setToolTip("Parameters to fit to measured peak efficiencies, NAME=LOW:HIGH:POINTS separated by "
+                                 "spaces (dead_layer_cm, endcap_gap_cm, crystal_length_cm)")
+        self.fit_preset = QLineEdit()
+        self.fit_preset.setPlaceholderText("save as preset")
+        self.fit_button = QPushButton("Fit to measurements…")
+        self.fit_button.setToolTip("Choose a CSV (energy_kev, efficiency, sigma) measured in the form's geometry; the "
+                                   "detector's parameters are fitted by Monte Carlo over the grid")
+        self.fit_button.clicked.connect(lambda: self.characterize())
+        for widget in (self.fit_grid, self.fit_preset, self.fit_button):
+            fit_layout.addWidget(widget)
+        config_card.body.addWidget(fit_row)
         self.run_reason = reason_label()
         config_card.body.addWidget(self.run_reason)
-        self.can_run = gate(context.user, "run_calibration", [self.run_button, self.curve_button], self.run_reason,
-                            "Calibration runs")
+        self.can_run = gate(context.user, "run_calibration", [self.run_button, self.curve_button, self.fit_button],
+                            self.run_reason, "Calibration runs")
         self.progress = JobProgress()
         config_card.body.addWidget(self.progress)
         self.message = muted_label()
@@ -226,6 +268,7 @@ class CalibrationPage(Page):
 
         self._preset_changed()
         self.reload_runs()
+        self._load_site_presets()
 
     # --- form -----------------------------------------------------------------------------------
     def _preset_changed(self) -> None:
@@ -248,13 +291,20 @@ class CalibrationPage(Page):
         self.source_material.setEnabled(kind == "volume")
         self.nuclide.setEnabled(self.use_nuclide.isChecked())
         self.per_line.setEnabled(self.use_nuclide.isChecked())
+        for widget in (self.absorber_thickness, self.absorber_gap):
+            widget.setEnabled(self.absorber_material.currentText() != "none")
+        self.shield_wall.setEnabled(self.shield_material.currentText() != "none")
         self.energy.setEnabled(not self.use_nuclide.isChecked())
 
     def build_config(self) -> Any:
         """The simulation configuration of the form (validated by the service before any work)."""
         from vital_desktop.montecarlo import Source, detector_preset, make_config
+        from vital_desktop.montecarlo.config import detector_from_dict
 
-        detector = detector_preset(self.detector.currentData())
+        name = self.detector.currentData()
+        # a preset fitted at this site comes from the query in _load_site_presets
+        site = self.site_presets.get(name)
+        detector = detector_from_dict(site["detector"]) if site else detector_preset(name)
         if self.custom.isChecked():
             detector = replace(detector, name=f"{detector.name} (custom)", material=self.material.currentText(),
                                radius_cm=self.crystal_radius.value(), height_cm=self.crystal_height.value())
@@ -264,9 +314,28 @@ class CalibrationPage(Page):
                         height_cm=self.source_height.value() if kind == "volume" else 0.0,
                         material=self.source_material.currentText() or "water")
         if self.use_nuclide.isChecked():
-            return make_config(detector=detector, source=source, nuclide=self.nuclide.currentText(),
-                               per_line=True if self.per_line.isChecked() else None)
-        return make_config(detector=detector, source=source, energies_kev=[self.energy.value()])
+            config = make_config(detector=detector, source=source, nuclide=self.nuclide.currentText(),
+                                 per_line=True if self.per_line.isChecked() else None)
+        else:
+            config = make_config(detector=detector, source=source, energies_kev=[self.energy.value()])
+        return self._with_surroundings(config)
+
+    def _with_surroundings(self, config: Any) -> Any:
+        from vital_desktop.montecarlo import Absorber, Shield, validate
+
+        absorbers = ()
+        if self.absorber_material.currentText() != "none":
+            absorbers = (Absorber(material=self.absorber_material.currentText(),
+                                  thickness_cm=self.absorber_thickness.value(), gap_cm=self.absorber_gap.value(),
+                                  radius_cm=max(5.0, config.detector.outer_radius_cm + 1.0)),)
+        shield = None
+        if self.shield_material.currentText() != "none":
+            shield = Shield(material=self.shield_material.currentText(), wall_cm=self.shield_wall.value())
+        if not absorbers and shield is None:
+            return config
+        config = replace(config, absorbers=absorbers, shield=shield)
+        validate(config)
+        return config
 
     def histories_value(self) -> float:
         text = self.histories.currentText().strip().replace("_", "").replace(",", "")
@@ -335,6 +404,7 @@ class CalibrationPage(Page):
             base = self.build_config()
             config = make_config(detector=base.detector, source=base.source, energies_kev=self.curve_energies_value(),
                                  options=base.options)
+            config = replace(config, absorbers=base.absorbers, shield=base.shield)
             histories = self.histories_value()
         except Exception as exc:  # noqa: BLE001 - bad input is shown before any work
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
@@ -366,6 +436,70 @@ class CalibrationPage(Page):
         self.run_job = self.context.change("Efficiency curve", work, on_result=done, on_error=failed, cancellable=True,
                                            long=True)
         self.progress.follow(self.run_job)
+
+    def characterize(self, csv_path: str | None = None) -> None:
+        """Fit the form's detector to measured efficiencies (CSV) in the background; optionally save a preset."""
+        from pathlib import Path
+
+        from vital_desktop.montecarlo.characterize import parse_grid, read_measurements
+
+        if self.progress.running() or not self.can_run:
+            return
+        if csv_path is None:
+            csv_path, _ = QFileDialog.getOpenFileName(self, "Measured peak efficiencies", "", "CSV (*.csv)")
+            if not csv_path:
+                return
+        try:
+            measurements = read_measurements(Path(csv_path).read_text(encoding="utf-8"))
+            grids = dict(parse_grid(spec) for spec in self.fit_grid.text().split())
+            base = self.build_config()
+            histories = self.histories_value()
+        except (OSError, ValidationError) as exc:
+            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            return
+        seed, name = self.seed.value(), self.fit_preset.text().strip()
+        self.fit_button.setEnabled(False)
+
+        def work(op: Any) -> tuple[Any, Changes]:
+            return calibration.characterize_detector(
+                op.store, actor=op.actor, detector=base.detector, source=base.source, measurements=measurements,
+                grids=grids, histories=histories, seed=seed, options=base.options, save_as=name,
+                progress=op.progress)
+
+        def done(fit: Any) -> None:
+            self.fit_button.setEnabled(True)
+            parts = [f"{n} = {fit.best[n]:.4f} ± {fit.sigma[n]:.4f} cm" for n in fit.parameters]
+            saved = f"; saved as preset {name!r}" if name else ""
+            edge = f"; at the grid edge: {', '.join(fit.at_grid_edge)}" if fit.at_grid_edge else ""
+            self.message.setText(f"Fit: {'; '.join(parts)}; χ² {fit.chi2_min:.1f} / {fit.dof} (p = "
+                                 f"{fit.p_value:.2g}){edge}{saved}.")
+            if name:
+                self._load_site_presets()
+
+        def failed(exc: BaseException) -> None:
+            self.fit_button.setEnabled(True)
+            if isinstance(exc, Cancelled):
+                self.message.setText("Cancelled; nothing was stored.")
+                return
+            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            show_error(self, "Characterization", exc)
+
+        self.run_job = self.context.change("Characterization", work, on_result=done, on_error=failed,
+                                           cancellable=True, long=True)
+        self.progress.follow(self.run_job)
+
+    def _load_site_presets(self) -> None:
+        """Detector presets fitted at this site, added to the detector list (read in the compute pool)."""
+        self.context.query("site detector presets", lambda op: calibration.site_presets(op.store),
+                           key="calibration.site_presets", on_result=self._show_site_presets)
+
+    def _show_site_presets(self, presets: dict[str, dict]) -> None:
+        self.site_presets = presets
+        for key in presets:
+            if self.detector.findData(key) < 0:
+                self.detector.addItem(key, key)
+                self.detector.setItemData(self.detector.count() - 1, "fitted at this site",
+                                          Qt.ItemDataRole.ToolTipRole)
 
     # --- runs and results ---------------------------------------------------------------------------
     def reload_runs(self, select: str | None = None) -> None:
