@@ -75,7 +75,7 @@ def test_fit_to_measurements_reports_the_fit_and_saves_a_preset(qtbot, window, t
     qtbot.waitUntil(lambda: "Fit:" in page.message.text(), timeout=120_000)
     qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=60_000)
     assert "dead_layer_cm" in page.message.text() and "bench-hpge" in page.message.text()
-    assert page.detector.findData("bench-hpge") >= 0
+    qtbot.waitUntil(lambda: page.detector.findData("bench-hpge") >= 0, timeout=30_000)
     page.fit_grid.setText("wobble=0:1:3")
     page.characterize(str(csv_path))
     assert "unknown fit parameter" in page.message.text()
