@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ui.test_lifecycle_pages import demo_store, open_window, wait_idle  # noqa: F401 (fixtures)
+from tests.ui.test_lifecycle_pages import open_window, wait_idle
 from vital_desktop.services.site import DEMO_SHEET
+
+
+@pytest.fixture
+def demo_store(demo_home):
+    from vital_desktop.store.db import open_store
+
+    store = open_store(demo_home)
+    yield store
+    store.close()
 
 
 @pytest.mark.slow
