@@ -111,7 +111,7 @@ class ClassChooser(QWidget):
             entry.setSelected(True)
             self.list.scrollToItem(entry)
         else:
-            self.list.setCurrentItem(None)
+            self.list.setCurrentRow(-1)
         self.list.blockSignals(False)
 
     def set_value(self, name: str | None) -> None:

@@ -1,6 +1,6 @@
 """What the Canonical Labeling Tool does to the store: save, claim, roll back, undo and redo.
 
-A mixin of `CanonicalLabelingTool` (the page shows and navigates; this part acts). Every write
+The acting part of `CanonicalLabelingTool` (the page shows and navigates; this part acts). Every write
 goes through `label_ops.change` on the single store-writer thread, so saves land in the order
 they were made while the expert already looks at the next item; nothing here waits on the disk.
 """
@@ -32,33 +32,36 @@ CLAIM_BATCH = 20
 
 
 class LabelActions:
-    """Save and next, claims, rollback, undo/redo (mixed into the labeling tool)."""
+    """Save and next, claims, rollback, undo/redo of one labeling tool."""
 
-    def claim_next(self: CanonicalLabelingTool) -> None:
+    def __init__(self, tool: CanonicalLabelingTool) -> None:
+        self.tool = tool
+
+    def claim_next(self) -> None:
         """Claim the next unlabeled items of this sheet and label type for this expert."""
-        if self.sheet is None:
+        if self.tool.sheet is None:
             return
-        sheet, label_type = self.sheet.name, self.label_type
+        sheet, label_type = self.tool.sheet.name, self.tool.label_type
 
         def done(claimed: review_service.ClaimResult) -> None:
             if claimed.claimed:
                 until = (claimed.expires_at or "")[11:16]
-                self.context.say(f"Claimed {len(claimed.claimed)} items ({claimed.claimed[0]} …) until {until} UTC; "
+                self.tool.context.say(f"Claimed {len(claimed.claimed)} items ({claimed.claimed[0]} …) until {until} UTC; "
                                  "other experts cannot label them meanwhile.")
-                self.message.setText(f"Claimed {len(claimed.claimed)} items until {until} UTC.")
+                self.tool.message.setText(f"Claimed {len(claimed.claimed)} items until {until} UTC.")
             else:
-                self.message.setText("Nothing to claim: every item is labeled or held by someone else.")
+                self.tool.message.setText("Nothing to claim: every item is labeled or held by someone else.")
 
-        label_ops.change(self.context, f"Claiming {CLAIM_BATCH} items", lambda op: review_service.claim_items(
+        label_ops.change(self.tool.context, f"Claiming {CLAIM_BATCH} items", lambda op: review_service.claim_items(
             op.store, actor=op.actor, sheet=sheet, label_type=label_type, count=CLAIM_BATCH), on_result=done,
-            on_error=lambda exc: show_error(self, "Claim items", exc), owner=self)
+            on_error=lambda exc: show_error(self.tool, "Claim items", exc), owner=self.tool)
 
     @property
-    def saving(self: CanonicalLabelingTool) -> bool:
+    def saving(self) -> bool:
         """True while a save is on its way to the store."""
-        return bool(self.pending_saves)
+        return bool(self.tool.pending_saves)
 
-    def save_and_next(self: CanonicalLabelingTool) -> None:
+    def save_and_next(self) -> None:
         """Save the form as the item's label and move on to the next unlabeled item at once.
 
         Enter with an open polygon closes it instead. The save runs on the single store-writer
@@ -66,166 +69,166 @@ class LabelActions:
         why and returns to that item. A crash in the few milliseconds a save is in flight loses
         at most that label, the one just typed.
         """
-        if self.form is None or self.item is None or self.sheet is None:
+        if self.tool.form is None or self.tool.item is None or self.tool.sheet is None:
             return
-        if self.item.item_ref in self.pending_saves:
+        if self.tool.item.item_ref in self.tool.pending_saves:
             return  # its previous save is still on its way; the version must be known first
-        shapes = self.form.shape_model
+        shapes = self.tool.form.shape_model
         if shapes is not None and shapes.drawing:
             if not shapes.close_polygon():
-                self._refuse("A polygon needs at least 3 vertices: click to add more, or Esc to drop it.")
+                self.tool._refuse("A polygon needs at least 3 vertices: click to add more, or Esc to drop it.")
             return
-        if not self.labels_ready:  # Enter came before the label: save as soon as its version is known
-            self.save_when_ready = True
+        if not self.tool.labels_ready:  # Enter came before the label: save as soon as its version is known
+            self.tool.save_when_ready = True
             return
-        missing = self.form.missing_required()
+        missing = self.tool.form.missing_required()
         if missing:
-            keys = "number keys" if len(self.form.classes) <= len(DIGIT_KEYS) else "number keys, or type to filter"
-            self._refuse(f"Choose {', '.join(missing)} first ({keys}).")
+            keys = "number keys" if len(self.tool.form.classes) <= len(DIGIT_KEYS) else "number keys, or type to filter"
+            self.tool._refuse(f"Choose {', '.join(missing)} first ({keys}).")
             return
         if shapes is not None and not self._shapes_fit():
             return
-        allowed, prohibited, reason = self.usage.value()
-        key = LabelKey(self.sheet.name, self.item.item_ref, self.label_type)
-        before = self.current_label.version if self.current_label else None
-        arguments = {"sheet": key.sheet, "item_ref": key.item_ref, "label_type": key.label_type,
-                     "label_data": self.form.value(), "allowed_uses": allowed, "prohibited_uses": prohibited,
-                     "usage_reason": reason, "confidence": self.side.confidence(),
-                     "notes": self.notes.text().strip(), "expected_version": before}
-        previous_status = self.model.statuses.get(key.item_ref, "unlabeled") if self.model is not None else ""
-        self.pending_saves[key.item_ref] = previous_status
-        self.save_started = time.perf_counter()
-        label_ops.change(self.context, f"Saving {key.item_ref}",
+        allowed, prohibited, reason = self.tool.usage.value()
+        key = LabelKey(self.tool.sheet.name, self.tool.item.item_ref, self.tool.label_type)
+        before = self.tool.current_label.version if self.tool.current_label else None
+        arguments: dict[str, Any] = {"sheet": key.sheet, "item_ref": key.item_ref, "label_type": key.label_type,
+                     "label_data": self.tool.form.value(), "allowed_uses": allowed, "prohibited_uses": prohibited,
+                     "usage_reason": reason, "confidence": self.tool.side.confidence(),
+                     "notes": self.tool.notes.text().strip(), "expected_version": before}
+        previous_status = self.tool.model.statuses.get(key.item_ref, "unlabeled") if self.tool.model is not None else ""
+        self.tool.pending_saves[key.item_ref] = previous_status
+        self.tool.save_started = time.perf_counter()
+        label_ops.change(self.tool.context, f"Saving {key.item_ref}",
                          lambda op: review_service.label_item(op.store, actor=op.actor, **arguments),
                          on_result=lambda result: self._saved(key, before, result),
                          on_error=lambda exc: self._save_failed(key, exc))
-        if self.model is not None:
-            self.model.update_status(key.item_ref, "labeled")  # optimistic; corrected when the save returns
-        self._update_progress()
-        self.image_view.setFocus()  # the next key (a digit, Enter) belongs to the item, not to a text field
-        following = self._next_unlabeled(self.position if self.position is not None else -1)
+        if self.tool.model is not None:
+            self.tool.model.update_status(key.item_ref, "labeled")  # optimistic; corrected when the save returns
+        self.tool._update_progress()
+        self.tool.image_view.setFocus()  # the next key (a digit, Enter) belongs to the item, not to a text field
+        following = self.tool._next_unlabeled(self.tool.position if self.tool.position is not None else -1)
         if following is None:
-            self.message.setText(f"<span style='color:{theme.SUCCESS}'>Every item has a "
-                                 f"{self._type_title(self.label_type)} label.</span>")
+            self.tool.message.setText(f"<span style='color:{theme.SUCCESS}'>Every item has a "
+                                 f"{self.tool._type_title(self.tool.label_type)} label.</span>")
             return
-        self.show_position(following)
+        self.tool.show_position(following)
 
-    def _shapes_fit(self: CanonicalLabelingTool) -> bool:
+    def _shapes_fit(self) -> bool:
         """Every shape inside the image (core/geometry); else say which, and do not save."""
-        assert self.item is not None and self.form is not None
-        size = self.image_view.image_size()
+        assert self.tool.item is not None and self.tool.form is not None
+        size = self.tool.image_view.image_size()
         try:
             if size is None:
-                raise ValidationError(f"item {self.item.item_ref}: no image to check the shapes against")
-            check_shapes(self.form.value(), size[0], size[1], where=f"item {self.item.item_ref}")
+                raise ValidationError(f"item {self.tool.item.item_ref}: no image to check the shapes against")
+            check_shapes(self.tool.form.value(), size[0], size[1], where=f"item {self.tool.item.item_ref}")
         except ValidationError as exc:
-            self._refuse(f"Not saved: {exc}")
+            self.tool._refuse(f"Not saved: {exc}")
             return False
         return True
 
-    def _saved(self: CanonicalLabelingTool, key: LabelKey, before: int | None,
+    def _saved(self, key: LabelKey, before: int | None,
                result: label_service.SetLabelResult) -> None:
-        self.pending_saves.pop(key.item_ref, None)
+        self.tool.pending_saves.pop(key.item_ref, None)
         if result.outcome in ("created", "updated"):
-            self.undo_stack.push(self._command(key, before, result.label.version, result.label.label_data,
+            self.tool.undo_stack.push(self._command(key, before, result.label.version, result.label.label_data,
                                                f"label {key.item_ref} = {summarize(result.label.label_data)}"))
         status = "conflict" if result.label.review_state == "conflict" else "labeled"
-        if self.model is not None:
-            self.model.update_status(key.item_ref, status)
-        self._update_progress()
+        if self.tool.model is not None:
+            self.tool.model.update_status(key.item_ref, status)
+        self.tool._update_progress()
         if result.outcome == "conflict":
-            self.context.say(f"{key.item_ref}: someone else changed this label; your version is kept as a conflict "
+            self.tool.context.say(f"{key.item_ref}: someone else changed this label; your version is kept as a conflict "
                              "for review.")
         else:
-            self.context.say(f"Saved {key.item_ref} ({result.outcome}, v{result.label.version}).")
-        if self.item is not None and self.item.item_ref == key.item_ref:
-            self._request_labels()  # the expert came back to it while it was saving: show it as stored
+            self.tool.context.say(f"Saved {key.item_ref} ({result.outcome}, v{result.label.version}).")
+        if self.tool.item is not None and self.tool.item.item_ref == key.item_ref:
+            self.tool._request_labels()  # the expert came back to it while it was saving: show it as stored
 
-    def _save_failed(self: CanonicalLabelingTool, key: LabelKey, exc: BaseException) -> None:
-        previous_status = self.pending_saves.pop(key.item_ref, "unlabeled")
-        if self.model is not None:
-            self.model.update_status(key.item_ref, previous_status)
-        self._update_progress()
-        self.open_item(key.item_ref)
-        self.message.setText(f"<span style='color:{theme.DANGER}'>Not saved: {key.item_ref}: {exc}</span>")
-        show_error(self, "Save label", exc)
+    def _save_failed(self, key: LabelKey, exc: BaseException) -> None:
+        previous_status = self.tool.pending_saves.pop(key.item_ref, "unlabeled")
+        if self.tool.model is not None:
+            self.tool.model.update_status(key.item_ref, previous_status)
+        self.tool._update_progress()
+        self.tool.open_item(key.item_ref)
+        self.tool.message.setText(f"<span style='color:{theme.DANGER}'>Not saved: {key.item_ref}: {exc}</span>")
+        show_error(self.tool, "Save label", exc)
 
-    def _command(self: CanonicalLabelingTool, key: LabelKey, before: int | None, after: int, data: dict,
+    def _command(self, key: LabelKey, before: int | None, after: int, data: dict,
                  text: str) -> LabelActionCommand:
-        return LabelActionCommand(self.context, key, before_version=before, after_version=after, after_data=data,
+        return LabelActionCommand(self.tool.context, key, before_version=before, after_version=after, after_data=data,
                                   text=text, on_applied=self._after_undo_redo, on_error=self._undo_failed)
 
-    def rollback_selected(self: CanonicalLabelingTool) -> None:
-        entry = self.history.currentItem()
-        if entry is None or self.sheet is None or self.item is None or self.current_label is None:
-            self.message.setText("Select a version in the history first.")
+    def rollback_selected(self) -> None:
+        entry = self.tool.history.currentItem()
+        if entry is None or self.tool.sheet is None or self.tool.item is None or self.tool.current_label is None:
+            self.tool.message.setText("Select a version in the history first.")
             return
         version = entry.data(Qt.ItemDataRole.UserRole)
-        key = LabelKey(self.sheet.name, self.item.item_ref, self.label_type)
-        before = self.current_label.version
+        key = LabelKey(self.tool.sheet.name, self.tool.item.item_ref, self.tool.label_type)
+        before = self.tool.current_label.version
 
         def done(info: LabelInfo) -> None:
-            self.undo_stack.push(self._command(key, before, info.version, info.label_data,
+            self.tool.undo_stack.push(self._command(key, before, info.version, info.label_data,
                                                f"roll back {key.item_ref} to v{version}"))
             self._after_undo_redo(key)
 
-        label_ops.change(self.context, f"Rolling back {key.item_ref}", lambda op: label_service.rollback(
+        label_ops.change(self.tool.context, f"Rolling back {key.item_ref}", lambda op: label_service.rollback(
             op.store, actor=op.actor, sheet=key.sheet, item_ref=key.item_ref, label_type=key.label_type,
-            to_version=version), on_result=done, on_error=lambda exc: show_error(self, "Roll back", exc), owner=self)
+            to_version=version), on_result=done, on_error=lambda exc: show_error(self.tool, "Roll back", exc), owner=self.tool)
 
-    def _undo_text_changed(self: CanonicalLabelingTool, text: str) -> None:
-        if shiboken6.isValid(self.undo_button):  # the stack emits while the page is being destroyed
-            self.undo_button.setToolTip(f"Undo {text} (Ctrl+Z)")
+    def _undo_text_changed(self, text: str) -> None:
+        if shiboken6.isValid(self.tool.undo_button):  # the stack emits while the page is being destroyed
+            self.tool.undo_button.setToolTip(f"Undo {text} (Ctrl+Z)")
 
-    def _redo_text_changed(self: CanonicalLabelingTool, text: str) -> None:
-        if shiboken6.isValid(self.redo_button):
-            self.redo_button.setToolTip(f"Redo {text} (Ctrl+Shift+Z)")
+    def _redo_text_changed(self, text: str) -> None:
+        if shiboken6.isValid(self.tool.redo_button):
+            self.tool.redo_button.setToolTip(f"Redo {text} (Ctrl+Shift+Z)")
 
-    def undo(self: CanonicalLabelingTool) -> None:
+    def undo(self) -> None:
         """Ctrl+Z: the last shape edit of this item if there is one, else the last saved label action."""
-        shapes = self.form.shape_model if self.form is not None else None
+        shapes = self.tool.form.shape_model if self.tool.form is not None else None
         if shapes is not None and shapes.undo_stack.canUndo():
             shapes.undo_stack.undo()
-            self.touched = True
+            self.tool.touched = True
             return
-        self._undo_redo(self.undo_stack.undo, self.undo_stack.command(self.undo_stack.index() - 1))
+        self._undo_redo(self.tool.undo_stack.undo, self.tool.undo_stack.command(self.tool.undo_stack.index() - 1))
 
-    def redo(self: CanonicalLabelingTool) -> None:
-        shapes = self.form.shape_model if self.form is not None else None
+    def redo(self) -> None:
+        shapes = self.tool.form.shape_model if self.tool.form is not None else None
         if shapes is not None and shapes.undo_stack.canRedo():
             shapes.undo_stack.redo()
-            self.touched = True
+            self.tool.touched = True
             return
-        self._undo_redo(self.undo_stack.redo, self.undo_stack.command(self.undo_stack.index()))
+        self._undo_redo(self.tool.undo_stack.redo, self.tool.undo_stack.command(self.tool.undo_stack.index()))
 
-    def _undo_redo(self: CanonicalLabelingTool, step: Any, command: Any) -> None:
-        if self.saving or self.undoing or command is None:
+    def _undo_redo(self, step: Any, command: Any) -> None:
+        if self.saving or self.tool.undoing or command is None:
             return
-        self.undoing = True
+        self.tool.undoing = True
         step()
 
-    def _undo_failed(self: CanonicalLabelingTool, key: LabelKey, exc: BaseException) -> None:
-        self.undoing = False
-        show_error(self, "Undo", exc)
+    def _undo_failed(self, key: LabelKey, exc: BaseException) -> None:
+        self.tool.undoing = False
+        show_error(self.tool, "Undo", exc)
         self._after_undo_redo(key)
 
-    def _after_undo_redo(self: CanonicalLabelingTool, key: LabelKey) -> None:
+    def _after_undo_redo(self, key: LabelKey) -> None:
         """After an undo/redo/rollback: show the item it touched with its label as stored now."""
-        self.undoing = False
-        if self.sheet is None or self.model is None or key.sheet != self.sheet.name:
+        self.tool.undoing = False
+        if self.tool.sheet is None or self.tool.model is None or key.sheet != self.tool.sheet.name:
             return
-        if key.label_type != self.label_type:
-            self.set_label_type(key.label_type, item=key.item_ref)
+        if key.label_type != self.tool.label_type:
+            self.tool.set_label_type(key.label_type, item=key.item_ref)
             return
 
         def stored(label: LabelInfo | None) -> None:
-            if self.model is None or self.label_type != key.label_type:
+            if self.tool.model is None or self.tool.label_type != key.label_type:
                 return
             status = "unlabeled" if label is None else ("conflict" if label.review_state == "conflict" else "labeled")
-            self.model.update_status(key.item_ref, status)
-            self._update_progress()
-            self.open_item(key.item_ref)
+            self.tool.model.update_status(key.item_ref, status)
+            self.tool._update_progress()
+            self.tool.open_item(key.item_ref)
 
-        label_ops.query(self.context, "label", lambda op: label_service.get_label(
+        label_ops.query(self.tool.context, "label", lambda op: label_service.get_label(
             op.store, sheet=key.sheet, item_ref=key.item_ref, label_type=key.label_type), on_result=stored,
-            owner=self)
+            owner=self.tool)

@@ -69,9 +69,12 @@ class LabelActionCommand(QUndoCommand):
             if self.on_error is not None:
                 self.on_error(self.key, exc)
 
-        label_ops.change(self.context, f"{title} {text}",
-                         lambda op: (fn(op.store, op.actor, text), Changes(labels=True)),
-                         on_result=lambda _r: self.on_applied(self.key), on_error=failed)
+        def work(op: Any) -> tuple[None, Changes]:
+            fn(op.store, op.actor, text)
+            return None, Changes(labels=True)
+
+        label_ops.change(self.context, f"{title} {text}", work, on_result=lambda _r: self.on_applied(self.key),
+                         on_error=failed)
 
     def _undo(self, store: Any, actor: Any, text: str) -> None:
         key = self.key

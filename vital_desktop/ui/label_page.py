@@ -149,15 +149,14 @@ class LabelPage(Page):
         texts_layout = QVBoxLayout(texts)
         texts_layout.setContentsMargins(0, 0, 0, 0)
         answers = QHBoxLayout()
-        for attribute, heading in (("answer", "AI answer"), ("canonical", "Canonical label now")):
+        self.answer, self.canonical = QLabel(""), QLabel("")
+        for label, heading in ((self.answer, "AI answer"), (self.canonical, "Canonical label now")):
             column = QVBoxLayout()
             column.addWidget(title_label(heading))
-            label = QLabel("")
             label.setTextFormat(Qt.TextFormat.RichText)
             label.setWordWrap(True)
             label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
             column.addWidget(label, 1)
-            setattr(self, attribute, label)
             answers.addLayout(column, 1)
         texts_layout.addLayout(answers)
         texts_layout.addWidget(title_label("Sensor context"))

@@ -67,7 +67,7 @@ HINTS = {
 }
 
 
-class CanonicalLabelingTool(LabelActions, Page):
+class CanonicalLabelingTool(Page):
     """Pick a sheet and a label type; label items with the keyboard; see history and other labels."""
 
     stage = "canonical"
@@ -95,8 +95,32 @@ class CanonicalLabelingTool(LabelActions, Page):
         self.form: SchemaForm | None = None
         self.undo_stack = QUndoStack(self)
         self.image_misses = 0  # images decoded on the GUI thread because the prefetch had not finished
+        self.save_started = 0.0
+        self.acting = LabelActions(self)
         self._build()
         context.images.image_ready.connect(self._image_ready)
+
+    # --- actions (the store side lives in `label_actions`) ----------------------------------------
+    @property
+    def saving(self) -> bool:
+        """True while a save is on its way to the store."""
+        return bool(self.pending_saves)
+
+    def save_and_next(self) -> None:
+        """Enter: save the form and move on to the next unlabeled item (see `LabelActions`)."""
+        self.acting.save_and_next()
+
+    def claim_next(self) -> None:
+        self.acting.claim_next()
+
+    def rollback_selected(self) -> None:
+        self.acting.rollback_selected()
+
+    def undo(self) -> None:
+        self.acting.undo()
+
+    def redo(self) -> None:
+        self.acting.redo()
 
     @property
     def ready(self) -> bool:
@@ -124,8 +148,8 @@ class CanonicalLabelingTool(LabelActions, Page):
         self.side.rollback_button.clicked.connect(self.rollback_selected)
         self.undo_stack.canUndoChanged.connect(self.side.undo_button.setEnabled)
         self.undo_stack.canRedoChanged.connect(self.side.redo_button.setEnabled)
-        self.undo_stack.undoTextChanged.connect(self._undo_text_changed)
-        self.undo_stack.redoTextChanged.connect(self._redo_text_changed)
+        self.undo_stack.undoTextChanged.connect(self.acting._undo_text_changed)
+        self.undo_stack.redoTextChanged.connect(self.acting._redo_text_changed)
         side = self.side
         self.form_box, self.form_layout, self.notes, self.usage = side.form_box, side.form_layout, side.notes, side.usage
         self.confidence_group, self.message, self.history = side.confidence_group, side.message, side.history
@@ -212,7 +236,7 @@ class CanonicalLabelingTool(LabelActions, Page):
         self.loading = True
         label_ops.query(self.context, "sheets", lambda op: (
             [s.name for s in sheet_service.list_sheets(op.store)], label_type_service.list_label_types(op.store)),
-            on_result=lambda result: self._listed(*result, arguments), on_error=self._load_failed,
+            on_result=lambda result: self._listed(result[0], result[1], arguments), on_error=self._load_failed,
             key="tool-sheets", owner=self)
         self.image_view.setFocus()
 
@@ -312,7 +336,7 @@ class CanonicalLabelingTool(LabelActions, Page):
         self.form_layout.addWidget(self.form)
         self.form_box.setTitle(f"Label — {label_type.title}")
         self.image_view.set_shape_model(self.form.shape_model)
-        hint = HINTS.get(self.form.geometry, HINTS[None])
+        hint = HINTS.get(self.form.shape_kind, HINTS[None])
         if len(self.form.classes) > len(DIGIT_KEYS):
             hint = hint.replace("1–9", f"1–9, 0 (first ten of {len(self.form.classes)}) · type a name to filter", 1)
         self.hint.setText(hint)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
@@ -50,7 +51,7 @@ class OptionalNumber(QWidget):
         high = spec.get("maximum", spec.get("exclusiveMaximum", 1e9))
         if not integer:
             self.spin.setDecimals(3)  # type: ignore[union-attr]
-            self.spin.setSingleStep(0.05 if high - low <= 1 else 1.0)  # type: ignore[union-attr]
+            self.spin.setSingleStep(0.05 if high - low <= 1 else 1.0)  # type: ignore[union-attr, arg-type]
         self.spin.setRange(int(low) if integer else low, int(high) if integer else high)
         self.spin.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.enabled = QCheckBox("set")
@@ -134,7 +135,7 @@ class SchemaForm(QWidget):
         self.multi_choice: MultiChoice | None = None
         self.shape_model: ShapeModel | None = None
         self.shape_list: ShapeList | None = None
-        self.geometry = geometry_kind(label_type)
+        self.shape_kind = geometry_kind(label_type)  # boxes / polygons / points, or None
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(8)
@@ -144,7 +145,7 @@ class SchemaForm(QWidget):
             self.titles[name] = _title(name, spec)
             title = self.titles[name] + ("" if name in self.required else " (optional)")
             if isinstance(widget, (ClassChooser, ShapeList, MultiChoice)):
-                form.addRow(title, None)
+                form.addRow(QLabel(title))
                 form.addRow(widget)
             else:
                 form.addRow(title, widget)
@@ -183,7 +184,7 @@ class SchemaForm(QWidget):
             box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             box.toggled.connect(lambda _on: self.changed.emit())
             return box
-        if kind == "array" and name == self.geometry:
+        if kind == "array" and name == self.shape_kind:
             labels = spec.get("items", {}).get("properties", {}).get("label", {}).get("enum", [])
             self.shape_model = ShapeModel(name, class_specs(self.label_type, [str(v) for v in labels]), self)
             self.shape_model.changed.connect(self.changed)
@@ -224,6 +225,7 @@ class SchemaForm(QWidget):
         properties = self.label_type.schema.get("properties", {})
         for name, widget in self.fields.items():
             spec = properties[name]
+            value: Any
             if isinstance(widget, ClassChooser):
                 value = widget.value()
                 if spec.get("type") == "boolean" and value is not None:

@@ -254,7 +254,7 @@ class ShapeModel(QObject):
     def add_box(self, x: float, y: float, width: float, height: float) -> None:
         x0, y0 = self.clamp(x, y)
         x1, y1 = self.clamp(x + width, y + height)
-        box = {"label": self.current_label, "x": min(x0, x1), "y": min(y0, y1),
+        box: dict[str, Any] = {"label": self.current_label, "x": min(x0, x1), "y": min(y0, y1),
                "width": round(abs(x1 - x0), 2), "height": round(abs(y1 - y0), 2)}
         if box["width"] <= 0 or box["height"] <= 0:
             return
