@@ -178,6 +178,7 @@ def bench_rescan(work: Path, n: int) -> dict:
 
 
 def bench_erase(work: Path, n_labels: int) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
     meta = work / "erase.csv"
     meta.write_text("item_id\n" + "".join(f"E{i:07d}\n" for i in range(n_labels)))
     store = open_store(work / "home-erase")

@@ -160,3 +160,18 @@ def test_rescan_of_a_metadata_sheet_adds_new_rows_and_sees_changed_images(small_
     assert report.new_items == ["INS-0099"] and report.changed_items == ["INS-0003"]
     item = sheets.get_item(small_site.store, "Crystals", "INS-0099")
     assert item.metadata["crystal_batch_id"] == "XL-0" and item.file_sha256 is not None
+
+
+def test_a_metadata_row_through_a_linked_folder_leaving_the_images_is_refused(small_site, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    _png(outside / "x.png")
+    images = tmp_path / "imgs"
+    _png(images / "ok.png")
+    os.symlink(outside, images / "linked")
+    meta = tmp_path / "m.csv"
+    meta.write_text("id,image\nA,ok.png\nB,linked/x.png\n")
+    before = snapshot_tables(small_site.store)
+    with pytest.raises(ValidationError, match=r"row 3 \(B\): linked/x\.png"):
+        sheets.import_sheet(small_site.store, actor=small_site.user("engineer"), name="L", metadata_path=meta,
+                            key_column="id", image_root=images, image_column="image")
+    assert snapshot_tables(small_site.store) == before

@@ -16,7 +16,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -163,12 +163,17 @@ def _mixed_line_endings(path: Path, limit: int = 4 << 20) -> str | None:
 
 
 def _is_escaping(rel: str) -> bool:
-    """Absolute paths, drive letters and '..' components may point outside the image root."""
+    """Absolute paths, drive letters, UNC paths and '..' components may point outside the image root.
+
+    Plain string tests: this runs once per item inside the hashing pool, where pathlib's
+    objects cost more interpreter time than the hash.
+    """
     if not rel:
         return True
-    if PureWindowsPath(rel).drive or PureWindowsPath(rel).is_absolute() or PurePosixPath(rel).is_absolute():
+    posix = rel.replace("\\", "/")
+    if posix.startswith("/") or (len(posix) >= 2 and posix[1] == ":"):
         return True
-    return ".." in PurePosixPath(rel.replace("\\", "/")).parts
+    return ".." in posix.split("/")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -191,12 +196,33 @@ def _hash_one(path: Path) -> tuple[str | None, int | None]:
 _ESCAPES = ("escapes", None)
 
 
-def _check_and_hash(root: Path, rel: str) -> tuple[str | None, int | None] | tuple[str, None]:
-    """Inside the pool: refuse a path leaving `root`, then hash the file (None, None if absent)."""
-    candidate = (root / rel).resolve()
-    if _is_escaping(rel) or not candidate.is_relative_to(root):
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _check_and_hash(root: str, rel: str, real_dirs: dict[str, str]) -> tuple[str | None, int | None] | tuple[str, None]:
+    """Inside the pool: refuse a path leaving `root`, then hash the file (None, None if absent).
+
+    A link anywhere on the path may lead out, so the file's folder is resolved — once per
+    folder, not per file (`real_dirs` caches it) — and the file itself when it is a link.
+    """
+    if _is_escaping(rel):
         return _ESCAPES
-    return _hash_one(candidate)
+    path = os.path.join(root, rel)
+    parent = os.path.dirname(path)
+    real_parent = real_dirs.get(parent)
+    if real_parent is None:
+        real_parent = real_dirs.setdefault(parent, os.path.realpath(parent))
+    if not _inside(real_parent, root) or (os.path.islink(path) and not _inside(os.path.realpath(path), root)):
+        return _ESCAPES
+    try:  # one open and one read for a small file: as little as the hash itself needs
+        with open(path, "rb") as handle:
+            data = handle.read(1 << 26)
+            if len(data) < 1 << 26:
+                return hashlib.sha256(data).hexdigest(), len(data)
+    except OSError:
+        return None, None
+    return _hash_one(Path(path))
 
 
 def import_sheet(
@@ -282,21 +308,27 @@ def import_sheet(
     progress.start(len(todo), f"hashing {len(todo)} images")
     hashes: list[tuple[str | None, int | None]] = [(None, None)] * len(keys)
     escaping: list[str] = []
+
+    def encode_metadata() -> list[str]:
+        return [json.dumps(_jsonable(r), ensure_ascii=False) for r in table.to_pylist()]
+
+    from vital_desktop.services.sheet_scan import map_in_pool
+
+    real_dirs: dict[str, str] = {}
+    results = map_in_pool(lambda i: _check_and_hash(str(root), rel_paths[i], real_dirs), todo if root is not None else [],
+                          progress, alongside=encode_metadata)
+    metadata_json = results.pop()
     if root is not None and todo:
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            for i, result in zip(todo, pool.map(lambda i: _check_and_hash(root, rel_paths[i]), todo, chunksize=64), strict=True):
-                progress.check()
-                if result == _ESCAPES:
-                    escaping.append(f"row {i + 2} ({keys[i]}): {rel_paths[i]}")
-                else:
-                    hashes[i] = result
-                progress.advance()
+        for i, result in zip(todo, results, strict=True):
+            if result == _ESCAPES:
+                escaping.append(f"row {i + 2} ({keys[i]}): {rel_paths[i]}")
+            else:
+                hashes[i] = result
     if escaping:
         raise ValidationError(
             "image paths must stay inside the image folder; these escape it: " + "; ".join(escaping[:MAX_REPORTED])
         )
 
-    rows = table.to_pylist()
     absent = [image_column is not None and h is None for h, _ in hashes]
     missing = [k for k, gone in zip(keys, absent, strict=True) if gone]
     sheet_id = new_id()
@@ -309,7 +341,7 @@ def import_sheet(
         "file_sha256": [h for h, _ in hashes],
         "file_size": pa.array([n for _, n in hashes], pa.int64()),
         "missing": absent,
-        "metadata": [json.dumps(_jsonable(r), ensure_ascii=False) for r in rows],
+        "metadata": metadata_json,
     })
     with store.session() as s:
         sheet = Sheet(
