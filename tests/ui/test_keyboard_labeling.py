@@ -192,3 +192,29 @@ def test_a_full_labeling_and_review_session_by_keys_alone(qtbot, window, store, 
     summary = generate_service.summary(store, "keys")
     assert summary.rejected == 1 and summary.flagged == 1 and summary.approved_in_review == 1
     qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
+
+
+def test_label_next_suggestions_set_the_order_enter_follows(qtbot, window, store, monkeypatch):
+    from vital_desktop.services import assist
+
+    def ranked(store, *, actor, sheet, label_type, strategy, count, progress=None, **_):
+        return [assist.NextItem(ref, "", rank, 1.0 - rank / 10, None, None, None)
+                for rank, ref in enumerate(("INS-00012", "INS-00003", "INS-00027"))]
+
+    monkeypatch.setattr(assist, "label_next", ranked)  # the ranking itself is tested with the classifier
+    window.go("canonical")
+    tool = window.pages["canonical"]
+    qtbot.waitUntil(lambda: tool.ready, timeout=10_000)
+    activate(qtbot, window)
+    qtbot.mouseClick(tool.suggest_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tool.item.item_ref == "INS-00012" and tool.labels_ready, timeout=10_000)
+    press(qtbot, window, Qt.Key.Key_1)
+    press(qtbot, window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tool.item.item_ref == "INS-00003", timeout=10_000)
+    qtbot.waitUntil(lambda: not tool.saving and tool.labels_ready, timeout=10_000)
+    press(qtbot, window, Qt.Key.Key_2)
+    press(qtbot, window, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: tool.item.item_ref == "INS-00027", timeout=10_000)
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
+    assert label_service.get_label(store, sheet=SHEET, item_ref="INS-00003",
+                                   label_type="classification").label_data["defect_type"] == "crack"

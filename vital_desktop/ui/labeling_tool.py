@@ -92,6 +92,7 @@ class CanonicalLabelingTool(Page):
         self.save_when_ready = False  # Enter came before the item's label: save once it is known
         self.undoing = False  # an undo/redo is on its way to the store
         self.touched = False
+        self.queue: list[str] = []  # items suggested by "Label next", best first
         self.form: SchemaForm | None = None
         self.undo_stack = QUndoStack(self)
         self.image_misses = 0  # images decoded on the GUI thread because the prefetch had not finished
@@ -219,6 +220,12 @@ class CanonicalLabelingTool(Page):
         caption.addStretch(1)
         self.position_label = muted_label("", wrap=False)
         caption.addWidget(self.position_label)
+        self.suggest_button = QPushButton("Label next…")
+        self.suggest_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.suggest_button.setToolTip("Ask the active classifier which unlabeled items would teach it most; "
+                                       "Enter then goes through them in that order")
+        self.suggest_button.clicked.connect(self.suggest_next)
+        caption.addWidget(self.suggest_button)
         center_layout.addLayout(caption)
         self.image_view = ImageView()
         self.image_view.text_typed.connect(self._typed)
@@ -284,6 +291,7 @@ class CanonicalLabelingTool(Page):
         self.grid.setModel(self.model)
         self.undo_stack.clear()
         self.item = None
+        self.queue = []
         self.set_label_type(self.label_type, item=item)
 
     def set_label_type(self, name: str, *, item: str | None = None) -> None:
@@ -292,6 +300,7 @@ class CanonicalLabelingTool(Page):
         sheet = self.sheet.name if self.sheet is not None else None
         self.loading = True
         self.label_type = name  # a sheet opened meanwhile opens with this type
+        self.queue = []  # suggestions were for the previous type
 
         def read(op: Any) -> tuple:
             label_type = label_type_service.get_label_type(op.store, name)
@@ -487,10 +496,42 @@ class CanonicalLabelingTool(Page):
     def previous_item(self) -> None:
         self._step(-1)
 
+    def suggest_next(self) -> None:
+        """Fill the queue with the items the classifier would learn most from, and open the first."""
+        if self.sheet is None:
+            return
+        sheet, label_type = self.sheet.name, self.label_type
+
+        def arrived(items: list) -> None:
+            if self.sheet is None or self.sheet.name != sheet or self.label_type != label_type:
+                return
+            self.queue = [item.item_ref for item in items]
+            if not self.queue:
+                self.message.setText("Nothing to suggest: every item has a label.")
+                return
+            self.message.setText(f"{len(self.queue)} items to label next, most informative first (Enter moves "
+                                 "through them).")
+            self.open_item(self.queue[0])
+            self.image_view.setFocus()
+
+        from vital_desktop.ui.label_next import suggest_next
+
+        suggest_next(self.context, sheet=sheet, label_type=label_type, on_items=arrived,
+                     on_error=lambda exc: self._refuse(f"No suggestions: {exc}"))
+
     def _next_unlabeled(self, after: int) -> int | None:
         if self.model is None or self.model.refs is None:
             return None
         refs, statuses = self.model.refs, self.model.statuses
+        while self.queue:  # the suggested order first, skipping what got labeled meanwhile
+            ref = self.queue[0]
+            if ref in statuses or (self.item is not None and ref == self.item.item_ref):
+                self.queue.pop(0)
+                continue
+            try:
+                return refs.index(ref)
+            except ValueError:
+                self.queue.pop(0)
         n = len(refs)
         for offset in range(1, n + 1):
             position = (after + offset) % n
