@@ -73,11 +73,16 @@ class RowErrors:
 # --- validation --------------------------------------------------------------------------------
 
 
-def prepare_records(session: Session, records: list[LabelRecord]) -> list[LabelRecord]:
+def prepare_records(session: Session, records: list[LabelRecord], *, sheets: list[Sheet] | None = None
+                    ) -> list[LabelRecord]:
     """Validate every record (item exists, schema, finite numbers, shapes inside the image, uses,
     confidence, no duplicate keys) and apply the sheet's classification. Raises `ValidationError`
-    naming the first bad rows (up to ten)."""
-    sheet_rows = {r.id: r for r in session.scalars(sa.select(Sheet).where(Sheet.id.in_({x.sheet_id for x in records})))}
+    naming the first bad rows (up to ten). `sheets`: the records' sheet rows, if the caller has
+    them already (saves a query per save)."""
+    wanted = {x.sheet_id for x in records}
+    given = {r.id: r for r in sheets or () if r.id in wanted}
+    sheet_rows = given if set(given) == wanted else {
+        r.id: r for r in session.scalars(sa.select(Sheet).where(Sheet.id.in_(wanted)))}
     known_items: dict[str, set[str]] = {}
     for sheet_id in sheet_rows:
         query = sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == sheet_id)

@@ -224,12 +224,17 @@ def _fetch_current(raw: Any, incoming: pa.Table, view: str) -> dict[int, Current
     return {row[0]: _current(row[1:]) for row in rows}
 
 
+def _claim_counts(raw: Any, actor: User, now: Any) -> tuple[int, int]:
+    """(live claims held by others, claims held by the actor): one cheap query, so a save
+    without claims around costs no join."""
+    row = raw.execute("SELECT count(*) FILTER (WHERE claimed_by <> $me AND expires_at > $now), "
+                      "count(*) FILTER (WHERE claimed_by = $me) FROM label_claims",
+                      {"me": actor.username, "now": now}).fetchall()[0]
+    return int(row[0]), int(row[1])
+
+
 def _refuse_claimed(raw: Any, actor: User, view: str, now: Any) -> None:
     """Claims are enforced here, for every path: a key another user holds refuses the write."""
-    live = raw.execute("SELECT count(*) FROM label_claims WHERE expires_at > ? AND claimed_by <> ?",
-                       [now, actor.username]).fetchall()[0][0]
-    if not live:
-        return
     held = raw.execute(
         f"SELECT k.item_ref, k.label_type, k.row, c.claimed_by, c.expires_at FROM {view} k JOIN label_claims c "
         "ON c.sheet_id = k.sheet_id AND c.item_ref = k.item_ref AND c.label_type = k.label_type "
@@ -243,10 +248,8 @@ def _refuse_claimed(raw: Any, actor: User, view: str, now: Any) -> None:
 
 
 def _release_own_claims(raw: Any, actor: User, view: str) -> None:
-    mine = raw.execute("SELECT count(*) FROM label_claims WHERE claimed_by = ?", [actor.username]).fetchall()[0][0]
-    if mine:
-        raw.execute("DELETE FROM label_claims WHERE claimed_by = ? AND (sheet_id, item_ref, label_type) IN "
-                    f"(SELECT sheet_id, item_ref, label_type FROM {view})", [actor.username])
+    raw.execute("DELETE FROM label_claims WHERE claimed_by = ? AND (sheet_id, item_ref, label_type) IN "
+                f"(SELECT sheet_id, item_ref, label_type FROM {view})", [actor.username])
 
 
 def upsert_records(
@@ -276,9 +279,15 @@ def apply_table(
     session.flush()
     raw = raw_connection(session)
     view = f"_label_batch_{next(_views)}"
-    raw.register(view, incoming)
+    others, mine = _claim_counts(raw, actor, now)
+    # A single save with no claims around needs no registered batch (each query costs, see the
+    # save latency in benchmarks/bench_label_write.py).
+    registered = bool(others or mine or incoming.num_rows > SMALL_BATCH)
+    if registered:
+        raw.register(view, incoming)
     try:
-        _refuse_claimed(raw, actor, view, now)
+        if others:
+            _refuse_claimed(raw, actor, view, now)
         current = _fetch_current(raw, incoming, view)
         if records is None:
             positions = sorted(current)
@@ -290,10 +299,11 @@ def apply_table(
         made = iter(_insert_new(session, raw, view, incoming, set(current), actor, origin, now))
         label_ids = (tuple(current[pos].id if pos in current else next(made) for pos in range(incoming.num_rows))
                      if incoming.num_rows <= SMALL_BATCH else ())
-        if origin == "site":
+        if origin == "site" and mine:
             _release_own_claims(raw, actor, view)
     finally:
-        raw.unregister(view)
+        if registered:
+            raw.unregister(view)
     session.expire_all()
     return UpsertOutcome(created=incoming.num_rows - len(current), updated=outcome[0], unchanged=outcome[1],
                          conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=label_ids,

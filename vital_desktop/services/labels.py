@@ -119,7 +119,7 @@ def set_label_in_session(
         usage_reason=usage_reason, confidence=confidence or None, notes=notes or "",
         expected_version=expected_version, reason=reason,
     )
-    [record] = prepare_records(s, [record])
+    [record] = prepare_records(s, [record], sheets=[found])
     outcome = upsert_records(s, actor, [record], origin=origin, action=action)
     kind = ("created" if outcome.created else "updated" if outcome.updated else
             "conflict" if outcome.conflicts else "unchanged")
