@@ -253,3 +253,18 @@ def test_a_shape_outside_the_image_is_refused_naming_the_item(qtbot, window, sto
     assert f"item {item}" in tool.message.text() and "outside" in tool.message.text()
     assert snapshot_tables(store) == before
     qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
+
+
+def test_a_read_only_canvas_shows_shapes_but_never_edits_them(qtbot, view):
+    model = ShapeModel("boxes", CLASSES)
+    model.set_shapes([{"label": "pore", "x": 20, "y": 20, "width": 50, "height": 40}])
+    view.set_shape_model(model, editable=False)  # Mode A: the AI answer's boxes over the image
+    port = view.viewport()
+    qtbot.mousePress(port, Qt.MouseButton.LeftButton, pos=at(view, 30, 30))
+    qtbot.mouseMove(port, at(view, 120, 120))
+    qtbot.mouseRelease(port, Qt.MouseButton.LeftButton, pos=at(view, 120, 120))
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Backspace)
+    assert model.shapes == [{"label": "pore", "x": 20, "y": 20, "width": 50, "height": 40}]
+    assert view.overlay.model is model and view.dragMode() == view.DragMode.ScrollHandDrag
+    view.grab()

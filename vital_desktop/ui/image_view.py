@@ -175,6 +175,7 @@ class ImageView(QGraphicsView):
         self.overlay = ShapeOverlay()
         self.scene().addItem(self.overlay)
         self.model: ShapeModel | None = None
+        self.editable = True
         self._zoomed = False
         self._pan_from: QPoint | None = None
         self._drag: tuple[Hit, QPointF, list[dict]] | None = None
@@ -215,18 +216,20 @@ class ImageView(QGraphicsView):
         self._zoomed = True
         self.scale(factor, factor)
 
-    def set_shape_model(self, model: ShapeModel | None) -> None:
-        """Edit `model`'s shapes on this canvas (None: a plain image view that pans on drag)."""
+    def set_shape_model(self, model: ShapeModel | None, *, editable: bool = True) -> None:
+        """Edit `model`'s shapes on this canvas (None: a plain image view that pans on drag);
+        with `editable` False the shapes are only shown (review) and a drag pans."""
         if self.model is not None:
             self.model.changed.disconnect(self.overlay.update)
         self.model = model
+        self.editable = editable
         self.overlay.model = model
         self._drag = self._box_start = None
         self.overlay.rubber = self.overlay.hover = None
         if model is not None:
             model.changed.connect(self.overlay.update)
             self._sync_bounds()
-        editing = model is not None
+        editing = model is not None and editable
         self.setDragMode(QGraphicsView.DragMode.NoDrag if editing else QGraphicsView.DragMode.ScrollHandDrag)
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if editing else Qt.CursorShape.OpenHandCursor)
         self.overlay.update()
@@ -250,7 +253,7 @@ class ImageView(QGraphicsView):
         return self.mapToScene(event.position().toPoint())
 
     def _editing(self) -> bool:
-        return self.model is not None and self.has_image()
+        return self.model is not None and self.editable and self.has_image()
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
         if self._editing() and self.model is not None and self.model.drawing:
@@ -304,7 +307,7 @@ class ImageView(QGraphicsView):
             self.verticalScrollBar().setValue(self.verticalScrollBar().value() - delta.y())
             return
         model = self.model
-        if model is None:
+        if model is None or not self.editable:
             super().mouseMoveEvent(event)
             return
         point = self._scene_point(event)
@@ -347,14 +350,14 @@ class ImageView(QGraphicsView):
 
     def event(self, event: QEvent) -> bool:
         # Backspace/Delete edit the shapes, never trigger a window shortcut meanwhile.
-        if event.type() == QEvent.Type.ShortcutOverride and self.model is not None and \
+        if event.type() == QEvent.Type.ShortcutOverride and self.model is not None and self.editable and \
                 isinstance(event, QKeyEvent) and event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete):
             event.accept()
             return True
         return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if self.model is not None and event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete):
+        if self.model is not None and self.editable and event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete):
             self.model.delete()
             return
         text = event.text()

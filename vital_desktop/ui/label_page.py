@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import generate as generate_service
+from vital_desktop.services import label_types as label_type_service
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import review as review_service
 from vital_desktop.services import sheets as sheet_service
@@ -51,6 +52,7 @@ from vital_desktop.ui.generate_page import messages_text
 from vital_desktop.ui.image_view import ImageView
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.review_widgets import BulkPanel, EditAnswerDialog, progress_html
+from vital_desktop.ui.shape_model import ShapeModel, class_specs, geometry_kind
 from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, title_label
 
 NEEDS_REVIEW = ("unlabeled", "rejected", "flagged")
@@ -91,6 +93,7 @@ class LabelPage(Page):
         self.armed: str | None = None  # the action Enter in the reason field performs
         self.edit_dialog: EditAnswerDialog | None = None
         self._pending_item: str | None = None  # a deep-linked item to show once its training sheet loads
+        self.shapes: ShapeModel | None = None  # the AI answer's shapes, for geometry label types
         root, _header = page_layout(self, "Review training sheets",
                                     "Mode A: approve AI answers to create canonical labels. Mode B: the Canonical "
                                     "Labels button.")
@@ -258,16 +261,20 @@ class LabelPage(Page):
         sheet opens as fast as a small one."""
         if self.current is None:
             return
-        name, sheet = self.current.name, self.current.sheet_name
+        name, sheet, type_name = self.current.name, self.current.sheet_name, self.current.label_type
         statuses = FILTER_STATUSES.get(self.filter.currentData())
 
         def read(op: Any) -> tuple:
+            try:
+                label_type = label_type_service.get_label_type(op.store, type_name)
+            except Exception:  # noqa: BLE001 - a type removed since: the pairs still show, without shapes
+                label_type = None
             summary = generate_service.summary(op.store, name)
             refs = review_service.pair_refs(op.store, training_sheet=name, status=statuses)
             position = refs.index(keep) if keep in refs else 0
             offset = position - position % PAIR_PAGE
             pairs, items = self._read_page(op.store, name, sheet, refs[offset:offset + PAIR_PAGE])
-            return summary, refs, offset, position, pairs, items
+            return summary, refs, offset, position, pairs, items, label_type
 
         self.busy = True
         label_ops.query(self.context, "pairs", read, on_result=self._pairs_loaded, on_error=self._failed,
@@ -287,7 +294,12 @@ class LabelPage(Page):
 
     def _pairs_loaded(self, result: tuple) -> None:
         self.busy = False
-        summary, self.refs, self.page_offset, position, self.pairs, self.items = result
+        summary, self.refs, self.page_offset, position, self.pairs, self.items, label_type = result
+        kind = geometry_kind(label_type) if label_type is not None else None
+        self.image_view.set_shape_model(None)
+        if self.shapes is not None:
+            self.shapes.deleteLater()
+        self.shapes = ShapeModel(kind, class_specs(label_type), self) if kind is not None else None
         self._show_summary(summary)
         self.show_pair(position - self.page_offset if self.pairs else -1)
 
@@ -354,6 +366,7 @@ class LabelPage(Page):
                 widget.setText("")
             self.position_label.setText("")
             self.prompt.setPlainText("")
+            self.image_view.set_shape_model(None)
             self.image_view.show_pixmap(None, "")
             return
         self.pair_title.setText(pair.item_ref)
@@ -371,6 +384,10 @@ class LabelPage(Page):
         self.answer.setText(f"<span style='font-family:monospace'>{answer}</span><br>"
                             f"<span style='color:{theme.MUTED}'>confidence</span> <b>{confidence}</b>{error}{reason}")
         self._request_canonical(pair)
+        if self.shapes is not None:  # a geometry answer: its shapes over the image, in their class colours
+            answer_shapes = pair.answer.get(self.shapes.kind) if isinstance(pair.answer, dict) else None
+            self.shapes.set_shapes(answer_shapes if isinstance(answer_shapes, list) else [])
+        self.image_view.set_shape_model(self.shapes, editable=False)
         self.prompt.setPlainText(messages_text(pair.messages))
         item = self.items.get(pair.item_ref)
         if item is not None:
