@@ -175,3 +175,19 @@ def test_a_metadata_row_through_a_linked_folder_leaving_the_images_is_refused(sm
         sheets.import_sheet(small_site.store, actor=small_site.user("engineer"), name="L", metadata_path=meta,
                             key_column="id", image_root=images, image_column="image")
     assert snapshot_tables(small_site.store) == before
+
+
+def test_a_cancelled_rescan_changes_nothing(small_site, tmp_path: Path) -> None:
+    from vital_desktop.core.errors import Cancelled
+    from vital_desktop.core.progress import Progress
+
+    root = _folder(tmp_path / "shots")
+    engineer = small_site.user("engineer")
+    sheets.import_sheet(small_site.store, actor=engineer, name="Shots", metadata_path=None, image_root=root)
+    _png(root / "none" / "new.png", 99)
+    before = snapshot_tables(small_site.store)
+    progress = Progress()
+    progress.cancel.cancel()
+    with pytest.raises(Cancelled):
+        sheet_rescan.rescan_sheet(small_site.store, actor=engineer, sheet="Shots", progress=progress)
+    assert snapshot_tables(small_site.store) == before

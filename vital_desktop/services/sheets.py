@@ -289,7 +289,7 @@ def import_sheet(
     for i, k in enumerate(keys):
         if k in seen and k not in duplicates:
             duplicates.append(k)
-        seen.setdefault(k, i)
+        seen.setdefault(str(k), i)
     if duplicates:
         raise ValidationError(
             f"key column {key_column!r} has duplicate values: {', '.join(duplicates[:MAX_REPORTED])}"
@@ -315,7 +315,8 @@ def import_sheet(
     from vital_desktop.services.sheet_scan import map_in_pool
 
     real_dirs: dict[str, str] = {}
-    results = map_in_pool(lambda i: _check_and_hash(str(root), rel_paths[i], real_dirs), todo if root is not None else [],
+    results = map_in_pool(lambda i: _check_and_hash(str(root), rel_paths[i] or "", real_dirs),
+                          todo if root is not None else [],
                           progress, alongside=encode_metadata)
     metadata_json = results.pop()
     if root is not None and todo:
@@ -330,7 +331,7 @@ def import_sheet(
         )
 
     absent = [image_column is not None and h is None for h, _ in hashes]
-    missing = [k for k, gone in zip(keys, absent, strict=True) if gone]
+    missing = [str(k) for k, gone in zip(keys, absent, strict=True) if gone]
     sheet_id = new_id()
     items = pa.table({
         "id": new_ids(len(keys)),

@@ -84,7 +84,8 @@ def write(target: Path, export: ExportSet) -> None:
             if shape.label not in names:
                 names.append(shape.label)
     cat_ids = {n: i + 1 for i, n in enumerate(names)}
-    images, annotations = [], []
+    images: list[dict] = []
+    annotations: list[dict] = []
     for image_id, item in enumerate(export.items, start=1):
         images.append({"id": image_id, "file_name": item.image_path or item.item_ref, "width": item.width,
                        "height": item.height, "vital_item_ref": item.item_ref, "vital_sheet": item.sheet})

@@ -106,7 +106,7 @@ def write(target: Path, export: ExportSet) -> None:
     target.mkdir(parents=True)
     for item in export.items:
         rel = PurePosixPath(item.image_path or item.item_ref)
-        shapes = []
+        shapes: list[dict] = []
         for shape in shapes_from_data(export.spec, item.label_data):
             if shape.kind == "box":
                 assert shape.box is not None
