@@ -14,7 +14,7 @@ from pathlib import Path
 from vital_desktop.bundles.envelope import PAYLOAD_TYPE_MANIFEST, Signature
 from vital_desktop.bundles.manifest import Manifest, check_layout, parse_manifest
 from vital_desktop.bundles.payloads import CheckedPayload, check_model_pairs, check_payload
-from vital_desktop.bundles.reader import RawBundle, extract_entry, read_raw
+from vital_desktop.bundles.reader import RawBundle, extract_entry, peek_raw, read_raw
 from vital_desktop.bundles.trust import Root, manifest_digest, verify_export_signatures, verify_manifest_signatures
 
 
@@ -36,6 +36,16 @@ class SignedBundle:
     @property
     def manifest_sha256(self) -> str:
         return manifest_digest(self.raw.manifest_bytes)
+
+
+def peek_signed(source: Path, root: Root) -> SignedBundle:
+    """`open_signed` on the stick itself, reading only header, manifest and signatures: a bundle
+    is verified (signatures, then strict parse, then layout) before any payload is copied."""
+    raw = peek_raw(source)
+    signers = verify_manifest_signatures(root, raw.manifest_bytes, raw.signatures, PAYLOAD_TYPE_MANIFEST)
+    manifest = parse_manifest(raw.manifest_bytes)
+    check_layout(manifest, raw.payload_offset, raw.file_size)
+    return SignedBundle(source, raw, manifest, frozenset(signers))
 
 
 def open_signed(path: Path, root: Root) -> SignedBundle:

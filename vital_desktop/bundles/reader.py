@@ -1,8 +1,9 @@
 """Reading a bundle file with bounded reads: staging copy, envelope, payload extraction.
 
-The stick is read exactly once, by `copy_to_staging`: it refuses anything but a regular file
-(symlinks and FIFOs are refused via lstat and O_NOFOLLOW|O_NONBLOCK), caps the size, and
-hashes while copying. Everything after reads the private staging copy, so a file changed on
+The stick is read twice: `peek_raw` reads only the header, manifest and signatures (capped),
+so the caller can verify them before copying anything; then `copy_to_staging` copies the file
+once, capped at the size the verified manifest declares, hashing as it copies. Both refuse
+anything but a regular file (symlinks and FIFOs via lstat and O_NOFOLLOW|O_NONBLOCK). Everything after reads the private staging copy, so a file changed on
 the stick after verification changes nothing. Payloads are read only at the offsets and
 lengths the verified manifest gives.
 """
@@ -38,9 +39,8 @@ def _read_exact(handle: BinaryIO, size: int, what: str) -> bytes:
     return data
 
 
-def copy_to_staging(source: Path, destination: Path, *, max_bytes: int = MAX_BUNDLE_BYTES,
-                    on_chunk: Callable[[int], None] | None = None) -> StagedFile:
-    """Copy a regular file once into private staging, hashing as it goes (bounded, no links)."""
+def _open_regular(source: Path) -> BinaryIO:
+    """Open a plain file (no symlink, FIFO, device or folder; the file inspected is the file opened)."""
     try:
         info = os.lstat(source)
     except FileNotFoundError as exc:
@@ -54,12 +54,33 @@ def copy_to_staging(source: Path, destination: Path, *, max_bytes: int = MAX_BUN
         fd = os.open(source, flags)
     except OSError as exc:
         raise BundleRefused("not_regular_file", f"cannot open {source} as a plain file: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        opened = os.fstat(handle.fileno())
-        # The file opened must be the file inspected (no swap between lstat and open).
-        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
-            raise BundleRefused("not_regular_file", f"{source} changed while it was being opened")
-        size = opened.st_size
+    handle = os.fdopen(fd, "rb")
+    opened = os.fstat(handle.fileno())
+    # The file opened must be the file inspected (no swap between lstat and open).
+    if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (info.st_dev, info.st_ino):
+        handle.close()
+        raise BundleRefused("not_regular_file", f"{source} changed while it was being opened")
+    return handle
+
+
+def peek_raw(source: Path) -> RawBundle:
+    """Header, manifest bytes and signatures read straight from the stick (capped lengths, a plain
+    file only), so that a junk or unsigned file is refused before a single payload byte is copied."""
+    with _open_regular(source) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise BundleRefused("too_large", f"{source} has {size} bytes, more than the cap of {MAX_BUNDLE_BYTES}")
+        return _read_raw_from(handle, size)
+
+
+def copy_to_staging(source: Path, destination: Path, *, max_bytes: int = MAX_BUNDLE_BYTES,
+                    on_chunk: Callable[[int], None] | None = None) -> StagedFile:
+    """Copy a regular file once into private staging, hashing as it goes (bounded, no links).
+
+    `max_bytes` is the size the verified manifest declares (header + manifest + signatures +
+    payloads): a file longer than that is refused without copying it."""
+    with _open_regular(source) as handle:
+        size = os.fstat(handle.fileno()).st_size
         if size > max_bytes:
             raise BundleRefused("too_large", f"{source} has {size} bytes, more than the cap of {max_bytes}")
         digest = hashlib.sha256()
@@ -99,10 +120,14 @@ def read_raw(path: Path) -> RawBundle:
     """Header, manifest bytes and signatures, each read with a capped length."""
     file_size = os.stat(path).st_size
     with open(path, "rb") as handle:
-        header = parse_header(handle.read(HEADER_BYTES))
-        manifest_bytes = _read_exact(handle, header.manifest_length, "manifest")
-        count = parse_signature_count(handle.read(COUNT.size))
-        records = _read_exact(handle, count * SIGNATURE_RECORD_BYTES, "signature block")
+        return _read_raw_from(handle, file_size)
+
+
+def _read_raw_from(handle: BinaryIO, file_size: int) -> RawBundle:
+    header = parse_header(handle.read(HEADER_BYTES))
+    manifest_bytes = _read_exact(handle, header.manifest_length, "manifest")
+    count = parse_signature_count(handle.read(COUNT.size))
+    records = _read_exact(handle, count * SIGNATURE_RECORD_BYTES, "signature block")
     signatures = decode_signature_records(count, records)
     return RawBundle(manifest_bytes, signatures, payload_offset(header.manifest_length, count), file_size)
 

@@ -146,8 +146,12 @@ def _parse_root_payload(body: bytes, envelope: bytes) -> Root:
     )
 
 
-def load_trusted_root(envelope: bytes | None, now: int) -> Root:
-    """The installed root, verified against itself; any defect refuses (invariant 1: fail closed)."""
+def load_trusted_root(envelope: bytes | None, now: int, *, allow_expired: bool = False) -> Root:
+    """The installed root, verified against itself; any defect refuses (invariant 1: fail closed).
+
+    ``allow_expired`` follows TUF's client workflow (5.3): an expired trusted root may still be
+    used to verify the NEXT root versions (a truststore bundle); the chain's final root must
+    then be unexpired (`RootChain.finish`). Every other use refuses an expired root."""
     if not envelope:
         raise BundleRefused("trust_store", "no root of trust is installed: every bundle is refused until one is")
     try:
@@ -163,9 +167,16 @@ def load_trusted_root(envelope: bytes | None, now: int) -> Root:
             "trust_store",
             f"the installed root of trust has {len(valid)} valid root signatures, needs {root.root_threshold}",
         )
-    if root.expires <= now:
+    if root.expires <= now and not allow_expired:
         raise BundleRefused("root_expired", "the installed root of trust has expired; install a newer root from the hub")
     return root
+
+
+def require_unexpired_root(root: Root, channel: str, now: int) -> None:
+    """Only a truststore bundle may be verified with an expired root (it brings the next one)."""
+    if root.expires <= now and channel != "truststore":
+        raise BundleRefused("root_expired", "the installed root of trust has expired; import the hub's truststore "
+                                            "bundle (it can rotate from an expired root) before any other bundle")
 
 
 def verify_root_update(trusted: Root, envelope: bytes) -> Root:

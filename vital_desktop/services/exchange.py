@@ -1,4 +1,5 @@
-"""Bundle exchange with the hub: site identity, root of trust, import, verify, export, ledger.
+"""Bundle exchange with the hub: import and verify here; identity, root of trust and ledger in
+`exchange_site`, site->hub export in `exchange_export` (every name importable from here).
 
 This is the only module that joins `vital_desktop.bundles` (format, crypto, trust decisions)
 to the store. Import runs, in order: one bounded copy from the stick into private staging ->
@@ -11,29 +12,24 @@ happens; `store.db` cleans what a killed process left behind at the next start.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from vital_desktop import __version__ as APP_VERSION
 from vital_desktop.bundles import canonical
-from vital_desktop.bundles.envelope import PAYLOAD_TYPE_MANIFEST
 from vital_desktop.bundles.errors import BundleRefused
-from vital_desktop.bundles.keys import SigningKey, fingerprint
-from vital_desktop.bundles.limits import CLOCK_SKEW_SECONDS, MAX_ROOT_BYTES
-from vital_desktop.bundles.manifest import check_layout, parse_manifest
+from vital_desktop.bundles.keys import SigningKey  # noqa: F401 - re-exported
+from vital_desktop.bundles.limits import CLOCK_SKEW_SECONDS
 from vital_desktop.bundles.payloads import CheckedPayload
-from vital_desktop.bundles.pipeline import SignedBundle, extract_and_check, open_signed
-from vital_desktop.bundles.reader import StagedFile, copy_to_staging, extract_entry, read_raw
+from vital_desktop.bundles.pipeline import SignedBundle, extract_and_check, open_signed, peek_signed
+from vital_desktop.bundles.reader import StagedFile, copy_to_staging
 from vital_desktop.bundles.trust import (
     ChannelState,
     Check,
@@ -42,211 +38,62 @@ from vital_desktop.bundles.trust import (
     RootChain,
     SiteContext,
     decide,
-    load_trusted_root,
-    manifest_digest,
-    valid_signers,
+    require_unexpired_root,
 )
-from vital_desktop.bundles.writer import PayloadSource, write_sealed_bundle
 from vital_desktop.core.changes import Changes
-from vital_desktop.core.errors import ConflictError, ValidationError, VitalError
+from vital_desktop.core.errors import VitalError
 from vital_desktop.core.ids import new_id, utcnow
 from vital_desktop.core.progress import Progress
-from vital_desktop.core.users import SYSTEM_USER, User
+from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
+from vital_desktop.services.exchange_export import (  # noqa: F401 - re-exported
+    EPOCH_START,
+    EXPORT_QUERIES,
+    ExportResult,
+    _governed,
+    _verify_written_export,
+    export_bundle,
+    export_gate,
+)
+from vital_desktop.services.exchange_site import (  # noqa: F401 - re-exported
+    BUNDLE_SUFFIX,
+    EXPORT_LIFETIME,
+    ROOT_SETTING,
+    SITE_ID_SETTING,
+    SITE_KEY_FILE,
+    SITE_PUBLIC_FILE,
+    RootInfo,
+    SiteIdentity,
+    _get_setting,
+    _load_root,
+    _now,
+    _seconds,
+    _set_setting,
+    _sync_trust_keys,
+    _ts,
+    _upsert_key,
+    _work_dir,
+    ensure_site_identity,
+    install_root_of_trust,
+    keys_dir,
+    ledger,
+    root_fingerprints,
+    site_identity,
+    site_key,
+    trust_status,
+)
 from vital_desktop.store import audit
-from vital_desktop.store.bulk import query_arrow
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import (
     BundleChannelState,
     BundleLedgerEntry,
     ModelRow,
-    Setting,
     Template,
-    TrustKey,
 )
-
-SITE_ID_SETTING = "site_id"
-ROOT_SETTING = "trust.root"
-SITE_KEY_FILE = "site-signing.pem"
-SITE_PUBLIC_FILE = "site-signing.pub"
-EXPORT_LIFETIME = 365 * 86400
-BUNDLE_SUFFIX = ".vbundle"
 
 
 def _checkpoint(name: str) -> None:
     """A named point in the import pipeline; the crash tests replace this to kill the process here."""
-
-
-def _now(now: int | None) -> int:
-    return int(time.time()) if now is None else int(now)
-
-
-def _ts(seconds: int | None) -> dt.datetime | None:
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
-
-
-def _seconds(value: dt.datetime | None) -> int | None:
-    return None if value is None else int(value.replace(tzinfo=dt.UTC).timestamp())
-
-
-def _get_setting(session: Session, key: str) -> Any:
-    row = session.get(Setting, key)
-    return None if row is None else row.value
-
-
-def _set_setting(session: Session, key: str, value: Any) -> None:
-    row = session.get(Setting, key)
-    if row is None:
-        session.add(Setting(key=key, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-
-
-# --- site identity and root of trust ------------------------------------------------------------
-
-
-def keys_dir(store: Store) -> Path:
-    path = store.home / "keys"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def ensure_site_identity(store: Store, site_id: str) -> bool:
-    """Create the site's Ed25519 key pair once (private key mode 0600); True if it was created now."""
-    folder = keys_dir(store)
-    private_path = folder / SITE_KEY_FILE
-    if private_path.exists():
-        return False
-    key = SigningKey.generate()
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.to_pem())
-    (folder / SITE_PUBLIC_FILE).write_text(key.public_raw.hex() + "\n", "utf-8")
-    with store.session() as s:
-        if s.get(TrustKey, key.key_id) is None:
-            s.add(TrustKey(key_id=key.key_id, public_key=key.public_raw.hex(), role="site", channels=["exports"],
-                           source=f"generated for site {site_id}"))
-        audit.record(s, SYSTEM_USER, "site.key_created", site_id, {"key_id": key.key_id})
-    return True
-
-
-def site_key(store: Store) -> SigningKey:
-    path = keys_dir(store) / SITE_KEY_FILE
-    if not path.exists():
-        raise ValidationError("this site has no signing key yet; run `vital init` (or `vital bundle keygen`)")
-    return SigningKey.from_pem(path.read_bytes())
-
-
-@dataclass(frozen=True)
-class SiteIdentity:
-    site_id: str
-    key_id: str
-    public_key: str
-    fingerprint: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def site_identity(store: Store) -> SiteIdentity:
-    """What the hub administrator registers: site id and public key (confirm the fingerprint by phone)."""
-    with store.read() as s:
-        site_id = _get_setting(s, SITE_ID_SETTING)
-    if not site_id:
-        raise ValidationError("this store has no site id; run `vital init`")
-    key = site_key(store)
-    return SiteIdentity(site_id, key.key_id, key.public_raw.hex(), fingerprint(key.public_raw))
-
-
-def _sync_trust_keys(session: Session, root: Root, source: str) -> None:
-    """Mirror the root's keys into `trust_keys` (for listing); the signed root stays the authority."""
-    now = utcnow()
-    seen = set()
-    for kid, public in root.root_keys.items():
-        seen.add(kid)
-        _upsert_key(session, kid, public.hex(), "root", ["truststore"], None, source)
-    for kid, info in root.signing_keys.items():
-        seen.add(kid)
-        _upsert_key(session, kid, info.public.hex(), "channel", sorted(info.channels), _ts(info.expires), source)
-    seen.add(root.hub_encryption_key_id)
-    _upsert_key(session, root.hub_encryption_key_id, root.hub_encryption_public.hex(), "hub_encryption", ["exports"],
-                None, source)
-    for row in session.scalars(sa.select(TrustKey).where(TrustKey.role != "site")):
-        if row.key_id not in seen and not row.revoked:
-            row.revoked = True
-            row.revoked_at = now
-    for kid in root.revoked:
-        row = session.get(TrustKey, kid)
-        if row is not None and not row.revoked:
-            row.revoked, row.revoked_at = True, now
-
-
-def _upsert_key(session: Session, kid: str, public_hex: str, role: str, channels: list[str],
-                expires: dt.datetime | None, source: str) -> None:
-    row = session.get(TrustKey, kid)
-    if row is None:
-        session.add(TrustKey(key_id=kid, public_key=public_hex, role=role, channels=channels, expires_at=expires,
-                             source=source))
-    else:
-        row.role, row.channels, row.expires_at = role, channels, expires
-
-
-@dataclass(frozen=True)
-class RootInfo:
-    version: int
-    name: str
-    fingerprints: list[str]
-    expires: str
-    installed: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def root_fingerprints(root: Root) -> list[str]:
-    return [fingerprint(public) for _, public in sorted(root.root_keys.items())]
-
-
-def install_root_of_trust(store: Store, root_json_path: Path | str, *, actor: User = SYSTEM_USER,
-                          now: int | None = None) -> RootInfo:
-    """Install the hub's root (shipped with the installer). Only once: later roots arrive as truststore bundles."""
-    require(actor, "manage_trust")
-    path = Path(root_json_path)
-    data = path.read_bytes() if path.stat().st_size <= MAX_ROOT_BYTES else b""
-    root = load_trusted_root(data, _now(now))
-    with store.session() as s:
-        current = _get_setting(s, ROOT_SETTING)
-        if current is not None:
-            if current == data.decode("utf-8"):
-                return RootInfo(root.version, root.name, root_fingerprints(root), str(_ts(root.expires)), False)
-            raise ConflictError("a root of trust is already installed; a new one must arrive as a truststore bundle")
-        _set_setting(s, ROOT_SETTING, data.decode("utf-8"))
-        _sync_trust_keys(s, root, f"installed from {path.name}")
-        audit.record(s, actor, "trust.root_installed", f"root v{root.version}",
-                     {"fingerprints": root_fingerprints(root), "name": root.name})
-    return RootInfo(root.version, root.name, root_fingerprints(root), str(_ts(root.expires)), True)
-
-
-def _load_root(session: Session, now: int) -> Root:
-    text = _get_setting(session, ROOT_SETTING)
-    return load_trusted_root(text.encode("utf-8") if isinstance(text, str) else None, now)
-
-
-def trust_status(store: Store, *, now: int | None = None) -> dict[str, Any]:
-    """The installed root (or why it is unusable) and the key table."""
-    with store.read() as s:
-        try:
-            root: Root | None = _load_root(s, _now(now))
-            problem = ""
-        except BundleRefused as exc:
-            root, problem = None, exc.message
-        keys = [{"key_id": k.key_id, "role": k.role, "channels": k.channels, "expires_at": k.expires_at,
-                 "revoked": k.revoked} for k in s.scalars(sa.select(TrustKey).order_by(TrustKey.role, TrustKey.key_id))]
-        channels = [{"channel": c.channel, "epoch": c.epoch, "sequence": c.sequence, "issued_at": c.issued_at,
-                     "bundle_id": c.bundle_id} for c in s.scalars(sa.select(BundleChannelState))]
-    return {"root": root.describe() if root else None, "fingerprints": root_fingerprints(root) if root else [],
-            "problem": problem, "keys": keys, "channels": channels}
 
 
 # --- evaluation (shared by verify and import) ----------------------------------------------------
@@ -323,12 +170,23 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
     """Copy, verify, decide, extract and check; never writes to the store."""
     evaluation = Evaluation(source)
     try:
-        evaluation.staged = copy_to_staging(source, work / "bundle", on_chunk=lambda n: progress.check())
+        with store.read() as s:
+            root = _load_root(s, now, allow_expired=True)
+        # Header, manifest and signatures straight from the stick, verified before any payload
+        # byte is copied; the copy is then capped at the size that signed manifest declares.
+        peeked = peek_signed(source, root)
+        require_unexpired_root(root, peeked.manifest.channel, now)
+        declared = peeked.raw.payload_offset + peeked.manifest.payload_length
+        evaluation.checks.append(Check("pre_check", True, "", "header, manifest and signatures verified on the "
+                                                              "medium before copying"))
+        evaluation.staged = copy_to_staging(source, work / "bundle", max_bytes=declared,
+                                            on_chunk=lambda n: progress.check())
         evaluation.checks.append(Check("copy", True, "", f"copied {evaluation.staged.size} bytes into staging"))
         _checkpoint("copied")
         with store.read() as s:
-            root = _load_root(s, now)
             evaluation.signed = open_signed(evaluation.staged.path, root)
+            if evaluation.signed.manifest_sha256 != peeked.manifest_sha256:
+                raise BundleRefused("changed_while_copying", f"{source} changed while it was being copied")
             decision = decide(root, evaluation.signed.manifest, evaluation.signed.manifest_bytes,
                               set(evaluation.signed.signers), _site_context(s, evaluation.signed, now))
         evaluation.decision = decision
@@ -352,18 +210,44 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
             evaluation.new_root = chain.finish(now)
             evaluation.checks.append(Check("root_chain", True, "",
                                            f"root v{root.version} -> v{evaluation.new_root.version} verified step by step"))
+        with store.read() as s:
+            # The checks `import` makes against what this site already holds, so `verify` says the same.
+            _check_against_store(s, evaluation)
         _checkpoint("extracted")
     except BundleRefused as exc:
         evaluation.refusal = exc
-        if not any(not c.ok for c in evaluation.checks):
-            evaluation.checks.append(Check("refused", False, exc.code, exc.message))
+    except OSError as exc:
+        evaluation.refusal = BundleRefused("io", f"cannot read or stage {source}: {exc.strerror or exc} "
+                                                 "(is the medium readable and is there room in the site folder?)")
+    except (RecursionError, MemoryError, ArithmeticError, ValueError, LookupError, TypeError) as exc:
+        # Payload parsers (Arrow, JSON, ONNX...) on hostile input: a clear refusal, never a traceback.
+        evaluation.refusal = BundleRefused("content", f"a payload could not be read safely: "
+                                                      f"{type(exc).__name__}: {str(exc)[:200]}")
+    if evaluation.refusal is not None and not any(not c.ok for c in evaluation.checks):
+        evaluation.checks.append(Check("refused", False, evaluation.refusal.code, evaluation.refusal.message))
     return evaluation
 
 
-def _work_dir(store: Store, prefix: str) -> Path:
-    work = store.staging_dir / f"{prefix}-{new_id()}"
-    work.mkdir(mode=0o700)
-    return work
+def _check_against_store(s: Session, evaluation: Evaluation) -> None:
+    """Content conflicts with what the site holds (same model version or template version with
+    other content): refused by `verify` and `import` alike, before the import transaction."""
+    by_id = {p.entry.id: p for p in evaluation.payloads}
+    for payload in evaluation.payloads:
+        if payload.entry.kind in ("onnx_model", "gguf_model"):
+            card = _json_payload(by_id[str(payload.entry.meta["card"])])
+            existing = s.scalar(sa.select(ModelRow).where(ModelRow.name == card["name"],
+                                                          ModelRow.version == card["version"]))
+            if existing is not None and existing.file_sha256 != payload.entry.sha256:
+                raise BundleRefused("content_conflict",
+                                    f"model {card['name']} v{card['version']} already exists here with other content")
+        elif payload.entry.kind == "template":
+            doc = _json_payload(payload)
+            existing_t = s.scalar(sa.select(Template).where(Template.name == doc["name"],
+                                                            Template.version == doc["version"]))
+            if existing_t is not None and not _same_template(existing_t, doc):
+                raise BundleRefused("content_conflict", f"template {doc['name']}@{doc['version']} already exists "
+                                                        "here with different content (published versions are immutable)")
+    evaluation.checks.append(Check("site_state", True, "", "no conflict with models or templates already here"))
 
 
 def verify_bundle(store: Store, path: Path | str, *, now: int | None = None,
@@ -442,7 +326,11 @@ def import_bundle(store: Store, *, actor: User, path: Path | str, progress: Prog
             return ImportResult("already_imported", manifest.bundle_id, manifest.channel, manifest.sequence,
                                 {"message": "this bundle was already imported; nothing changed"}, Changes())
         try:
-            staged_models = _place_model_files(store, evaluation.payloads)
+            try:
+                staged_models = _place_model_files(store, evaluation.payloads)
+            except OSError as exc:
+                raise BundleRefused("io", f"cannot place the model files in {store.models_dir}: "
+                                          f"{exc.strerror or exc} (is there room in the site folder?)") from exc
             summary, changes = _commit(store, actor, evaluation, staged_models, now)
         except BundleRefused as exc:
             evaluation.checks.append(Check("apply", False, exc.code, exc.message))
@@ -551,20 +439,27 @@ def _apply_models(s: Session, actor: User, evaluation: Evaluation,
     return {"models_added": added, "models_unchanged": unchanged}, Changes(models=bool(added))
 
 
+def _template_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"label_type": doc["label_type"], "description": doc.get("description", ""),
+            "system_prompt": doc["system_prompt"], "user_prompt": doc["user_prompt"],
+            "input_schema": doc["input_schema"], "output_schema": doc["output_schema"],
+            "few_shot": doc.get("few_shot", []), "model_ref": doc.get("model_ref", {}), "notes": doc.get("notes", "")}
+
+
+def _same_template(existing: Template, doc: dict[str, Any]) -> bool:
+    return existing.status == "published" and all(
+        canonical.dumps(getattr(existing, k)) == canonical.dumps(v) for k, v in _template_fields(doc).items())
+
+
 def _apply_templates(s: Session, actor: User, evaluation: Evaluation,
                      model_files: dict[str, Path]) -> tuple[dict[str, Any], Changes]:
     added, unchanged = [], []
     for payload in evaluation.payloads:
         doc = _json_payload(payload)
-        fields = {"label_type": doc["label_type"], "description": doc.get("description", ""),
-                  "system_prompt": doc["system_prompt"], "user_prompt": doc["user_prompt"],
-                  "input_schema": doc["input_schema"], "output_schema": doc["output_schema"],
-                  "few_shot": doc.get("few_shot", []), "model_ref": doc.get("model_ref", {}),
-                  "notes": doc.get("notes", "")}
+        fields = _template_fields(doc)
         existing = s.scalar(sa.select(Template).where(Template.name == doc["name"], Template.version == doc["version"]))
         if existing is not None:
-            same = all(canonical.dumps(getattr(existing, k)) == canonical.dumps(v) for k, v in fields.items())
-            if not same or existing.status != "published":
+            if not _same_template(existing, doc):
                 raise BundleRefused("content_conflict", f"template {doc['name']}@{doc['version']} already exists here "
                                                         "with different content (published versions are immutable)")
             unchanged.append(f"{doc['name']}@{doc['version']}")
@@ -620,186 +515,6 @@ APPLIERS: dict[str, Callable[[Session, User, Evaluation, dict[str, Path]], tuple
     "truststore": _apply_truststore,
     "config": _apply_config,
 }
-
-
-# --- ledger ---------------------------------------------------------------------------------------
-
-
-def ledger(store: Store, *, limit: int = 100) -> list[dict[str, Any]]:
-    """Newest first: every bundle seen (accepted, refused) and every export written."""
-    with store.read() as s:
-        rows = s.scalars(sa.select(BundleLedgerEntry).order_by(BundleLedgerEntry.recorded_at.desc()).limit(limit)).all()
-        return [{"at": r.recorded_at, "outcome": r.outcome, "direction": r.direction, "channel": r.channel, "epoch": r.epoch,
-                 "sequence": r.sequence, "bundle_id": r.bundle_id, "issuer": r.issuer, "reason": r.reason,
-                 "code": (r.details or {}).get("code", ""), "file_sha256": r.file_sha256, "by": r.acted_by}
-                for r in rows]
-
-
-# --- export ---------------------------------------------------------------------------------------
-
-EXPORT_QUERIES: dict[str, str] = {
-    "canonical_labels": """
-        SELECT c.id AS label_id, ? AS site_id, c.sheet_id, s.name AS sheet_name, c.item_ref, c.label_type,
-               CAST(c.label_data AS VARCHAR) AS label_data, CAST(c.version AS BIGINT) AS version,
-               CAST(c.allowed_uses AS VARCHAR) AS allowed_uses, CAST(c.prohibited_uses AS VARCHAR) AS prohibited_uses,
-               c.usage_reason, CAST(c.data_classification AS VARCHAR) AS data_classification, c.confidence, c.notes,
-               c.review_state, c.origin, c.created_by, c.updated_by, CAST(c.updated_at AS TIMESTAMP) AS updated_at,
-               CAST(s.classification AS VARCHAR) AS _sheet_tags
-        FROM canonical_labels c LEFT JOIN sheets s ON s.id = c.sheet_id
-        WHERE c.updated_at > ? AND c.updated_at <= ? ORDER BY c.updated_at, c.id""",
-    "feedback": """
-        SELECT f.id, ? AS site_id, f.prediction_id, f.model_id, f.sheet_id, f.item_ref, f.predicted_class,
-               f.corrected_class, CAST(f.corrected_label AS VARCHAR) AS corrected_label, f.comment, f.status,
-               f.review_note, f.created_by, CAST(f.created_at AS TIMESTAMP) AS created_at, f.reviewed_by,
-               CAST(f.reviewed_at AS TIMESTAMP) AS reviewed_at, CAST(s.classification AS VARCHAR) AS _sheet_tags
-        FROM feedback_items f LEFT JOIN sheets s ON s.id = f.sheet_id
-        WHERE coalesce(f.reviewed_at, f.created_at) > ? AND coalesce(f.reviewed_at, f.created_at) <= ?
-        ORDER BY f.created_at, f.id""",
-    "predictions": """
-        SELECT p.id, ? AS site_id, p.model_id, p.model_name, CAST(p.model_version AS BIGINT) AS model_version, p.kind,
-               p.sheet_id, p.item_ref, CAST(p.output AS VARCHAR) AS output, p.predicted_class,
-               CAST(p.confidence AS DOUBLE) AS confidence, CAST(p.latency_ms AS DOUBLE) AS latency_ms,
-               p.image_mean, p.image_std, p.created_by, CAST(p.created_at AS TIMESTAMP) AS created_at,
-               CAST(s.classification AS VARCHAR) AS _sheet_tags
-        FROM predictions p LEFT JOIN sheets s ON s.id = p.sheet_id WHERE p.created_at > ? AND p.created_at <= ? ORDER BY p.created_at, p.id""",
-    "mc_results": """
-        SELECT m.id, ? AS site_id, m.name, m.status, CAST(m.config AS VARCHAR) AS config, CAST(m.seed AS BIGINT) AS seed,
-               CAST(m.histories AS BIGINT) AS histories, CAST(m.results AS VARCHAR) AS results,
-               CAST(m.spectrum AS VARCHAR) AS spectrum, m.engine_version, m.duration_s, m.created_by,
-               CAST(m.created_at AS TIMESTAMP) AS created_at
-        FROM mc_runs m WHERE m.created_at > ? AND m.created_at <= ? ORDER BY m.created_at, m.id""",
-}
-
-EPOCH_START = dt.datetime(1970, 1, 1)
-
-
-def _governed(table: Any, gate: Any) -> tuple[Any, dict[str, int]]:
-    from vital_desktop.services.site import govern_arrow
-
-    return govern_arrow(table, gate)
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    path: str
-    bundle_id: str
-    sequence: int
-    rows: dict[str, int]
-    size: int
-    file_sha256: str
-    #: Rows the export gate kept home ({"kind: reason": count}), e.g. PHI without a hub policy.
-    withheld: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def export_gate(session: Session, *, use: str | None, destination: str) -> Any:
-    from vital_desktop.services.site import export_gate as gate
-
-    return gate(session, use=use, destination=destination)
-
-
-def export_bundle(store: Store, *, actor: User, to_dir: Path | str, progress: Progress | None = None,
-                  now: int | None = None) -> ExportResult:
-    """Write the site's new labels, feedback, predictions and MC results since the last export.
-
-    The file is signed by the site key and encrypted to the hub; it is re-read from the target
-    folder and verified before the export is recorded, so "success" means the stick holds it.
-    """
-    require(actor, "export_bundle")
-    progress = progress or Progress()
-    now_s = _now(now)
-    cut = _ts(now_s)
-    assert cut is not None
-    key = site_key(store)
-    with store.read() as s:
-        root = _load_root(s, now_s)
-        site_id = _get_setting(s, SITE_ID_SETTING)
-        if not site_id:
-            raise ValidationError("this store has no site id; run `vital init`")
-        state = s.get(BundleChannelState, "exports")
-        since = state.issued_at if state is not None and state.issued_at is not None else EPOCH_START
-        last_used = s.scalar(sa.select(sa.func.max(BundleLedgerEntry.sequence))
-                             .where(BundleLedgerEntry.direction == "site_to_hub")) or 0
-        sequence = max(state.sequence if state else 0, int(last_used)) + 1
-    work = _work_dir(store, "export")
-    try:
-        progress.start(len(EXPORT_QUERIES), "reading tables")
-        sources, rows = [], {}
-        withheld: dict[str, int] = {}
-        with store.read() as s:
-            gate = export_gate(s, use=None, destination="hub")
-            for kind, sql in EXPORT_QUERIES.items():
-                table, kept_out = _governed(query_arrow(s, sql, [site_id, since, cut]), gate)
-                rows[kind] = table.num_rows
-                for reason, count in kept_out.items():
-                    withheld[f"{kind}: {reason}"] = count
-                target = work / f"{kind}.parquet"
-                pq.write_table(table, target)
-                sources.append(PayloadSource(kind.replace("_", "-"), kind, f"{kind}.parquet", path=target))
-                progress.advance(1)
-                progress.check()
-            head = audit.signed_head(s)
-            chain = audit.verify(s)
-        if not chain.ok:
-            raise VitalError(f"the audit log does not verify, so no export is written: {chain.reason}")
-        if head is None or "signature" not in head:
-            raise ValidationError("the audit log has no signed head to send; run `vital audit verify`")
-        # The hub checks this head continues the one it saw last (a cut or rewritten log shows there).
-        sources.append(PayloadSource("audit-head", "audit_head", "audit_head.json", data=canonical.dumps(head)))
-        bundle_id = new_id()
-        # Reserve the sequence first: a crash after writing the file can never reuse its number.
-        with store.session() as s:
-            s.add(BundleLedgerEntry(bundle_id=bundle_id, direction="site_to_hub", channel="exports", epoch=0,
-                                    sequence=sequence, issuer=site_id, issued_at=cut, outcome="export_started",
-                                    details={"rows": rows}, source_path="", acted_by=actor.username))
-        target = Path(to_dir) / f"vital-export-{site_id}-{sequence:06d}{BUNDLE_SUFFIX}"
-        written = write_sealed_bundle(target, sources, key, site_id=str(site_id), sequence=sequence,
-                                      hub_key_id=root.hub_encryption_key_id, hub_public=root.hub_encryption_public,
-                                      issued_at=now_s, expires=now_s + EXPORT_LIFETIME, work_dir=work,
-                                      bundle_id=bundle_id)
-        _verify_written_export(target, key, written.manifest_sha256, work)
-        with store.session() as s:
-            s.add(BundleLedgerEntry(bundle_id=bundle_id, file_sha256=written.file_sha256, direction="site_to_hub",
-                                    channel="exports", epoch=0, sequence=sequence, issuer=site_id, issued_at=cut,
-                                    outcome="exported", details={"rows": rows, "manifest_sha256":
-                                                                 written.manifest_sha256},
-                                    source_path=str(target), acted_by=actor.username))
-            row = s.get(BundleChannelState, "exports")
-            if row is None:
-                row = BundleChannelState(channel="exports")
-                s.add(row)
-            row.epoch, row.sequence, row.issued_at = 0, sequence, cut
-            row.bundle_id, row.manifest_sha256, row.updated_at = bundle_id, written.manifest_sha256, utcnow()
-            audit.record(s, actor, "bundle.export", bundle_id, {"sequence": sequence, "rows": rows,
-                                                                "withheld": withheld, "path": str(target)})
-        progress.finish("export written and verified")
-        return ExportResult(str(target), bundle_id, sequence, rows, written.size, written.file_sha256, withheld)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _verify_written_export(target: Path, key: SigningKey, manifest_sha256: str, work: Path) -> None:
-    """Re-read what landed on the stick: signature, layout and every entry's hash."""
-    check_dir = work / "reread"
-    check_dir.mkdir()
-    try:
-        raw = read_raw(target)
-        if manifest_digest(raw.manifest_bytes) != manifest_sha256:
-            raise VitalError(f"the export on {target.parent} does not hold the manifest just written")
-        if key.key_id not in valid_signers({key.key_id: key.public_raw}, PAYLOAD_TYPE_MANIFEST, raw.manifest_bytes,
-                                            raw.signatures):
-            raise VitalError(f"the export on {target.parent} does not carry a valid site signature")
-        manifest = parse_manifest(raw.manifest_bytes)
-        check_layout(manifest, raw.payload_offset, raw.file_size)
-        for index, entry in enumerate(manifest.entries):
-            extract_entry(target, raw.payload_offset, entry, check_dir / f"entry-{index}")
-            (check_dir / f"entry-{index}").unlink()
-    except BundleRefused as exc:
-        raise VitalError(f"the export written to {target} did not verify when read back: {exc.message}") from exc
-    finally:
-        shutil.rmtree(check_dir, ignore_errors=True)
 
 
 __all__ = [
