@@ -64,6 +64,9 @@ def small_site(tmp_path: Path):
 
     images, metadata = write_small_dataset(tmp_path / "data")
     store = open_store(tmp_path / "home")
+    from vital_desktop.services.site import seed_demo_label_types
+
+    seed_demo_label_types(store)  # the tests' label types are the demo's (site data, seeded here)
     users = {}
     for name, role in ROLES.items():
         accounts.add_user(store, actor=SYSTEM_USER, username=name, password=PASSWORDS[name], role=role)

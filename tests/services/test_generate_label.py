@@ -88,7 +88,7 @@ def test_label_once_reuse_everywhere_through_services(demo_home) -> None:
         assert proposals and all(p.source == "classifier" for p in proposals)
         proposal = next(p for p in proposals if p.answer is not None)
         assert 0.0 <= proposal.confidence <= 1.0 and proposal.answer["defect_type"] in labels.get_label_type(
-            "classification").classes()
+            store, "classification").classes()
         outcome, _ = review.approve(store, actor=inspector, pair_id=proposal.id)
         assert outcome.label_outcome == "created" and outcome.pair.status == "labeled"
         again, _ = generate.generate_training_sheet(store, actor=engineer, sheet=DEMO_SHEET, template=DEFECT,

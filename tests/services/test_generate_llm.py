@@ -39,7 +39,7 @@ def test_llm_prelabels_are_valid_answers_or_kept_failures(tmp_path) -> None:
         for pair in review.list_pairs(store, training_sheet="llm", status="unlabeled"):
             assert pair.source == "llm" and pair.raw_output
             if pair.ai_error is None:
-                templates.check_answer(tmpl, pair.answer)  # grammar + validation: a usable answer
+                templates.check_answer(store, tmpl, pair.answer)  # grammar + validation: a usable answer
             else:
                 assert pair.answer is None
     finally:

@@ -180,7 +180,7 @@ def test_improve_inspector_flags_engineer_accepts_and_gaps_rank_the_new_class(qt
     index = page.prediction_pick.findData(predictions[0].id)
     assert index >= 0
     page.prediction_pick.setCurrentIndex(index)
-    wrong = next(c for c in labels.get_label_type("classification").classes() if c != predictions[0].predicted_class)
+    wrong = next(c for c in labels.get_label_type(demo_store, "classification").classes() if c != predictions[0].predicted_class)
     page.corrected.setCurrentText(wrong)
     page.add_feedback()
     qtbot.waitUntil(lambda: "waits for expert review" in page.flag_message.text(), timeout=10_000)

@@ -13,7 +13,7 @@ from vital_desktop.core.errors import ValidationError
 def _key_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sheet", required=True)
     p.add_argument("--item", required=True, help="item_ref")
-    p.add_argument("--type", dest="label_type", required=True, help="label type (classification, localization, …)")
+    p.add_argument("--type", dest="label_type", required=True, help="label type (vital label types lists them)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         dest="label_command", metavar="ACTION")
     p = label.add_parser("set", help="create or version a canonical label")
     _key_args(p)
-    p.add_argument("--data", required=True, help='label data as JSON, e.g. \'{"defect_type": "crack"}\'')
+    p.add_argument("--data", required=True, help='label data as JSON, e.g. \'{"class": "scratch"}\'')
     p.add_argument("--allowed", default=None, help="comma-separated allowed uses (default: all not prohibited)")
     p.add_argument("--prohibited", default=None, help="comma-separated prohibited uses")
     p.add_argument("--usage-reason", default="")
@@ -73,10 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--keep-current", action="store_true")
     p.add_argument("--note", default="")
     p.set_defaults(handler=_resolve)
-    p = label.add_parser("types", help="label types and their JSON Schemas")
-    p.set_defaults(handler=_types)
+    from vital_desktop.cli_commands import label_types
     from vital_desktop.cli_commands.assist import register_label_verbs
 
+    label_types.register(label)
     register_label_verbs(label)  # next, suspects (the classifier's help to the expert)
 
 
@@ -171,12 +171,3 @@ def _resolve(ctx: CliContext, args) -> dict:
     info, _ = labels.resolve_conflict(ctx.store, actor=ctx.actor, conflict_id=args.conflict_id, accept=args.accept,
                                       note=args.note)
     return {"label": info.to_dict(), "text": f"resolved; label now v{info.version}"}
-
-
-def _types(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import labels
-
-    types = labels.label_types()
-    return {"label_types": {n: {"title": t.title, "description": t.description, "schema": t.schema}
-                            for n, t in types.items()},
-            "text": "\n".join(f"{n:16s} {t.title}: {t.description}" for n, t in types.items())}

@@ -66,6 +66,12 @@ def _show(ctx: CliContext, args) -> dict:
     text = [_line(info), f"  file: {info.path}", f"  sha256: {info.file_sha256}", f"  origin: {info.origin}"]
     if "accuracy" in metrics:
         text.append(f"  held-out accuracy: {metrics['accuracy']:.3f}")
+    from vital_desktop.services.taxonomy import version_note
+
+    note = version_note(ctx.store, info.card.get("label_type"), info.card.get("label_type_version"))
+    if info.card.get("label_type"):
+        text.append(f"  label type: {info.card['label_type']}@{info.card.get('label_type_version', '?')}"
+                    + (f" ({note})" if note else ""))
     text.append("  card: " + json.dumps(info.card, indent=2, default=str)[:2000])
     return {"model": info.to_dict(), "deployments": history, "text": "\n".join(text)}
 
@@ -117,6 +123,8 @@ def _predict(ctx: CliContext, args) -> dict:
         + (f"{r.predicted_class} ({r.confidence:.2f})" if r.error is None else f"ERROR {r.error}")
         for r in results
     ]
+    if results and results[0].label_type_note:
+        lines.insert(0, f"note: {results[0].model} was {results[0].label_type_note}")
     return {
         "model": results[0].model if results else args.model,
         "predictions": [r.to_dict() for r in results],

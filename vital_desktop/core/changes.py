@@ -18,6 +18,7 @@ class Changes:
     mc_runs: bool = False
     bundles: bool = False
     users: bool = False
+    label_types: bool = False
 
     def __or__(self, other: Changes) -> Changes:
         return Changes(**{f.name: getattr(self, f.name) or getattr(other, f.name) for f in fields(self)})

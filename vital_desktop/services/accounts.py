@@ -54,6 +54,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "import_sheet": frozenset({Role.ENGINEER, Role.ADMIN}),
     "edit_template": frozenset({Role.ENGINEER, Role.ADMIN}),
     "publish_template": frozenset({Role.ENGINEER, Role.ADMIN}),
+    "edit_taxonomy": frozenset({Role.ENGINEER, Role.ADMIN}),
     "generate": frozenset({Role.ENGINEER, Role.ADMIN}),
     "train": frozenset({Role.ENGINEER, Role.ADMIN}),
     "deploy": frozenset({Role.ENGINEER, Role.ADMIN}),

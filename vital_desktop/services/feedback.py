@@ -25,6 +25,7 @@ from vital_desktop.core.ids import iso, utcnow
 from vital_desktop.core.users import User
 from vital_desktop.services import labels
 from vital_desktop.services.accounts import require
+from vital_desktop.services.label_types import get_label_type, list_label_types
 from vital_desktop.services.training import DEFAULT_MIN_PER_CLASS, resolve_model
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import raw_connection
@@ -62,8 +63,54 @@ class FeedbackInfo:
         return asdict(self)
 
 
-def _taxonomy(label_type: str = "classification") -> list[str]:
-    return labels.get_label_type(label_type).classes()
+def _taxonomy(s: Any, label_type: str | None) -> list[str]:
+    return get_label_type(s, label_type).classes() if label_type else []
+
+
+def model_label_type(s: Any, model: ModelRow | None) -> str | None:
+    """The label type a classifier predicts: its card's, else the one classification-like type
+    whose classes hold all of the model's classes (models registered before cards said so)."""
+    if model is None:
+        return None
+    card = model.card or {}
+    if card.get("label_type"):
+        return str(card["label_type"])
+    classes = set(model.classes or [])
+    fits = [t.name for t in list_label_types(s).values() if t.class_field and classes and classes <= set(t.classes())]
+    return fits[0] if len(fits) == 1 else None
+
+
+def correction_classes(store: Store, model: str | None = None) -> list[str]:
+    """The classes an inspector may correct a prediction to: those of the (active) classifier's
+    label type; without one, every class of the site's classification label types."""
+    from vital_desktop.services import registry
+
+    with store.read() as s:
+        row = None
+        if model is not None:
+            row = resolve_model(s, model)
+        else:
+            active = registry.active_model(store, registry.KIND_ONNX)
+            row = s.get(ModelRow, active.id) if active is not None else None
+        name = model_label_type(s, row)
+        if name:
+            return get_label_type(s, name).classes()
+        out: list[str] = []
+        for lt in list_label_types(s).values():
+            if lt.kind == "classification":
+                out += [c for c in lt.classes() if c not in out]
+        return out
+
+
+def _label_type_for(s: Any, model: ModelRow | None, corrected: str, given: str | None) -> str | None:
+    if given:
+        get_label_type(s, given)
+        return given
+    found = model_label_type(s, model)
+    if found or model is not None:
+        return found
+    fits = [t.name for t in list_label_types(s).values() if t.class_field and corrected in t.classes()]
+    return fits[0] if len(fits) == 1 else None
 
 
 def _info(s: Any, row: FeedbackItem) -> FeedbackInfo:
@@ -74,7 +121,7 @@ def _info(s: Any, row: FeedbackItem) -> FeedbackInfo:
         model=f"{model.name}@{model.version}" if model else None, sheet_id=row.sheet_id,
         sheet=sheet.name if sheet else None, item_ref=row.item_ref, predicted_class=row.predicted_class,
         corrected_class=row.corrected_class, corrected_label=row.corrected_label,
-        in_taxonomy=row.corrected_class in _taxonomy(), comment=row.comment, status=row.status,
+        in_taxonomy=row.corrected_class in _taxonomy(s, row.label_type), comment=row.comment, status=row.status,
         canonical_label_id=row.canonical_label_id, review_note=row.review_note, created_by=row.created_by,
         created_at=iso(row.created_at), reviewed_by=row.reviewed_by, reviewed_at=iso(row.reviewed_at),
     )
@@ -90,6 +137,7 @@ def add_feedback(
     item_ref: str | None = None,
     severity: str | None = None,
     comment: str = "",
+    label_type: str | None = None,
 ) -> tuple[FeedbackInfo, Changes]:
     """Flag a prediction (or an item) as wrong and say what it really shows.
 
@@ -103,8 +151,6 @@ def add_feedback(
         raise ValidationError("say what the image really shows: a corrected class is required")
     if len(comment) > MAX_COMMENT:
         raise ValidationError(f"a comment holds at most {MAX_COMMENT} characters")
-    if severity is not None and severity not in ("none", "minor", "major", "critical"):
-        raise ValidationError(f"severity {severity!r} must be none, minor, major or critical")
     with store.session() as s:
         model_id = predicted = None
         if prediction_id is not None:
@@ -133,11 +179,18 @@ def add_feedback(
                                                       SheetItem.item_ref == item_ref)) is None:
                 raise NotFoundError(f"sheet {sheet_row.name!r} has no item {item_ref!r}")
             sheet_id, item = sheet_row.id, item_ref
-        corrected_label: dict[str, Any] = {"defect_type": corrected}
+        type_name = _label_type_for(s, s.get(ModelRow, model_id) if model_id else None, corrected, label_type)
+        lt = get_label_type(s, type_name) if type_name else None
+        corrected_label: dict[str, Any] = {(lt.class_field if lt and lt.class_field else "class"): corrected}
         if severity is not None:
+            field = next((a for a in lt.attributes if a.name == "severity"), None) if lt else None
+            if field is None:
+                raise ValidationError(f"label type {type_name or '(unknown)'} has no severity field")
+            if field.choices and severity not in field.choices:
+                raise ValidationError(f"severity {severity!r} must be one of {', '.join(field.choices)}")
             corrected_label["severity"] = severity
         row = FeedbackItem(
-            prediction_id=prediction_id, model_id=model_id, sheet_id=sheet_id, item_ref=item,
+            prediction_id=prediction_id, model_id=model_id, sheet_id=sheet_id, item_ref=item, label_type=type_name,
             predicted_class=predicted, corrected_class=corrected, corrected_label=corrected_label,
             comment=comment, status="new", created_by=actor.username,
         )
@@ -195,7 +248,7 @@ def accept_feedback(
     feedback_id: str,
     note: str = "",
     expected_version: int | None = None,
-    label_type: str = "classification",
+    label_type: str | None = None,
 ) -> tuple[AcceptResult, Changes]:
     """Expert review: the correction becomes the item's canonical label (a new version).
 
@@ -208,7 +261,11 @@ def accept_feedback(
         row = _open_item(s, feedback_id)
         if not (row.sheet_id and row.item_ref):
             raise ValidationError("this feedback is about an image outside any sheet; import it into a sheet first")
-        taxonomy = _taxonomy(label_type)
+        label_type = label_type or row.label_type
+        if not label_type:
+            raise ValidationError("this feedback names no label type; say which one the correction is for")
+        lt = get_label_type(s, label_type)
+        taxonomy = lt.classes()
         if row.corrected_class not in taxonomy:
             raise ValidationError(
                 f"{row.corrected_class!r} is not a {label_type} class ({', '.join(taxonomy)}); gap analysis lists it "
@@ -216,12 +273,12 @@ def accept_feedback(
         current = s.scalar(sa.select(CanonicalLabel).where(
             CanonicalLabel.sheet_id == row.sheet_id, CanonicalLabel.item_ref == row.item_ref,
             CanonicalLabel.label_type == label_type))
-        data = dict(current.label_data) if current is not None else {}
-        data.update(row.corrected_label or {"defect_type": row.corrected_class})
-        if data.get("defect_type") == "none":
-            data["severity"] = "none"
-        elif data.get("severity") == "none":
-            data.pop("severity")  # a defect cannot keep the clean crystal's severity
+        # The correction replaces the class; attributes judged for the old class are not kept
+        # unless the correction gives them again.
+        data = dict(row.corrected_label or {})
+        if lt.class_field:
+            data = {k: v for k, v in data.items() if k != "class" or lt.class_field == "class"}
+            data[lt.class_field] = row.corrected_class
         keep = {}
         if current is not None:
             keep = dict(allowed_uses=list(current.allowed_uses or []), prohibited_uses=list(current.prohibited_uses or []),
@@ -363,7 +420,8 @@ def gap_analysis(
         feedback_rows = s.execute(sa.select(FeedbackItem.predicted_class, FeedbackItem.corrected_class).where(
             FeedbackItem.model_id == row.id, FeedbackItem.status != "rejected")).all()
         ref = f"{row.name}@{row.version}"
-    taxonomy = _taxonomy()
+    with store.read() as s:
+        taxonomy = _taxonomy(s, model_label_type(s, s.get(ModelRow, row.id)))
     predictions = {c: int(n) for c, n, _, _ in per_class}
     low = {c: int(n_low) for c, _, n_low, _ in per_class}
     flagged = Counter(p for p, _ in feedback_rows if p)

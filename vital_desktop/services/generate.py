@@ -102,7 +102,7 @@ class ClassifierPrelabeler:
         from vital_desktop.services import labels, predict, registry
 
         self.template = template
-        self.class_field = labels.get_label_type(template.label_type).class_field
+        self.class_field = labels.get_label_type(store, template.label_type).class_field
         if not self.class_field:
             raise ValidationError(f"label type {template.label_type!r} has no class field, so a classifier cannot "
                                   "pre-label it; use --ai llm or none")
@@ -447,6 +447,7 @@ def _plan(store: Store, actor: User, *, sheet: str | None, template: str | None,
             names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
             raise NotFoundError(f"no sheet named {sheet!r}" + (f"; sheets here: {', '.join(names)}" if names else ""))
         tmpl = templates._info(templates.resolve(s, template, published_only=True))
+        templates.check_fits_current_label_type(s, tmpl)  # refuses a template made for another version
     ai_mode = ai_mode or "none"
     if ai_mode not in PRELABELERS:
         raise ValidationError(f"unknown AI mode {ai_mode!r}; use {', '.join(PRELABELERS)}")

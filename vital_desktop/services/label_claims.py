@@ -85,7 +85,7 @@ def claim_items(
     the next `count` unlabeled items nobody else holds. Claiming again extends your own claim.
     """
     require(actor, "label")
-    label_types.get_label_type(label_type)
+    label_types.get_label_type(store, label_type)
     if not 1 <= int(minutes) <= MAX_CLAIM_MINUTES:
         raise ValidationError(f"a claim lasts 1 to {MAX_CLAIM_MINUTES} minutes, not {minutes}")
     if item_refs is None and not 1 <= int(count) <= 10_000:

@@ -283,8 +283,11 @@ def apply_table(
     # A single save with no claims around needs no registered batch (each query costs, see the
     # save latency in benchmarks/bench_label_write.py).
     registered = bool(others or mine or incoming.num_rows > SMALL_BATCH)
+    versions = _label_type_versions(session, incoming)
     if registered:
         raw.register(view, incoming)
+    raw.register("_label_type_versions", pa.table({"name": list(versions), "version": list(versions.values())},
+                                                  schema=pa.schema([("name", pa.string()), ("version", pa.string())])))
     try:
         if others:
             _refuse_claimed(raw, actor, view, now)
@@ -295,7 +298,7 @@ def apply_table(
             by_pos = {pos: _record(row) for pos, row in zip(positions, met, strict=True)}
         else:
             by_pos = dict(enumerate(records))
-        outcome = _apply_met(session, raw, actor, by_pos, current, origin, action, now)
+        outcome = _apply_met(session, raw, actor, by_pos, current, origin, action, now, versions)
         made = iter(_insert_new(session, raw, view, incoming, set(current), actor, origin, now))
         label_ids = (tuple(current[pos].id if pos in current else next(made) for pos in range(incoming.num_rows))
                      if incoming.num_rows <= SMALL_BATCH else ())
@@ -304,14 +307,30 @@ def apply_table(
     finally:
         if registered:
             raw.unregister(view)
+        raw.unregister("_label_type_versions")
     session.expire_all()
     return UpsertOutcome(created=incoming.num_rows - len(current), updated=outcome[0], unchanged=outcome[1],
                          conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=label_ids,
                          conflict_ids=tuple(outcome[2]))
 
 
+def _label_type_versions(session: Session, incoming: pa.Table) -> dict[str, str]:
+    """Each label type of the batch → its current published version (what the labels were
+    validated against; recorded on every label and history row)."""
+    from vital_desktop.services.label_types import get_label_type
+
+    out = {}
+    for name in sorted(set(incoming["label_type"].to_pylist())):
+        try:
+            out[name] = get_label_type(session, name).version
+        except ValidationError:
+            continue  # not validated here (e.g. a withdrawal of a type since deleted)
+    return out
+
+
 def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelRecord], current: dict[int, Current],
-               origin: str, action: str, now: Any) -> tuple[int, int, list[str], int]:
+               origin: str, action: str, now: Any, versions: dict[str, str] | None = None
+               ) -> tuple[int, int, list[str], int]:
     """Decide and write the rows that meet a stored label: (updated, unchanged, conflict ids, withdrawn)."""
     history_rows: list[dict] = []
     updates: list[dict] = []
@@ -347,6 +366,7 @@ def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelR
         else:
             row = _row_values(rec, cur.id, cur.version + 1, data_text, allowed, prohibited, reason, actor.username,
                               origin, now)
+            row["label_type_version"] = (versions or {}).get(rec.label_type)
             updates.append(row)
             history_rows.append(_history_values(row, action if action != "set" else "update", rec.reason,
                                                 next(fresh_ids)))
@@ -357,15 +377,17 @@ def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelR
 _NEW_LABEL_SQL = (
     "INSERT INTO canonical_labels (id, sheet_id, item_ref, label_type, label_data, version, allowed_uses, "
     "prohibited_uses, usage_reason, data_classification, confidence, notes, review_state, origin, created_by, "
-    "created_at, updated_by, updated_at) SELECT n.id, n.sheet_id, n.item_ref, n.label_type, n.label_data::JSON, 1, "
-    "n.allowed_uses::JSON, n.prohibited_uses::JSON, n.usage_reason, n.data_classification::JSON, n.confidence, "
-    "n.notes, 'ok', $origin, $by, $now, $by, $now FROM {source} n")
+    "created_at, updated_by, updated_at, label_type_version) SELECT n.id, n.sheet_id, n.item_ref, n.label_type, "
+    "n.label_data::JSON, 1, n.allowed_uses::JSON, n.prohibited_uses::JSON, n.usage_reason, n.data_classification::JSON, "
+    "n.confidence, n.notes, 'ok', $origin, $by, $now, $by, $now, "
+    "(SELECT v.version FROM _label_type_versions v WHERE v.name = n.label_type) FROM {source} n")
 _NEW_HISTORY_SQL = (
     "INSERT INTO canonical_label_history (id, label_id, sheet_id, item_ref, label_type, version, label_data, "
     "allowed_uses, prohibited_uses, usage_reason, data_classification, confidence, notes, origin, action, reason, "
-    "changed_by, changed_at) SELECT n.history_id, n.id, n.sheet_id, n.item_ref, n.label_type, 1, n.label_data::JSON, "
-    "n.allowed_uses::JSON, n.prohibited_uses::JSON, n.usage_reason, n.data_classification::JSON, n.confidence, "
-    "n.notes, $origin, 'create', n.reason, $by, $now FROM {source} n")
+    "changed_by, changed_at, label_type_version) SELECT n.history_id, n.id, n.sheet_id, n.item_ref, n.label_type, 1, "
+    "n.label_data::JSON, n.allowed_uses::JSON, n.prohibited_uses::JSON, n.usage_reason, n.data_classification::JSON, "
+    "n.confidence, n.notes, $origin, 'create', n.reason, $by, $now, "
+    "(SELECT v.version FROM _label_type_versions v WHERE v.name = n.label_type) FROM {source} n")
 
 
 def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: set[int], actor: User, origin: str,
@@ -443,7 +465,7 @@ def _write(session: Session, raw: Any, updates: list[dict], history_rows: list[d
                 "allowed_uses = u.allowed_uses::JSON, prohibited_uses = u.prohibited_uses::JSON, "
                 "usage_reason = u.usage_reason, data_classification = u.data_classification::JSON, "
                 "confidence = u.confidence, notes = u.notes, origin = u.origin, review_state = 'ok', "
-                "updated_by = u.updated_by, updated_at = u.updated_at "
+                "updated_by = u.updated_by, updated_at = u.updated_at, label_type_version = u.label_type_version "
                 "FROM _label_updates u WHERE canonical_labels.id = u.id")
         finally:
             raw.unregister("_label_updates")
@@ -516,10 +538,25 @@ def _history_values(row: dict, action: str, reason: str, history_id: str) -> dic
         "usage_reason": row["usage_reason"], "data_classification": row["data_classification"],
         "confidence": row["confidence"], "notes": row["notes"], "origin": row["origin"], "action": action,
         "reason": reason, "changed_by": row["updated_by"], "changed_at": row["updated_at"],
+        "label_type_version": row.get("label_type_version"),
     }
 
 
 # --- item content changed / erased (called by the sheet services) -----------------------------
+
+
+def flag_for_review(session: Session, label_ids: list[str]) -> int:
+    """Mark labels for an expert's review (review_state ``review``: kept and shown, not trained
+    on until the next saved version clears it), e.g. after a taxonomy split or deprecation. The
+    caller writes the audit row in the same transaction. Returns how many were flagged."""
+    if not label_ids:
+        return 0
+    session.flush()
+    _by_ids(raw_connection(session), list(label_ids),
+            "UPDATE canonical_labels SET review_state = 'review' WHERE id IN (SELECT id FROM {view}) "
+            "AND review_state = 'ok'")
+    session.expire_all()
+    return len(label_ids)
 
 
 def flag_changed_items(session: Session, *, sheet_id: str, item_refs: list[str]) -> int:

@@ -62,6 +62,7 @@ from vital_desktop.services.label_write import (  # noqa: F401 - re-exported
     ErasedLabels,
     erase_labels,
     flag_changed_items,
+    flag_for_review,
     prepare_records,
     upsert_records,
 )

@@ -214,10 +214,10 @@ class _Timer:
         return rows
 
 
-def _class_field(label_type: str) -> str:
-    from vital_desktop.services.labels import get_label_type
+def _class_field(source: Any, label_type: str) -> str:
+    from vital_desktop.services.label_types import get_label_type
 
-    field_name = get_label_type(label_type).class_field
+    field_name = get_label_type(source, label_type).class_field
     if not field_name:
         raise ValidationError(f"label type {label_type!r} has no class to compare predictions with")
     return field_name
@@ -246,7 +246,7 @@ def monitor_report(
     """Compute every monitoring figure for one model over [since, until); optionally record alerts."""
     since_t, until_t = _parse_time(since, "since"), _parse_time(until, "until")
     thresholds = get_thresholds(store)
-    class_field = _class_field(label_type)
+    class_field = _class_field(store, label_type)
     timer = _Timer()
     with store.read() as s:
         row = resolve_model(s, model)

@@ -125,6 +125,7 @@ class PredictionInfo:
     image_width: int | None
     image_height: int | None
     error: str | None = None
+    label_type_note: str = ""  # set when the model was trained on an older label-type version
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "latency_ms": round(self.latency_ms, 3)}
@@ -229,6 +230,9 @@ def predict_images(
     targets = [_Target(str(Path(p))) for p in paths] if paths is not None else _sheet_targets(store, sheet or "", item_refs)
     if not targets:
         raise ValidationError("nothing to classify: no images given")
+    from vital_desktop.services.taxonomy import version_note
+
+    note = version_note(store, info.card.get("label_type"), info.card.get("label_type_version"))
     progress = progress or Progress()
     progress.start(len(targets), f"classifying with {info.ref}")
     out: list[PredictionInfo] = []
@@ -248,7 +252,7 @@ def predict_images(
                 probabilities=result.probabilities, latency_ms=result.latency_ms,
                 image_mean=stats.mean if stats else None, image_std=stats.std if stats else None,
                 image_width=stats.width if stats else None, image_height=stats.height if stats else None,
-                error=result.error,
+                error=result.error, label_type_note=note,
             ))
     progress.finish(f"{len(out)} images classified")
     return out, Changes(predictions=True)

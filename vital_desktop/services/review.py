@@ -110,7 +110,7 @@ def approve(
             raise ValidationError(f"pair for item {pair.item_ref!r} has no pre-label to approve"
                                   + (f" (the AI failed: {pair.ai_error})" if pair.ai_error else "")
                                   + "; give the answer (edit then approve)")
-        label_data = templates.check_answer(tmpl, final)
+        label_data = templates.check_answer(s, tmpl, final)
         result = labels.set_label_in_session(
             s, actor, sheet=sheet.id, item_ref=pair.item_ref, label_type=ts.label_type, label_data=label_data,
             allowed_uses=allowed_uses, prohibited_uses=prohibited_uses, usage_reason=usage_reason,

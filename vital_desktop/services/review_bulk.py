@@ -91,7 +91,7 @@ def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template,
         data = None
         if action == "approve":
             try:
-                data = templates.check_answer(tmpl, answer)
+                data = templates.check_answer(s, tmpl, answer)
             except ValidationError:
                 invalid += 1
                 continue

@@ -215,7 +215,7 @@ def item_statuses(
     and live claims, filtered and paged; `counts` covers the whole sheet."""
     if status not in ITEM_FILTERS:
         raise ValidationError(f"unknown filter {status!r}; use {', '.join(ITEM_FILTERS)}")
-    labels.get_label_type(label_type)
+    labels.get_label_type(store, label_type)
     states = labels.item_status(store, sheet=sheet, label_type=label_type)
     with store.read() as s:
         sheet_row = labels._sheet_row(s, sheet)

@@ -140,6 +140,7 @@ def init_site(
                 accounts.add_user(store, actor=actor, username=username, password=password, role="admin")
                 report.steps.append(f"admin user {username}")
         _ensure_site_identity(store, report)
+        _ensure_label_types(store, report, demo)
         if demo and created_as_demo:
             _install_demo_root(store, report)
             if get_setting(store, "demo_built_at") is None:
@@ -164,6 +165,40 @@ def _admin_sign_in(store: Store, sign_in: SignIn | None) -> User:
     actor = sign_in(store)
     accounts.require(actor, "manage_users")
     return actor
+
+
+def demo_label_type_specs() -> list[dict]:
+    """The demo's label types (its seed data, not the product's)."""
+    from importlib import resources
+
+    text = resources.files("vital_desktop.resources").joinpath("demo", "label_types.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def seed_demo_label_types(store: Store, actor: User = SYSTEM_USER) -> list[str]:
+    """Create the demo's label types that the site does not have yet (idempotent)."""
+    from vital_desktop.services import label_type_edits
+
+    with store.session() as s:
+        return label_type_edits.seed_types(s, actor, demo_label_type_specs(), note="demo seed data")
+
+
+def _ensure_label_types(store: Store, report: InitReport, demo: bool) -> None:
+    """A new site gets the starter set; a store from before label types were site data (labels or
+    templates but no label types) gets the types it was built with, so its labels stay valid."""
+    from vital_desktop.services import label_type_edits, label_types
+    from vital_desktop.store.models import CanonicalLabel, Template
+
+    if label_types.list_label_types(store, drafts=True):
+        return
+    with store.read() as s:
+        legacy = s.scalar(sa.select(CanonicalLabel.id).limit(1)) or s.scalar(sa.select(Template.id).limit(1))
+    if legacy:
+        created = seed_demo_label_types(store)
+        report.steps.append(f"label types of the earlier packaged set recorded as site data ({len(created)})")
+    elif not demo:
+        created = label_type_edits.seed_starter_types(store, SYSTEM_USER)
+        report.steps.append(f"starter label types: {', '.join(created)}")
 
 
 def _user_exists(store: Store, username: str) -> bool:
@@ -210,6 +245,8 @@ def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None,
     report.steps.append(f"{len(DEMO_USERS)} demo users")
     engineer = accounts.get_user(store, "engineer")
     inspector = accounts.get_user(store, "inspector")
+    created = seed_demo_label_types(store, engineer)
+    report.steps.append(f"demo label types ({len(created)} created)")
 
     demo_dir = store.home / "demo-data"
     files = generate_demo_files(demo_dir, seed=seed, progress=progress)
@@ -305,7 +342,9 @@ def _train_demo_classifier(store: Store, actor: User, files: Any, seed: int, pro
                                    name=DEMO_MODEL_NAME)
     path = model.save(store.home / "demo-data" / f"{DEMO_MODEL_NAME}.onnx")
     info, _ = registry.register_model(store, actor=actor, path=path, kind="onnx_classifier", name=DEMO_MODEL_NAME,
-                                   card={**model.card, "origin": "demo site (trained from the demo images)"})
+                                   card={**model.card, "origin": "demo site (trained from the demo images)",
+                                         "label_type": "classification", "label_type_version": "1.0.0",
+                                         "label_type_classes": list(files.classes)})
     registry.activate_model(store, actor=actor, name=DEMO_MODEL_NAME, version=info.version)
     accuracy = model.card.get("metrics", {}).get("accuracy")
     return f"demo classifier {DEMO_MODEL_NAME} v{info.version}" + (f" (held-out accuracy {accuracy:.2f})" if accuracy else "")

@@ -35,8 +35,14 @@ from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationEr
 from vital_desktop.core.ids import iso, new_id, utcnow
 from vital_desktop.core.users import User
 from vital_desktop.inference import prompts
-from vital_desktop.services import labels
 from vital_desktop.services.accounts import require
+from vital_desktop.services.label_types import (
+    LabelType,
+    check_label_data,
+    get_label_type,
+    list_label_types,
+    parse_ref,
+)
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import Template
@@ -46,7 +52,7 @@ VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 BUMPS = ("major", "minor", "patch")
 #: Fields a spec may set, in the order `diff` and `show` present them.
 SPEC_FIELDS = (
-    "label_type", "description", "system_prompt", "user_prompt", "input_schema", "output_schema",
+    "label_type", "label_type_version", "description", "system_prompt", "user_prompt", "input_schema", "output_schema",
     "few_shot", "model_ref", "notes",
 )
 TEXT_FIELDS = ("description", "system_prompt", "user_prompt", "notes")
@@ -75,6 +81,7 @@ class TemplateInfo:
     created_by: str
     created_at: str | None
     published_at: str | None
+    label_type_version: str | None = None  # the label-type version the template is bound to
 
     @property
     def ref(self) -> str:
@@ -122,6 +129,7 @@ def _info(row: Template) -> TemplateInfo:
         input_schema=row.input_schema, output_schema=row.output_schema, few_shot=list(row.few_shot or []),
         model_ref=dict(row.model_ref or {}), notes=row.notes, origin=row.origin, created_by=row.created_by,
         created_at=iso(row.created_at), published_at=iso(row.published_at),
+        label_type_version=row.label_type_version,
     )
 
 
@@ -229,29 +237,52 @@ def first_error(schema: dict, value: Any) -> str | None:
     return f"at {where}: {errors[0].message}"
 
 
-def label_data_from_answer(label_type: str, answer: dict) -> dict:
+def label_data_from_answer(label_type: LabelType, answer: dict) -> dict:
     """The part of an answer that is the canonical label: the label type's own fields.
 
     Answers may carry more (the model's confidence, an explanation the type does not keep).
     """
-    properties = labels.get_label_type(label_type).schema.get("properties", {})
+    properties = label_type.schema.get("properties", {})
     return {key: value for key, value in answer.items() if key in properties}
 
 
-def check_answer(template: TemplateInfo | Template, answer: Any) -> dict:
+def template_label_type(source: Any, template: TemplateInfo | Template) -> LabelType:
+    """The label-type version the template is bound to (the latest published one for templates
+    made before templates were bound to a version)."""
+    return get_label_type(source, template.label_type, template.label_type_version or None)
+
+
+def check_answer(source: Any, template: TemplateInfo | Template, answer: Any) -> dict:
     """Validate an answer against the template's output schema AND its label type; return the label data."""
     if not isinstance(answer, dict):
         raise ValidationError("the answer must be a JSON object")
     problem = first_error(template.output_schema, answer)
     if problem:
         raise ValidationError(f"the answer does not match the output schema of {template.name}@{template.version} {problem}")
-    data = label_data_from_answer(template.label_type, answer)
-    labels.validate_label_data(template.label_type, data)
+    label_type = template_label_type(source, template)
+    data = label_data_from_answer(label_type, answer)
+    check_label_data(label_type, data)
     return data
 
 
-def _check_output_fits_label_type(label_type: str, output_schema: dict) -> None:
-    type_schema = labels.get_label_type(label_type).schema
+def check_fits_current_label_type(source: Any, template: TemplateInfo | Template) -> LabelType:
+    """The label type's current version, if the template's output still fits it; otherwise a
+    `ValidationError` naming the template's label-type version and the current one."""
+    current = get_label_type(source, template.label_type)
+    bound = template.label_type_version or current.version
+    try:
+        _check_output_fits_label_type(current, template.output_schema)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"template {template.name}@{template.version} was made for label type {template.label_type}@{bound}, "
+            f"but the label type is now {current.ref} and the template no longer fits it ({exc.message}); "
+            "edit the template for the new version") from None
+    return current
+
+
+def _check_output_fits_label_type(lt: LabelType, output_schema: dict) -> None:
+    label_type = lt.ref
+    type_schema = lt.schema
     type_props: dict = type_schema.get("properties", {})
     out_props: dict = output_schema.get("properties", {})
     missing = [f for f in type_schema.get("required", []) if f not in out_props]
@@ -276,8 +307,9 @@ def _check_output_fits_label_type(label_type: str, output_schema: dict) -> None:
                 )
 
 
-def validate_spec(spec: dict) -> dict:
-    """Check a whole template spec (see the module docstring); return it normalised.
+def validate_spec(spec: dict, source: Any) -> dict:
+    """Check a whole template spec (see the module docstring) against the label types in
+    `source` (the store or a session); return it normalised, bound to a label-type version.
 
     Raises `ValidationError` naming the first problem.
     """
@@ -294,9 +326,11 @@ def validate_spec(spec: dict) -> dict:
     out: dict[str, Any] = {"name": name}
     label_type = spec.get("label_type")
     if not label_type:
-        raise ValidationError(f"template {name!r} needs a label_type; label types: {', '.join(labels.label_types())}")
-    labels.get_label_type(str(label_type))
-    out["label_type"] = str(label_type)
+        raise ValidationError(f"template {name!r} needs a label_type; label types: "
+                              f"{', '.join(list_label_types(source))}")
+    type_name, type_version = parse_ref(str(label_type))
+    lt = get_label_type(source, type_name, type_version or spec.get("label_type_version") or None)
+    out["label_type"], out["label_type_version"] = lt.name, lt.version
     for key in TEXT_FIELDS:
         value = spec.get(key, "")
         if not isinstance(value, str):
@@ -323,7 +357,7 @@ def validate_spec(spec: dict) -> dict:
             + ", ".join("{{" + p + "}}" for p in unknown_placeholders)
             + f" (input properties: {', '.join(inputs) or 'none'})"
         )
-    _check_output_fits_label_type(out["label_type"], out["output_schema"])
+    _check_output_fits_label_type(lt, out["output_schema"])
     few_shot = spec.get("few_shot", []) or []
     if not isinstance(few_shot, list):
         raise ValidationError("few_shot must be a list of examples")
@@ -340,7 +374,7 @@ def validate_spec(spec: dict) -> dict:
         if problem:
             raise ValidationError(f"few-shot example {number}: its output does not match the output schema {problem}")
         try:
-            labels.validate_label_data(out["label_type"], label_data_from_answer(out["label_type"], example["output"]))
+            check_label_data(lt, label_data_from_answer(lt, example["output"]))
         except ValidationError as exc:
             raise ValidationError(f"few-shot example {number}: {exc.message}") from None
     out["few_shot"] = few_shot
@@ -380,7 +414,7 @@ def create_template(
 ) -> tuple[TemplateInfo, Changes]:
     """Save a new template as a draft (version 1.0.0 unless given). The name must be new."""
     require(actor, "edit_template")
-    spec = validate_spec(spec)
+    spec = validate_spec(spec, store)
     version = ".".join(map(str, parse_version(spec.pop("version", None) or version)))
     with store.session() as s:
         if s.scalar(sa.select(Template.id).where(Template.name == spec["name"]).limit(1)) is not None:
@@ -402,7 +436,7 @@ def update_draft(store: Store, *, actor: User, ref: str, changes: dict) -> tuple
         if row.status == "published":
             raise ConflictError(f"template {row.name}@{row.version} is published and cannot change; "
                                 "edit it to create a new draft version")
-        spec = validate_spec({**_spec_of(row), **_clean_changes(changes)})
+        spec = validate_spec({**_spec_of(row), **_clean_changes(changes)}, s)
         changed = [k for k in SPEC_FIELDS if getattr(row, k) != spec[k]]
         for key in changed:
             setattr(row, key, spec[key])
@@ -439,7 +473,7 @@ def edit_template(
         return update_draft(store, actor=actor, ref=f"{row.name}@{row.version}", changes=changes)
     with store.session() as s:
         row = resolve(s, f"{row.name}@{row.version}")
-        spec = validate_spec({**_spec_of(row), **changes})
+        spec = validate_spec({**_spec_of(row), **changes}, s)
         if all(getattr(row, k) == spec[k] for k in SPEC_FIELDS):
             raise ValidationError(f"the edit changes nothing in {row.name}@{row.version}")
         newest = _versions(s, row.name)[-1].version
@@ -461,7 +495,7 @@ def publish_template(store: Store, *, actor: User, ref: str) -> tuple[TemplateIn
         row = resolve(s, ref)
         if row.status == "published":
             raise ConflictError(f"template {row.name}@{row.version} is already published")
-        validate_spec(_spec_of(row))
+        validate_spec(_spec_of(row), s)
         row.status = "published"
         row.published_at = utcnow()
         s.flush()
@@ -551,7 +585,7 @@ def load_library(store: Store, actor: User) -> tuple[LibraryReport, Changes]:
         spec = dict(spec)
         version = ".".join(map(str, parse_version(spec.pop("version", "1.0.0"))))
         spec.pop("status", None)
-        clean = validate_spec(spec)
+        clean = validate_spec(spec, store)
         with store.session() as s:
             existing = {r.version for r in _versions(s, clean["name"])}
             ref = f"{clean['name']}@{version}"

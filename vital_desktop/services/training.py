@@ -265,17 +265,17 @@ def stratified_split(
     return train, val
 
 
-def _class_field(label_type: str) -> str | None:
-    from vital_desktop.services.labels import get_label_type
+def _class_field(source: Any, label_type: str) -> str | None:
+    from vital_desktop.services.label_types import get_label_type
 
     try:
-        return get_label_type(label_type).class_field
+        return get_label_type(source, label_type).class_field
     except ValidationError:
         return None
 
 
 def _load_pairs(s: Session, ts: TrainingSheet) -> list[_PairRow]:
-    class_field = _class_field(ts.label_type)
+    class_field = _class_field(s, ts.label_type)
     rows = s.scalars(sa.select(QAPair).where(QAPair.training_sheet_id == ts.id).order_by(QAPair.position)).all()
     out = []
     for r in rows:
@@ -484,7 +484,7 @@ def collect_training_set(
             ts = _training_sheet_row(s, training_sheet)
             sheet_row = _sheet_row(s, ts.sheet_id)
             label_type = ts.label_type
-            class_field = _class_field(label_type)
+            class_field = _class_field(s, label_type)
             if not class_field:
                 raise ValidationError(f"training sheet {ts.name!r} has label type {label_type}, which has no class to learn")
             items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_row.id))}
@@ -502,7 +502,7 @@ def collect_training_set(
             template_id, template_version, ts_id = ts.template_id, ts.template_version, ts.id
         else:
             sheet_row = _sheet_row(s, sheet)  # type: ignore[arg-type]
-            class_field = _class_field(label_type)
+            class_field = _class_field(s, label_type)
             if not class_field:
                 raise ValidationError(f"label type {label_type!r} has no class field to learn")
             items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_row.id))}
@@ -540,10 +540,17 @@ def _example(sheet: Sheet, item: SheetItem | None, item_ref: str, cls: str, labe
     return TrainingExample(item_ref, path, cls, label_id, label_version, pair_id)
 
 
-def _check_classes(training_set: TrainingSet, classes: Sequence[str] | None, min_per_class: int) -> list[str]:
-    from vital_desktop.services.labels import get_label_type
+def _label_type_version(store: Store, label_type: str) -> str:
+    from vital_desktop.services.label_types import get_label_type
 
-    taxonomy = get_label_type(training_set.label_type).classes()
+    return get_label_type(store, label_type).version
+
+
+def _check_classes(store: Store, training_set: TrainingSet, classes: Sequence[str] | None,
+                   min_per_class: int) -> list[str]:
+    from vital_desktop.services.label_types import get_label_type
+
+    taxonomy = get_label_type(store, training_set.label_type).classes()
     wanted = list(classes) if classes else taxonomy
     unknown = [c for c in wanted if taxonomy and c not in taxonomy]
     if unknown:
@@ -655,7 +662,7 @@ def train_classifier(
         raise ValidationError(f"model name {name!r} must be 1-64 lower-case letters, digits, '.', '-' or '_'")
     started = time.perf_counter()
     training_set = collect_training_set(store, sheet=sheet, training_sheet=training_sheet, label_type=label_type)
-    wanted = _check_classes(training_set, classes, min_per_class)
+    wanted = _check_classes(store, training_set, classes, min_per_class)
     examples = [e for e in training_set.examples if e.cls in wanted]
     left_out = Counter(e.cls for e in training_set.examples if e.cls not in wanted)
     excluded = dict(training_set.excluded) | {f"class {c} not trained": n for c, n in left_out.items()}
@@ -695,9 +702,14 @@ def train_classifier(
         "temperature": trained.card.get("calibration", {}).get("temperature"),
         "classes": wanted,
         "label_type": training_set.label_type,
+        "label_type_version": _label_type_version(store, training_set.label_type),
         "source": training_set.source,
     }
     card = dict(trained.card)
+    # The model card names the label-type version and class list it learnt (a later taxonomy
+    # change makes the model say it was trained on an older version).
+    card["label_type"], card["label_type_version"] = training_set.label_type, config["label_type_version"]
+    card["label_type_classes"] = list(wanted)
     card["baseline"] = baseline_statistics(stats, [e.cls for e in examples], seed=seed)
     card["lineage"] = {
         "sheet": training_set.sheet_name, "training_sheet_id": training_set.training_sheet_id,
@@ -931,7 +943,7 @@ def evaluate_models(
                                                                            label_type=label_type)
     if not refs:
         raise ValidationError("no held-out labelled items to evaluate on")
-    class_field = _class_field(label_type)
+    class_field = _class_field(store, label_type)
     with store.read() as s:
         sheet_row = _sheet_row(s, sheet)
         items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(

@@ -145,6 +145,49 @@ class Template(Base):
     created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
     created_at: Mapped[dt.datetime] = _now()
     published_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+    label_type_version: Mapped[str | None] = mapped_column(sa.String)  # the label-type version it is bound to
+
+
+# --- LABEL: label types (versioned site data) ----------------------------------------------
+
+
+class LabelTypeRow(Base):
+    """One version of a label type; a published version never changes."""
+
+    __tablename__ = "label_types"
+    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_label_types_version"),)
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    version: Mapped[str] = mapped_column(sa.String, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String, nullable=False, default="draft")
+    title: Mapped[str] = mapped_column(sa.String, nullable=False)
+    description: Mapped[str] = mapped_column(sa.String, nullable=False, default="")
+    kind: Mapped[str] = mapped_column(sa.String, nullable=False)
+    class_field: Mapped[str | None] = mapped_column(sa.String)
+    classes: Mapped[Any] = mapped_column(JSONType, nullable=False, default=list)
+    attributes: Mapped[Any] = mapped_column(JSONType, nullable=False, default=list)
+    schema: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    change_note: Mapped[str] = mapped_column(sa.String, nullable=False, default="")
+    origin: Mapped[str] = mapped_column(sa.String, nullable=False, default="site")
+    created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
+    published_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+
+
+class LabelTypeChange(Base):
+    """One taxonomy change (create, publish, add/rename/merge/split/deprecate a class, import)."""
+
+    __tablename__ = "label_type_changes"
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(sa.String, nullable=False, index=True)
+    from_version: Mapped[str | None] = mapped_column(sa.String)
+    to_version: Mapped[str] = mapped_column(sa.String, nullable=False)
+    action: Mapped[str] = mapped_column(sa.String, nullable=False)
+    details: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    labels_changed: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    labels_flagged: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    changed_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    changed_at: Mapped[dt.datetime] = _now()
 
 
 # --- LABEL: canonical labels ---------------------------------------------------------------
@@ -173,6 +216,7 @@ class CanonicalLabel(Base):
     created_at: Mapped[dt.datetime] = _now()
     updated_by: Mapped[str] = mapped_column(sa.String, nullable=False)
     updated_at: Mapped[dt.datetime] = _now()
+    label_type_version: Mapped[str | None] = mapped_column(sa.String)  # the version it was validated against
 
 
 class CanonicalLabelHistory(Base):
@@ -196,6 +240,7 @@ class CanonicalLabelHistory(Base):
     reason: Mapped[str] = mapped_column(sa.String, nullable=False, default="")
     changed_by: Mapped[str] = mapped_column(sa.String, nullable=False)
     changed_at: Mapped[dt.datetime] = _now()
+    label_type_version: Mapped[str | None] = mapped_column(sa.String)
 
 
 class LabelConflict(Base):
@@ -400,6 +445,7 @@ class FeedbackItem(Base):
     created_at: Mapped[dt.datetime] = _now()
     reviewed_by: Mapped[str | None] = mapped_column(sa.String)
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+    label_type: Mapped[str | None] = mapped_column(sa.String)  # the label type the correction is for
 
 
 class MonitorAlert(Base):

@@ -133,7 +133,7 @@ class TemplateEditor(QDialog):
         self.name = QLineEdit(template.name if template else "")
         self.name.setEnabled(template is None)
         self.label_type = QComboBox()
-        context.query("label types", lambda _op: {n: t.title for n, t in label_service.label_types().items()},
+        context.query("label types", lambda op: {n: t.title for n, t in label_service.label_types(op.store).items()},
                       on_result=self._show_label_types, owner=self)
         self.description = QLineEdit(template.description if template else "")
         self.system_prompt = QPlainTextEdit(template.system_prompt if template else "")

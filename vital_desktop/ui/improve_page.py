@@ -236,9 +236,9 @@ class ImprovePage(Page):
         def load(op):
             recent = predict_service.recent_predictions(op.store, limit=200)
             try:
-                classes = label_service.get_label_type("classification").classes()
+                classes = feedback_service.correction_classes(op.store)
             except Exception:
-                log.debug("no classification taxonomy", exc_info=True)
+                log.debug("no classes to correct to", exc_info=True)
                 classes = []
             return recent, classes
 

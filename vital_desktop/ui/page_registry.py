@@ -39,6 +39,8 @@ PAGES: dict[str, PageSpec] = {
     "calibration": PageSpec("vital_desktop.ui.calibration_page", "CalibrationPage"),
     "bundles": PageSpec("vital_desktop.ui.bundles_page", "BundlesPage", "import_bundle",
                         "Importing and exporting signed bundles is for administrators."),
+    "taxonomy": PageSpec("vital_desktop.ui.taxonomy_page", "TaxonomyPage", "edit_taxonomy",
+                         "Changing the site's label types is for engineers and administrators."),
     "users": PageSpec("vital_desktop.ui.users_page", "UsersPage", "manage_users",
                       "Managing user accounts is for administrators."),
 }

@@ -41,7 +41,8 @@ from vital_desktop.ui.workers import Job
 log = logging.getLogger(__name__)
 
 #: pages beside the pipeline stages: key -> (button text, shortcut shown in the tooltip)
-TOOL_PAGES: dict[str, tuple[str, str]] = {"calibration": ("Calibration", "Ctrl+8"), "bundles": ("Bundles", "Ctrl+9"),
+TOOL_PAGES: dict[str, tuple[str, str]] = {"taxonomy": ("Taxonomy", "engineers and admins"),
+                                          "calibration": ("Calibration", "Ctrl+8"), "bundles": ("Bundles", "Ctrl+9"),
                                           "users": ("Users", "Ctrl+0")}
 
 

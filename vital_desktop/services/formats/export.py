@@ -107,7 +107,7 @@ def export_labels(
     withheld = keep.count(False)
     table = table.filter(pa.array(keep, pa.bool_())) if withheld else table
     if spec is None:
-        spec = type_spec(None, label_type) if label_type else TypeSpec("", "structured", [], None)
+        spec = type_spec(store, label_type) if label_type else TypeSpec("", "structured", [], None)
     export = ExportSet(spec=spec, items=[], rows=table.drop_columns(list(INTERNAL_COLUMNS)), predictions=predictions)
     if entry.kinds:
         for r in table.to_pylist():

@@ -52,5 +52,5 @@ def type_spec(session: Any, name: str) -> TypeSpec:
     """The `TypeSpec` of the label type `name` (a `ValidationError` names the known types)."""
     from vital_desktop.services import label_types
 
-    found = label_types.get_label_type(session, name) if session is not None else label_types.get_label_type(name)
+    found = label_types.get_label_type(session, name)  # session: an open session or the store
     return spec_from_label_type(found)
