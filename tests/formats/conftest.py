@@ -17,6 +17,9 @@ def fresh_site(small_site, tmp_path: Path):
     from vital_desktop.store import open_store
 
     store = open_store(tmp_path / "fresh-home")
+    from vital_desktop.services.site import seed_demo_label_types
+
+    seed_demo_label_types(store)  # the same label types as the small site (site data on both)
     users = {}
     for name, role in ROLES.items():
         accounts.add_user(store, actor=SYSTEM_USER, username=name, password=PASSWORDS[name], role=role)

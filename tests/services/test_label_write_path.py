@@ -188,7 +188,7 @@ def test_template_answers_use_anchored_patterns(small_site) -> None:
     spec["output_schema"]["properties"]["code"] = {"type": "string", "pattern": "^[a-z]+$"}
     info, _ = templates.create_template(small_site.store, actor=small_site.user("engineer"), spec=spec)
     with pytest.raises(ValidationError, match="does not match"):
-        templates.check_answer(info, {"defect_type": "crack", "code": "abc\n"})
+        templates.check_answer(small_site.store, info, {"defect_type": "crack", "code": "abc\n"})
 
 
 def _csv(path: Path, rows: list[list]) -> Path:
