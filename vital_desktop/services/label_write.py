@@ -411,11 +411,15 @@ def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: 
         history_sql = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
                        + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
         for row, label_id, history_id in zip(rows, fresh[:len(keep)], fresh[len(keep):], strict=True):
-            values = {**row, "id": label_id, "origin": origin, "updated_by": actor.username, "updated_at": now}
+            values = {**row, "id": label_id, "origin": origin, "updated_by": actor.username, "updated_at": now,
+                      "label_type_version": None}  # set below, from the batch's label-type versions
             raw.execute(label_sql, [values[c] for c in _LABEL_COLUMNS] + [actor.username, now])
             history = {**values, "id": history_id, "label_id": label_id, "version": 1, "action": "create",
                        "changed_by": actor.username, "changed_at": now}
             raw.execute(history_sql, [history[c] for c in _HISTORY_COLUMNS])
+        for table in ("canonical_labels", "canonical_label_history"):  # the version each was validated against
+            _by_ids(raw, fresh, f"UPDATE {table} SET label_type_version = (SELECT v.version FROM _label_type_versions v "
+                                f"WHERE v.name = {table}.label_type) WHERE id IN (SELECT id FROM {{view}})")
         return fresh[:len(keep)]
     if incoming.filter(incoming["withdraw"]).num_rows:
         raise ValidationError("a bulk batch cannot withdraw labels")
@@ -439,10 +443,10 @@ _CONFLICT_CASTS = {c: "JSON" for c in ("proposed_data", "proposed_allowed_uses",
 _LABEL_COLUMNS = ("id", "sheet_id", "item_ref", "label_type", "label_data", "allowed_uses", "prohibited_uses",
                   "usage_reason", "data_classification", "confidence", "notes", "origin", "updated_by", "updated_at")
 _UPDATE_COLUMNS = ("label_data", "version", "allowed_uses", "prohibited_uses", "usage_reason", "data_classification",
-                   "confidence", "notes", "origin", "updated_by", "updated_at")
+                   "confidence", "notes", "origin", "updated_by", "updated_at", "label_type_version")
 _HISTORY_COLUMNS = ("id", "label_id", "sheet_id", "item_ref", "label_type", "version", "label_data", "allowed_uses",
                     "prohibited_uses", "usage_reason", "data_classification", "confidence", "notes", "origin", "action",
-                    "reason", "changed_by", "changed_at")
+                    "reason", "changed_by", "changed_at", "label_type_version")
 _JSON_COLUMNS = frozenset({"label_data", "allowed_uses", "prohibited_uses", "data_classification"})
 
 
@@ -526,7 +530,7 @@ def _row_values(rec: LabelRecord, label_id: str, version: int, data_text: str, a
         "label_data": data_text, "version": version, "allowed_uses": _json_list(allowed),
         "prohibited_uses": _json_list(prohibited), "usage_reason": reason,
         "data_classification": _json_list(rec.data_classification), "confidence": rec.confidence,
-        "notes": rec.notes, "origin": origin, "updated_by": by, "updated_at": now,
+        "notes": rec.notes, "origin": origin, "updated_by": by, "updated_at": now, "label_type_version": None,
     }
 
 

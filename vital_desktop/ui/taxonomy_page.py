@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import label_type_edits, label_types, taxonomy
 from vital_desktop.services.label_types import KINDS, LabelType
-from vital_desktop.ui.charts import fill_table, permitted, read_only_table
+from vital_desktop.ui.charts import fill_table, read_only_table
+from vital_desktop.ui.permissions import permitted
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button
@@ -193,12 +194,11 @@ class TaxonomyPage(Page):
             self.reload()
 
     def reload(self, select: str | None = None) -> None:
-        store = self.context.store
         wanted = select or (self.current.name if self.current else None)
         self._reloads += 1
         number = self._reloads
-        self.context.run("Label types", lambda _p: label_types.list_label_types(store, drafts=True),
-                         on_result=lambda types: self._show_types(types, wanted, number), visible=False)
+        self.context.query("Label types", lambda op: label_types.list_label_types(op.store, drafts=True),
+                           on_result=lambda types: self._show_types(types, wanted, number), owner=self)
 
     def _show_types(self, types: dict[str, LabelType], select: str | None, number: int = 0) -> None:
         if number and number != self._reloads:
@@ -235,10 +235,10 @@ class TaxonomyPage(Page):
             self.class_list.addItem(item)
         self.attributes.setPlainText(json.dumps([a.to_dict() for a in lt.attributes], indent=1, ensure_ascii=False))
         self.publish_button.setEnabled(self.can_edit and lt.status == "draft")
-        store, name = self.context.store, lt.name
-        self.context.run("Label type versions", lambda _p: (label_types.versions(store, name),
-                                                            label_type_edits.history(store, name)),
-                         on_result=self._show_versions, visible=False)
+        name = lt.name
+        self.context.query("Label type versions", lambda op: (label_types.versions(op.store, name),
+                                                              label_type_edits.history(op.store, name)),
+                           on_result=self._show_versions, owner=self)
 
     def _show_versions(self, result: tuple[list[LabelType], list[dict]]) -> None:
         versions, history = result
@@ -269,12 +269,12 @@ class TaxonomyPage(Page):
     def _preview(self, action: str, args: dict) -> None:
         if self.current is None:
             return
-        store, name = self.context.store, self.current.name
+        name = self.current.name
         self.pending = None
         self.apply_button.setEnabled(False)
-        self.context.run("Preview taxonomy change", lambda _p: taxonomy.preview(store, name, action, **args),
-                         on_result=lambda impact: self._previewed(action, args, impact),
-                         on_error=self._failed, visible=False)
+        self.context.query("Preview taxonomy change", lambda op: taxonomy.preview(op.store, name, action, **args),
+                           on_result=lambda impact: self._previewed(action, args, impact),
+                           on_error=self._failed, owner=self)
 
     def _previewed(self, action: str, args: dict, impact: taxonomy.Impact) -> None:
         self.pending = (action, args)
@@ -326,22 +326,23 @@ class TaxonomyPage(Page):
     def apply_pending(self) -> None:
         if self.pending is None or self.current is None:
             return
-        (action, args), store, user, name = self.pending, self.context.store, self.context.user, self.current.name
+        (action, args), name = self.pending, self.current.name
         self.apply_button.setEnabled(False)
-        self.context.run_change("Apply taxonomy change", lambda _p: taxonomy.apply(store, user, name, action, **args),
-                                on_result=lambda impact: self.message.setText(impact.text()), on_error=self._failed)
+        self.context.change("Apply taxonomy change",
+                            lambda op: taxonomy.apply(op.store, op.actor, name, action, **args),
+                            on_result=lambda impact: self.message.setText(impact.text()), on_error=self._failed,
+                            owner=self)
 
     def create_type(self) -> None:
-        store, user = self.context.store, self.context.user
         kind = self.new_kind.currentText()
         classes = [c.strip() for c in self.new_classes.text().split(",")] if self.new_classes.text().strip() else []
         spec = {"name": self.new_name.text().strip(), "kind": kind, "classes": classes}
         draft = self.new_draft.isChecked()
 
-        def create(_p: Any) -> tuple[LabelType, Changes]:
-            return label_type_edits.create_label_type(store, user, spec, draft=draft), Changes(label_types=True)
+        def create(op: Any) -> tuple[LabelType, Changes]:
+            return label_type_edits.create_label_type(op.store, op.actor, spec, draft=draft), Changes(label_types=True)
 
-        self.context.run_change("Create label type", create, on_result=self._created, on_error=self._failed)
+        self.context.change("Create label type", create, on_result=self._created, on_error=self._failed, owner=self)
 
     def _created(self, lt: LabelType) -> None:
         self.message.setText(f"created {lt.ref} ({lt.status})")
@@ -352,23 +353,23 @@ class TaxonomyPage(Page):
     def publish(self) -> None:
         if self.current is None:
             return
-        store, user, name = self.context.store, self.context.user, self.current.name
+        name = self.current.name
 
-        def run(_p: Any) -> tuple[LabelType, Changes]:
-            return label_type_edits.publish(store, user, name), Changes(label_types=True)
+        def run(op: Any) -> tuple[LabelType, Changes]:
+            return label_type_edits.publish(op.store, op.actor, name), Changes(label_types=True)
 
-        self.context.run_change("Publish label type", run,
-                                on_result=lambda lt: self.message.setText(f"published {lt.ref}"), on_error=self._failed)
+        self.context.change("Publish label type", run, on_result=lambda lt: self.message.setText(f"published {lt.ref}"),
+                            on_error=self._failed, owner=self)
 
     def show_diff(self) -> None:
         if self.current is None:
             return
-        store, name = self.context.store, self.current.name
+        name = self.current.name
         old, new = self.diff_from.currentData(), self.diff_to.currentData()
-        self.context.run("Diff label type versions",
-                         lambda _p: label_type_edits.diff_versions(store, name, old, new),
-                         on_result=self._show_diff, on_error=lambda exc: self.diff_text.setPlainText(error_text(exc)),
-                         visible=False)
+        self.context.query("Diff label type versions",
+                           lambda op: label_type_edits.diff_versions(op.store, name, old, new),
+                           on_result=self._show_diff, on_error=lambda exc: self.diff_text.setPlainText(error_text(exc)),
+                           owner=self)
 
     def _show_diff(self, out: dict) -> None:
         lines = [f"{out['from']} → {out['to']}"]
