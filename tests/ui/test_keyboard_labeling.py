@@ -144,6 +144,7 @@ def test_a_full_labeling_and_review_session_by_keys_alone(qtbot, window, store, 
 
     qtbot.waitUntil(counters_agree, timeout=5000)
     assert page.position_label.text().startswith("1 / ")
+    assert "none yet" in page.canonical.text()  # beside the AI answer: the item's canonical label now
 
     # E: an answer that breaks the schema is refused in the dialog, which keeps the text.
     target = page.pair.item_ref

@@ -412,29 +412,42 @@ class LabelPage(Page):
             self.image_view.show_pixmap(self.context.images.image(path), "no image")
 
     def _request_canonical(self, pair: PairInfo) -> None:
-        """Show the item's canonical label as it is now, beside the AI answer (read in the background)."""
+        """Show the item's canonical label as it is now, beside the AI answer (the pair carries it;
+        read in the background when it does not)."""
         assert self.current is not None
         if pair.current_label_version is None:
             self.canonical.setText(f"<span style='color:{theme.MUTED}'>none yet: approving creates it</span>")
             return
+        data = getattr(pair, "current_label_data", None)
+        if data is not None:
+            self._show_canonical(pair.item_ref, data, pair.current_label_version, getattr(pair, "current_label_by", ""))
+            return
         self.canonical.setText(f"<span style='color:{theme.MUTED}'>v{pair.current_label_version} …</span>")
         sheet, label_type, item_ref = self.current.sheet_name, self.current.label_type, pair.item_ref
-        label_ops.query(self.context, "canonical label", lambda op: label_service.get_label(
-            op.store, sheet=sheet, item_ref=item_ref, label_type=label_type),
-            on_result=lambda label: self._show_canonical(item_ref, label), key="review-canonical", owner=self)
 
-    def _show_canonical(self, item_ref: str, label: label_service.LabelInfo | None) -> None:
+        def arrived(label: label_service.LabelInfo | None) -> None:
+            if label is None:
+                self._show_canonical(item_ref, None, None, None)
+            else:
+                self._show_canonical(item_ref, label.label_data, label.version, label.updated_by)
+
+        label_ops.query(self.context, "canonical label", lambda op: label_service.get_label(
+            op.store, sheet=sheet, item_ref=item_ref, label_type=label_type), on_result=arrived,
+            key="review-canonical", owner=self)
+
+    def _show_canonical(self, item_ref: str, data: dict | None, version: int | None, by: str | None) -> None:
         pair = self.pair
         if pair is None or pair.item_ref != item_ref:
             return
-        if label is None:
+        if data is None:
             self.canonical.setText(f"<span style='color:{theme.MUTED}'>none yet: approving creates it</span>")
             return
-        same = pair.answer is not None and label.label_data == pair.answer
+        same = pair.answer is not None and data == pair.answer
         note = "same as the AI answer" if same else "differs from the AI answer"
         color = theme.SUCCESS if same else theme.WARNING
-        self.canonical.setText(f"<span style='font-family:monospace'>{_summary_line(label.label_data)}</span><br>"
-                               f"<span style='color:{theme.MUTED}'>v{label.version} by {label.updated_by}</span> · "
+        who = f" by {by}" if by else ""
+        self.canonical.setText(f"<span style='font-family:monospace'>{_summary_line(data)}</span><br>"
+                               f"<span style='color:{theme.MUTED}'>v{version}{who}</span> · "
                                f"<span style='color:{color}'>{note}</span>")
 
     def next_pair(self) -> None:

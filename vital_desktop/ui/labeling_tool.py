@@ -347,7 +347,10 @@ class CanonicalLabelingTool(Page):
         self.image_view.set_shape_model(self.form.shape_model)
         hint = HINTS.get(self.form.shape_kind, HINTS[None])
         if len(self.form.classes) > len(DIGIT_KEYS):
-            hint = hint.replace("1–9", f"1–9, 0 (first ten of {len(self.form.classes)}) · type a name to filter", 1)
+            count = len(self.form.classes)
+            hint = hint.replace("1–9 pick a class", f"1–9, 0 pick one of the first ten of {count} classes · type a "
+                                "name to filter", 1).replace("1–9 class", f"1–9, 0 class (first ten of {count}) · "
+                                                             "type a name to filter", 1)
         self.hint.setText(hint)
         self.image_view.setFocus()  # the keyboard's home: digits, letters (filter), Enter, Backspace
 
