@@ -34,10 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_keygen)
 
     p = sub.add_parser("build", help="sign an update bundle for one or more sites")
-    p.add_argument("--channel", required=True, choices=["models", "templates", "labels", "config"])
+    p.add_argument("--channel", required=True, choices=["models", "templates", "labels", "config", "taxonomy"])
     p.add_argument("--model", type=Path, action="append", default=[], help="ONNX or GGUF file (with --card)")
     p.add_argument("--card", type=Path, action="append", default=[], help="model card JSON, one per --model")
     p.add_argument("--template", type=Path, action="append", default=[], help="template JSON file")
+    p.add_argument("--label-type", type=Path, action="append", default=[],
+                   help="label type JSON file (name, version, kind, classes…; taxonomy channel)")
     p.add_argument("--labels", type=Path, action="append", default=[], help="canonical labels Parquet file")
     p.add_argument("--config", type=Path, action="append", default=[], help="settings JSON (keys hub.*)")
     p.add_argument("--site", action="append", required=True, help="target site id (repeat)")
@@ -104,6 +106,9 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     for index, template in enumerate(args.template):
         sources.append(PayloadSource(f"template-{index}", "template", template.name,
                                      data=canonical.dumps(json.loads(template.read_text("utf-8")))))
+    for index, label_type in enumerate(args.label_type):
+        sources.append(PayloadSource(f"label-type-{index}", "label_type", label_type.name,
+                                     data=canonical.dumps(json.loads(label_type.read_text("utf-8")))))
     for index, labels in enumerate(args.labels):
         sources.append(PayloadSource(f"labels-{index}", "canonical_labels", labels.name, path=labels))
     for index, config in enumerate(args.config):

@@ -341,7 +341,7 @@ def test_cli_hub_build_site_verify_import_export_ingest(bundle_site_template, tm
     out = _run(["vital_desktop.hub_cli", "--hub", str(hubdir), "--json", "ingest", exported, "--out",
                 str(tmp_path / "landing")], env)
     assert out.returncode == 0, out.stderr
-    assert len(json.loads(out.stdout)["files"]) == 5  # four tables and the signed audit head
+    assert len(json.loads(out.stdout)["files"]) == 6  # five tables (label types too) and the signed audit head
     out = _run(["vital_desktop.cli", "--json", "bundle", "ledger"], env)
     outcomes = [r["outcome"] for r in json.loads(out.stdout)["ledger"]]
     assert "accepted" in outcomes and "exported" in outcomes

@@ -34,7 +34,7 @@ from vital_desktop.bundles.seal import Binding, Opener
 from vital_desktop.bundles.trust import Check, HubContext, Root, check_audit_head, decide_export, load_trusted_root
 from vital_desktop.bundles.writer import PayloadSource, WrittenBundle, write_bundle, write_file_atomically
 
-UPDATE_CHANNELS = ("models", "templates", "labels", "config")
+UPDATE_CHANNELS = ("models", "templates", "labels", "config", "taxonomy")
 DAY = 86400
 YEAR = 365 * DAY
 
@@ -57,7 +57,8 @@ def root_document(*, version: int, name: str, root_keys: list[SigningKey], root_
         "issued_at": issued_at, "expires": expires,
         "root_keys": {k.key_id: {"public": k.public_raw.hex(), "name": f"root-{i + 1}"} for i, k in enumerate(root_keys)},
         "root_threshold": root_threshold, "signing_keys": signing,
-        "thresholds": thresholds or {"models": 1, "templates": 1, "labels": 1, "truststore": 2, "config": 2},
+        "thresholds": thresholds or {"models": 1, "templates": 1, "labels": 1, "truststore": 2, "config": 2,
+                                     "taxonomy": 1},
         "revoked": sorted(revoked or []),
         "hub_encryption_key": {"key_id": key_id(encryption_public), "public": encryption_public.hex()},
     }

@@ -20,7 +20,7 @@ from vital_desktop.bundles import canonical
 from vital_desktop.bundles.errors import BundleRefused
 from vital_desktop.bundles.limits import MAX_BUNDLE_BYTES, MAX_MANIFEST_BYTES
 
-CHANNELS = ("models", "templates", "labels", "truststore", "config", "exports")
+CHANNELS = ("models", "templates", "labels", "truststore", "config", "exports", "taxonomy")
 
 #: What each channel may carry. A kind outside its channel is refused.
 CHANNEL_KINDS: dict[str, frozenset[str]] = {
@@ -29,7 +29,8 @@ CHANNEL_KINDS: dict[str, frozenset[str]] = {
     "labels": frozenset({"canonical_labels"}),
     "truststore": frozenset({"root_metadata"}),
     "config": frozenset({"config"}),
-    "exports": frozenset({"canonical_labels", "feedback", "predictions", "mc_results", "audit_head"}),
+    "exports": frozenset({"canonical_labels", "feedback", "predictions", "mc_results", "audit_head", "label_types"}),
+    "taxonomy": frozenset({"label_type"}),  # label types the hub publishes (one JSON document per version)
 }
 
 #: Which way a channel flows. Exports go up; everything else comes down from the hub.

@@ -26,6 +26,10 @@ ONNX_REQUIRED_PROPS = ("vital.classes", "vital.input_size")
 
 #: Parquet columns each table kind must have (more columns are allowed and kept for the hub).
 TABLE_COLUMNS: dict[str, dict[str, pa.DataType]] = {
+    "label_types": {  # a site export: the site's own label-type versions (its local taxonomy changes)
+        "name": pa.string(), "version": pa.string(), "status": pa.string(), "kind": pa.string(),
+        "document": pa.string(), "created_by": pa.string(), "created_at": pa.timestamp("us"),
+    },
     "canonical_labels": {
         "sheet_name": pa.string(), "item_ref": pa.string(), "label_type": pa.string(), "label_data": pa.string(),
         "version": pa.int64(), "allowed_uses": pa.string(), "prohibited_uses": pa.string(),
@@ -84,6 +88,14 @@ def check_template(entry: Entry, path: Path) -> CheckedPayload:
             jsonschema.Draft202012Validator.check_schema(document[key])
         except jsonschema.SchemaError as exc:
             raise _refuse(entry, f"{key} is not a valid JSON Schema: {exc.message[:200]}") from exc
+    return CheckedPayload(entry, path, json=document)
+
+
+def check_label_type(entry: Entry, path: Path) -> CheckedPayload:
+    """A published label-type version from the hub (its classes and fields; the site derives and
+    checks the schema when it applies it)."""
+    document = _read_json(entry, path)
+    validate_schema(document, "label_type.schema.json", "content")
     return CheckedPayload(entry, path, json=document)
 
 
@@ -215,6 +227,7 @@ CHECKERS: dict[str, Callable[[Entry, Path], CheckedPayload]] = {
     "gguf_model": check_gguf,
     "model_card": check_model_card,
     "template": check_template,
+    "label_type": check_label_type,
     "config": check_config,
     "root_metadata": check_root_metadata,
     "audit_head": check_audit_head,

@@ -62,7 +62,8 @@ class HubKeys:
         return cls(
             tuple(SigningKey.generate() for _ in range(3)),
             {"models": (SigningKey.generate(),), "templates": (SigningKey.generate(),),
-             "labels": (SigningKey.generate(),), "config": (SigningKey.generate(), SigningKey.generate())},
+             "labels": (SigningKey.generate(),), "config": (SigningKey.generate(), SigningKey.generate()),
+             "taxonomy": (SigningKey.generate(),)},
             EncryptionKey.generate(),
         )
 
@@ -122,6 +123,10 @@ class HubSimulator:
         document = samples.template_document()
         document.update(changes)
         return [Payload("template", "template", f"{document['name'].replace(' ', '-')}-{document['version']}.json",
+                        canonical.dumps(document))]
+
+    def label_type_payload(self, document: dict[str, Any]) -> list[Payload]:
+        return [Payload("label-type", "label_type", f"{document['name']}-{document['version']}.json",
                         canonical.dumps(document))]
 
     def labels_payload(self, rows: list[dict[str, Any]]) -> list[Payload]:

@@ -508,12 +508,31 @@ def _apply_config(s: Session, actor: User, evaluation: Evaluation,
     return {"settings": sorted(keys)}, Changes()
 
 
+def _apply_taxonomy(s: Session, actor: User, evaluation: Evaluation,
+                    model_files: dict[str, Path]) -> tuple[dict[str, Any], Changes]:
+    """Hub label-type versions: new ones published; one that disagrees with a local edit is held
+    for review beside it (never overwriting the site's change)."""
+    from vital_desktop.services import label_type_edits
+
+    outcomes: dict[str, list[str]] = {"added": [], "unchanged": [], "stale": [], "review": []}
+    for payload in evaluation.payloads:
+        doc = _json_payload(payload)
+        try:
+            outcome = label_type_edits.apply_hub_version(s, actor, doc)
+        except VitalError as exc:
+            raise BundleRefused("content", f"label type in {payload.entry.name}: {exc.message}") from exc
+        outcomes[outcome].append(f"{doc['name']}@{doc['version']}")
+    return ({f"label_types_{k}": v for k, v in outcomes.items()},
+            Changes(label_types=bool(outcomes["added"] or outcomes["review"])))
+
+
 APPLIERS: dict[str, Callable[[Session, User, Evaluation, dict[str, Path]], tuple[dict[str, Any], Changes]]] = {
     "models": _apply_models,
     "templates": _apply_templates,
     "labels": _apply_labels,
     "truststore": _apply_truststore,
     "config": _apply_config,
+    "taxonomy": _apply_taxonomy,
 }
 
 

@@ -54,6 +54,16 @@ from vital_desktop.store.models import (
 # --- export ---------------------------------------------------------------------------------------
 
 EXPORT_QUERIES: dict[str, str] = {
+    # the site's own label-type versions (its local taxonomy changes), for the hub
+    "label_types": """
+        SELECT ? AS site_id, t.name, t.version, t.status, t.kind,
+               CAST(json_object('name', t.name, 'version', t.version, 'title', t.title, 'description', t.description,
+                                'kind', t.kind, 'class_field', t.class_field, 'classes', t.classes,
+                                'attributes', t.attributes, 'schema', t.schema, 'change_note', t.change_note)
+                    AS VARCHAR) AS document,
+               t.created_by, CAST(t.created_at AS TIMESTAMP) AS created_at
+        FROM label_types t WHERE t.origin = 'site' AND t.status = 'published'
+          AND t.created_at > ? AND t.created_at <= ? ORDER BY t.created_at, t.name""",
     "canonical_labels": """
         SELECT c.id AS label_id, ? AS site_id, c.sheet_id, s.name AS sheet_name, c.item_ref, c.label_type,
                CAST(c.label_data AS VARCHAR) AS label_data, CAST(c.version AS BIGINT) AS version,

@@ -249,3 +249,58 @@ def seed_starter_types(store: Store, actor: User) -> list[str]:
         if version_heads(s):
             return []
         return seed_types(s, actor, STARTER_TYPES, note="starter set")
+
+
+# --- from the hub (taxonomy bundles) ------------------------------------------------------------
+
+
+def pending_hub_versions(source: Any, name: str | None = None) -> list[LabelType]:
+    """Hub versions held for review because they disagreed with a local edit."""
+    def find(session: Session) -> list[LabelType]:
+        query = sa.select(LabelTypeRow).where(LabelTypeRow.status == "review")
+        if name is not None:
+            query = query.where(LabelTypeRow.name == name)
+        return [from_row(r) for r in session.scalars(query.order_by(LabelTypeRow.name, LabelTypeRow.created_at))]
+    return with_session(source, find)
+
+
+def apply_hub_version(session: Session, actor: User, document: dict) -> str:
+    """Apply one label-type version published by the hub, inside the import's transaction.
+
+    Returns ``added`` (a new version, published: lookups use it from now on), ``unchanged``
+    (already here, same content), ``stale`` (older than what the site has from the hub) or
+    ``review``: the site changed this label type locally since the hub's last version (or made
+    its own type of that name), so the hub's version is kept beside it with status ``review``
+    instead of overwriting the local edit. Raises `ValidationError` for a version that is not a
+    valid label type and `ConflictError` when the same version exists with other content."""
+    from vital_desktop.services.label_types import parse_version
+
+    spec = {k: document[k] for k in ("name", "title", "description", "kind", "class_field", "classes", "attributes",
+                                     "schema") if k in document and document[k] is not None}
+    lt = build_label_type(spec, version=str(document["version"]), status="published", origin="hub")
+    lt = LabelType(**{**lt.__dict__, "change_note": str(document.get("change_note") or "from the hub")})
+    rows = version_heads(session, lt.name)
+    existing = next((r for r in rows if r[2] == lt.version), None)
+    if existing is not None:
+        here = from_row(session.get(LabelTypeRow, existing[0]))
+        if here.spec() == lt.spec():
+            return "unchanged"
+        raise ConflictError(f"label type {lt.ref} already exists here with other content "
+                            "(published versions are immutable)")
+    local = [from_row(session.get(LabelTypeRow, r[0])) for r in rows if r[3] in ("published", "draft")]
+    from_hub = [v for v in local if v.origin == "hub"]
+    newest_hub = max((parse_version(v.version) for v in from_hub), default=None)
+    if newest_hub is not None and parse_version(lt.version) < newest_hub:
+        return "stale"
+    local_edits = [v for v in local if v.origin != "hub" and (newest_hub is None
+                                                               or parse_version(v.version) > newest_hub)]
+    status = "review" if local_edits else "published"
+    if status == "published" and local and parse_version(lt.version) <= max(parse_version(v.version) for v in local):
+        status = "review"  # cannot become the newest version: a person decides
+    stored = insert_version(session, actor, LabelType(**{**lt.__dict__, "status": status}))
+    record_change(session, actor, lt.name, None, lt.version, "hub_import" if status == "published" else "hub_review",
+                  {"origin": "hub", "status": status,
+                   "local_versions": [v.version for v in local_edits]})
+    audit.record(session, actor, "label_type.hub_" + ("import" if status == "published" else "review"), stored.ref,
+                 {"status": status, "local_edits": [v.ref for v in local_edits]})
+    return "added" if status == "published" else "review"

@@ -425,7 +425,7 @@ def _load(session: Session, row_id: str, status: str) -> LabelType:
 def pick_version(rows: list[tuple[str, str, str, str]], version: str | None, *, drafts: bool) -> tuple | None:
     if version is not None:
         return next((r for r in rows if r[2] == version), None)
-    usable = [r for r in rows if r[3] == "published" or drafts]
+    usable = [r for r in rows if r[3] == "published" or (drafts and r[3] == "draft")]  # never "review"
     return max(usable, key=lambda r: (parse_version(r[2]), r[3] == "draft"), default=None)
 
 
