@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa
 
-from benchmarks._common import Timer, write_report
+from benchmarks._common import RESULTS, Timer, write_report
 from vital_desktop.core.ids import new_ids
 from vital_desktop.core.users import SYSTEM_USER
 from vital_desktop.services import erasure, formats, labels, sheet_rescan, sheets
@@ -211,19 +211,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vital-bench-formats-"))
     report: dict = {"date": time.strftime("%Y-%m-%d"), "git_commit": git_commit(),
                     "load_average_start": os.getloadavg(), "scale": vars(args)}
+    previous = RESULTS / "formats.json"
+    if only and previous.is_file():  # re-measuring some sections keeps the others (each names its own run)
+        kept = json.loads(previous.read_text())
+        report = {k: v for k, v in kept.items() if k not in ("benchmark", "machine")} | {"scale_" + "-".join(
+            sorted(only)): vars(args)}
+    sections = [("import", "sheet_import_vs_floor", lambda: bench_sheet_import(work / "import", args.images, args.repeats)),
+                ("coco", "coco_import_and_exports", lambda: bench_coco(work / "coco", args.images)),
+                ("rescan", "rescan", lambda: bench_rescan(work / "rescan", args.rescan_items)),
+                ("erase", "erase", lambda: bench_erase(work / "erase", args.erase_labels))]
     try:
-        if not only or "import" in only:
-            report["sheet_import_vs_floor"] = bench_sheet_import(work / "import", args.images, args.repeats)
-        if not only or "coco" in only:
-            report["coco_import_and_exports"] = bench_coco(work / "coco", args.images)
-        if not only or "rescan" in only:
-            report["rescan"] = bench_rescan(work / "rescan", args.rescan_items)
-        if not only or "erase" in only:
-            report["erase"] = bench_erase(work / "erase", args.erase_labels)
+        for short, key, run in sections:
+            if not only or short in only:
+                load_before = os.getloadavg()
+                report[key] = {**run(), "git_commit": git_commit(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                               time.gmtime()), "load_average_before": load_before, "load_average_after": os.getloadavg()}
+                report["load_average_end"] = os.getloadavg()
+                write_report("formats", report)  # after each section: a long run stopped early keeps what it measured
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report["load_average_end"] = os.getloadavg()
-    write_report("formats", report)
 
 
 if __name__ == "__main__":

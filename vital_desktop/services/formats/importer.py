@@ -30,6 +30,7 @@ from vital_desktop.services.formats.base import (
     tidy,
 )
 from vital_desktop.services.formats.geometry import check_shapes
+from vital_desktop.services.formats.jsonio import forget_parsed
 from vital_desktop.services.formats.types import type_spec
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
@@ -197,7 +198,10 @@ def import_labels(
         raise ValidationError(f"{path} does not exist")
     progress.start(4, f"reading {path.name}")
     assert entry.read is not None
-    images = entry.read(path)
+    try:
+        images = entry.read(path)
+    finally:
+        forget_parsed()
     with store.read() as s:
         spec = type_spec(s, label_type)
         kinds = entry.read_kinds or entry.kinds

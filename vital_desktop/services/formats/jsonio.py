@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,20 @@ def _check_size(path: Path) -> None:
 
 
 def load_json(path: Path) -> Any:
-    """Parse a JSON file; truncated or invalid JSON is a `ValidationError` with line and column."""
+    """Parse a JSON file; truncated or invalid JSON is a `ValidationError` with line and column.
+
+    The last few parses are kept (by path, size and modification time): recognising the format
+    and then reading the file would otherwise parse a large export several times. Callers must
+    not modify what they get.
+    """
     _check_size(path)
+    stat = path.stat()
+    return _load_json_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_json_cached(path_text: str, _size: int, _mtime_ns: int) -> Any:
+    path = Path(path_text)
     try:
         with open(path, encoding="utf-8-sig") as handle:
             return json.load(handle)
@@ -29,6 +42,11 @@ def load_json(path: Path) -> Any:
             from None
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{path.name} is not UTF-8 text: {exc.reason}") from None
+
+
+def forget_parsed() -> None:
+    """Drop the kept parses (a big export's objects should not outlive its import)."""
+    _load_json_cached.cache_clear()
 
 
 def peek_json(path: Path) -> Any | None:
