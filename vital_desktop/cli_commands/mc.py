@@ -111,16 +111,18 @@ def _options(args):
 def _detector(args, name: str | None, store=None):
     from vital_desktop.montecarlo import Detector, detector_preset
 
-    if store is not None and name is not None:
+    def lookup(preset: str) -> Detector:
+        if store is None:
+            return detector_preset(preset)
         from vital_desktop.services import calibration
 
-        detector_preset = lambda n: calibration.resolve_detector(store, n)  # noqa: E731 - site presets too
+        return calibration.resolve_detector(store, preset)  # site presets too
 
     if name is None and args.crystal_material and args.crystal_radius_cm is not None and args.crystal_height_cm is not None:
         det = Detector(name="custom", material=args.crystal_material, radius_cm=args.crystal_radius_cm,
                        height_cm=args.crystal_height_cm)
     else:
-        det = detector_preset(name or "nai-3x3")
+        det = lookup(name or "nai-3x3")
     changes = {}
     if args.crystal_material:
         changes["material"] = args.crystal_material
@@ -231,7 +233,8 @@ def _sweep(ctx: CliContext, args) -> dict:
         energies = _split(args.energies_kev, float)
     except ValueError as exc:
         raise ValidationError(f"distances and energies must be comma-separated numbers: {exc}") from None
-    emissions = [(None, (Line(e, 1.0),), "per_line") for e in energies]
+    emissions: list[tuple[str | None, tuple[Line, ...], str]] = [(None, (Line(e, 1.0),), "per_line")
+                                                                 for e in energies]
     for n in _split(args.nuclides):
         if has_scheme(n) and not args.per_line:
             name = scheme_name(n)

@@ -181,7 +181,11 @@ def build_scheme(nuclide: str, data: dict, tolerances: dict | None = None) -> De
     lv_first = np.zeros(n_lv, dtype=np.int64)
     lv_n = np.zeros(n_lv, dtype=np.int64)
     lv_dau = np.zeros(n_lv, dtype=np.int64)
-    tr_cum, tr_to, tr_e, tr_pg, tr_pkx = [], [], [], [], []
+    tr_cum: list[float] = []
+    tr_to: list[int] = []
+    tr_e: list[float] = []
+    tr_pg: list[float] = []
+    tr_pkx: list[float] = []
     for (daughter, _energy), index in sorted(levels.items(), key=lambda kv: kv[1]):
         outs = by_level[index]
         lv_first[index] = len(tr_to)

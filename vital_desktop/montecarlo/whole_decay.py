@@ -196,7 +196,7 @@ def simulate_whole_decays(
     if opts.spectrum_max_kev is None:
         line_config = replace(line_config, options=replace(opts, spectrum_max_kev=1.05 * top))
     per_line = simulate(line_config, histories=n_hist, seed=seed, workers=workers,
-                        progress=_SubProgress(progress, 0, 2 * n_hist))
+                        progress=_SubProgress(progress, 0, 2 * n_hist))  # type: ignore[arg-type]  # duck-typed
     problem = build_problem(line_config)
     peak_e, entries = _peak_table(scheme, lines)
     sizes = plan_chunks(n_hist, 1)
@@ -301,7 +301,8 @@ def _finish(config: SimulationConfig, scheme: DecayScheme, per_line: SimulationR
     n_total = n.sum()
     r = hist_b.sum(axis=0) / n_total
     var = (b / (b - 1)) * ((hist_b - r[None, :] * n[:, None]) ** 2).sum(axis=0) / n_total**2
-    edges = np.linspace(0.0, per_line.config.options.spectrum_max_kev / 1000.0, config.options.spectrum_bins + 1)
+    top_kev = per_line.config.options.spectrum_max_kev or 1.05 * max(line.energy_kev for line in config.lines)
+    edges = np.linspace(0.0, top_kev / 1000.0, config.options.spectrum_bins + 1)
     res = config.detector.resolution
     broadened = broaden(r, edges, res.a_mev, res.b_sqrt_mev, res.c_per_mev)
     notes = [f"whole decays of {scheme.nuclide} from {scheme.evaluation}; angular correlation not modelled",

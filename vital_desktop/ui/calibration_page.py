@@ -139,8 +139,8 @@ class CalibrationPage(Page):
         self.absorber_thickness = _spin(0.001, 50.0, 0.1, 3)
         self.absorber_gap = _spin(0.0, 1000.0, 0.0)
         self.absorber_gap.setToolTip("Distance from the detector's front face to the absorber")
-        for widget in (self.absorber_material, self.absorber_thickness, self.absorber_gap):
-            absorber_layout.addWidget(widget)
+        for absorber_part in (self.absorber_material, self.absorber_thickness, self.absorber_gap):
+            absorber_layout.addWidget(absorber_part)
         form.addRow("Absorber (gap)", absorber_row)
         shield_row = QWidget()
         shield_layout = QHBoxLayout(shield_row)
@@ -220,8 +220,8 @@ class CalibrationPage(Page):
         self.fit_button.setToolTip("Choose a CSV (energy_kev, efficiency, sigma) measured in the form's geometry; the "
                                    "detector's parameters are fitted by Monte Carlo over the grid")
         self.fit_button.clicked.connect(lambda: self.characterize())
-        for widget in (self.fit_grid, self.fit_preset, self.fit_button):
-            fit_layout.addWidget(widget)
+        for fit_part in (self.fit_grid, self.fit_preset, self.fit_button):
+            fit_layout.addWidget(fit_part)
         config_card.body.addWidget(fit_row)
         self.run_reason = reason_label()
         config_card.body.addWidget(self.run_reason)
@@ -291,8 +291,8 @@ class CalibrationPage(Page):
         self.source_material.setEnabled(kind == "volume")
         self.nuclide.setEnabled(self.use_nuclide.isChecked())
         self.per_line.setEnabled(self.use_nuclide.isChecked())
-        for widget in (self.absorber_thickness, self.absorber_gap):
-            widget.setEnabled(self.absorber_material.currentText() != "none")
+        for spin in (self.absorber_thickness, self.absorber_gap):
+            spin.setEnabled(self.absorber_material.currentText() != "none")
         self.shield_wall.setEnabled(self.shield_material.currentText() != "none")
         self.energy.setEnabled(not self.use_nuclide.isChecked())
 
@@ -323,7 +323,7 @@ class CalibrationPage(Page):
     def _with_surroundings(self, config: Any) -> Any:
         from vital_desktop.montecarlo import Absorber, Shield, validate
 
-        absorbers = ()
+        absorbers: tuple[Absorber, ...] = ()
         if self.absorber_material.currentText() != "none":
             absorbers = (Absorber(material=self.absorber_material.currentText(),
                                   thickness_cm=self.absorber_thickness.value(), gap_cm=self.absorber_gap.value(),
