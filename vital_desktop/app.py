@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if home.is_dir():
         sitelog.configure(home, process="app")
     _log_uncaught_exceptions()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("VITAL Desktop")
     app.setOrganizationName("VITAL")
     app.setStyle("Fusion")

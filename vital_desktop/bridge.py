@@ -301,13 +301,15 @@ class BridgeServer:
 
         if self._on_start:
             self._on_start(command)
+        on_progress = self._on_progress
+        mirror = (lambda snap: on_progress(command, snap)) if on_progress is not None else None
         code = 1
         try:
             with _routed(writer("out"), writer("err"), bool(request.get("stdout_tty")),
                          bool(request.get("stderr_tty"))):
                 code = cli.main(
                     argv, store=self.store, username=request.get("user"), password=request.get("password"),
-                    on_progress=(lambda snap: self._on_progress(command, snap)) if self._on_progress else None,
+                    on_progress=mirror,
                     exclusive_refused=EXCLUSIVE_COMMANDS,
                 )
         except SystemExit as exc:  # argparse's --help / usage errors

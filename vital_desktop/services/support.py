@@ -62,7 +62,7 @@ def redact(text: str) -> str:
 
 
 def _versions() -> dict[str, Any]:
-    found = {}
+    found: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             found[name] = metadata.version(name)
