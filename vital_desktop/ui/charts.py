@@ -162,6 +162,13 @@ def fill_table(table: QTableWidget, rows: Iterable[Sequence[Any]], *, data: Sequ
                colors: dict[tuple[int, int], str] | None = None) -> None:
     """Replace the rows; `data[i]` is stored on row i's first cell (UserRole); `colors` tint text."""
     rows = [list(r) for r in rows]
+    # With ResizeToContents columns every setItem re-measured its whole column (about 1 ms per cell,
+    # quadratic in the rows): fill with fixed sections, then measure once.
+    header = table.horizontalHeader()
+    modes = [header.sectionResizeMode(c) for c in range(table.columnCount())]
+    for c in range(table.columnCount()):
+        header.setSectionResizeMode(c, QHeaderView.ResizeMode.Fixed)
+    table.setUpdatesEnabled(False)
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, value in enumerate(row):
@@ -173,6 +180,9 @@ def fill_table(table: QTableWidget, rows: Iterable[Sequence[Any]], *, data: Sequ
             if c == 0 and data is not None:
                 cell.setData(Qt.ItemDataRole.UserRole, data[r])
             table.setItem(r, c, cell)
+    for c, mode in enumerate(modes):
+        header.setSectionResizeMode(c, mode)
+    table.setUpdatesEnabled(True)
 
 
 def fill_model_picker(combo: Any, models: Sequence[Any], select: str | None = None) -> None:

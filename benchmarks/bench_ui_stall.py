@@ -1,0 +1,295 @@
+"""Does the window stay responsive while the store is busy? Worst GUI-thread stall during a big
+label import, a training run and a bundle import, and the time from start to a usable window.
+
+    python -m benchmarks.bench_ui_stall [--labels 1000000] [--startups 5]   → benchmarks/results/ui_stall.json
+
+- The GUI thread's responsiveness is read from a 5 ms QTimer: the longest gap between its ticks
+  (minus the 5 ms interval) is the worst stall. While it runs, a scripted user switches pages every
+  250 ms and asks every page to reload (`MainWindow.refresh`, all `Changes`) once a second, so the
+  pages' reads and writes go through the operation layer exactly as in use.
+- Each background job (label import of N labels from CSV, training the demo classifier, importing
+  the demo model bundle) is started through `context.change`, as the pages start it. Before each
+  job the same scripted user runs for 5 s with nothing in the background (the interleaved
+  baseline); the report gives both and their ratio.
+- The old path, for comparison: once per job, with the stall monitor paused, the GUI thread opens
+  a write transaction itself (what template publish, undo/redo did before) and a read (what
+  every page did): how long the window would have frozen.
+- Start to usable window: `vital-desktop`'s own start-up code in a subprocess, from process start
+  until the DATA page shows its sheets and the first thumbnail (median of `--startups` runs).
+
+Numbers from a shared 2-core machine: the load average is in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import percentiles, write_report  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE = REPO / "bundles" / "demo" / "01-model-update.vbundle"
+ADMIN, ADMIN_PASSWORD = "admin", "vital-admin"
+STAGES = ("data", "generate", "train", "deploy", "monitor", "improve", "calibration", "bundles")
+CLASSES = ["inclusion", "crack", "delamination", "surface_contamination", "none"]
+
+STARTUP_CHILD = r"""
+import os, sys, time
+t0 = float(sys.argv[2])
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from PySide6.QtWidgets import QApplication
+from vital_desktop.app import build_main_window
+from vital_desktop.services import accounts
+from vital_desktop.store.db import open_store
+from vital_desktop.ui.theme import STYLE_SHEET
+from PySide6.QtCore import Qt
+app = QApplication([])
+app.setStyle("Fusion")
+app.setStyleSheet(STYLE_SHEET)
+store = open_store(sys.argv[1])
+user = accounts.authenticate(store, "engineer", "vital-engineer")
+window = build_main_window(store, user, stage="data")
+window.show()
+app.processEvents()
+shown = time.time() - t0
+data = window.pages["data"]
+while not (data.sheets_loaded and data.model is not None
+           and data.model.index(0).data(Qt.ItemDataRole.DecorationRole) is not None):
+    app.processEvents()
+    time.sleep(0.001)
+print("USABLE", shown, time.time() - t0, flush=True)
+window.quit_answer = True
+window.close()
+store.close()
+os._exit(0)
+"""
+
+
+def spin(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+
+
+class StallMonitor:
+    """The longest gap between ticks of a 5 ms timer on the GUI thread."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.clock = QElapsedTimer()
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self.last = 0
+
+    def start(self) -> None:
+        self.clock.start()
+        self.last = self.clock.nsecsElapsed()
+        self.timer.start()
+
+    def pause(self) -> None:
+        self.timer.stop()
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed()
+        self.gaps.append((now - self.last) / 1e9)
+        self.last = now
+
+    def report(self) -> dict:
+        stats = percentiles(self.gaps) if self.gaps else {}
+        return {"ticks": len(self.gaps), "worst_stall_ms": round(max(self.gaps, default=0) * 1000 - 5, 1),
+                "p99_gap_ms": round(stats.get("p99_ms", 0), 1), "p50_gap_ms": round(stats.get("p50_ms", 0), 1)}
+
+
+class ScriptedUser:
+    """Switches pages every 250 ms and asks every page to reload once a second."""
+
+    def __init__(self, window) -> None:
+        self.window = window
+        self.step = 0
+        self.next_at = 0.0
+
+    def poke(self) -> None:
+        now = time.perf_counter()
+        if now < self.next_at:
+            return
+        self.next_at = now + 0.25
+        self.window.go(STAGES[self.step % len(STAGES)])
+        if self.step % 4 == 0:
+            self.window.refresh()
+        self.step += 1
+
+
+def drive(app, window, seconds: float | None = None, job=None, probe=None) -> dict:
+    """Run the scripted user with a stall monitor for `seconds` or until `job` ends."""
+    monitor, user = StallMonitor(), ScriptedUser(window)
+    monitor.start()
+    started = time.perf_counter()
+    probed: dict = {}
+    while True:
+        elapsed = time.perf_counter() - started
+        if job is None and elapsed >= (seconds or 0):
+            break
+        if job is not None and not job.running:
+            break
+        if probe is not None and not probed and elapsed > 2.0:
+            monitor.pause()
+            probed = probe()
+            monitor.last = monitor.clock.nsecsElapsed()  # the probe's own freeze is reported, not counted
+            monitor.timer.start()
+        user.poke()
+        app.processEvents()
+        time.sleep(0.0005)
+    monitor.pause()
+    out = {**monitor.report(), "seconds": round(time.perf_counter() - started, 2)}
+    if probed:
+        out["old_path"] = probed
+    if job is not None:
+        out["job_error"] = repr(job.error) if job.error is not None else None
+    return out
+
+
+def old_path_probe(store):
+    """What the window did before: a write transaction and a read on the GUI thread."""
+    from vital_desktop.services import sheets
+
+    def probe() -> dict:
+        start = time.perf_counter()
+        with store.session():
+            pass
+        write_wait = time.perf_counter() - start
+        start = time.perf_counter()
+        sheets.list_sheets(store)
+        read = time.perf_counter() - start
+        return {"gui_thread_write_wait_ms": round(write_wait * 1000, 1), "gui_thread_read_ms": round(read * 1000, 1)}
+
+    return probe
+
+
+def make_label_file(store, actor, folder: Path, n: int) -> tuple[str, Path]:
+    """A metadata-only sheet of `n` items and a CSV of `n` classification labels for it."""
+    from vital_desktop.services import sheets
+
+    meta, labels = folder / "big.csv", folder / "labels.csv"
+    with open(meta, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item_id", "value"])
+        writer.writerows([f"B-{i:07d}", i] for i in range(n))
+    sheets.import_sheet(store, actor=actor, name="big", metadata_path=meta, key_column="item_id")
+    with open(labels, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sheet", "item_ref", "label_type", "label_data"])
+        for i in range(n):
+            writer.writerow(["big", f"B-{i:07d}", "classification", json.dumps({"defect_type": CLASSES[i % 5]})])
+    return "big", labels
+
+
+def measure_startup(home: Path, runs: int) -> dict:
+    shown, usable = [], []
+    env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen"}
+    for _ in range(runs):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, "-c", STARTUP_CHILD, str(home), repr(t0)], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        line = next(x for x in out.splitlines() if x.startswith("USABLE"))
+        _, shown_s, usable_s = line.split()
+        shown.append(float(shown_s))
+        usable.append(float(usable_s))
+    return {"runs": runs, "window_shown_median_s": round(statistics.median(shown), 3),
+            "usable_median_s": round(statistics.median(usable), 3), "usable_runs_s": [round(u, 3) for u in usable],
+            "usable_means": "the DATA page lists the sheets and shows the first thumbnail"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--labels", type=int, default=1_000_000)
+    parser.add_argument("--startups", type=int, default=5)
+    args = parser.parse_args()
+    from PySide6.QtWidgets import QApplication
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "demo"
+        from vital_desktop.services import site
+
+        site.init_site(home, demo=True)
+        startup = measure_startup(home, args.startups)
+
+        from vital_desktop.app import build_main_window
+        from vital_desktop.services import accounts, exchange, label_files, training
+        from vital_desktop.services.site import DEMO_SHEET
+        from vital_desktop.store.db import open_store
+        from vital_desktop.ui.theme import STYLE_SHEET
+
+        app = QApplication.instance() or QApplication([])
+        app.setStyle("Fusion")
+        app.setStyleSheet(STYLE_SHEET)
+        store = open_store(home)
+        admin = accounts.authenticate(store, ADMIN, ADMIN_PASSWORD)
+        started = time.perf_counter()
+        sheet, label_csv = make_label_file(store, admin, Path(tmp), args.labels)
+        prepare_s = time.perf_counter() - started
+        window = build_main_window(store, admin, stage="data")
+        window.resize(1280, 720)
+        window.show()
+        for stage in STAGES:  # build every page once: the measurement is about store work, not page building
+            window.go(stage)
+            spin(app, 0.3)
+        spin(app, 2.0)
+        floor = StallMonitor()
+        floor.start()
+        spin(app, 3.0)
+        floor.pause()
+
+        jobs = {
+            "label_import": lambda op: label_files.import_labels(op.store, actor=op.actor, path=label_csv,
+                                                                 progress=op.progress),
+            "training": lambda op: training.train_classifier(op.store, actor=op.actor, name="bench-classifier",
+                                                             sheet=DEMO_SHEET, progress=op.progress),
+            "bundle_import": lambda op: (exchange.import_bundle(op.store, actor=op.actor, path=BUNDLE,
+                                                                progress=op.progress), exchange_changes()),
+        }
+        results = {}
+        for name, fn in jobs.items():
+            baseline = drive(app, window, seconds=5.0)
+            job = window.context.change(f"bench: {name}", fn, on_error=lambda _exc: None)
+            busy = drive(app, window, job=job, probe=old_path_probe(store))
+            spin(app, 1.0)
+            results[name] = {"idle_baseline": baseline, "with_job": busy,
+                             "worst_stall_ratio_vs_idle": round(busy["worst_stall_ms"] / max(baseline["worst_stall_ms"], 1.0), 2)}
+            print(name, json.dumps(results[name]), flush=True)
+        window.quit_answer = True
+        window.close()
+        store.close()
+    write_report("ui_stall", {
+        "labels": args.labels, "label_sheet": sheet, "prepare_big_sheet_and_label_csv_s": round(prepare_s, 1),
+        "target_worst_stall_ms": 100,
+        "timer_only_floor": floor.report(),
+        "jobs": results,
+        "startup_to_usable_window": startup,
+    })
+
+
+def exchange_changes():
+    from vital_desktop.core.changes import Changes
+
+    return Changes(bundles=True, models=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown (PySide6 and duckdb finalisers in a bad order can abort it)
