@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import feedback as feedback_service
-from vital_desktop.services import labels as label_service
 from vital_desktop.services import predict as predict_service
 from vital_desktop.services import registry
 from vital_desktop.services import sheets as sheet_service
