@@ -145,3 +145,17 @@ def test_store_file_and_site_folder_are_owner_only(small_site) -> None:
     small_site.store = open_store(home)
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(home / "site.duckdb").st_mode) == 0o600
+
+
+def test_leftover_part_files_are_cleaned_at_start_up(small_site) -> None:
+    from vital_desktop.store import open_store
+
+    home = small_site.home
+    small_site.store.close()
+    models = home / "models"
+    models.mkdir(exist_ok=True)
+    (models / ".hub-abc.onnx.1234abcd.part").write_bytes(b"half a model")
+    (models / "kept.onnx").write_bytes(b"a registered model")
+    small_site.store = open_store(home)
+    assert not (models / ".hub-abc.onnx.1234abcd.part").exists()
+    assert (models / "kept.onnx").exists()

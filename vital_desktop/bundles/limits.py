@@ -27,6 +27,8 @@ MAX_JSON_DEPTH: Final = 32
 MAX_ROOT_CHAIN: Final = 64
 #: Rows in one Parquet table payload.
 MAX_TABLE_ROWS: Final = 5_000_000
+#: Memory one table payload may take once decoded (declared uncompressed pages and decoded strings).
+MAX_TABLE_BYTES: Final = 512 * 1024**2
 #: Read size when streaming files (copy, hash, extract).
 CHUNK_BYTES: Final = 1024 * 1024
 #: Tolerated difference between the hub's clock and the site's, in seconds.

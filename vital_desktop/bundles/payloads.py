@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from vital_desktop.bundles import canonical
 from vital_desktop.bundles.errors import BundleRefused
-from vital_desktop.bundles.limits import MAX_JSON_PAYLOAD_BYTES, MAX_TABLE_ROWS
+from vital_desktop.bundles.limits import MAX_JSON_PAYLOAD_BYTES, MAX_TABLE_BYTES, MAX_TABLE_ROWS
 from vital_desktop.bundles.manifest import Entry, validate_schema
 
 #: metadata_props keys of the classifier contract (shared with `vital_desktop.inference`).
@@ -193,6 +193,57 @@ def check_gguf(entry: Entry, path: Path) -> CheckedPayload:
     return CheckedPayload(entry, path, info={"gguf_version": version})
 
 
+def _decoded_bytes(table: pa.Table) -> int:
+    """Bytes the table will take with every dictionary column decoded (computed without decoding)."""
+    import pyarrow.compute as pc
+
+    total = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type) and len(chunk):
+                lengths = pc.binary_length(chunk.dictionary)
+                taken = pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+                total += int(taken) + 8 * len(chunk)
+            else:
+                total += chunk.nbytes
+    return total
+
+
+def _read_capped(entry: Entry, path: Path) -> pa.Table:
+    """Read a Parquet payload within `MAX_TABLE_BYTES`: the sizes its metadata declares first, then
+    each row group read with strings kept as dictionaries and its decoded size counted before
+    decoding -- a small file that would expand to gigabytes is refused, not read."""
+    import pyarrow.parquet as pq
+
+    try:
+        probe = pq.ParquetFile(path)
+        metadata = probe.metadata
+        declared = sum(metadata.row_group(g).column(c).total_uncompressed_size
+                       for g in range(metadata.num_row_groups) for c in range(metadata.num_columns))
+        if declared > MAX_TABLE_BYTES:
+            raise _refuse(entry, f"the table declares {declared} uncompressed bytes, more than the cap of "
+                                 f"{MAX_TABLE_BYTES}")
+        strings = [f.name for f in probe.schema_arrow if pa.types.is_string(f.type) or pa.types.is_binary(f.type)
+                   or pa.types.is_large_string(f.type)]
+        parquet = pq.ParquetFile(path, read_dictionary=strings)
+        parts, budget = [], 0
+        for group in range(metadata.num_row_groups):
+            part = parquet.read_row_group(group)
+            budget += _decoded_bytes(part)
+            if budget > MAX_TABLE_BYTES:
+                raise _refuse(entry, f"the table would take more than {MAX_TABLE_BYTES} bytes once decoded "
+                                     "(a decompression bomb?)")
+            parts.append(part)
+        table = pa.concat_tables(parts) if parts else probe.schema_arrow.empty_table()
+        fields = [pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type, f.nullable)
+                  for f in table.schema]
+        return table.cast(pa.schema(fields))
+    except BundleRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Arrow/Parquet errors on hostile input are refusals
+        raise _refuse(entry, f"Parquet data is corrupt: {str(exc)[:200]}") from exc
+
+
 def _table_checker(kind: str) -> Callable[[Entry, Path], CheckedPayload]:
     def check(entry: Entry, path: Path) -> CheckedPayload:
         import pyarrow.parquet as pq
@@ -213,11 +264,7 @@ def _table_checker(kind: str) -> Callable[[Entry, Path], CheckedPayload]:
                 raise _refuse(entry, f"column {column!r} is missing")
             if not schema.field(index).type.equals(data_type):
                 raise _refuse(entry, f"column {column!r} is {schema.field(index).type}, expected {data_type}")
-        try:
-            table = parquet.read()
-        except Exception as exc:
-            raise _refuse(entry, f"Parquet data is corrupt: {str(exc)[:200]}") from exc
-        return CheckedPayload(entry, path, table=table, info={"rows": table.num_rows})
+        return CheckedPayload(entry, path, table=_read_capped(entry, path), info={"rows": parquet.metadata.num_rows})
 
     return check
 

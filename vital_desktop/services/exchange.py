@@ -200,9 +200,10 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
         evaluation.payloads = extract_and_check(evaluation.signed, work, on_bytes=lambda n: (progress.advance(n),
                                                                                               progress.check()))
         evaluation.checks.append(Check("payloads", True, "", f"{len(evaluation.payloads)} entries hashed and checked"))
-        if any(p.entry.kind == "onnx_model" for p in evaluation.payloads):
+        if any(p.entry.kind in ("onnx_model", "gguf_model") for p in evaluation.payloads):
             _check_runnable(evaluation.payloads)
-            evaluation.checks.append(Check("model_contract", True, "", "ONNX models meet the classifier contract"))
+            evaluation.checks.append(Check("model_contract", True, "", "models meet their contract and ran once "
+                                                                       "on a dummy input under a memory cap"))
         if evaluation.signed.manifest.channel == "truststore":
             chain = RootChain(root)
             for payload in evaluation.payloads:
@@ -345,14 +346,18 @@ def _check_runnable(payloads: list[CheckedPayload]) -> None:
     """An ONNX model must meet the same classifier contract as a locally registered one, so a
     model that imports is a model that runs (the bundle layer checks structure, not meaning)."""
     from vital_desktop.inference.classifier import check_contract
+    from vital_desktop.inference.sandbox import trial_load_gguf, trial_run_onnx
 
     for payload in payloads:
-        if payload.entry.kind == "onnx_model":
-            try:
+        try:
+            if payload.entry.kind == "onnx_model":
                 check_contract(payload.path)
-            except VitalError as exc:
-                raise BundleRefused("content", f"entry {payload.entry.id!r} ({payload.entry.name}): "
-                                               f"{exc.message}") from exc
+                trial_run_onnx(payload.path)  # custom-domain ops and memory bombs refused here
+            elif payload.entry.kind == "gguf_model":
+                trial_load_gguf(payload.path)
+        except VitalError as exc:
+            raise BundleRefused("content", f"entry {payload.entry.id!r} ({payload.entry.name}): "
+                                           f"{exc.message}") from exc
 
 
 def _place_model_files(store: Store, payloads: list[CheckedPayload]) -> dict[str, Path]:

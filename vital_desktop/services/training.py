@@ -216,17 +216,16 @@ class _PairRow:
 
 
 def _chat_record(pair: _PairRow) -> dict:
-    """Chat format: the pair's system and user messages, then the approved answer as the assistant turn."""
+    """Chat format: exactly the messages the model saw (system prompt, few-shot user AND
+    assistant turns, the item's user turn, content parts kept as they are), then the approved
+    answer as the final assistant turn."""
     messages = pair.messages
     if isinstance(messages, dict) and "messages" in messages:
         messages = messages["messages"]
     if not isinstance(messages, list):
         raise ValidationError(f"Q&A pair for item {pair.item_ref!r} has no chat messages (got {type(messages).__name__})")
-    out = [
-        {"role": str(m.get("role")), "content": m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content"))}
-        for m in messages
-        if isinstance(m, dict) and m.get("role") in ("system", "user")
-    ]
+    out = [{"role": str(m.get("role")), "content": m.get("content")}
+           for m in messages if isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")]
     answer = pair.answer
     content = answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True, ensure_ascii=False)
     out.append({"role": "assistant", "content": content})

@@ -254,7 +254,13 @@ def _migrate(engine: sa.Engine, path: Path) -> MigrationReport:
 
 
 def _clean_staging(store: Store) -> None:
-    """Remove files left in staging by an import or export that died half-way."""
+    """Remove files left in staging by an import or export that died half-way, and the
+    half-copied model files (``models/.*.part``) of an import killed before its rename."""
+    models = store.home / "models"
+    if models.is_dir():
+        for leftover in models.glob(".*.part"):
+            if leftover.is_file() and not leftover.is_symlink():
+                leftover.unlink(missing_ok=True)
     staging = store.home / "staging"
     if staging.is_dir():
         for child in staging.iterdir():
