@@ -101,5 +101,7 @@ def resolve_conflict(
         label_write.close_conflict(s, actor, conflict_id, "accepted" if accept else "kept_current")
         audit.record(s, actor, "label.conflict_resolved", conflict_id, {"accept": accept, "note": note})
         s.expire_all()
-        info = label_info(s.get(CanonicalLabel, row.id))
+        after = s.get(CanonicalLabel, row.id)
+        assert after is not None  # resolving never withdraws the label
+        info = label_info(after)
     return info, Changes(labels=True)
