@@ -28,6 +28,7 @@ from vital_desktop.core.errors import ConflictError, NotFoundError, PermissionDe
 from vital_desktop.core.users import SYSTEM_USER
 from vital_desktop.services import accounts, labels, sheets
 from vital_desktop.store import open_store
+import contextlib
 
 USERS = {"inspector": "inspector", "inspector2": "inspector", "admin": "admin"}
 ITEMS = ["INS-0000", "INS-0001", "INS-0002"]
@@ -79,11 +80,9 @@ class LabelWritePath(RuleBasedStateMachine):
     def edit(self, user: str, item: str, data: dict, uses: dict | None, expected: str | None) -> None:
         current = self._version(item)
         version = None if expected is None else (current or 0) if expected == "seen" else max(0, (current or 0) - 1)
-        try:
+        with contextlib.suppress(ValidationError):
             labels.set_label(self.store, actor=self.users[user], sheet="Crystals", item_ref=item,
                              label_type="classification", label_data=data, expected_version=version, **(uses or {}))
-        except ValidationError:
-            pass
 
     @rule(item=st.sampled_from(ITEMS), data=st.sampled_from(DATA), prohibited=st.sampled_from([[], ["training"]]))
     def hub_import(self, item: str, data: dict, prohibited: list[str]) -> None:
@@ -100,28 +99,22 @@ class LabelWritePath(RuleBasedStateMachine):
         current = self._version(item)
         if current is None or current - back < 1:
             return
-        try:
+        with contextlib.suppress(ValidationError, NotFoundError, ConflictError):
             labels.rollback(self.store, actor=self.users[user], sheet="Crystals", item_ref=item,
                             label_type="classification", to_version=current - back)
-        except (ValidationError, NotFoundError, ConflictError):
-            pass
 
     @rule(user=st.sampled_from(sorted(USERS)), item=st.sampled_from(ITEMS))
     def withdraw(self, user: str, item: str) -> None:
-        try:
+        with contextlib.suppress(NotFoundError, ConflictError):
             labels.withdraw_label(self.store, actor=self.users[user], sheet="Crystals", item_ref=item,
                                   label_type="classification")
-        except (NotFoundError, ConflictError):
-            pass
 
     @precondition(lambda self: bool(labels.list_conflicts(self.store)))
     @rule(user=st.sampled_from(sorted(USERS)), accept=st.booleans())
     def resolve(self, user: str, accept: bool) -> None:
         conflict = labels.list_conflicts(self.store)[0]
-        try:
+        with contextlib.suppress(PermissionDenied, ConflictError, NotFoundError, ValidationError):
             labels.resolve_conflict(self.store, actor=self.users[user], conflict_id=conflict.id, accept=accept)
-        except (PermissionDenied, ConflictError, NotFoundError, ValidationError):
-            pass
 
     def _history(self) -> dict[str, list[tuple]]:
         with self.store.engine.connect() as conn:
