@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from vital_desktop.services import generate, labels, review, sheets, templates, training
 
@@ -30,7 +31,8 @@ def test_exported_messages_equal_the_rendered_prompt_plus_the_answer(small_site,
     generate.generate_training_sheet(store, actor=engineer, sheet="Crystals", template="Crystal check", name="ts")
     summary, _ = training.export_training(store, actor=engineer, training_sheet="ts", use="testing",
                                           out_dir=tmp_path / "out")
-    records = [json.loads(line) for f in summary.files for line in open(f.path, encoding="utf-8") if line.strip()]
+    records = [json.loads(line) for f in summary.files
+               for line in Path(f.path).read_text("utf-8").splitlines() if line.strip()]
     assert len(records) == 6
     tmpl = templates.get_template(store, "Crystal check")
     for record in records:

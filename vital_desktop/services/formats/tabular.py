@@ -32,13 +32,24 @@ def write_jsonl(target: Path, export: ExportSet) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe (shown as text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(target: Path, export: ExportSet) -> None:
     columns = export.rows.column_names
     with open(target, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in export.rows.to_pylist():
-            writer.writerow({k: (iso(v) if k == "updated_at" else v) for k, v in row.items()})
+            writer.writerow({k: (iso(v) if k == "updated_at" else spreadsheet_safe(v)) for k, v in row.items()})
 
 
 
