@@ -135,10 +135,19 @@ def read_metadata(path: Path) -> tuple[str, pa.Table]:
         raise ValidationError(f"metadata file {path.name}: unsupported type {path.suffix!r}; use .csv or .parquet")
     if not path.is_file():
         raise ValidationError(f"metadata file {path} does not exist or is not a file")
+    import tempfile
+
     try:
-        with duckdb.connect() as conn:
+        with duckdb.connect() as conn, tempfile.TemporaryDirectory(prefix="vital-meta-") as alias_dir:
             reader = "read_csv_auto(?, header=true, sample_size=-1)" if fmt == "csv" else "read_parquet(?)"
-            table = conn.sql(f"SELECT * FROM {reader}", params=[str(path)]).to_arrow_table()
+            literal = str(path)
+            if any(c in literal for c in "*?[]{}"):
+                # DuckDB reads a path as a glob (meta[1].csv would read meta1.csv): go through a
+                # link with a plain name so the file the user named is the file read.
+                alias = Path(alias_dir) / f"metadata{path.suffix.lower()}"
+                os.symlink(path.resolve(), alias)
+                literal = str(alias)
+            table = conn.sql(f"SELECT * FROM {reader}", params=[literal]).to_arrow_table()
     except Exception as exc:
         mixed = _mixed_line_endings(path) if fmt == "csv" else None
         if mixed:
