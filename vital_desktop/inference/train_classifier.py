@@ -257,6 +257,15 @@ def _path_logits(x: np.ndarray, y: np.ndarray, folds: int, seed: int, n_classes:
 def search_heads(features: np.ndarray, target: np.ndarray, spec: PreprocessSpec, folds: int, seed: int,
                  n_classes: int, progress: Progress | None = None) -> tuple[HeadChoice, list[dict[str, Any]]]:
     """Cross-validated accuracy and log loss of every candidate; the best (ties: lower log loss)."""
+    choice, scores, _, _ = search_heads_with_logits(features, target, spec, folds, seed, n_classes, progress)
+    return choice, scores
+
+
+def search_heads_with_logits(
+    features: np.ndarray, target: np.ndarray, spec: PreprocessSpec, folds: int, seed: int, n_classes: int,
+    progress: Progress | None = None,
+) -> tuple[HeadChoice, list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """`search_heads`, also returning the rows searched on and the chosen candidate's out-of-fold logits there."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(target))
@@ -264,10 +273,12 @@ def search_heads(features: np.ndarray, target: np.ndarray, spec: PreprocessSpec,
         idx, _ = train_test_split(idx, train_size=SEARCH_SAMPLE, random_state=seed, stratify=target)
     x, y = features[idx], target[idx]
     scores = []
+    all_logits: dict[tuple[str, float], np.ndarray] = {}
     for representation, blocks in CANDIDATE_BLOCKS.items():
         if progress is not None:
             progress.check()
         logits = _path_logits(x[:, columns_of(blocks, spec)], y, folds, seed, n_classes, CANDIDATE_C)
+        all_logits.update({(representation, c): logits[c] for c in CANDIDATE_C})
         for c in CANDIDATE_C:
             probabilities = calibration.softmax(logits[c])
             scores.append({
@@ -279,7 +290,8 @@ def search_heads(features: np.ndarray, target: np.ndarray, spec: PreprocessSpec,
     # Within one image's worth of accuracy of the best, prefer the better-ranked probabilities.
     near = [s for s in scores if s["cv_accuracy"] >= best_accuracy - 1.0 / max(1, len(y)) - 1e-9]
     best = min(near, key=lambda s: s["cv_log_loss"])
-    return HeadChoice(best["representation"], tuple(best["blocks"]), best["C"]), scores
+    choice = HeadChoice(best["representation"], tuple(best["blocks"]), best["C"])
+    return choice, scores, idx, all_logits[(choice.representation, choice.c)]
 
 
 def _export(estimator: Any, spec: PreprocessSpec, blocks: Sequence[str], classes: list[str],
@@ -369,11 +381,13 @@ def train_image_classifier(
         progress.advance(1, "choosing the representation by cross-validation")
     # Small dense problems: one BLAS thread is ~30x faster than two contending ones here.
     with threadpool_limits(1):
-        choice, scores = search_heads(features[train_idx], target[train_idx], spec, k, seed, len(classes), progress)
+        choice, scores, searched, oof = search_heads_with_logits(features[train_idx], target[train_idx], spec, k, seed,
+                                                                 len(classes), progress)
         if progress is not None:
             progress.advance(1, "calibrating")
-        oof = out_of_fold_logits(features[train_idx], target[train_idx], choice, spec, k, seed, len(classes))
-        temperature = calibration.fit_temperature(oof, target[train_idx])
+        # The chosen candidate's out-of-fold logits from the search calibrate it (no second k-fold pass).
+        oof_target = target[train_idx][searched]
+        temperature = calibration.fit_temperature(oof, oof_target)
         columns = columns_of(choice.blocks, spec)
         estimator = _pipeline(choice.c).fit(features[train_idx][:, columns], target[train_idx])
     held_logits = _logits(estimator, features[val_idx][:, columns], len(classes))
@@ -401,7 +415,7 @@ def train_image_classifier(
             "method": "temperature", "temperature": round(temperature, 4), "fitted_on": "out_of_fold logits",
             "held_out_before": calibration.reliability(raw, target[val_idx]),
             "held_out_after": calibration.reliability(calibrated, target[val_idx]),
-            "out_of_fold_after": calibration.reliability(calibration.softmax(oof, temperature), target[train_idx]),
+            "out_of_fold_after": calibration.reliability(calibration.softmax(oof, temperature), oof_target),
         },
         "training": {
             "images": len(images), "train_images": len(train_idx), "held_out_images": len(val_idx),
