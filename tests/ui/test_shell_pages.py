@@ -204,3 +204,16 @@ def test_every_shell_page_fits_1280x720_without_scrolling(qtbot, store, settings
             too_big[stage] = (hint.width(), hint.height())
     assert too_big == {}
     window.close()
+
+
+def test_an_empty_spectrum_shows_a_sentence_not_axes(qtbot):
+    from vital_desktop.ui.charts import SpectrumPlot
+
+    plot = SpectrumPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    assert not plot.getPlotItem().getAxis("left").isVisible() and plot.empty_text.scene() is not None
+    plot.show_spectrum({"edges_kev": [0.0, 10.0, 20.0, 30.0], "raw": [0.1, 0.0, 0.3]})
+    assert plot.getPlotItem().getAxis("left").isVisible() and plot.points == 3
+    plot.show_spectrum({"edges_kev": [0.0, 10.0], "raw": [0.0]})
+    assert not plot.getPlotItem().getAxis("bottom").isVisible() and plot.points == 0

@@ -116,17 +116,33 @@ class SpectrumPlot(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setLogMode(x=False, y=True)
         self.points = 0
+        self.empty_text = pg.TextItem("No spectrum yet: run a simulation or pick a past run.", color=theme.MUTED,
+                                      anchor=(0.5, 0.5))
+        self._show_empty(True)
+
+    def _show_empty(self, empty: bool) -> None:
+        """An empty plot shows a sentence, not axes with meaningless numbers."""
+        for axis in ("left", "bottom"):
+            self.getPlotItem().showAxis(axis, not empty)
+        self.showGrid(x=not empty, y=not empty, alpha=0.2)
+        if empty:
+            self.setLogMode(x=False, y=False)
+            self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+            self.addItem(self.empty_text)
+            self.empty_text.setPos(0.5, 0.5)
+        else:
+            self.setLogMode(x=False, y=True)
 
     def show_spectrum(self, spectrum: dict[str, Any] | None) -> None:
         self.clear()
         self.points = 0
-        if not spectrum or not spectrum.get("edges_kev"):
-            return
-        edges = [float(e) for e in spectrum["edges_kev"]]
-        values = spectrum.get("broadened") or spectrum.get("raw") or []
+        values = (spectrum or {}).get("broadened") or (spectrum or {}).get("raw") or []
         positive = [v for v in values if v and v > 0]
-        if not positive:
+        if not spectrum or not spectrum.get("edges_kev") or not positive:
+            self._show_empty(True)
             return
+        self._show_empty(False)
+        edges = [float(e) for e in spectrum["edges_kev"]]
         floor = min(positive) / 10.0
         # log axis: empty bins sit at a floor a decade below the smallest count instead of -inf
         heights = [max(float(v), floor) for v in values]
