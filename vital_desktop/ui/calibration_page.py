@@ -235,8 +235,8 @@ class CalibrationPage(Page):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(config_card)
-        scroll.setMinimumWidth(420)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(470)  # the absorber/shield rows hold three controls: they must not be cut
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         splitter.addWidget(scroll)
 
@@ -248,7 +248,8 @@ class CalibrationPage(Page):
         self.lines = read_only_table(["energy (keV)", "emission prob.", "total efficiency", "full-energy-peak efficiency",
                                       "peak-to-total", "peak cps/Bq", "apparent peak/decay", "TCS factor"])
         self.lines.setMinimumHeight(90)
-        self.lines.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # whole headers and values (the table scrolls sideways) rather than columns squeezed to "…"
+        self.lines.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         results_card.body.addWidget(self.lines)
         self.spectrum = SpectrumPlot()
         results_card.body.addWidget(self.spectrum, 1)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -214,6 +215,8 @@ class MainWindow(QMainWindow):
         self.user_label = ElidedLabel(f"  {context.user.display_name or context.user.username} "
                                       f"({context.user.role.value}) — {context.site_path}  ", minimum=120)
         self.user_label.setMaximumWidth(420)
+        self.user_label.setMinimumWidth(200)  # in the status bar an Ignored size policy would get no room at all
+        self.user_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.user_label.setProperty("muted", True)
         self.job_bar = JobBar(context)
         self.statusBar().addPermanentWidget(self.job_bar)
