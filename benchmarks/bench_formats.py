@@ -88,6 +88,15 @@ def floor_once(store, folder: Path, rels: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def site_store(home: Path):
+    """A fresh store with the demo's label types (label types are site data)."""
+    from vital_desktop.services.site import seed_demo_label_types
+
+    store = open_store(home)
+    seed_demo_label_types(store)
+    return store
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -97,7 +106,7 @@ def bench_sheet_import(work: Path, n: int, repeats: int) -> dict:
     rels = make_pngs(folder, n, 256)
     meta = work / "meta.csv"
     meta.write_text("item_id,image_path\n" + "".join(f"I{i:06d},{r}\n" for i, r in enumerate(rels)))
-    store = open_store(work / "home-import")
+    store = site_store(work / "home-import")
     runs: dict[str, list[float]] = {"floor": [], "folder_import": [], "csv_import": [], "rescan_unchanged": []}
     for k in range(repeats):  # interleaved: floor, then each measured path, in every round
         runs["floor"].append(floor_once(store, folder, rels))
@@ -123,7 +132,7 @@ def bench_sheet_import(work: Path, n: int, repeats: int) -> dict:
 def bench_coco(work: Path, n: int) -> dict:
     folder = work / "coco-images"
     rels = make_pngs(folder, n, 64, seed=2)
-    store = open_store(work / "home-coco")
+    store = site_store(work / "home-coco")
     sheets.import_sheet(store, actor=SYSTEM_USER, name="coco", metadata_path=None, image_root=folder)
     rng = random.Random(3)
     images, annotations = [], []
@@ -159,7 +168,7 @@ def bench_rescan(work: Path, n: int) -> dict:
     folder = work / "rescan-images"
     with Timer() as t_make:
         make_pngs(folder, n, 8, seed=4)
-    store = open_store(work / "home-rescan")
+    store = site_store(work / "home-rescan")
     with Timer() as t_import:
         sheets.import_sheet(store, actor=SYSTEM_USER, name="big", metadata_path=None, image_root=folder)
     new, changed = max(1, n // 100), max(1, n // 1000)
@@ -181,7 +190,7 @@ def bench_erase(work: Path, n_labels: int) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     meta = work / "erase.csv"
     meta.write_text("item_id\n" + "".join(f"E{i:07d}\n" for i in range(n_labels)))
-    store = open_store(work / "home-erase")
+    store = site_store(work / "home-erase")
     sheets.import_sheet(store, actor=SYSTEM_USER, name="many", metadata_path=meta, key_column="item_id")
     sheet_id = sheets.get_sheet(store, "many").id
     with Timer() as t_seed:

@@ -90,3 +90,15 @@ def test_polygon_and_point_shapes_survive_writer_then_reader(tmp_path: Path, fmt
     assert len(images) == 1
     _to_pixels(images[0], 64, 48)
     assert data_from_image(spec, images[0]) == data[0]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_label_rows_survive_a_round_trip(small_site, fresh_site, tmp_path: Path, fmt: str) -> None:
+    _seed(small_site)
+    out = tmp_path / f"labels.{fmt}"
+    result = formats.export_labels(small_site.store, actor=small_site.user("engineer"), out=out, fmt=fmt,
+                                   label_type="localization")
+    assert result["labels"] == 3
+    summary, _ = formats.import_labels(fresh_site.store, actor=fresh_site.user("inspector"), path=out)
+    assert summary.format == fmt and summary.created == 3
+    assert _data(fresh_site, "localization") == _data(small_site, "localization")

@@ -78,11 +78,10 @@ def export_labels(
     if not 0 <= val_fraction < 1:
         raise ValidationError("the validation fraction must be at least 0 and below 1")
     with store.read() as s:
-        spec = None
+        spec = type_spec(s, label_type) if label_type else None
         if entry.kinds:
-            if not label_type:
+            if spec is None:
                 raise ValidationError(f"{fmt} export needs a label type (--type)")
-            spec = type_spec(s, label_type)
             if spec.kind not in entry.kinds:
                 raise ValidationError(f"{fmt} holds {', '.join(entry.kinds)} labels; {label_type!r} is {spec.kind}")
         where, params = [], []
