@@ -282,8 +282,11 @@ def _affected(s: Session, lt: LabelType, classes: set[str]) -> list[tuple]:
         sql = f"SELECT {columns} FROM canonical_labels WHERE label_type = ? AND ({likes})"
         rows = raw.execute(sql, [lt.name, *[f"%{json.dumps(n)[1:-1]}%" for n in names]]).fetchall()
     out = []
+    parsed: dict[str, Any] = {}  # labels repeat a lot: parse each distinct text once
     for row in rows:
-        data = json.loads(row[4])
+        if row[4] not in parsed:
+            parsed[row[4]] = json.loads(row[4])
+        data = parsed[row[4]]
         if label_classes(lt, data) & classes:
             out.append((*row[:4], data, *row[5:]))
     return out
@@ -358,9 +361,18 @@ def apply(store: Store, actor: User, name: str, action: str, /, **args: Any) -> 
         else:
             new = build_label_type(plan.spec, version=impact.to_version, origin="site")
             insert_version(s, actor, replace(new, change_note=plan.description))
+        texts: dict[str, Any] = {}  # constraint lists and relabelled data repeat: build each once
+
+        def once(key: str, make: Any) -> Any:
+            if key not in texts:
+                texts[key] = make()
+            return texts[key]
+
         records = [labels.LabelRecord(
-            sheet_id=r[1], item_ref=r[2], label_type=lt.name, label_data=relabel(lt, r[4], plan.mapping),
-            allowed_uses=json.loads(r[5]), prohibited_uses=json.loads(r[6]), usage_reason=r[7], confidence=r[8],
+            sheet_id=r[1], item_ref=r[2], label_type=lt.name,
+            label_data=dict(once("d" + json.dumps(r[4], sort_keys=True), lambda r=r: relabel(lt, r[4], plan.mapping))),
+            allowed_uses=list(once("a" + r[5], lambda r=r: json.loads(r[5]))),
+            prohibited_uses=list(once("p" + r[6], lambda r=r: json.loads(r[6]))), usage_reason=r[7], confidence=r[8],
             notes=r[9], expected_version=r[3], reason=plan.reason) for r in to_relabel]
         outcome = labels.upsert_records(s, actor, labels.prepare_records(s, records), action="taxonomy")
         flagged = labels.flag_for_review(s, [r[0] for r in to_flag])
