@@ -198,7 +198,7 @@ def bench_classifier(threads: int, demo, work: Path) -> dict:
         classifier.run(batch)
         run_only.append(time.perf_counter() - started)
     truth = [demo.labels[r] for r in refs]
-    agree = sum(int(r.predicted_class == t) for r, t in zip(results, truth)) / len(truth)
+    agree = sum(int(r.predicted_class == t) for r, t in zip(results, truth, strict=False)) / len(truth)
     return {
         "model_bytes": path.stat().st_size,
         "threads": threads,

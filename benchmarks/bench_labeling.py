@@ -138,7 +138,7 @@ def next_item_run(app, window, label_type: str, presses: int) -> dict:
         before = tool.item.item_ref
         start = time.perf_counter()
         QTest.keyClick(window, Qt.Key.Key_Right)
-        wait_for(lambda: tool.item.item_ref != before, "the next item after →")
+        wait_for(lambda before=before: tool.item.item_ref != before, "the next item after →")
         tool.image_view.viewport().repaint()
         arrows.append(time.perf_counter() - start)
         spin(app, PAUSE_S)
@@ -148,7 +148,8 @@ def next_item_run(app, window, label_type: str, presses: int) -> dict:
         QTest.keyClick(window, Qt.Key.Key_1 + (i % 5))
         start = time.perf_counter()
         QTest.keyClick(window, Qt.Key.Key_Return)
-        wait_for(lambda: tool.item.item_ref != before, f"the next item after a digit + Enter ({tool.message.text()})")
+        wait_for(lambda before=before: tool.item.item_ref != before,
+                 f"the next item after a digit + Enter ({tool.message.text()})")
         tool.image_view.viewport().repaint()
         saves.append(time.perf_counter() - start)
         wait_for(lambda: not tool.saving, "the save to land")

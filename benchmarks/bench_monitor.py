@@ -42,7 +42,8 @@ CLASSES = ["none", "inclusion", "crack", "delamination", "surface_contamination"
 
 def build_log(store, rows: int, seed: int = 1) -> tuple[str, float]:
     rng = np.random.default_rng(seed)
-    stats = [ImageStats(float(m), float(s), 256, 256) for m, s in zip(rng.normal(130, 8, 400), rng.normal(7, 1, 400), strict=False)]
+    stats = [ImageStats(float(m), float(s), 256, 256)
+             for m, s in zip(rng.normal(130, 8, 400), rng.normal(7, 1, 400), strict=True)]
     baseline = training.baseline_statistics(stats, list(rng.choice(CLASSES, 400)))
     model_id, sheet_id = new_id(), new_id()
     with store.session() as s:

@@ -61,7 +61,7 @@ def main() -> int:
     start = time.perf_counter()
     subprocess.run([str(folder / "vital-desktop"), "--quit-after-show"], env=env, check=True, timeout=300)
     window_s = time.perf_counter() - start
-    size_mb = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+    size_mb = sum(p.lstat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
     print(json.dumps({"ok": True, "init_demo_s": round(init_s, 1), "window_s": round(window_s, 2),
                       "commands_s": timings, "bundle_mb": round(size_mb)}))
     return 0

@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
-#: Commands that must own the store file themselves, so they cannot run inside the app.
-EXCLUSIVE_COMMANDS = frozenset({"init"})
+#: Commands that cannot run inside the app: `init` must own the store file itself, and the user
+#: commands that read a new password from the caller's environment (the app's is not the caller's).
+EXCLUSIVE_COMMANDS = frozenset({"init", "user add", "user passwd"})
 
 
 # --- where the socket is ----------------------------------------------------------------------

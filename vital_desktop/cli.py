@@ -72,9 +72,10 @@ def main(
         if forwarded is not None:
             return forwarded
         _configure_log(args.home)
-    if bridged and args.command in exclusive_refused:
-        print(f"vital: the desktop app has this site open; close it before running `vital {args.command}`",
-              file=sys.stderr)
+    verb = " ".join(filter(None, [args.command, getattr(args, f"{args.command}_command", None)]))
+    if bridged and (args.command in exclusive_refused or verb in exclusive_refused):
+        print(f"vital: the desktop app has this site open; close it before running `vital {verb}`"
+              + (" (or use the Users page)" if args.command == "user" else ""), file=sys.stderr)
         return StoreLockedError.exit_code
     ctx = CliContext(home=args.home, json=args.json, username=args.user or username, quiet=args.quiet,
                      _store=store, owns_store=not bridged, bridged=bridged, password=password,

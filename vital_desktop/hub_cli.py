@@ -97,7 +97,7 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     sources: list[PayloadSource] = []
     if len(args.model) != len(args.card):
         raise VitalError("give one --card per --model")
-    for index, (model, card) in enumerate(zip(args.model, args.card)):
+    for index, (model, card) in enumerate(zip(args.model, args.card, strict=False)):
         kind = "gguf_model" if model.suffix.lower() == ".gguf" else "onnx_model"
         card_doc = json.loads(card.read_text("utf-8"))
         sources.append(PayloadSource(f"model-{index}", kind, model.name, path=model, meta={"card": f"card-{index}"}))

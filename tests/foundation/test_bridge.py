@@ -96,6 +96,10 @@ def test_init_is_refused_while_the_app_holds_the_site(served) -> None:
     refused = _vital(site.home, "init", "--demo")
     assert refused.returncode == StoreLockedError.exit_code
     assert "desktop app has this site open" in refused.stderr
+    # a new user's password is read from the caller's environment, which the app does not have
+    adding = _vital(site.home, "user", "add", "newcomer", "--role", "inspector", user="admin",
+                    extra_env={"NEW_USER_PASSWORD": "a-long-enough-password"})
+    assert adding.returncode == StoreLockedError.exit_code and "vital user add" in adding.stderr
 
 
 def test_malformed_request_is_answered_not_crashed(served) -> None:

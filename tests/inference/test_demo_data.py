@@ -47,7 +47,8 @@ def test_sensor_values_correlate_with_defects(demo_files):
     def by_class(name, column, transform=float):
         return [transform(records[ref][column]) for ref, cls in demo_files.labels.items() if cls == name]
 
-    excursion = lambda value: abs(float(value) - 23.0)
+    def excursion(value: object) -> float:
+        return abs(float(value) - 23.0)  # type: ignore[arg-type]
     assert statistics.mean(by_class("crack", "temperature_c", excursion)) > 2 * statistics.mean(
         by_class("none", "temperature_c", excursion)
     )
@@ -75,7 +76,8 @@ def test_faint_defects_are_the_hard_ones(demo_files, trained):
 
     refs = sorted(demo_files.labels)
     probabilities = predict_proba_python(trained, load_batch([demo_files.image_paths[r] for r in refs], trained.spec))
-    wrong = {ref: trained.classes[int(row.argmax())] != demo_files.labels[ref] for ref, row in zip(refs, probabilities, strict=False)}
+    wrong = {ref: trained.classes[int(row.argmax())] != demo_files.labels[ref]
+             for ref, row in zip(refs, probabilities, strict=True)}
 
     def error_rate(severity):
         group = [wrong[ref] for ref in refs if demo_files.severities[ref] == severity]

@@ -18,7 +18,8 @@ def template(defect_schema):
         name="defect-classification",
         version="1.0.0",
         system_prompt="You inspect scintillator crystals and classify their defects.",
-        user_prompt="Inspection {{inspection_id}} from batch {{crystal_batch_id}} at {{temperature_c}} C. Inspector note: {{note}}",
+        user_prompt=("Inspection {{inspection_id}} from batch {{crystal_batch_id}} at {{temperature_c}} C. "
+                     "Inspector note: {{note}}"),
         output_schema=defect_schema,
     )
 

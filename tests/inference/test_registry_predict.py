@@ -12,7 +12,8 @@ from vital_desktop.store.models import AuditEntry, Deployment, Prediction
 
 def test_register_copies_checks_and_versions(small_site, model_file, tmp_path):
     engineer = small_site.user("engineer")
-    info, changes = registry.register_model(small_site.store, actor=engineer, path=model_file, kind="onnx_classifier", name="defects")
+    info, changes = registry.register_model(small_site.store, actor=engineer, path=model_file, kind="onnx_classifier",
+                                            name="defects")
     assert changes.models and info.ref == "defects@1" and info.status == "registered"
     assert info.path.startswith(str(small_site.store.models_dir)) and info.classes
     assert info.card["metrics"]["accuracy"] >= 0.8

@@ -21,7 +21,8 @@ DAY0 = dt.datetime(2024, 3, 1, 8, 0, 0)
 
 def _model(store, rng: np.random.Generator) -> str:
     """A registered classifier whose card holds a training baseline of 300 images (256x256)."""
-    stats = [ImageStats(float(m), float(s), 256, 256) for m, s in zip(rng.normal(130, 8, 300), rng.normal(7, 1, 300))]
+    stats = [ImageStats(float(m), float(s), 256, 256)
+             for m, s in zip(rng.normal(130, 8, 300), rng.normal(7, 1, 300), strict=True)]
     baseline = training.baseline_statistics(stats, list(rng.choice(CLASSES, 300, p=[0.3, 0.3, 0.4])))
     model_id = new_id()
     with store.session() as s:

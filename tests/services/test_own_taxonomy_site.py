@@ -64,7 +64,8 @@ def test_a_site_without_the_demo_labels_trains_and_predicts_its_own_classes(tmp_
     images = _images(tmp_path / "data")
     vital("sheet", "import", "Parts", "--metadata", str(tmp_path / "data" / "parts.csv"), "--images", str(images),
           "--key", "part_id", "--image-column", "image")
-    rows = list(csv.DictReader(open(tmp_path / "data" / "parts.csv", encoding="utf-8")))
+    with open(tmp_path / "data" / "parts.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     first, rest = rows[0], rows[1:]
     vital("label", "set", "--sheet", "Parts", "--item", first["part_id"], "--type", "parts",
           "--data", json.dumps({"class": first["truth"]}, ensure_ascii=False))

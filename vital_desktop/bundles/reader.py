@@ -3,8 +3,9 @@
 The stick is read twice: `peek_raw` reads only the header, manifest and signatures (capped),
 so the caller can verify them before copying anything; then `copy_to_staging` copies the file
 once, capped at the size the verified manifest declares, hashing as it copies. Both refuse
-anything but a regular file (symlinks and FIFOs via lstat and O_NOFOLLOW|O_NONBLOCK). Everything after reads the private staging copy, so a file changed on
-the stick after verification changes nothing. Payloads are read only at the offsets and
+anything but a regular file (symlinks and FIFOs via lstat and O_NOFOLLOW|O_NONBLOCK). Everything
+after reads the private staging copy, so a file changed on the stick after verification changes
+nothing. Payloads are read only at the offsets and
 lengths the verified manifest gives.
 """
 

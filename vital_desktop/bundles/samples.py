@@ -69,7 +69,8 @@ def template_document(name: str = "Crystal Defect Triage", version: str = "1.1.0
         "user_prompt": "Inspect item {{inspection_id}} (batch {{crystal_batch_id}}) and classify the defect.",
         "input_schema": {"type": "object", "properties": {"inspection_id": {"type": "string"}}},
         "output_schema": {"type": "object", "required": ["defect_type"],
-                          "properties": {"defect_type": {"enum": ["inclusion", "crack", "delamination", "surface_contamination", "none"]}}},
+                          "properties": {"defect_type": {"enum": ["inclusion", "crack", "delamination",
+                                                                  "surface_contamination", "none"]}}},
         "few_shot": [], "model_ref": {}, "notes": "",
     }
 

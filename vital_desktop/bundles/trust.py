@@ -390,7 +390,8 @@ def decide(root: Root, manifest: Manifest, manifest_bytes: bytes, signers: set[s
         checks.append(Check("issued_at", True, "", f"issued {_utc(manifest.issued_at)}, not in the future nor before "
                                                       "the newest accepted"))
     if site.site_id not in manifest.sites:
-        checks.append(Check("target_site", False, "wrong_site", f"the bundle is for {', '.join(manifest.sites)[:200]}, not {site.site_id}"))
+        checks.append(Check("target_site", False, "wrong_site",
+                            f"the bundle is for {', '.join(manifest.sites)[:200]}, not {site.site_id}"))
     else:
         checks.append(Check("target_site", True, "", f"meant for this site ({site.site_id})"))
     app = parse_version(site.app_version)

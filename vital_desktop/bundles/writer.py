@@ -89,7 +89,7 @@ def manifest_document(*, channel: str, issuer: str, sequence: int, issued_at: in
 def describe_entries(sources: list[PayloadSource], measured: list[tuple[int, str]]) -> list[dict[str, Any]]:
     entries = []
     offset = 0
-    for source, (length, sha) in zip(sources, measured):
+    for source, (length, sha) in zip(sources, measured, strict=False):
         entries.append({"id": source.id, "kind": source.kind, "name": source.name, "offset": offset, "length": length,
                         "sha256": sha, "schema_version": source.schema_version, "meta": dict(source.meta)})
         offset += length

@@ -201,7 +201,8 @@ def check_contract(path: Path) -> ContractInfo:
         input_name = value.name
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type != onnx.TensorProto.FLOAT:
-            problems.append(f"input {input_name!r} must be float32, it is {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}")
+            kind = onnx.TensorProto.DataType.Name(tensor_type.elem_type)
+            problems.append(f"input {input_name!r} must be float32, it is {kind}")
         dims = list(tensor_type.shape.dim)
         if len(dims) != 4:
             problems.append(f"input {input_name!r} must have rank 4 (NCHW), it has rank {len(dims)}")
@@ -210,7 +211,8 @@ def check_contract(path: Path) -> ContractInfo:
             if channels and c_dim is not None and c_dim != channels:
                 problems.append(f"input {input_name!r} has {c_dim} channels but {KEY_COLOR_MODE}={color_mode!r} needs {channels}")
             if input_size and h_dim is not None and w_dim is not None and (h_dim, w_dim) != input_size:
-                problems.append(f"input {input_name!r} is {h_dim}x{w_dim} but {KEY_INPUT_SIZE} says {input_size[0]}x{input_size[1]}")
+                problems.append(f"input {input_name!r} is {h_dim}x{w_dim} but {KEY_INPUT_SIZE} says "
+                                f"{input_size[0]}x{input_size[1]}")
 
     wanted_output = props.get(KEY_OUTPUT)
     candidates = [

@@ -241,7 +241,8 @@ class LocalLlm:
                 f"tokens and the answer may take {max_tokens}, {needed} in all, but {self.model_path.name} "
                 f"is loaded with a context of {self.n_ctx} tokens. Shorten the prompt or the item data, "
                 "or load the model with a larger context.",
-                details={"template": template_name, "item_ref": item_ref, "prompt_tokens": len(prompt_tokens), "n_ctx": self.n_ctx},
+                details={"template": template_name, "item_ref": item_ref, "prompt_tokens": len(prompt_tokens),
+                         "n_ctx": self.n_ctx},
             )
         watch = _TokenWatch(token)
         criteria = StoppingCriteriaList([watch])

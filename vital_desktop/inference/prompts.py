@@ -208,7 +208,8 @@ def render_messages(
 
     for index, example in enumerate(template.few_shot):
         if "variables" in example:
-            user_text = fill(template.user_prompt, example["variables"], template_name=template.name, item_ref=f"few-shot #{index + 1}")
+            user_text = fill(template.user_prompt, example["variables"], template_name=template.name,
+                             item_ref=f"few-shot #{index + 1}")
         else:
             user_text = str(example.get("user", ""))
         answer = example.get("output", example.get("assistant", ""))

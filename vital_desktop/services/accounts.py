@@ -89,7 +89,7 @@ def hash_password(password: str) -> str:
     """A fresh salted scrypt hash: ``scrypt$n$r$p$salt$key`` (base64)."""
     salt = os.urandom(16)
     key = Scrypt(salt=salt, length=32, n=_N, r=_R, p=_P).derive(password.encode("utf-8"))
-    return "scrypt$%d$%d$%d$%s$%s" % (_N, _R, _P, base64.b64encode(salt).decode(), base64.b64encode(key).decode())
+    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
 
 
 def check_password(password: str, stored: str) -> bool:

@@ -117,7 +117,7 @@ class ClassifierPrelabeler:
             if not request.image_path:
                 out[i] = Prelabel(None, None, "classifier", error="the item has no image to classify")
         results = self.classifier.predict_paths([requests[i].image_path for i in with_image], batch_size=64)  # type: ignore[misc]
-        for i, result in zip(with_image, results):
+        for i, result in zip(with_image, results, strict=False):
             if result.error is not None or result.predicted_class is None:
                 out[i] = Prelabel(None, None, "classifier", error=result.error or "no prediction")
                 continue
@@ -154,7 +154,7 @@ class LlmPrelabeler:
     def prelabel(self, requests: Sequence[PrelabelRequest], progress: Progress) -> list[Prelabel]:
         first = self.classifier.prelabel(requests, progress) if self.classifier is not None else [None] * len(requests)
         out = []
-        for request, from_classifier in zip(requests, first):
+        for request, from_classifier in zip(requests, first, strict=False):
             progress.check()
             summary = from_classifier.classifier if from_classifier is not None else None
             rendered = prompts.render_messages(
@@ -568,7 +568,7 @@ def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, 
     prelabels: dict[int, Prelabel] = {}
     if todo:
         requests = [PrelabelRequest(batch[i]["item_ref"], datas[i], images[i]) for i in todo]
-        prelabels = dict(zip(todo, labeler.prelabel(requests, progress)))
+        prelabels = dict(zip(todo, labeler.prelabel(requests, progress), strict=False))
     columns: dict[str, list] = {k: [] for k in (
         "id", "training_sheet_id", "item_ref", "position", "messages", "answer", "raw_output", "ai_error", "status",
         "source", "confidence", "canonical_label_id", "canonical_label_version", "allowed_uses", "prohibited_uses",

@@ -144,7 +144,8 @@ class MonitorReport:
     def text(self) -> str:
         acc = self.accuracy.get("overall")
         lines = [
-            f"{self.model}: {self.predictions} predictions ({self.errors} unreadable) {self.first_at or ''} - {self.last_at or ''}",
+            f"{self.model}: {self.predictions} predictions ({self.errors} unreadable) "
+            f"{self.first_at or ''} - {self.last_at or ''}",
             f"accuracy where labelled: {acc:.1%} on {self.accuracy.get('labelled')} items" if acc is not None
             else "accuracy: no labelled predictions yet",
             "latency ms: " + ", ".join(f"{k} {v:.1f}" for k, v in self.latency_ms.items() if v is not None),

@@ -322,18 +322,21 @@ def activate_model(
         if not Path(row.path).is_file():
             raise ValidationError(f"the file of {row.name}@{row.version} is missing: {row.path}")
         previous = list(
-            s.scalars(sa.select(ModelRow).where(ModelRow.kind == row.kind, ModelRow.status == STATUS_ACTIVE, ModelRow.id != row.id))
+            s.scalars(sa.select(ModelRow).where(ModelRow.kind == row.kind, ModelRow.status == STATUS_ACTIVE,
+                                                ModelRow.id != row.id))
         )
         for other in previous:
             other.status = STATUS_REGISTERED
         open_deployments = s.scalars(
-            sa.select(Deployment).where(Deployment.status == "active", Deployment.model_id.in_([p.id for p in previous] + [row.id]))
+            sa.select(Deployment).where(Deployment.status == "active",
+                                        Deployment.model_id.in_([p.id for p in previous] + [row.id]))
         )
         for deployment in open_deployments:
             deployment.status = "inactive"
             deployment.deactivated_at = now
         row.status = STATUS_ACTIVE
-        s.add(Deployment(model_id=row.id, model_name=row.name, target="local", status="active", notes=notes, activated_by=actor.username))
+        s.add(Deployment(model_id=row.id, model_name=row.name, target="local", status="active", notes=notes,
+                         activated_by=actor.username))
         audit.record(
             s, actor, "model.activate", f"{row.name}@{row.version}",
             {"kind": row.kind, "replaced": [f"{p.name}@{p.version}" for p in previous]},

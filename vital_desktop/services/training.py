@@ -422,7 +422,7 @@ def export_training(
     contents = {names[split]: ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8") for split, lines in encoded.items()}
     files = tuple(
         ExportFile(split, str(path), len(encoded[split]), digest)
-        for (split, (_, path, digest)) in zip(encoded, _write_all_or_nothing(target, contents))
+        for (split, (_, path, digest)) in zip(encoded, _write_all_or_nothing(target, contents), strict=False)
     )
     summary = ExportSummary(out_dir=str(target), files=files, preview=preview, **summary_args)
     manifest = {k: v for k, v in summary.to_dict().items() if k != "preview"} | {
@@ -553,7 +553,8 @@ def _check_classes(store: Store, training_set: TrainingSet, classes: Sequence[st
     wanted = list(classes) if classes else taxonomy
     unknown = [c for c in wanted if taxonomy and c not in taxonomy]
     if unknown:
-        raise ValidationError(f"unknown class(es) {', '.join(unknown)}; the {training_set.label_type} classes are {', '.join(taxonomy)}")
+        raise ValidationError(f"unknown class(es) {', '.join(unknown)}; "
+                              f"the {training_set.label_type} classes are {', '.join(taxonomy)}")
     if len(wanted) < 2:
         raise ValidationError("a classifier needs at least 2 classes")
     counts = Counter(e.cls for e in training_set.examples if e.cls in wanted)
@@ -959,7 +960,7 @@ def evaluate_models(
         results = classifier.predict_paths(paths, progress=progress)
         correct = Counter()
         total = Counter()
-        for ref, res in zip(refs, results):
+        for ref, res in zip(refs, results, strict=False):
             total[truth[ref]] += 1
             if res.predicted_class == truth[ref]:
                 correct[truth[ref]] += 1
