@@ -136,9 +136,15 @@ def _few_shot_snapshot(store: Store, model_ref: str, per_class: int) -> tuple[li
     examples: list[dict] = []
     excluded: dict[str, int] = {}
     counts: dict[str, int] = {}
+    from vital_desktop.services import label_types
     from vital_desktop.services.site import export_gate
 
+    # The examples are labels of the label type the model learnt, grouped by its class field.
+    card = registry.get_model(store, model_ref).card or {}
+    type_name = str(card.get("label_type") or "")
     with store.read() as s:
+        label_type = label_types.get_label_type(s, type_name) if type_name else None
+        class_field = label_type.class_field if label_type is not None else None
         # Governance on the way out: PHI / EXPORT_CONTROLLED examples stay home without a site policy.
         gate = export_gate(s, use="few_shot", destination="deployment")
         for sheet_id in sorted(sheet_ids):
@@ -146,7 +152,7 @@ def _few_shot_snapshot(store: Store, model_ref: str, per_class: int) -> tuple[li
             sheet_tags = set((sheet.classification or ()) if sheet else ())
             items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_id))}
             rows = s.scalars(sa.select(CanonicalLabel).where(
-                CanonicalLabel.sheet_id == sheet_id, CanonicalLabel.label_type == "classification"
+                CanonicalLabel.sheet_id == sheet_id, CanonicalLabel.label_type == type_name
             ).order_by(CanonicalLabel.item_ref))
             for label in rows:
                 decision = decide(label_status(label.review_state), label.allowed_uses, label.prohibited_uses, "few_shot")
@@ -156,7 +162,7 @@ def _few_shot_snapshot(store: Store, model_ref: str, per_class: int) -> tuple[li
                     reason = reason or "not permitted"
                     excluded[reason] = excluded.get(reason, 0) + 1
                     continue
-                cls = str((label.label_data or {}).get("defect_type"))
+                cls = str((label.label_data or {}).get(class_field or "", ""))
                 if counts.get(cls, 0) >= per_class:
                     continue
                 counts[cls] = counts.get(cls, 0) + 1

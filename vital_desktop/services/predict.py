@@ -278,10 +278,12 @@ def log_llm_prediction(
         confidence = float(result.parsed["confidence"])
     predicted = None
     if isinstance(result.parsed, dict):
-        for key in ("defect_type", "label", "class", "category"):
-            if isinstance(result.parsed.get(key), str):
-                predicted = result.parsed[key]
-                break
+        # The answer's class: a conventionally named field, else its first text field (answers follow
+        # the output schema's property order, where a template puts its class field first).
+        named = [k for k in ("class", "label", "category") if isinstance(result.parsed.get(k), str)]
+        texts = [k for k, v in result.parsed.items() if isinstance(v, str)]
+        if named or texts:
+            predicted = result.parsed[(named or texts)[0]]
     row = Prediction(
         model_id=model.id if model else "default-gguf",
         model_name=model.name if model else "smollm2-135m-instruct",
