@@ -91,7 +91,7 @@ def main() -> None:
     _lifecycle_data(store, user)
     window.refresh()  # every page reloads what the lifecycle data changed
     spin(app, 1.0)
-    for stage in ("train", "deploy", "monitor", "improve", "calibration"):
+    for stage in ("train", "deploy", "monitor", "improve", "calibration", "taxonomy"):
         shoot(stage)
     window.pages["train"].tabs.setCurrentIndex(0)
     window.quit_answer = True
