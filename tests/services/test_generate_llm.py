@@ -8,6 +8,7 @@ from tests.conftest import write_small_dataset
 from tests.services.test_templates_review import SPEC
 from vital_desktop.core.users import SYSTEM_USER
 from vital_desktop.services import accounts, generate, labels, review, sheets, templates
+from vital_desktop.services.site import seed_demo_label_types
 from vital_desktop.store import open_store
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
@@ -24,6 +25,7 @@ def test_llm_prelabels_are_valid_answers_or_kept_failures(tmp_path) -> None:
     store = open_store(tmp_path / "home")
     try:
         accounts.add_user(store, actor=SYSTEM_USER, username="eng", password="engineer-pass", role="engineer")
+        seed_demo_label_types(store)  # the template answers in the demo's classification type
         engineer = accounts.get_user(store, "eng")
         sheets.import_sheet(store, actor=engineer, name="Crystals", metadata_path=metadata,
                             key_column="inspection_id", image_root=images, image_column="image_path")
