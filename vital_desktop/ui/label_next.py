@@ -21,10 +21,9 @@ def suggest_next(
     on_error: Callable[[BaseException], None] | None = None,
 ) -> Any:
     """Start the job; `on_items` receives the items to label next, best first (empty: all labelled)."""
-    store, actor = context.store, context.user
-    return context.run(
+    return context.query(
         "Choosing what to label next",
-        lambda progress: assist.label_next(store, actor=actor, sheet=sheet, label_type=label_type, strategy=strategy,
-                                           count=count, progress=progress),
-        on_result=on_items, on_error=on_error, cancellable=True,
+        lambda op: assist.label_next(op.store, actor=op.actor, sheet=sheet, label_type=label_type, strategy=strategy,
+                                     count=count, progress=op.progress),
+        on_result=on_items, on_error=on_error, visible=True, cancellable=True,
     )

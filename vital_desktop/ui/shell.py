@@ -339,9 +339,12 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save diagnostics", "vital-support.zip", "Zip archive (*.zip)")
         if not path:
             return
-        self.context.query(
-            "Saving diagnostics", lambda op: support.write_support_bundle(op.store, actor=op.actor, out=path),
-            visible=True,
+        from vital_desktop.core.changes import Changes
+
+        # It writes an audit row: a change on the writer thread (it changes nothing a page shows).
+        self.context.change(
+            "Saving diagnostics",
+            lambda op: (support.write_support_bundle(op.store, actor=op.actor, out=path), Changes()),
             on_result=lambda bundle: self.context.say(
                 f"Diagnostics saved to {bundle.path} ({bundle.log_entries} log entries, no label content)"),
         )
