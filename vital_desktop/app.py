@@ -117,9 +117,8 @@ def open_store_waiting(home: Path, *, poll_ms: int = 500):
 
     try:
         return open_store(home, holder="the VITAL Desktop app")
-    except StoreLockedError as exc:
+    except StoreLockedError:
         holder = describe_holder(home) or "another process"
-        first_error = exc
     answer = QMessageBox.question(
         None, "VITAL Desktop",
         f"This site is in use by {holder}.\n\nWait until it finishes? The window opens as soon as the "
@@ -141,14 +140,12 @@ def open_store_waiting(home: Path, *, poll_ms: int = 500):
                 return None
             try:
                 return open_store(home, holder="the VITAL Desktop app")
-            except StoreLockedError as exc:
-                first_error = exc
+            except StoreLockedError:
                 now = describe_holder(home)
                 if now:
                     waiting.setLabelText(f"Waiting for {now} to finish…")
     finally:
         waiting.close()
-        del first_error
 
 
 def start_bridge(context):

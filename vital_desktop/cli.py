@@ -68,10 +68,15 @@ def main(
         return 2
     bridged = store is not None
     if not bridged:
-        forwarded = _forward_to_app(args, raw_argv)
+        from vital_desktop.core import sitelog
+        from vital_desktop.store.db import default_home
+
+        home = Path(args.home).expanduser() if args.home else default_home()
+        forwarded = _forward_to_app(home, args, raw_argv)
         if forwarded is not None:
             return forwarded
-        _configure_log(args.home)
+        if home.is_dir():
+            sitelog.configure(home, process="cli")
     verb = " ".join(filter(None, [args.command, getattr(args, f"{args.command}_command", None)]))
     if bridged and (args.command in exclusive_refused or verb in exclusive_refused):
         print(f"vital: the desktop app has this site open; close it before running `vital {verb}`"
@@ -111,14 +116,12 @@ def main(
     return 0
 
 
-def _forward_to_app(args: argparse.Namespace, raw_argv: list[str]) -> int | None:
+def _forward_to_app(home: Path, args: argparse.Namespace, raw_argv: list[str]) -> int | None:
     """Hand the command to a desktop app that holds this site; None when no app does."""
     if os.environ.get("VITAL_NO_BRIDGE"):
         return None
     from vital_desktop import bridge
-    from vital_desktop.store.db import default_home
 
-    home = Path(args.home).expanduser() if args.home else default_home()
     sock = bridge.connect(home)
     if sock is None:
         return None
@@ -127,15 +130,6 @@ def _forward_to_app(args: argparse.Namespace, raw_argv: list[str]) -> int | None
     if password is None and user and not getattr(args, "anonymous", False) and sys.stdin.isatty():
         password = getpass.getpass(f"Password for {user}: ")
     return bridge.forward(sock, raw_argv, user=user, password=password)
-
-
-def _configure_log(home: Path | None) -> None:
-    from vital_desktop.core import sitelog
-    from vital_desktop.store.db import default_home
-
-    site = Path(home).expanduser() if home else default_home()
-    if site.is_dir():
-        sitelog.configure(site, process="cli")
 
 
 def _error(ctx: CliContext, exc: VitalError) -> None:
