@@ -1,0 +1,1 @@
+-- Schema changes of the language-model evidence and confidence work (reserved number; may stay empty when the work needs none).

@@ -1,0 +1,1 @@
+-- Schema changes of the template evaluation and optimisation work (reserved number; may stay empty when the work needs none).

@@ -1,0 +1,1 @@
+-- Schema changes of the document and telemetry items work (reserved number; may stay empty when the work needs none).

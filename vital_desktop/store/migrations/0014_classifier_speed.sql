@@ -1,0 +1,1 @@
+-- Schema changes of the classifier follow-up work (reserved number; may stay empty when the work needs none).
