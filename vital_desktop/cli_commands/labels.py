@@ -142,6 +142,10 @@ def _import(ctx: CliContext, args) -> dict:
     out = outcome.to_dict()
     out["text"] = (f"{outcome.format}: created {outcome.created}, updated {outcome.updated}, unchanged "
                    f"{outcome.unchanged}, conflicts for review {outcome.conflicts}")
+    if outcome.added_classes:
+        out["text"] += (f"; added class(es) {', '.join(outcome.added_classes)} to the draft "
+                        f"{args.label_type}@{outcome.draft_version} (publish it with "
+                        f"`vital label types publish {args.label_type}`)")
     return out
 
 

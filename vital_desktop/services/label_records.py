@@ -48,6 +48,9 @@ class LabelRecord:
     data_text: str = ""  # canonical JSON of label_data, set by `prepare_records`
     withdraw: bool = False  # remove the current label (history keeps a 'withdraw' row)
     keep_uses: bool = False  # no constraints given: keep the current label's (set by `prepare_records`)
+    #: the label-type version to validate against and record (None: the latest published one);
+    #: an import with --add-classes names the draft it added the classes to
+    label_type_version: str | None = None
 
 
 def _where(record: LabelRecord) -> str:
@@ -90,8 +93,9 @@ def prepare_records(session: Session, records: list[LabelRecord], *, sheets: lis
             query = query.where(SheetItem.item_ref.in_({r.item_ref for r in records if r.sheet_id == sheet_id}))
         known_items[sheet_id] = set(session.scalars(query))
     errors = RowErrors()
-    types: dict[str, Any] = {}
-    validated: set[tuple[str, str]] = set()
+    types: dict[str, Any] = {}  # label type name → the version its records are validated against
+    versioned: dict[tuple[str, str | None], Any] = {}
+    validated: set[tuple[str, str | None, str]] = set()
     seen: dict[tuple[str, str, str], int | None] = {}
     policies: dict[tuple, tuple[list[str], list[str], str]] = {}  # constraints repeat: compute each once
     prepared = []
@@ -102,15 +106,16 @@ def prepare_records(session: Session, records: list[LabelRecord], *, sheets: lis
                 raise ValidationError(f"unknown sheet id {rec.sheet_id}")
             if rec.item_ref not in known_items[rec.sheet_id]:
                 raise ValidationError(f"sheet {sheet.name!r} has no item {rec.item_ref!r}")
-            if rec.label_type not in types:
-                types[rec.label_type] = label_types.get_label_type(session, rec.label_type)
-            lt = types[rec.label_type]
+            type_key = (rec.label_type, rec.label_type_version)
+            if type_key not in versioned:
+                versioned[type_key] = label_types.get_label_type(session, rec.label_type, rec.label_type_version)
+            lt = types[rec.label_type] = versioned[type_key]
             if not isinstance(rec.label_data, dict):
                 raise ValidationError("label_data must be a JSON object")
             text = canonical_json(rec.label_data, what="label_data")
-            if (rec.label_type, text) not in validated:  # labels repeat a lot: validate each distinct one once
+            if (*type_key, text) not in validated:  # labels repeat a lot: validate each distinct one once
                 label_types.check_label_data(lt, rec.label_data)
-                validated.add((rec.label_type, text))
+                validated.add((*type_key, text))
             if rec.confidence is not None and rec.confidence not in CONFIDENCE_LEVELS:
                 raise ValidationError(f"confidence {rec.confidence!r} must be one of {', '.join(CONFIDENCE_LEVELS)}")
             key = (rec.sheet_id, rec.item_ref, rec.label_type)

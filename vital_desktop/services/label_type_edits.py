@@ -19,9 +19,11 @@ from vital_desktop.core.ids import iso, new_id, utcnow
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
 from vital_desktop.services.label_types import (
+    CLASS_KINDS,
     LabelType,
     build_label_type,
     from_row,
+    next_version,
     pick_version,
     type_names,
     version_heads,
@@ -131,6 +133,64 @@ def publish(store: Store, actor: User, name: str) -> LabelType:
         record_change(s, actor, name, row.version, row.version, "publish", {})
         audit.record(s, actor, "label_type.publish", f"{name}@{row.version}", {})
         return from_row(row)
+
+
+def add_classes_to_draft(session: Session, actor: User, name: str, classes: Iterable[str], *,
+                         reason: str = "") -> tuple[LabelType, list[str]]:
+    """Add `classes` to the DRAFT version of label type `name`, inside the caller's transaction.
+
+    The draft that exists is edited in place; when there is none, one is made as the next minor
+    version of the latest published version (adding classes is a minor change). Published
+    versions never change, so labels validated against the draft (an import with
+    ``--add-classes``) name a version a person still has to publish. Refused: a kind without
+    classes, an empty or duplicate name, a class the type already has (a deprecated one takes no
+    new labels). Classes the draft has already are skipped. Writes the taxonomy history and the
+    audit row; returns the draft as stored and the classes actually added.
+    """
+    require(actor, "edit_taxonomy")
+    wanted = list(dict.fromkeys(str(c).strip() for c in classes))
+    if not wanted or any(not c for c in wanted):
+        raise ValidationError("give the classes to add (non-empty names)")
+    rows = version_heads(session, name)
+    if not rows:
+        raise NotFoundError(f"no label type named {name!r}")
+    draft = next((r for r in rows if r[3] == "draft"), None)
+    base_row = draft or pick_version(rows, None, drafts=False)
+    if base_row is None:
+        raise ValidationError(f"label type {name!r} has neither a draft nor a published version")
+    base = from_row(session.get(LabelTypeRow, base_row[0]))
+    if base.kind not in CLASS_KINDS:
+        raise ValidationError(f"label type {base.ref} is of kind {base.kind}: it has no classes to add to")
+    deprecated = [c for c in wanted if base.get_class(c) is not None and base.get_class(c).deprecated]  # type: ignore[union-attr]
+    if deprecated:
+        raise ValidationError(f"class(es) {', '.join(deprecated)} of {base.ref} are deprecated and take no new labels")
+    wanted = [c for c in wanted if base.get_class(c) is None]  # a draft may have them already
+    if not wanted:
+        if draft is None:
+            raise ValidationError(f"{base.ref} already has every one of these classes")
+        return base, []
+    class_dicts = [c.to_dict() for c in base.class_list]
+    for cls in wanted:
+        used = {c.get("shortcut") for c in class_dicts}
+        class_dicts.append({"name": cls, "title": cls, "color": "",
+                            "shortcut": next((k for k in "123456789" if k not in used), "")})
+    version = base.version if draft else next_version(base.version, "minor")
+    note = reason or f"classes added: {', '.join(wanted)}"
+    lt = build_label_type({**base.spec(), "classes": class_dicts}, version=version, status="draft",
+                          origin=base.origin if draft else "site")
+    if draft is not None:
+        row = session.get(LabelTypeRow, draft[0])
+        assert row is not None
+        for key, value in (("classes", [c.to_dict() for c in lt.class_list]), ("schema", lt.schema)):
+            setattr(row, key, value)
+        session.flush()
+        stored = from_row(row)
+    else:
+        stored = insert_version(session, actor, LabelType(**{**lt.__dict__, "change_note": note}))
+    details = {"classes": wanted, "reason": note, "base_version": base.version, "new_draft": draft is None}
+    record_change(session, actor, name, base.version, version, "add_classes_draft", details)
+    audit.record(session, actor, "label_type.add_classes_draft", stored.ref, details)
+    return stored, wanted
 
 
 def delete_label_type(store: Store, actor: User, name: str) -> int:

@@ -260,17 +260,21 @@ def upsert_records(
     a claim on one of the keys."""
     if not records:
         return UpsertOutcome()
-    return apply_table(session, actor, records_table(records), origin=origin, action=action, records=records)
+    named = {r.label_type: r.label_type_version for r in records if r.label_type_version}
+    return apply_table(session, actor, records_table(records), origin=origin, action=action, records=records,
+                       type_versions=named or None)
 
 
 def apply_table(
     session: Session, actor: User, incoming: pa.Table, *, origin: str = "site", action: str = "set",
-    records: list[LabelRecord] | None = None,
+    records: list[LabelRecord] | None = None, type_versions: dict[str, str] | None = None,
 ) -> UpsertOutcome:
     """THE write of canonical labels: apply an `INCOMING` batch (from `records_table` or a
     vectorised file preparation) inside the caller's transaction. Rows that meet a stored label
     are decided one by one by `decide`; rows for new keys (``decide`` says "create" for every one
-    of them) are inserted with their history in two ``INSERT … SELECT``s."""
+    of them) are inserted with their history in two ``INSERT … SELECT``s. `type_versions`: the
+    label-type version each type's rows were validated against, when not the latest published
+    one (recorded on the label and history rows)."""
     if incoming.num_rows == 0:
         return UpsertOutcome()
     if origin not in ORIGINS:
@@ -283,7 +287,7 @@ def apply_table(
     # A single save with no claims around needs no registered batch (each query costs, see the
     # save latency in benchmarks/bench_label_write.py).
     registered = bool(others or mine or incoming.num_rows > SMALL_BATCH)
-    versions = _label_type_versions(session, incoming)
+    versions = {**_label_type_versions(session, incoming), **(type_versions or {})}
     if registered:
         raw.register(view, incoming)
     raw.register("_label_type_versions", pa.table({"name": list(versions), "version": list(versions.values())},

@@ -77,7 +77,7 @@ def _class_records(session, sheet_id: str, rels: list[str], label_type: str, spe
 
 def _check_class_layout(rels: list[str], label_type: str, store: Store):
     from vital_desktop.services.formats.base import CLASS_KINDS, ImageLabels
-    from vital_desktop.services.formats.importer import _check_classes
+    from vital_desktop.services.formats.importer import unknown_classes
     from vital_desktop.services.formats.types import type_spec
 
     with store.read() as s:
@@ -87,7 +87,7 @@ def _check_class_layout(rels: list[str], label_type: str, store: Store):
     loose = [r for r in rels if class_of(r) is None]
     if loose:
         raise ValidationError(f"{len(loose)} image(s) are not inside a class folder: {', '.join(loose[:MAX_REPORTED])}")
-    _check_classes(spec, [ImageLabels(r, r, classes=[class_of(r) or ""]) for r in rels], False)
+    unknown_classes(spec, [ImageLabels(r, r, classes=[class_of(r) or ""]) for r in rels], False)
     return spec
 
 

@@ -50,6 +50,8 @@ class ImportSummary:
     unchanged: int = 0
     conflicts: int = 0
     added_classes: list[str] = field(default_factory=list)
+    #: the draft label-type version the added classes went to (its labels were validated against it)
+    draft_version: str | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -144,29 +146,15 @@ def _to_pixels(image: ImageLabels, width: int | None, height: int | None) -> Non
     image.scale = "pixels"
 
 
-def _check_classes(spec: TypeSpec, images: list[ImageLabels], add_classes: bool) -> list[str]:
+def unknown_classes(spec: TypeSpec, images: list[ImageLabels], add_classes: bool) -> list[str]:
+    """The classes the file names that the label type lacks: refused by name, unless `add_classes`
+    (they are then added to a draft version of the type, in the import's transaction)."""
     unknown = sorted(labels_used(images) - set(spec.classes)) if spec.classes else []
-    if not unknown:
-        return []
-    if add_classes:
-        # Adding classes makes a new DRAFT version of the label type, owned by the taxonomy
-        # service; until that service offers it, refuse with the same message.
-        adder = _class_adder()
-        if adder is not None:
-            return adder(spec.name, unknown)
-        raise ValidationError(f"cannot add classes to {spec.name!r} here yet; unknown: {', '.join(unknown)}")
-    raise ValidationError(f"label type {spec.name!r} has no class(es) {', '.join(unknown[:MAX_NAMED])}"
-                          + (f" (and {len(unknown) - MAX_NAMED} more)" if len(unknown) > MAX_NAMED else "")
-                          + "; add them to the label type (or import with --add-classes)")
-
-
-def _class_adder():
-    """The taxonomy service's 'add classes to a draft version' entry point, when it exists."""
-    try:
-        from vital_desktop.services import label_types  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(label_types, "add_classes_to_draft", None)
+    if unknown and not add_classes:
+        raise ValidationError(f"label type {spec.name!r} has no class(es) {', '.join(unknown[:MAX_NAMED])}"
+                              + (f" (and {len(unknown) - MAX_NAMED} more)" if len(unknown) > MAX_NAMED else "")
+                              + "; add them to the label type (or import with --add-classes)")
+    return unknown
 
 
 def import_labels(
@@ -188,6 +176,9 @@ def import_labels(
     rows_kind = entry.rows and (entry.read is None or (
         entry.prefers_rows is not None and entry.prefers_rows(path)))
     if rows_kind:  # one row per label, naming its sheet and type: today's tabular path
+        if add_classes:
+            raise ValidationError(f"--add-classes applies to annotation files (coco, yolo, voc, …); the rows of "
+                                  f"{path.name} give their label_data against the published label type")
         outcome, changes = labels.import_labels(store, actor=actor, path=path, sheet=sheet, label_type=label_type,
                                                 progress=progress)
         return ImportSummary(fmt, path.name, 0, outcome.created, outcome.updated, outcome.unchanged,
@@ -229,19 +220,30 @@ def import_labels(
     if errors:
         text = "; ".join(errors)
         raise ValidationError(text if text.startswith(path.name) else f"{path.name}: {text}", details={"errors": errors})
-    added = _check_classes(spec, images, add_classes)
+    added = unknown_classes(spec, images, add_classes)
+    if added:
+        require(actor, "edit_taxonomy")  # a new class is a taxonomy change
     progress.set(2, f"checking {len(records)} labels")
     progress.check()
     with store.session() as s:
+        draft = None
+        if added:  # the same transaction: a refused file adds no class either
+            from vital_desktop.services.label_type_edits import add_classes_to_draft
+
+            draft, added = add_classes_to_draft(s, actor, label_type, added,
+                                                reason=f"classes added by importing {path.name} ({fmt})")
+            for record in records:
+                record.label_type_version = draft.version
         records = labels.prepare_records(s, records)
         progress.set(3, f"writing {len(records)} labels")
         outcome = labels.upsert_records(s, actor, records, action="import")
         summary = ImportSummary(fmt, path.name, len(images), outcome.created, outcome.updated, outcome.unchanged,
-                                outcome.conflicts, added)
+                                outcome.conflicts, added, draft.version if draft else None)
         audit.record(s, actor, "label.import", path.name, {"format": fmt, "sheet": sheet, "label_type": label_type,
-                                                          **outcome.to_dict()})
+                                                          **outcome.to_dict(), "added_classes": added,
+                                                          "draft_version": summary.draft_version})
     progress.finish(f"imported {len(records)} labels")
-    return summary, Changes(labels=True)
+    return summary, Changes(labels=True, label_types=bool(added))
 
 
 def _prepare_image(spec: TypeSpec, image: ImageLabels, root: str | None, matcher: ItemMatcher, ref: str) -> dict:
