@@ -26,6 +26,7 @@ COMMAND_MODULES = [  # in the order `vital --help` lists them: the site, then th
     "site",
     "sheets",
     "labels",
+    "templates",
     "generate",
     "models",
     "lifecycle",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-from pathlib import Path
 from typing import Any
 
 from vital_desktop.cli_commands import CliContext
@@ -42,40 +41,6 @@ def _label_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    # --- templates
-    template = sub.add_parser("template", help="versioned prompt templates (GENERATE)").add_subparsers(
-        dest="template_command", metavar="ACTION")
-    p = template.add_parser("list", help="templates (latest published version of each, or --all)")
-    p.add_argument("--all", action="store_true", help="every version")
-    p.add_argument("--name", default=None)
-    p.set_defaults(handler=_template_list)
-    p = template.add_parser("show", help="one template version in full")
-    p.add_argument("ref", help="NAME or NAME@VERSION")
-    p.set_defaults(handler=_template_show)
-    p = template.add_parser("create", help="a new template (draft) from a JSON spec file")
-    p.add_argument("--file", type=Path, required=True)
-    p.add_argument("--version", default="1.0.0")
-    p.add_argument("--publish", action="store_true", help="publish it right away")
-    p.set_defaults(handler=_template_create)
-    p = template.add_parser("edit", help="edit a draft in place, or make a new draft version of a published one")
-    p.add_argument("ref")
-    p.add_argument("--file", type=Path, default=None, help="JSON object of the fields to change")
-    p.add_argument("--system-prompt", default=None)
-    p.add_argument("--user-prompt", default=None)
-    p.add_argument("--description", default=None)
-    p.add_argument("--notes", default=None)
-    p.add_argument("--bump", choices=["major", "minor", "patch"], default="minor")
-    p.set_defaults(handler=_template_edit)
-    p = template.add_parser("publish", help="freeze a draft version (immutable from now on)")
-    p.add_argument("ref")
-    p.set_defaults(handler=_template_publish)
-    p = template.add_parser("diff", help="field-by-field unified diff of two versions")
-    p.add_argument("old")
-    p.add_argument("new")
-    p.set_defaults(handler=_template_diff)
-    p = template.add_parser("install-library", help="install the shipped template library (demo templates)")
-    p.set_defaults(handler=_template_library)
-
     # --- generation
     p = sub.add_parser("generate", help="generate a training sheet: sheet × template version (reuses canonical labels)")
     p.add_argument("--sheet", default=None)
@@ -165,80 +130,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", default=None)
     p.add_argument("--type", dest="label_type", default=None)
     p.set_defaults(handler=_claim_list)
-
-
-# --- templates ---------------------------------------------------------------------------------
-
-
-def _template_line(t) -> str:
-    return f"{t.name}@{t.version:8s} {t.status:9s} {t.label_type:20s} {t.description[:60]}"
-
-
-def _template_list(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    rows = templates.list_templates(ctx.store, name=args.name, all_versions=args.all)
-    return {"templates": [t.to_dict() for t in rows],
-            "text": "\n".join(_template_line(t) for t in rows) or "no templates (vital template install-library)"}
-
-
-def _template_show(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    t = templates.get_template(ctx.store, args.ref)
-    text = "\n".join([
-        f"{t.ref}  [{t.status}]  label type: {t.label_type}  by {t.created_by}",
-        t.description, "", "System prompt:", t.system_prompt, "", "User prompt:", t.user_prompt, "",
-        "Input schema:", json.dumps(t.input_schema, indent=2), "Output schema:", json.dumps(t.output_schema, indent=2),
-        f"Few-shot examples: {len(t.few_shot)}", f"Model: {json.dumps(t.model_ref)}",
-    ] + (["Notes: " + t.notes] if t.notes else []))
-    return {"template": t.to_dict(), "text": text}
-
-
-def _template_create(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    spec = templates.load_spec_file(args.file)
-    info, _ = templates.create_template(ctx.store, actor=ctx.actor, spec=spec, version=args.version)
-    if args.publish:
-        info, _ = templates.publish_template(ctx.store, actor=ctx.actor, ref=info.ref)
-    return {"template": info.to_dict(), "text": f"created {info.ref} ({info.status})"}
-
-
-def _template_edit(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    changes: dict = templates.load_spec_file(args.file) if args.file else {}
-    for key in ("system_prompt", "user_prompt", "description", "notes"):
-        value = getattr(args, key)
-        if value is not None:
-            changes[key] = value
-    if not changes:
-        raise ValidationError("nothing to change: give --file or one of --system-prompt, --user-prompt, "
-                              "--description, --notes")
-    info, _ = templates.edit_template(ctx.store, actor=ctx.actor, ref=args.ref, changes=changes, bump=args.bump)
-    return {"template": info.to_dict(), "text": f"{info.ref} ({info.status}) saved"}
-
-
-def _template_publish(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    info, _ = templates.publish_template(ctx.store, actor=ctx.actor, ref=args.ref)
-    return {"template": info.to_dict(), "text": f"published {info.ref}"}
-
-
-def _template_diff(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    result = templates.diff(ctx.store, args.old, args.new)
-    return {**result.to_dict(), "text": result.text()}
-
-
-def _template_library(ctx: CliContext, args) -> dict:
-    from vital_desktop.services import templates
-
-    report, _ = templates.load_library(ctx.store, ctx.actor)
-    return {**report.to_dict(), "text": f"installed {len(report.installed)}, already present {len(report.already_present)}"}
 
 
 # --- generation --------------------------------------------------------------------------------

@@ -148,6 +148,65 @@ class Template(Base):
     label_type_version: Mapped[str | None] = mapped_column(sa.String)  # the label-type version it is bound to
 
 
+class TemplateEvaluation(Base):
+    """One scoring of a template version against a sheet's evaluation-allowed canonical labels."""
+
+    __tablename__ = "template_evaluations"
+    id: Mapped[str] = _id()
+    template_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    template_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    template_version: Mapped[str] = mapped_column(sa.String, nullable=False)
+    sheet_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    sheet_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    model: Mapped[str] = mapped_column(sa.String, nullable=False)  # the language model that answered
+    purpose: Mapped[str] = mapped_column(sa.String, nullable=False)  # evaluate | optimise-selection | ...
+    items: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    schema_valid_rate: Mapped[float | None] = mapped_column(sa.Double)
+    accuracy: Mapped[float | None] = mapped_column(sa.Double)  # mean of the per-field accuracies
+    field_accuracy: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    ece: Mapped[float | None] = mapped_column(sa.Double)  # expected calibration error (None: no confidences)
+    details: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    seconds: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class TemplateOptimisation(Base):
+    """One prompt-optimisation run: the baseline and the proposed draft's scores side by side."""
+
+    __tablename__ = "template_optimisations"
+    id: Mapped[str] = _id()
+    template_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    base_version: Mapped[str] = mapped_column(sa.String, nullable=False)
+    proposed_version: Mapped[str | None] = mapped_column(sa.String)  # None: nothing beat the baseline
+    sheet_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    sheet_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    status: Mapped[str] = mapped_column(sa.String, nullable=False)
+    baseline: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    optimised: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    candidates: Mapped[Any] = mapped_column(JSONType, nullable=False, default=list)
+    budget_seconds: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    seconds: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
+
+
+class ModelSpeed(Base):
+    """A language model's prompt and generation speed as measured on this machine."""
+
+    __tablename__ = "model_speeds"
+    model_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    threads: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    model_name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    prompt_tokens: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    prompt_tokens_per_s: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    generated_tokens: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    generation_tokens_per_s: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    load_seconds: Mapped[float | None] = mapped_column(sa.Double)
+    load_average: Mapped[float | None] = mapped_column(sa.Double)
+    measured_at: Mapped[dt.datetime] = _now()
+
+
 # --- LABEL: label types (versioned site data) ----------------------------------------------
 
 
