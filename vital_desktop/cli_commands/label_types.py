@@ -1,5 +1,5 @@
 """`vital label types [show|create|add-class|rename-class|merge-classes|split-class|deprecate-class|
-publish|diff|history|flagged|delete]`: the site's label types (versioned site data).
+publish|diff|history|flagged|pending|accept|reject|delete]`: the site's label types (versioned site data).
 
 Evolution verbs preview their impact and apply it only with ``--yes`` (as ``review bulk``
 does), publishing the next version. Every verb takes ``--json``.
@@ -70,6 +70,15 @@ def register(label_sub: argparse._SubParsersAction) -> None:
     p = _json_flag(verbs.add_parser("flagged", help="labels waiting for review after a split or deprecation"))
     p.add_argument("name")
     p.set_defaults(handler=_flagged)
+    p = _json_flag(verbs.add_parser("pending", help="hub versions held for review (they disagreed with a local edit)"))
+    p.add_argument("name", nargs="?", default=None)
+    p.set_defaults(handler=_pending)
+    for verb, help_text in (("accept", "put a held hub version in force (labels of classes it drops are flagged)"),
+                            ("reject", "keep the site's version; the held hub version is marked rejected")):
+        p = _json_flag(verbs.add_parser(verb, help=help_text))
+        p.add_argument("ref", help="NAME@VERSION of the held hub version")
+        p.add_argument("--note", default="", help="why (kept in the taxonomy history and the audit log)")
+        p.set_defaults(handler=_decide_hub, accept=verb == "accept")
     p = _json_flag(verbs.add_parser("delete", help="delete an unused label type (every version)"))
     p.add_argument("name")
     p.add_argument("--yes", action="store_true")
@@ -217,6 +226,24 @@ def _flagged(ctx: CliContext, args) -> dict:
     rows = taxonomy.flagged_labels(ctx.store, args.name)
     return {"flagged": rows, "text": "\n".join(f"{r['sheet']}/{r['item_ref']} v{r['version']} {r['label_data']}"
                                                for r in rows) or "nothing flagged"}
+
+
+def _pending(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import label_type_edits
+
+    held = label_type_edits.pending_hub_versions(ctx.store, args.name)
+    return {"pending": [t.to_dict() for t in held],
+            "text": "\n".join(_line(t) for t in held) or "no hub versions waiting for review"}
+
+
+def _decide_hub(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import label_types, taxonomy
+
+    name, version = label_types.parse_ref(args.ref)
+    if version is None:
+        raise ValidationError(f"name the held version: {name}@VERSION (vital label types pending {name})")
+    result, _ = taxonomy.decide_hub_version(ctx.store, ctx.actor, name, version, accept=args.accept, note=args.note)
+    return {"result": result.to_dict(), "text": result.text()}
 
 
 def _delete(ctx: CliContext, args) -> dict:

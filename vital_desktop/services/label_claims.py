@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -136,7 +137,7 @@ def release_claims(
                                             LabelClaim.claimed_by == actor.username)
         if item_refs is not None:
             query = query.where(LabelClaim.item_ref.in_(item_refs))
-        count = s.execute(query).rowcount or 0
+        count = cast(sa.CursorResult, s.execute(query)).rowcount or 0
         if count:
             audit.record(s, actor, "label.release", f"{sheet_row.name}/{label_type}", {"items": count})
     return count, Changes(labels=bool(count))

@@ -9,7 +9,7 @@ evolution verb in `services/taxonomy`, which publishes the next version). Every 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -207,7 +207,7 @@ def delete_label_type(store: Store, actor: User, name: str) -> int:
         if used or templates:
             raise ConflictError(f"label type {name!r} is in use ({used} canonical labels, {templates} template "
                                 "versions): deprecate its classes instead of deleting it")
-        count = s.execute(sa.delete(LabelTypeRow).where(LabelTypeRow.name == name)).rowcount
+        count = cast(sa.CursorResult, s.execute(sa.delete(LabelTypeRow).where(LabelTypeRow.name == name))).rowcount
         record_change(s, actor, name, None, "-", "delete", {"versions": count})
         audit.record(s, actor, "label_type.delete", name, {"versions": count})
         return int(count or 0)
@@ -315,12 +315,15 @@ def seed_starter_types(store: Store, actor: User) -> list[str]:
 
 
 def pending_hub_versions(source: Any, name: str | None = None) -> list[LabelType]:
-    """Hub versions held for review because they disagreed with a local edit."""
+    """Hub versions held for review because they disagreed with a local edit (by name, then version)."""
+    from vital_desktop.services.label_types import parse_version
+
     def find(session: Session) -> list[LabelType]:
         query = sa.select(LabelTypeRow).where(LabelTypeRow.status == "review")
         if name is not None:
             query = query.where(LabelTypeRow.name == name)
-        return [from_row(r) for r in session.scalars(query.order_by(LabelTypeRow.name, LabelTypeRow.created_at))]
+        held = [from_row(r) for r in session.scalars(query)]
+        return sorted(held, key=lambda v: (v.name, parse_version(v.version)))
     return with_session(source, find)
 
 

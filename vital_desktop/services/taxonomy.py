@@ -147,7 +147,7 @@ def _merge_classes(lt: LabelType, args: dict) -> Plan:
     merged = [s for s in sources if s != into]
     if not merged:
         raise ValidationError(f"merging {into!r} into itself changes nothing")
-    classes = []
+    classes: list[dict] = []
     for c in _class_dicts(lt):
         if c["name"] in merged:
             if into not in lt.all_classes() and not any(x["name"] == into for x in classes):
@@ -244,8 +244,8 @@ def relabel(lt: LabelType, data: dict, mapping: dict[str, str]) -> dict:
     """The label's data with its classes mapped (`mapping`: old → new)."""
     out = dict(data)
     if lt.kind in SHAPE_KINDS:
-        out[lt.kind] = [({**s, "label": mapping.get(s.get("label"), s.get("label"))} if isinstance(s, dict) else s)
-                        for s in data.get(lt.kind) or []]
+        out[lt.kind] = [({**s, "label": mapping.get(str(s.get("label")), s.get("label"))} if isinstance(s, dict)
+                         else s) for s in data.get(lt.kind) or []]
     elif lt.kind == "multilabel":
         seen: list[str] = []
         for c in data.get("classes") or []:
@@ -409,3 +409,83 @@ def version_note(source: Any, label_type: str | None, version: str | None) -> st
     if current.version == version:
         return ""
     return f"trained on {label_type}@{version}; the label type is now {current.ref}"
+
+
+# --- hub versions held for review ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HubDecision:
+    """What accepting or rejecting a held hub version did."""
+
+    label_type: str
+    hub_version: str
+    decision: str  # accepted | rejected
+    in_force: str  # the version lookups return afterwards
+    labels_flagged: int = 0
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def text(self) -> str:
+        if self.decision == "rejected":
+            return f"rejected hub version {self.label_type}@{self.hub_version}; {self.label_type}@{self.in_force} stays"
+        return (f"accepted hub version {self.label_type}@{self.hub_version}: {self.label_type}@{self.in_force} is in "
+                f"force; {self.labels_flagged} label(s) naming classes it no longer has flagged for review")
+
+
+def decide_hub_version(store: Store, actor: User, name: str, version: str, *, accept: bool,
+                       note: str = "") -> tuple[HubDecision, Changes]:
+    """Accept or reject a hub label-type version held for review (`pending_hub_versions`).
+
+    Rejecting keeps the site's version in force and marks the hub's ``rejected`` (the hub sending
+    it again changes nothing). Accepting publishes the hub's content: as its own version when that
+    is newer than every local one, otherwise as the next major version after them (published
+    versions are immutable, so the held row is marked ``accepted``). Labels naming a class the
+    accepted version no longer takes are flagged for review, never relabelled by guess. One
+    transaction with the taxonomy history and the audit row (who, which version, the note)."""
+    from vital_desktop.core.errors import NotFoundError
+    from vital_desktop.core.ids import utcnow
+    from vital_desktop.services.label_type_edits import pending_hub_versions
+    from vital_desktop.services.label_types import parse_version, version_heads
+
+    require(actor, "edit_taxonomy")
+    with store.session() as s:
+        held = next((v for v in pending_hub_versions(s, name) if v.version == version), None)
+        if held is None:
+            waiting = ", ".join(v.ref for v in pending_hub_versions(s)) or "none"
+            raise NotFoundError(f"no hub version {name}@{version} is waiting for review (waiting: {waiting})")
+        row = s.get(LabelTypeRow, held.id)
+        assert row is not None
+        local = [r for r in version_heads(s, name) if r[3] in ("published", "draft")]
+        try:
+            before: LabelType | None = get_label_type(s, name)
+        except ValidationError:
+            before = None
+        flagged = 0
+        if not accept:
+            row.status = "rejected"
+            in_force = before.version if before is not None else "-"
+        else:
+            newest = max(local, key=lambda r: parse_version(r[2]), default=None)
+            if newest is None or parse_version(version) > parse_version(newest[2]):
+                row.status, row.published_at, in_force = "published", utcnow(), version
+            else:
+                in_force = next_version(newest[2], "major")
+                row.status = "accepted"
+                insert_version(s, actor, replace(held, version=in_force, status="published", origin="hub",
+                                                 change_note=f"hub version {version} accepted"
+                                                 + (f": {note}" if note else "")))
+            s.flush()
+            if before is not None:
+                gone = set(before.all_classes()) - set(get_label_type(s, name).classes())
+                flagged = labels.flag_for_review(s, [r[0] for r in _affected(s, before, gone)])
+        s.flush()
+        decision = "accepted" if accept else "rejected"
+        details = {"hub_version": version, "in_force": in_force, "note": note, "labels_flagged": flagged}
+        record_change(s, actor, name, before.version if before else None, in_force, f"hub_{decision[:-2]}", details,
+                      flagged=flagged)
+        audit.record(s, actor, f"label_type.hub_{decision[:-2]}", f"{name}@{version}", details)
+    return HubDecision(name, version, decision, in_force, flagged, note), Changes(label_types=True,
+                                                                                  labels=bool(flagged))
