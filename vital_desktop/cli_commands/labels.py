@@ -1,4 +1,4 @@
-"""`vital label set|show|history|rollback|import|export|conflicts|resolve|types`."""
+"""`vital label set|show|history|rollback|import|export|conflicts|resolve|changed|confirm|types`."""
 
 from __future__ import annotations
 
@@ -73,6 +73,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--keep-current", action="store_true")
     p.add_argument("--note", default="")
     p.set_defaults(handler=_resolve)
+    p = label.add_parser("changed", help="labels flagged because their item's image changed (rescan)")
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--type", dest="label_type", default=None)
+    p.set_defaults(handler=_changed)
+    p = label.add_parser("confirm", help="the label still holds for the item's new image: a new version, flag cleared "
+                                         "(to relabel instead, use `vital label set`)")
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--type", dest="label_type", required=True)
+    p.add_argument("--items", required=True, help="comma-separated item refs")
+    p.add_argument("--reason", default="", help="why the label still holds (kept in the history)")
+    p.set_defaults(handler=_confirm)
     from vital_desktop.cli_commands import label_types
     from vital_desktop.cli_commands.assist import register_label_verbs
 
@@ -175,3 +186,24 @@ def _resolve(ctx: CliContext, args) -> dict:
     info, _ = labels.resolve_conflict(ctx.store, actor=ctx.actor, conflict_id=args.conflict_id, accept=args.accept,
                                       note=args.note)
     return {"label": info.to_dict(), "text": f"resolved; label now v{info.version}"}
+
+
+def _changed(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import content_review
+
+    rows = content_review.changed_labels(ctx.store, sheet=args.sheet, label_type=args.label_type)
+    text = "\n".join(f"{r.item_ref}  {r.label_type} v{r.version}  item version {r.item_version}  "
+                     f"{json.dumps(r.label_data)}" for r in rows)
+    return {"changed": [r.to_dict() for r in rows], "text": text or "no labels wait on changed images"}
+
+
+def _confirm(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import content_review
+
+    outcome, _ = content_review.confirm_unchanged(ctx.store, actor=ctx.actor, sheet=args.sheet,
+                                                  label_type=args.label_type, item_refs=args.items.split(","),
+                                                  reason=args.reason)
+    out = outcome.to_dict()
+    out["text"] = f"confirmed {outcome.confirmed} label(s)" + (
+        f"; {outcome.conflicts} changed by someone else meanwhile wait for review" if outcome.conflicts else "")
+    return out

@@ -51,6 +51,9 @@ class LabelRecord:
     #: the label-type version to validate against and record (None: the latest published one);
     #: an import with --add-classes names the draft it added the classes to
     label_type_version: str | None = None
+    #: a new version even when nothing differs: an expert confirms the label still holds for an
+    #: item whose image content changed (rescan flagged it ``content_changed``)
+    confirm: bool = False
 
 
 def _where(record: LabelRecord) -> str:

@@ -138,7 +138,7 @@ def decide(rec: LabelRecord, cur: Current | None, actor: User, origin: str) -> D
                  and reason == cur.usage_reason
                  and rec.confidence == cur.confidence and rec.notes == cur.notes
                  and sorted(rec.data_classification) == sorted(cur.data_classification))
-    if same_data and same_rest:
+    if same_data and same_rest and not rec.confirm:
         return Decision("unchanged")
     if rec.expected_version is not None and rec.expected_version != cur.version:
         seen = f"version {rec.expected_version}" if rec.expected_version else "no label"
