@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     foreign.add_argument("--classes", default=None, help="class names in the model's output order, comma-separated")
     foreign.add_argument("--output", default=None, help="the probabilities output, if the model has several")
     p.set_defaults(handler=_register)
+    p = actions.add_parser("measure", help="measure a language model's prompt and generation speed here")
+    p.add_argument("model", nargs="?", default=None, help="NAME or NAME@VERSION (default: the active GGUF model)")
+    p.set_defaults(handler=_measure)
     p = actions.add_parser("activate", help="make a model the active one of its kind")
     p.add_argument("model", help="NAME or NAME@VERSION")
     p.add_argument("--notes", default="")
@@ -52,7 +55,25 @@ def _list(ctx: CliContext, args) -> dict:
     from vital_desktop.services import registry
 
     rows = registry.list_models(ctx.store, kind=args.kind)
-    return {"models": [m.to_dict() for m in rows], "text": "\n".join(_line(m) for m in rows) or "no models registered"}
+    speeds = _speeds(ctx)
+    models = [m.to_dict() | ({"speed": [v.to_dict() for v in speeds[m.id]]} if m.id in speeds else {}) for m in rows]
+    text = "\n".join(_line(m) + _speed_text(m, speeds) for m in rows)
+    return {"models": models, "text": text or "no models registered"}
+
+
+def _speeds(ctx: CliContext) -> dict:
+    from vital_desktop.services import llm_speed
+
+    return llm_speed.speeds(ctx.store)
+
+
+def _speed_text(m, speeds: dict) -> str:
+    """A language model's measured speed on this machine ("" for other kinds)."""
+    if m.kind != "gguf":
+        return ""
+    if m.id not in speeds:
+        return f"\n    speed: not measured yet (vital model measure {m.ref})"
+    return "".join(f"\n    speed: {v.text()}" for v in speeds[m.id])
 
 
 def _show(ctx: CliContext, args) -> dict:
@@ -72,8 +93,20 @@ def _show(ctx: CliContext, args) -> dict:
     if info.card.get("label_type"):
         text.append(f"  label type: {info.card['label_type']}@{info.card.get('label_type_version', '?')}"
                     + (f" ({note})" if note else ""))
+    speeds = _speeds(ctx)
+    speed_text = _speed_text(info, speeds)
+    if speed_text:
+        text.append(speed_text.strip("\n"))
     text.append("  card: " + json.dumps(info.card, indent=2, default=str)[:2000])
-    return {"model": info.to_dict(), "deployments": history, "text": "\n".join(text)}
+    return {"model": info.to_dict(), "deployments": history, "text": "\n".join(text),
+            "speed": [v.to_dict() for v in speeds.get(info.id, [])]}
+
+
+def _measure(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import llm_speed
+
+    info, _ = llm_speed.measure_model(ctx.store, actor=ctx.actor, ref=args.model)
+    return {"speed": info.to_dict(), "text": f"{info.model_name}: {info.text()}"}
 
 
 def _register(ctx: CliContext, args) -> dict:

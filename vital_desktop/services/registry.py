@@ -54,18 +54,15 @@ def _check_onnx(path: Path) -> CheckedFile:
 
 
 def _check_gguf(path: Path) -> CheckedFile:
-    # Only the header is read here: loading a multi-GB model to register it would stall the
-    # site; llama.cpp itself validates the file (and its chat template) on first use.
-    if not path.is_file():
-        raise ValidationError(f"no GGUF file at {path}")
-    with path.open("rb") as handle:
-        header = handle.read(8)
-    if len(header) < 8 or header[:4] != b"GGUF":
-        raise ValidationError(f"{path.name} is not a GGUF model (the file does not start with the GGUF magic bytes)")
-    version = int.from_bytes(header[4:8], "little")
-    if version < 2:
-        raise ValidationError(f"{path.name} is GGUF version {version}; llama.cpp needs version 2 or newer")
-    return CheckedFile(classes=[], card={"format": "gguf", "gguf_version": version}, suffix=".gguf")
+    # Only the header is read here (inference.gguf_meta): loading a multi-GB model to register it
+    # would stall the site; llama.cpp itself validates the rest of the file on first use.
+    from vital_desktop.inference.gguf_meta import read_header
+
+    header = read_header(path)
+    if header.chat_template is None:
+        raise ValidationError(f"{path.name} declares no chat template (tokenizer.chat_template) in its metadata; "
+                              "only instruction-tuned (chat) GGUF models can answer templates")
+    return CheckedFile(classes=[], card=header.card(), suffix=".gguf")
 
 
 def _onnx_sidecars(path: Path) -> list[Path]:

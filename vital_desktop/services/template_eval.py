@@ -322,7 +322,12 @@ def make_prelabeler(store: Store, template: templates.TemplateInfo, mode: str | 
     if mode not in EVAL_MODES:
         raise ValidationError(f"a template is evaluated with a language model: use --ai {' or '.join(EVAL_MODES)}, "
                               f"not {mode!r}")
-    return generate.PRELABELERS[mode](store, template)
+    prelabeler = generate.PRELABELERS[mode](store, template)
+    from vital_desktop.services import llm_speed
+
+    # A language model's first use here is also when its speed on this machine is measured.
+    llm_speed.ensure_measured(store, getattr(prelabeler, "model", None), getattr(prelabeler, "llm", None))
+    return prelabeler
 
 
 def score_template(
