@@ -22,7 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--image-column", default=None, help="the column holding each item's image path")
     p.add_argument("--classification", default="", help="comma-separated tags: PHI,PII,CONFIDENTIAL,EXPORT_CONTROLLED")
     p.add_argument("--description", default="")
+    p.add_argument("--documents", type=Path, default=None,
+                   help="a folder of documents (PDF, .txt, .md): one item per file, text extracted")
+    p.add_argument("--telemetry", type=Path, default=None,
+                   help="telemetry: a folder with one CSV/Parquet file per item, or one file with --group-by")
+    p.add_argument("--group-by", default=None, help="with --telemetry FILE: the column whose values are the items")
+    p.add_argument("--time-column", default=None, help="with --telemetry: the time column (found by name if not given)")
+    p.add_argument("--columns", default=None, help="with --telemetry: comma-separated numeric columns to keep")
     p.set_defaults(handler=_import)
+    p = sheet.add_parser("content", help="the extracted text or telemetry summary of one document/telemetry item")
+    p.add_argument("name")
+    p.add_argument("item")
+    p.add_argument("--chars", type=int, default=None, help="print at most this many characters of the text")
+    p.add_argument("--plot-data", action="store_true", help="with --json: include the downsampled series")
+    p.set_defaults(handler=_content)
     p = sheet.add_parser("list", help="list sheets")
     p.set_defaults(handler=_list)
     p = sheet.add_parser("show", help="a sheet and a preview of its items")
@@ -57,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _import(ctx: CliContext, args) -> dict:
     from vital_desktop.services import sheets
 
+    if args.documents is not None or args.telemetry is not None:
+        from vital_desktop.cli_commands.items import import_items
+
+        return import_items(ctx, args)
+
     report, _ = sheets.import_sheet(
         ctx.store, actor=ctx.actor, name=args.name, metadata_path=args.metadata, key_column=args.key,
         image_root=args.images, image_column=args.image_column, classification=args.classification or None,
@@ -70,6 +88,12 @@ def _import(ctx: CliContext, args) -> dict:
         text += f"; {len(report.missing)} image file(s) missing: {', '.join(report.missing[:10])}"
     result["text"] = text
     return result
+
+
+def _content(ctx: CliContext, args) -> dict:
+    from vital_desktop.cli_commands.items import show_content
+
+    return show_content(ctx, args)
 
 
 def _list(ctx: CliContext, args) -> dict:

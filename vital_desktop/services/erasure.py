@@ -82,6 +82,7 @@ def _erase(session, actor: User, sheet_row: Sheet, refs: list[str] | None, reaso
             pairs = _delete(raw, f"DELETE FROM qa_pairs WHERE {pair_scope}", [training_ids])
         predictions = _delete(raw, f"DELETE FROM predictions WHERE {scope}", params)
         feedback = _delete(raw, f"DELETE FROM feedback_items WHERE {scope}", params)
+        _delete(raw, f"DELETE FROM item_contents WHERE {scope}", params)  # document text, telemetry series
         items = _delete(raw, f"DELETE FROM sheet_items WHERE {scope}", params)
     finally:
         if refs is not None:

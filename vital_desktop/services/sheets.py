@@ -54,6 +54,7 @@ class SheetInfo:
     missing_count: int
     created_by: str
     created_at: str | None
+    item_kind: str = "image"  # image, document or telemetry (services/item_kinds.py)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -92,7 +93,7 @@ def _sheet_info(row: Sheet) -> SheetInfo:
         metadata_format=row.metadata_format, image_root=row.image_root, key_column=row.key_column,
         image_column=row.image_column, columns=list(row.columns or []), classification=list(row.classification or []),
         item_count=row.item_count, missing_count=row.missing_count, created_by=row.created_by,
-        created_at=iso(row.created_at),
+        created_at=iso(row.created_at), item_kind=row.item_kind or "image",
     )
 
 

@@ -275,6 +275,7 @@ def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None,
     count = _seed_labels(store, inspector, files, seed)
     report.counts["canonical_labels"] = count
     report.steps.append(f"{count} canonical labels (some with usage constraints)")
+    report.steps.append(_document_sheet(store, engineer, inspector, demo_dir, seed))
 
     report.steps.append(_train_demo_classifier(store, engineer, files, seed, progress))
     report.steps.append(_register_default_llm(store, engineer))
@@ -321,6 +322,25 @@ def _seed_labels(store: Store, actor: User, files: Any, seed: int) -> int:
             ])
     outcome, _ = labels.import_labels(store, actor=actor, path=path)
     return outcome.created + outcome.updated + outcome.unchanged
+
+
+def _document_sheet(store: Store, engineer: User, inspector: User, demo_dir: Path, seed: int) -> str:
+    """The demo's compliance documents as a document sheet, each with its canonical label."""
+    from vital_desktop.demo.documents import DOCUMENT_LABEL_TYPE, DOCUMENT_SHEET, generate_demo_documents
+    from vital_desktop.services import item_import
+
+    docs = generate_demo_documents(demo_dir / "documents", seed=seed)
+    if not _sheet_exists(store, DOCUMENT_SHEET):
+        item_import.import_documents(
+            store, actor=engineer, name=DOCUMENT_SHEET, folder=docs.folder, classification="CONFIDENTIAL",
+            description="Radiation-safety compliance inspection reports (Markdown, text, PDF) for document extraction.")
+    sheet_id = sheets.get_sheet(store, DOCUMENT_SHEET).id
+    with store.session() as s:
+        records = [labels.LabelRecord(sheet_id=sheet_id, item_ref=ref, label_type=DOCUMENT_LABEL_TYPE, label_data=data,
+                                      confidence="high", reason="demo ground truth")
+                   for ref, data in sorted(docs.labels.items())]
+        outcome = labels.upsert_records(s, inspector, labels.prepare_records(s, records), action="import")
+    return f"{len(docs.labels)} compliance documents ({outcome.created} labels) in {docs.folder}"
 
 
 def _register_default_llm(store: Store, actor: User) -> str:

@@ -103,6 +103,8 @@ class Sheet(Base):
     created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
     created_at: Mapped[dt.datetime] = _now()
     rescanned_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+    #: what the sheet's items are: image, document or telemetry (services/item_kinds.py)
+    item_kind: Mapped[str | None] = mapped_column(sa.String, default="image")
 
 
 class SheetItem(Base):
@@ -120,6 +122,19 @@ class SheetItem(Base):
     #: bumped by a rescan that finds the file's content changed (labels on it are then flagged)
     item_version: Mapped[int | None] = mapped_column(sa.Integer, default=1)
     changed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+
+
+class ItemContent(Base):
+    """A document item's extracted text or a telemetry item's series, kept so views and prompts
+    need not re-read the file (written at import with the item index; services/item_import.py)."""
+
+    __tablename__ = "item_contents"
+    sheet_id: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    item_ref: Mapped[str] = mapped_column(sa.String, primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String, nullable=False)
+    text: Mapped[str | None] = mapped_column(sa.String)
+    series: Mapped[Any] = mapped_column(JSONType)
+    created_at: Mapped[dt.datetime] = _now()
 
 
 # --- GENERATE ------------------------------------------------------------------------------
