@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 rm -rf build dist
 ../.venv/bin/pyinstaller --noconfirm --log-level WARN vital.spec
 mkdir -p dist/vital/share
-cp linux/vital-desktop.desktop linux/vital-desktop.svg dist/vital/share/
+cp linux/vital-desktop.desktop linux/vital-desktop.svg linux/vital-launcher.sh dist/vital/share/
 ../.venv/bin/python smoke_test.py dist/vital
 ../.venv/bin/python package.py dist/vital --out dist/release "$@"
 key=demo-release-key.pub.pem

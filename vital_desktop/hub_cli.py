@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_keygen)
 
     p = sub.add_parser("build", help="sign an update bundle for one or more sites")
-    p.add_argument("--channel", required=True, choices=["models", "templates", "labels", "config", "taxonomy"])
+    p.add_argument("--channel", required=True, choices=["models", "templates", "labels", "config", "taxonomy", "app"])
     p.add_argument("--model", type=Path, action="append", default=[], help="ONNX or GGUF file (with --card)")
     p.add_argument("--card", type=Path, action="append", default=[], help="model card JSON, one per --model")
     p.add_argument("--template", type=Path, action="append", default=[], help="template JSON file")
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="label type JSON file (name, version, kind, classes…; taxonomy channel)")
     p.add_argument("--labels", type=Path, action="append", default=[], help="canonical labels Parquet file")
     p.add_argument("--config", type=Path, action="append", default=[], help="settings JSON (keys hub.*)")
+    p.add_argument("--release", type=Path, default=None,
+                   help="release archive vital-desktop-VERSION-PLATFORM.tar.gz (app channel; its .cdx.json SBOM "
+                        "beside it travels too)")
     p.add_argument("--site", action="append", required=True, help="target site id (repeat)")
     p.add_argument("--lifetime-days", type=int, default=90)
     p.add_argument("--out", type=Path, required=True)
@@ -114,8 +117,12 @@ def _build(args: argparse.Namespace) -> dict[str, Any]:
     for index, config in enumerate(args.config):
         sources.append(PayloadSource(f"config-{index}", "config", config.name,
                                      data=canonical.dumps(json.loads(config.read_text("utf-8")))))
+    if args.release is not None:
+        from vital_desktop.bundles.app_release import release_sources
+
+        sources.extend(release_sources(args.release))
     if not sources:
-        raise VitalError("nothing to put in the bundle: give --model/--card, --template, --labels or --config")
+        raise VitalError("nothing to put in the bundle: give --model/--card, --template, --labels, --config or --release")
     written = hub.build(args.out, channel=args.channel, sources=sources, sites=args.site,
                         lifetime=args.lifetime_days * 86400)
     return {"path": str(written.path), "bundle_id": written.bundle_id, "sequence": written.manifest["sequence"],

@@ -34,7 +34,7 @@ from vital_desktop.bundles.seal import Binding, Opener
 from vital_desktop.bundles.trust import Check, HubContext, Root, check_audit_head, decide_export, load_trusted_root
 from vital_desktop.bundles.writer import PayloadSource, WrittenBundle, write_bundle, write_file_atomically
 
-UPDATE_CHANNELS = ("models", "templates", "labels", "config", "taxonomy")
+UPDATE_CHANNELS = ("models", "templates", "labels", "config", "taxonomy", "app")
 DAY = 86400
 YEAR = 365 * DAY
 
@@ -58,7 +58,7 @@ def root_document(*, version: int, name: str, root_keys: list[SigningKey], root_
         "root_keys": {k.key_id: {"public": k.public_raw.hex(), "name": f"root-{i + 1}"} for i, k in enumerate(root_keys)},
         "root_threshold": root_threshold, "signing_keys": signing,
         "thresholds": thresholds or {"models": 1, "templates": 1, "labels": 1, "truststore": 2, "config": 2,
-                                     "taxonomy": 1},
+                                     "taxonomy": 1, **({"app": 2} if "app" in channel_keys else {})},
         "revoked": sorted(revoked or []),
         "hub_encryption_key": {"key_id": key_id(encryption_public), "public": encryption_public.hex()},
     }
@@ -131,7 +131,7 @@ class HubDir:
             _write_private(path / "keys" / f"root-{index + 1}.pem", key.to_pem())
         channel_keys: dict[str, list[SigningKey]] = {}
         for channel in UPDATE_CHANNELS:
-            count = 2 if channel == "config" else 1
+            count = 2 if channel in ("config", "app") else 1  # two signatures for settings and app updates
             channel_keys[channel] = [SigningKey.generate() for _ in range(count)]
             for index, key in enumerate(channel_keys[channel]):
                 _write_private(path / "keys" / f"{channel}-{index + 1}.pem", key.to_pem())

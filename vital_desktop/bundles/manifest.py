@@ -20,7 +20,7 @@ from vital_desktop.bundles import canonical
 from vital_desktop.bundles.errors import BundleRefused
 from vital_desktop.bundles.limits import MAX_BUNDLE_BYTES, MAX_MANIFEST_BYTES
 
-CHANNELS = ("models", "templates", "labels", "truststore", "config", "exports", "taxonomy")
+CHANNELS = ("models", "templates", "labels", "truststore", "config", "exports", "taxonomy", "app")
 
 #: What each channel may carry. A kind outside its channel is refused.
 CHANNEL_KINDS: dict[str, frozenset[str]] = {
@@ -31,6 +31,7 @@ CHANNEL_KINDS: dict[str, frozenset[str]] = {
     "config": frozenset({"config"}),
     "exports": frozenset({"canonical_labels", "feedback", "predictions", "mc_results", "audit_head", "label_types"}),
     "taxonomy": frozenset({"label_type"}),  # label types the hub publishes (one JSON document per version)
+    "app": frozenset({"app_release", "app_sbom"}),  # an application update: one release archive and its SBOM
 }
 
 #: Which way a channel flows. Exports go up; everything else comes down from the hub.

@@ -269,7 +269,28 @@ def _table_checker(kind: str) -> Callable[[Entry, Path], CheckedPayload]:
     return check
 
 
+def check_app_release(entry: Entry, path: Path) -> CheckedPayload:
+    """A release archive: its signed meta names version and platform; every member stays in its folder."""
+    from vital_desktop.bundles.app_release import release_top, scan_release_archive
+
+    version, platform = entry.meta.get("version"), entry.meta.get("platform")
+    if not isinstance(version, str) or not isinstance(platform, str) or not version or not platform:
+        raise _refuse(entry, "an app_release entry must name its version and platform in meta")
+    scan = scan_release_archive(path, release_top(version, platform))
+    return CheckedPayload(entry, path, info={"top": scan.top, "members": scan.members,
+                                             "unpacked_bytes": scan.unpacked_bytes})
+
+
+def check_app_sbom(entry: Entry, path: Path) -> CheckedPayload:
+    """A CycloneDX SBOM (whether it describes the archive is `trust.check_app_sbom`'s decision)."""
+    from vital_desktop.bundles.app_release import read_sbom
+
+    return CheckedPayload(entry, path, json=read_sbom(path))
+
+
 CHECKERS: dict[str, Callable[[Entry, Path], CheckedPayload]] = {
+    "app_release": check_app_release,
+    "app_sbom": check_app_sbom,
     "onnx_model": check_onnx,
     "gguf_model": check_gguf,
     "model_card": check_model_card,

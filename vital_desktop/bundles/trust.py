@@ -28,6 +28,9 @@ Invariants
 8. A site export's audit head must be signed by that site's registered key and must continue
    the head the hub saw in the previous export (never a lower number; the same number only
    with the same hash) -- a cut or consistently rewritten site log shows up here.
+10. An application update (channel ``app``) needs two release-channel signatures, one release
+   archive for this platform and a newer version, and an SBOM naming that archive
+   (`decide_app_update`, `check_app_sbom`; see the section near the end).
 """
 
 from __future__ import annotations
@@ -420,6 +423,82 @@ def _utc(timestamp: int) -> str:
     import datetime as _dt
 
     return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- application updates (channel ``app``) ------------------------------------------------------
+# Invariant 10: an application update is accepted only if (a) `decide` accepted its manifest
+# (site, expiry, freshness, sequence); (b) at least APP_MIN_SIGNATURES distinct release-channel
+# keys (scoped to ``app``, known, unrevoked, unexpired) signed the manifest bytes -- never fewer
+# than two, whatever the root's threshold says, as for a truststore rotation; (c) it carries
+# exactly one release archive, for this computer's platform, whose version is newer than the
+# installed one, and at most one SBOM; (d) after extraction, the SBOM names the archive by the
+# SHA-256 the signed manifest gives it (`check_app_sbom`). The caller unpacks only after both.
+
+APP_CHANNEL = "app"
+APP_MIN_SIGNATURES = 2
+
+
+@dataclass(frozen=True)
+class InstalledApp:
+    """What is installed here (read by the caller from the install folder)."""
+
+    version: str
+    platform: str
+
+
+def _app_signers_check(root: Root, signers: set[str], now: int) -> Check:
+    needed = max(APP_MIN_SIGNATURES, root.thresholds.get(APP_CHANNEL, APP_MIN_SIGNATURES))
+    counted = {kid for kid in signers if (info := root.key(kid)) is not None and APP_CHANNEL in info.channels
+               and (info.expires is None or info.expires > now)}
+    if len(counted) < needed:
+        return Check("release_signatures", False, "app_signatures",
+                     f"an application update needs {needed} signatures by release-channel keys; it has "
+                     f"{len(counted)}")
+    return Check("release_signatures", True, "", f"{len(counted)} release-channel keys signed (needs {needed})")
+
+
+def decide_app_update(root: Root, manifest: Manifest, signers: set[str], base: Decision,
+                      installed: InstalledApp, now: int) -> Decision:
+    """Invariant 10 (a)-(c) on top of `decide`'s decision for the same manifest (`base`)."""
+    if base.outcome == "already_imported":
+        return base
+    checks = list(base.checks)
+    if manifest.channel != APP_CHANNEL:
+        checks.append(Check("channel", False, "not_app", f"a {manifest.channel} bundle is not an application update"))
+        return Decision("refuse", tuple(checks), frozenset(signers))
+    checks.append(_app_signers_check(root, signers, now))
+    releases = [e for e in manifest.entries if e.kind == "app_release"]
+    sboms = [e for e in manifest.entries if e.kind == "app_sbom"]
+    if len(releases) != 1 or len(sboms) > 1:
+        checks.append(Check("release", False, "app_entries",
+                            f"an application update carries one release archive and at most one SBOM; this one "
+                            f"has {len(releases)} and {len(sboms)}"))
+        return Decision("refuse", tuple(checks), frozenset(signers))
+    meta = releases[0].meta
+    version, platform = str(meta.get("version", "")), str(meta.get("platform", ""))
+    if platform != installed.platform:
+        checks.append(Check("platform", False, "app_platform",
+                            f"this update is for {platform[:40] or 'no platform'}, this computer is {installed.platform}"))
+    else:
+        checks.append(Check("platform", True, "", f"for {platform}"))
+    if not version or parse_version(version) <= parse_version(installed.version):
+        checks.append(Check("app_release_version", False, "app_not_newer",
+                            f"version {version[:40] or '?'} is not newer than the installed {installed.version}"))
+    else:
+        checks.append(Check("app_release_version", True, "", f"version {version} is newer than the installed "
+                                                                f"{installed.version}"))
+    outcome = "accept" if all(c.ok for c in checks) else "refuse"
+    return Decision(outcome, tuple(checks), frozenset(signers))
+
+
+def check_app_sbom(manifest: Manifest, sbom_hashes: set[str] | None) -> Check:
+    """Invariant 10 (d): the SBOM describes the archive the signed manifest hashes (None: no SBOM)."""
+    releases = [e for e in manifest.entries if e.kind == "app_release"]
+    if sbom_hashes is None:
+        return Check("sbom", True, "", "no SBOM travels with this update")
+    if len(releases) != 1 or releases[0].sha256 not in sbom_hashes:
+        return Check("sbom", False, "app_sbom", "the SBOM does not describe this release archive (its hash differs)")
+    return Check("sbom", True, "", "the SBOM describes this release archive")
 
 
 # --- hub side: site exports -----------------------------------------------------------------------

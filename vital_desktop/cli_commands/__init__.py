@@ -34,6 +34,7 @@ COMMAND_MODULES = [  # in the order `vital --help` lists them: the site, then th
     "mc",
     "bundle",
     "support",
+    "app",
 ]
 
 

@@ -166,7 +166,13 @@ def _site_context(session: Session, signed: SignedBundle, now: int) -> SiteConte
                        accepted_same_id_sha256=same_id)
 
 
-def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progress) -> Evaluation:
+#: A second decision on top of `decide` for one channel (``app``: `services.app_update`), made
+#: before any payload is extracted: (root, signed bundle, decision) -> decision.
+Refine = Callable[[Root, SignedBundle, Decision], Decision]
+
+
+def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progress,
+              refine: Refine | None = None) -> Evaluation:
     """Copy, verify, decide, extract and check; never writes to the store."""
     evaluation = Evaluation(source)
     try:
@@ -189,6 +195,8 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
                 raise BundleRefused("changed_while_copying", f"{source} changed while it was being copied")
             decision = decide(root, evaluation.signed.manifest, evaluation.signed.manifest_bytes,
                               set(evaluation.signed.signers), _site_context(s, evaluation.signed, now))
+        if refine is not None:
+            decision = refine(root, evaluation.signed, decision)
         evaluation.decision = decision
         evaluation.checks.extend(decision.checks)
         if decision.outcome == "already_imported":
@@ -531,6 +539,13 @@ def _apply_taxonomy(s: Session, actor: User, evaluation: Evaluation,
             Changes(label_types=bool(outcomes["added"] or outcomes["review"])))
 
 
+def _refuse_app(s: Session, actor: User, evaluation: Evaluation,
+                model_files: dict[str, Path]) -> tuple[dict[str, Any], Changes]:
+    """An application update is not store content: `services.app_update` installs it."""
+    raise BundleRefused("app_bundle", "this is an application update: install it with `vital app update FILE` "
+                                      "(or the Bundles page's application section), not as a bundle import")
+
+
 APPLIERS: dict[str, Callable[[Session, User, Evaluation, dict[str, Path]], tuple[dict[str, Any], Changes]]] = {
     "models": _apply_models,
     "templates": _apply_templates,
@@ -538,6 +553,7 @@ APPLIERS: dict[str, Callable[[Session, User, Evaluation, dict[str, Path]], tuple
     "truststore": _apply_truststore,
     "config": _apply_config,
     "taxonomy": _apply_taxonomy,
+    "app": _refuse_app,
 }
 
 
