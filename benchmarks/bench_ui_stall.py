@@ -86,14 +86,16 @@ def spin(app, seconds: float) -> None:
 class StallMonitor:
     """The longest gap between ticks of a 5 ms timer on the GUI thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch=None) -> None:
         from PySide6.QtCore import QElapsedTimer, QTimer
 
+        self.watch = watch
         self.clock = QElapsedTimer()
         self.timer = QTimer()
         self.timer.setInterval(5)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
+        self.by_interval: dict[float, list[float]] = {}
         self.last = 0
 
     def start(self) -> None:
@@ -106,8 +108,21 @@ class StallMonitor:
 
     def _tick(self) -> None:
         now = self.clock.nsecsElapsed()
-        self.gaps.append((now - self.last) / 1e9)
+        if self.watch is not None:
+            self.watch.tick()
+        gap = (now - self.last) / 1e9
+        self.gaps.append(gap)
+        self.by_interval.setdefault(sys.getswitchinterval(), []).append(gap)
         self.last = now
+
+    def report_by_interval(self) -> dict:
+        """Worst stall and p99 gap for each GIL switch interval that was in force (A/B flips)."""
+        out = {}
+        for interval, gaps in sorted(self.by_interval.items()):
+            stats = percentiles(gaps)
+            out[f"{interval * 1000:g} ms"] = {"ticks": len(gaps), "worst_stall_ms": round(max(gaps) * 1000 - 5, 1),
+                                              "p99_gap_ms": round(stats["p99_ms"], 1)}
+        return out
 
     def report(self) -> dict:
         stats = percentiles(self.gaps) if self.gaps else {}
@@ -134,14 +149,28 @@ class ScriptedUser:
         self.step += 1
 
 
-def drive(app, window, seconds: float | None = None, job=None, probe=None) -> dict:
-    """Run the scripted user with a stall monitor for `seconds` or until `job` ends."""
-    monitor, user = StallMonitor(), ScriptedUser(window)
+def drive(app, window, seconds: float | None = None, job=None, probe=None, diagnose: bool = False,
+          flip: tuple[float, ...] = ()) -> dict:
+    """Run the scripted user with a stall monitor for `seconds` or until `job` ends (with `diagnose`,
+    a watchdog thread samples the stacks of every late tick: benchmarks/_stall_watch.py). With
+    `flip`, the GIL switch interval takes those values in turn, 1 s each (an interleaved A/B in the
+    same run and load; each tick's gap counts for the interval in force when it ended)."""
+    app_interval = sys.getswitchinterval()
+    from benchmarks._stall_watch import StallWatch
+
+    watch = StallWatch() if diagnose else None
+    global CURRENT_WATCH
+    CURRENT_WATCH = watch
+    monitor, user = StallMonitor(watch), ScriptedUser(window)
+    if watch is not None:
+        watch.start()
     monitor.start()
     started = time.perf_counter()
     probed: dict = {}
     while True:
         elapsed = time.perf_counter() - started
+        if flip:
+            sys.setswitchinterval(flip[int(elapsed) % len(flip)])
         if job is None and elapsed >= (seconds or 0):
             break
         if job is not None and not job.running:
@@ -155,7 +184,13 @@ def drive(app, window, seconds: float | None = None, job=None, probe=None) -> di
         app.processEvents()
         time.sleep(0.0005)
     monitor.pause()
+    sys.setswitchinterval(app_interval)
     out = {**monitor.report(), "seconds": round(time.perf_counter() - started, 2)}
+    if flip:
+        out["by_switch_interval"] = monitor.report_by_interval()
+    if watch is not None:
+        watch.stop()
+        out["diagnosis"] = watch.summary()
     if probed:
         out["old_path"] = probed
     if job is not None:
@@ -222,6 +257,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--labels", type=int, default=1_000_000)
     parser.add_argument("--startups", type=int, default=5)
+    parser.add_argument("--diagnose", action="store_true", help="sample the stacks of late ticks into the report")
+    parser.add_argument("--jobs", default="label_import,training,bundle_import")
+    parser.add_argument("--out", default="ui_stall")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="override the GIL switch interval the app sets (seconds; CPython's default is 0.005)")
+    parser.add_argument("--flip", default="0.005,0.001",
+                        help="GIL switch intervals to alternate each second during every phase ('' for none)")
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
 
@@ -230,7 +272,7 @@ def main() -> None:
         from vital_desktop.services import site
 
         site.init_site(home, demo=True)
-        startup = measure_startup(home, args.startups)
+        startup = measure_startup(home, args.startups) if args.startups > 0 else {}
 
         from vital_desktop.app import build_main_window
         from vital_desktop.services import accounts, exchange, label_files, training
@@ -238,7 +280,7 @@ def main() -> None:
         from vital_desktop.store.db import open_store
         from vital_desktop.ui.theme import STYLE_SHEET
 
-        app = QApplication.instance() or QApplication([])
+        app = QApplication.instance() or (diagnosing_app([]) if args.diagnose else QApplication([]))
         app.setStyle("Fusion")
         app.setStyleSheet(STYLE_SHEET)
         store = open_store(home)
@@ -247,6 +289,8 @@ def main() -> None:
         sheet, label_csv = make_label_file(store, admin, Path(tmp), args.labels)
         prepare_s = time.perf_counter() - started
         window = build_main_window(store, admin, stage="data")
+        if args.switch_interval is not None:
+            sys.setswitchinterval(args.switch_interval)
         window.resize(1280, 720)
         window.show()
         for stage in STAGES:  # build every page once: the measurement is about store work, not page building
@@ -268,9 +312,12 @@ def main() -> None:
         }
         results = {}
         for name, fn in jobs.items():
-            baseline = drive(app, window, seconds=5.0)
+            if name not in args.jobs.split(","):
+                continue
+            flip = tuple(float(x) for x in args.flip.split(",") if x)
+            baseline = drive(app, window, seconds=6.0, diagnose=args.diagnose, flip=flip)
             job = window.context.change(f"bench: {name}", fn, on_error=lambda _exc: None)
-            busy = drive(app, window, job=job, probe=old_path_probe(store))
+            busy = drive(app, window, job=job, probe=old_path_probe(store), diagnose=args.diagnose, flip=flip)
             spin(app, 1.0)
             busy["job_seconds"] = busy["seconds"]
             results[name] = {"idle_baseline": baseline, "with_job": busy,
@@ -279,13 +326,35 @@ def main() -> None:
         window.quit_answer = True
         window.close()
         store.close()
-    write_report("ui_stall", {
+    write_report(args.out, {
         "labels": args.labels, "label_sheet": sheet, "prepare_big_sheet_and_label_csv_s": round(prepare_s, 1),
-        "target_worst_stall_ms": 100,
+        "target_worst_stall_ms": 100, "gil_switch_interval_s": sys.getswitchinterval(),
         "timer_only_floor": floor.report(),
         "jobs": results,
         "startup_to_usable_window": startup,
     })
+
+
+CURRENT_WATCH = None
+
+
+def diagnosing_app(argv):
+    """A QApplication whose `notify` times every event delivered on the GUI thread (diagnosis only:
+    it costs a Python call per event)."""
+    from PySide6.QtWidgets import QApplication
+
+    class TimedApp(QApplication):
+        def notify(self, receiver, event):
+            start = time.perf_counter()
+            try:
+                return super().notify(receiver, event)
+            finally:
+                spent = time.perf_counter() - start
+                if spent > 0.03 and CURRENT_WATCH is not None:
+                    name = receiver.objectName() if hasattr(receiver, "objectName") else ""
+                    CURRENT_WATCH.record_event(spent, f"{type(receiver).__name__}({name}) {event.type().name}")
+
+    return TimedApp(argv)
 
 
 def exchange_changes():

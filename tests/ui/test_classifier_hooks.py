@@ -31,7 +31,8 @@ def test_suspects_panel_lists_doubtful_labels_and_label_next_ranks_unlabelled_it
         assert suspect.given != suspect.suggested
 
     received = []
-    suggest_next(window.pages["improve"].context, sheet=DEMO_SHEET, count=4, on_items=received.append)
+    suggest_next(window.pages["improve"].context, sheet=DEMO_SHEET, label_type="classification", count=4,
+                 on_items=received.append)
     qtbot.waitUntil(lambda: bool(received), timeout=120_000)
     (items,) = received
     assert [i.rank for i in items] == [1, 2, 3, 4] and all(i.predicted_class for i in items)

@@ -66,7 +66,7 @@ def type_text(qtbot, window, text: str) -> None:
 
 def test_fifty_classes_by_digits_and_type_to_filter(qtbot, window, store, wide_taxonomy):
     names = wide_taxonomy
-    window.go("canonical")
+    window.go("canonical", label_type="classification")  # the demo's type (a fresh site has no default)
     qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = window.pages["canonical"]
     tool.set_label_type("textures")
@@ -100,7 +100,7 @@ def test_fifty_classes_by_digits_and_type_to_filter(qtbot, window, store, wide_t
 
 
 def test_a_full_labeling_and_review_session_by_keys_alone(qtbot, window, store, engineer):
-    window.go("canonical")
+    window.go("canonical", label_type="classification")  # the demo's type (a fresh site has no default)
     qtbot.waitUntil(lambda: window.pages["canonical"].ready, timeout=10_000)
     tool = window.pages["canonical"]
     activate(qtbot, window)
@@ -203,7 +203,7 @@ def test_label_next_suggestions_set_the_order_enter_follows(qtbot, window, store
                 for rank, ref in enumerate(("INS-00012", "INS-00003", "INS-00027"))]
 
     monkeypatch.setattr(assist, "label_next", ranked)  # the ranking itself is tested with the classifier
-    window.go("canonical")
+    window.go("canonical", label_type="classification")  # the demo's type (a fresh site has no default)
     tool = window.pages["canonical"]
     qtbot.waitUntil(lambda: tool.ready, timeout=10_000)
     activate(qtbot, window)

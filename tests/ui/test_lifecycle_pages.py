@@ -199,8 +199,10 @@ def test_improve_inspector_flags_engineer_accepts_and_gaps_rank_the_new_class(qt
     row = next(r for r, info in enumerate(page.items) if info.corrected_class == wrong)
     page.queue.selectRow(row)
     assert page.accept_button.isEnabled()
-    page.accept_selected()
+    qtbot.keyClicks(page.note, "matches the image")
+    qtbot.keyClick(page.note, Qt.Key.Key_Return)  # Enter in the review note accepts
     qtbot.waitUntil(lambda: "Accepted" in page.review_message.text(), timeout=10_000)
+    assert page.note.text() == ""
     wait_idle(qtbot, window)
     accepted = feedback.list_feedback(demo_store, status="accepted")
     assert [f.corrected_class for f in accepted] == [wrong]

@@ -28,7 +28,7 @@ def test_create_preview_apply_rename_diff_and_history(qtbot, window, store, engi
     qtbot.waitUntil(lambda: page.type_list.count() > 0, timeout=10000)
     page.new_name.setText("parts")
     page.new_classes.setText("bolt,nut,ワッシャー")
-    page.create_button.click()
+    qtbot.keyClick(page.new_classes, Qt.Key.Key_Return)  # Enter in the form creates, as the button does
     qtbot.waitUntil(lambda: "created" in page.message.text() or bool(page.impact.text()), timeout=20000)
     assert "created parts@1.0.0" in page.message.text(), page.impact.text()
     qtbot.waitUntil(lambda: page.current is not None and page.current.name == "parts", timeout=20000)
@@ -41,7 +41,7 @@ def test_create_preview_apply_rename_diff_and_history(qtbot, window, store, engi
     page.verb.setCurrentText("Rename")
     page.verb_arg.setText("hex_nut")
     before = snapshot_tables(store)
-    page.preview_button.click()
+    qtbot.keyClick(page.verb_arg, Qt.Key.Key_Return)  # Enter previews, as the Preview button does
     qtbot.waitUntil(lambda: page.apply_button.isEnabled(), timeout=10000)
     assert "1 label(s) relabelled" in page.impact.text() and snapshot_tables(store) == before
     page.apply_button.click()

@@ -148,6 +148,40 @@ class LabelProgress:
         return dict(self.__dict__)
 
 
+def label_type_counts(store: Store, *, sheet: str) -> dict[str, int]:
+    """label type name → how many canonical labels of that type the sheet has (most first)."""
+    with store.read() as s:
+        found = sheet_row(s, sheet)
+        rows = s.execute(sa.select(CanonicalLabel.label_type, sa.func.count()).where(
+            CanonicalLabel.sheet_id == found.id).group_by(CanonicalLabel.label_type)
+            .order_by(sa.func.count().desc(), CanonicalLabel.label_type))
+        return {name: int(count) for name, count in rows}
+
+
+def default_label_type(store: Store, *, sheet: str | None) -> str:
+    """The label type a sheet opens with when nobody chose one: the type most of its labels have,
+    else the type most labels of the site have, else the site's first published label type by
+    name (label types are site data: no name is assumed)."""
+    from vital_desktop.services.label_types import list_label_types
+
+    known = list_label_types(store)
+    if sheet is not None:
+        for name in label_type_counts(store, sheet=sheet):
+            if name in known:
+                return name
+    with store.read() as s:
+        site_wide = s.execute(sa.select(CanonicalLabel.label_type).group_by(CanonicalLabel.label_type)
+                              .order_by(sa.func.count().desc(), CanonicalLabel.label_type)).scalars().all()
+    for name in site_wide:
+        if name in known:
+            return name
+    if not known:
+        raise NotFoundError("This site has no label types yet: create one on the Taxonomy page "
+                            "(or `vital label types create`).")
+    published = [name for name, lt in known.items() if lt.status == "published"]
+    return (published or list(known))[0]
+
+
 def label_progress(store: Store, *, sheet: str, label_type: str) -> LabelProgress:
     """"150 / 500 items labeled" for one sheet and label type."""
     with store.read() as s:

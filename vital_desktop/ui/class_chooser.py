@@ -183,6 +183,17 @@ class ClassChooser(QWidget):
         return super().eventFilter(watched, event)
 
 
+#: the labeling tool's key hints under the image, by shape kind (None: a class form)
+TOOL_HINTS = {
+    None: "1–9 pick a class · Enter save and next · ←/→ move · Ctrl+Z undo · wheel zoom, drag pan, double-click fit",
+    "boxes": "1–9 class · drag draws a box · Backspace deletes · Enter save and next · Ctrl+Z undo · "
+             "wheel zoom, right-drag pan",
+    "polygons": "1–9 class · click adds a vertex · Enter closes the polygon, then saves · Backspace deletes a "
+                "vertex · Esc drops the open polygon · Ctrl+Z undo · wheel zoom, right-drag pan",
+    "points": "1–9 class · click adds a point · drag moves · Backspace deletes · Enter save and next · "
+              "Ctrl+Z undo · wheel zoom, right-drag pan",
+}
+
 HINTS = {
     "boxes": "drag to draw a box · drag a box to move it, a corner to resize · Backspace deletes",
     "polygons": "click to add vertices · Enter or a click on the first vertex closes · drag a vertex or "

@@ -43,8 +43,8 @@ class AppContext(QObject):
 
     @property
     def store(self) -> Store:
-        """Deprecated: only the Canonical Labeling Tool and Mode A review still reach the store
-        here. Every other page uses `query` / `change`; a test keeps it that way."""
+        """The open store, for the code that starts and stops the app and for tests. No module of
+        ui/ uses it (tests/test_architecture.py): pages go through `query` / `change`."""
         return self._store
 
     def query(self, title: str, fn: QueryFn, *, on_result: Callable[[Any], None] | None = None,

@@ -92,7 +92,8 @@ class ImprovePage(Page):
         queue_card.body.addWidget(self.queue, 1)
         review = QHBoxLayout()
         self.note = QLineEdit()
-        self.note.setPlaceholderText("review note (kept with the decision)")
+        self.note.setPlaceholderText("review note (kept with the decision) — Enter accepts")
+        self.note.returnPressed.connect(lambda: self.accept_selected())
         review.addWidget(self.note, 1)
         self.accept_button = primary_button("Accept correction")
         self.accept_button.setToolTip("Write the correction as the item's canonical label (Ctrl+Shift+A)")
@@ -130,7 +131,8 @@ class ImprovePage(Page):
             self.severity.addItem(value, value)
         form.addRow("Severity", self.severity)
         self.comment = QLineEdit()
-        self.comment.setPlaceholderText("what you saw (optional)")
+        self.comment.setPlaceholderText("what you saw (optional) — Enter adds the feedback")
+        self.comment.returnPressed.connect(lambda: self.add_feedback())
         form.addRow("Comment", self.comment)
         flag_card.body.addLayout(form)
         self.flag_button = primary_button("Add feedback")
@@ -312,6 +314,7 @@ class ImprovePage(Page):
 
         def done(result: feedback_service.AcceptResult) -> None:
             self.note.clear()
+            self.queue.setFocus()  # the next key (arrows, Ctrl+Shift+A) belongs to the queue
             if result.label_outcome == "conflict":
                 self.review_message.setText(f"Accepted, but the item's label was written by someone else: recorded as a "
                                             f"conflict for LABEL to resolve ({result.conflict_id}).")
@@ -332,6 +335,7 @@ class ImprovePage(Page):
 
         def done(_info: Any) -> None:
             self.note.clear()
+            self.queue.setFocus()
             self.review_message.setText("Rejected; the note is kept with the decision.")
 
         self.context.change(
@@ -355,6 +359,7 @@ class ImprovePage(Page):
 
         def done(info: feedback_service.FeedbackInfo) -> None:
             self.comment.clear()
+            self.prediction_pick.setFocus()
             self.flag_message.setText(f"Thanks: {info.predicted_class} → {info.corrected_class} waits for expert review.")
 
         def failed(exc: BaseException) -> None:

@@ -50,16 +50,6 @@ class ItemPager(QObject):
         offset = position - page * PAGE_SIZE
         return items[offset] if offset < len(items) else None
 
-    def item_now(self, position: int) -> ItemInfo | None:
-        """The item, loading its page on the GUI thread if needed (one page, a few ms)."""
-        found = self.item(position)
-        if found is not None or not 0 <= position < self.total:
-            return found
-        page = position // PAGE_SIZE
-        self._store_page(page, sheet_service.list_items(self.context.store, self.sheet,
-                                                        offset=page * PAGE_SIZE, limit=PAGE_SIZE))
-        return self.item(position)
-
     def request_page(self, page: int) -> None:
         if page in self._pages or page in self._pending or page < 0 or page * PAGE_SIZE >= self.total:
             return

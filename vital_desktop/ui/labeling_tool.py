@@ -19,9 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import shiboken6
+
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
+    QApplication,
     QComboBox,
     QHBoxLayout,
     QLabel,
@@ -33,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.core.changes import Changes
+from vital_desktop.services import label_queries
 from vital_desktop.services import label_types as label_type_service
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import review as review_service
@@ -44,6 +48,7 @@ from vital_desktop.ui import label_ops, theme
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.data_page import item_grid_view
 from vital_desktop.ui.image_view import ImageView
+from vital_desktop.ui.class_chooser import TOOL_HINTS as HINTS
 from vital_desktop.ui.item_models import ItemGridModel, ItemPager, PositionRole
 from vital_desktop.ui.label_actions import CLAIM_BATCH, LabelActions
 from vital_desktop.ui.label_side_panel import LabelSidePanel, summarize
@@ -56,15 +61,6 @@ __all__ = ["CLAIM_BATCH", "CanonicalLabelingTool", "summarize"]
 
 FILTERS = (("All items", None), ("Unlabeled", "unlabeled"), ("Labeled", "labeled"), ("Conflicting", "conflict"))
 PREFETCH_AHEAD = 3
-HINTS = {
-    None: "1–9 pick a class · Enter save and next · ←/→ move · Ctrl+Z undo · wheel zoom, drag pan, double-click fit",
-    "boxes": "1–9 class · drag draws a box · Backspace deletes · Enter save and next · Ctrl+Z undo · "
-             "wheel zoom, right-drag pan",
-    "polygons": "1–9 class · click adds a vertex · Enter closes the polygon, then saves · Backspace deletes a "
-                "vertex · Esc drops the open polygon · Ctrl+Z undo · wheel zoom, right-drag pan",
-    "points": "1–9 class · click adds a point · drag moves · Backspace deletes · Enter save and next · "
-              "Ctrl+Z undo · wheel zoom, right-drag pan",
-}
 
 
 class CanonicalLabelingTool(Page):
@@ -78,9 +74,13 @@ class CanonicalLabelingTool(Page):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.sheet: SheetInfo | None = None
-        self.label_type = "classification"
+        #: the label type shown; "" until the first sheet resolves it (the type most of its labels
+        #: have, else the site's first: `label_queries.default_label_type`)
+        self.label_type = ""
         self.label_types: dict[str, LabelType] = {}
         self.pager: ItemPager | None = None
+        #: the position asked for whose page of items is still being read
+        self._waiting_position: int | None = None
         self.model: ItemGridModel | None = None
         self.position: int | None = None
         self.item: ItemInfo | None = None
@@ -286,7 +286,7 @@ class CanonicalLabelingTool(Page):
         self.sheet_combo.setToolTip(sheet.name)
         self.usage.set_tags(sheet.classification)
         self.pager = ItemPager(self.context, sheet.name, sheet.item_count, parent=self)
-        self.pager.page_loaded.connect(lambda *_: self._prefetch_neighbours())
+        self.pager.page_loaded.connect(self._page_arrived)
         self.model = ItemGridModel(self.context, self.pager, parent=self)
         self.grid.setModel(self.model)
         self.undo_stack.clear()
@@ -303,14 +303,15 @@ class CanonicalLabelingTool(Page):
         self.queue = []  # suggestions were for the previous type
 
         def read(op: Any) -> tuple:
-            label_type = label_type_service.get_label_type(op.store, name)
+            chosen = name or label_queries.default_label_type(op.store, sheet=sheet)
+            label_type = label_type_service.get_label_type(op.store, chosen)
             if sheet is None:
-                return label_type, None, None
-            return (label_type, sheet_service.item_refs(op.store, sheet),
-                    label_service.item_status(op.store, sheet=sheet, label_type=name))
+                return chosen, label_type, None, None
+            return (chosen, label_type, sheet_service.item_refs(op.store, sheet),
+                    label_service.item_status(op.store, sheet=sheet, label_type=chosen))
 
         label_ops.query(self.context, "label type", read, on_result=lambda result: self._type_loaded(
-            name, item, *result), on_error=self._load_failed, key="tool-type", owner=self)
+            result[0], item, *result[1:]), on_error=self._load_failed, key="tool-type", owner=self)
 
     def _type_loaded(self, name: str, item: str | None, label_type: LabelType, refs: list[str] | None,
                      statuses: dict[str, str] | None) -> None:
@@ -379,9 +380,11 @@ class CanonicalLabelingTool(Page):
             return
         if not 0 <= position < self.pager.total:
             return
-        item = self.pager.item_now(position)
+        item = self.pager.item(position)  # None: its page is being read off the GUI thread
         if item is None:
+            self._waiting_position = position
             return
+        self._waiting_position = None
         self.position = position
         self.item = item
         self.save_when_ready = False
@@ -402,6 +405,13 @@ class CanonicalLabelingTool(Page):
             self.grid.scrollTo(index)
         self._prefetch_neighbours()
         self.item_shown.emit(item.item_ref)
+
+    def _page_arrived(self, first: int, last: int) -> None:
+        """A page of items was read: show the item that was waiting for it, prefetch around it."""
+        waiting = self._waiting_position
+        if waiting is not None and first <= waiting <= last:
+            self.show_position(waiting)
+        self._prefetch_neighbours()
 
     def _show_image(self, item: ItemInfo) -> None:
         path = item.absolute_image_path
@@ -501,26 +511,9 @@ class CanonicalLabelingTool(Page):
 
     def suggest_next(self) -> None:
         """Fill the queue with the items the classifier would learn most from, and open the first."""
-        if self.sheet is None:
-            return
-        sheet, label_type = self.sheet.name, self.label_type
+        from vital_desktop.ui.label_next import suggest_for_tool
 
-        def arrived(items: list) -> None:
-            if self.sheet is None or self.sheet.name != sheet or self.label_type != label_type:
-                return
-            self.queue = [item.item_ref for item in items]
-            if not self.queue:
-                self.message.setText("Nothing to suggest: every item has a label.")
-                return
-            self.message.setText(f"{len(self.queue)} items to label next, most informative first (Enter moves "
-                                 "through them).")
-            self.open_item(self.queue[0])
-            self.image_view.setFocus()
-
-        from vital_desktop.ui.label_next import suggest_next
-
-        suggest_next(self.context, sheet=sheet, label_type=label_type, on_items=arrived,
-                     on_error=lambda exc: self._refuse(f"No suggestions: {exc}"))
+        suggest_for_tool(self)
 
     def _next_unlabeled(self, after: int) -> int | None:
         if self.model is None or self.model.refs is None:
@@ -596,3 +589,29 @@ class CanonicalLabelingTool(Page):
     def on_changes(self, changes: Changes) -> None:
         if (changes.labels or changes.sheets) and not self.isVisible():
             self.stale = True  # reload statuses when the tool is opened again
+        if changes.label_types:  # edited on the Taxonomy page, or by the CLI over the bridge
+            label_ops.query(self.context, "label types", lambda op: label_type_service.list_label_types(op.store),
+                            on_result=self._label_types_changed, key="tool-types", owner=self)
+
+    def _label_types_changed(self, types: dict[str, LabelType]) -> None:
+        """New label-type versions: refresh the list and, when the shown type changed, rebuild its
+        form on the same item with the expert's unsaved work put back (and the keyboard where it was)."""
+        self.label_types = dict(types)
+        self.type_combo.blockSignals(True)
+        self.type_combo.clear()
+        for name, label_type in self.label_types.items():
+            self.type_combo.addItem(label_type.title, name)
+        self.type_combo.setCurrentIndex(self.type_combo.findData(self.label_type))
+        self.type_combo.blockSignals(False)
+        new = self.label_types.get(self.label_type)
+        if self.form is None or new is None or new == self.form.label_type:
+            return
+        unsaved, focus = self.form.value(), QApplication.focusWidget()
+        self._build_form(new)
+        self.form.blockSignals(True)
+        self.form.set_value(unsaved)
+        self.form.blockSignals(False)
+        if focus is not None and shiboken6.isValid(focus) and focus.isVisible():
+            focus.setFocus()
+        self.message.setText(f"{new.title} is now version {new.version} (changed elsewhere); your unsaved work "
+                             "on this item is kept.")

@@ -105,6 +105,8 @@ class TaxonomyPage(Page):
         card.body.addLayout(form)
         self.create_button = QPushButton("Create label type")
         self.create_button.clicked.connect(lambda: self.create_type())
+        for edit in (self.new_name, self.new_classes):  # Enter in the form creates, as the button does
+            edit.returnPressed.connect(lambda: self.create_type())
         card.body.addWidget(self.create_button)
         return card
 
@@ -131,6 +133,8 @@ class TaxonomyPage(Page):
             looks.addWidget(widget)
         self.looks_button = QPushButton("Preview order && looks")
         self.looks_button.clicked.connect(lambda: self.preview_looks())
+        for edit in (self.class_title, self.class_color, self.class_key):
+            edit.returnPressed.connect(lambda: self.preview_looks())
         looks.addWidget(self.looks_button)
         card.body.addLayout(looks)
         verbs = QHBoxLayout()
@@ -141,6 +145,7 @@ class TaxonomyPage(Page):
         self.verb_arg.setPlaceholderText(VERBS["Add class"][1])
         self.preview_button = QPushButton("Preview")
         self.preview_button.clicked.connect(lambda: self.preview_verb())
+        self.verb_arg.returnPressed.connect(lambda: self.preview_verb())
         for widget in (self.verb, self.verb_arg, self.preview_button):
             verbs.addWidget(widget)
         card.body.addLayout(verbs)
