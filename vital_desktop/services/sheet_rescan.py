@@ -97,6 +97,9 @@ def rescan_sheet(store: Store, *, actor: User, sheet: str, progress: Progress | 
         sheet_id, name, folder = row.id, row.name, row.metadata_format == FOLDER_FORMAT
         if not row.image_root:
             raise ValidationError(f"sheet {name!r} has no image folder to rescan")
+        if (row.item_kind or "image") != "image":  # documents/telemetry: import again (services/item_import)
+            raise ValidationError(f"sheet {name!r} holds {row.item_kind} items; rescans read image folders only "
+                                  "(import the files again as a new sheet)")
         items = list(s.execute(sa.select(SheetItem.item_ref, SheetItem.image_path, SheetItem.file_sha256,
                                          SheetItem.missing, SheetItem.position).where(SheetItem.sheet_id == sheet_id)))
         new_rows = [] if folder else _new_metadata_rows(row, {i.item_ref for i in items})

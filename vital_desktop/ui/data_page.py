@@ -30,10 +30,12 @@ from PySide6.QtWidgets import (
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import sheets as sheet_service
+from vital_desktop.services.item_kinds import item_kind
 from vital_desktop.services.sheets import ItemInfo, SheetInfo
 from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.item_models import ItemCardDelegate, ItemGridModel, ItemPager, ItemRole
+from vital_desktop.ui.item_views import content_preview, shows_content
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.permissions import gate, reason_label
 from vital_desktop.ui.sheet_wizard import CreateSheetWizard
@@ -78,7 +80,8 @@ class SheetList(QListWidget):
         self.clear()
         for sheet in sheets:
             tags = f"  [{', '.join(sheet.classification)}]" if sheet.classification else ""
-            item = QListWidgetItem(f"{sheet.name}\n{sheet.item_count:,} items{tags}")
+            kind = "" if sheet.item_kind == "image" else f" ({sheet.item_kind})"
+            item = QListWidgetItem(f"{sheet.name}\n{sheet.item_count:,} items{kind}{tags}")
             item.setData(SheetRole, sheet)
             item.setToolTip(sheet.description or sheet.name)
             self.addItem(item)
@@ -224,7 +227,8 @@ class DataPage(Page):
             return
         self.current = sheet
         self.label_button.setEnabled(sheet is not None)
-        self.rescan_button.setEnabled(sheet is not None and bool(sheet.image_root) and self.rescan_job is None)
+        self.rescan_button.setEnabled(sheet is not None and bool(sheet.image_root) and self.rescan_job is None
+                                      and sheet.item_kind == "image")
         if sheet is None:
             self.sheet_title.setText("No sheets yet")
             self.tags_label.setText("")
@@ -244,6 +248,7 @@ class DataPage(Page):
             ("Image root", sheet.image_root or "— (no images)"),
             ("Key / image column", f"{sheet.key_column} / {sheet.image_column or '—'}"),
             ("Items", f"{sheet.item_count:,} items, {missing}"),
+            ("Item kind", item_kind(sheet.item_kind).title),
             ("Columns", ", ".join(sheet.columns)),
             ("Created", f"{sheet.created_at or ''} by {sheet.created_by}"),
         ], rich=False)
@@ -303,7 +308,7 @@ class DataPage(Page):
         self.item_title.setText(item.item_ref)
         rows = [("image", item.image_path or "—"), ("missing", "yes" if item.missing else "no"),
                 ("sha256", (item.file_sha256 or "—")[:16] + ("…" if item.file_sha256 else "")),
-                *[(k, v if isinstance(v, str) else json.dumps(v)) for k, v in item.metadata.items()]]
+                *[(k, (v if isinstance(v, str) else json.dumps(v))[:300]) for k, v in item.metadata.items()]]
         self.metadata_table.setRowCount(len(rows))
         for row, (key, value) in enumerate(rows):
             self.metadata_table.setItem(row, 0, QTableWidgetItem(key))
@@ -312,6 +317,10 @@ class DataPage(Page):
         self._show_preview(item)
 
     def _show_preview(self, item: ItemInfo) -> None:
+        if self.current is not None and shows_content(self.current.item_kind):  # documents, telemetry: text
+            self.item_preview.setWordWrap(True)
+            self.item_preview.setText(content_preview(item.metadata))
+            return
         path = item.absolute_image_path
         pixmap = self.context.images.image(path) if path and not item.missing else None
         if pixmap is None:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +51,7 @@ from vital_desktop.ui import label_ops, theme
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.generate_page import messages_text
 from vital_desktop.ui.image_view import ImageView
+from vital_desktop.ui.item_views import ItemContentView, context_items, shows_content
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.review_widgets import BulkPanel, EditAnswerDialog, progress_html
 from vital_desktop.ui.shape_model import ShapeModel, class_specs, geometry_kind
@@ -147,7 +149,12 @@ class LabelPage(Page):
         review.body.addLayout(top)
         body = QSplitter(Qt.Orientation.Horizontal)
         self.image_view = ImageView()
-        body.addWidget(self.image_view)
+        # documents and telemetry items show their text / plot in place of the image (ui/item_views)
+        self.view_stack = QStackedWidget()
+        self.view_stack.addWidget(self.image_view)
+        self.content_view = ItemContentView(self.context)
+        self.view_stack.addWidget(self.content_view)
+        body.addWidget(self.view_stack)
         texts = QWidget()
         texts_layout = QVBoxLayout(texts)
         texts_layout.setContentsMargins(0, 0, 0, 0)
@@ -390,7 +397,12 @@ class LabelPage(Page):
         self.image_view.set_shape_model(self.shapes, editable=False)
         self.prompt.setPlainText(messages_text(pair.messages))
         item = self.items.get(pair.item_ref)
-        if item is not None:
+        if item is not None and shows_content(item.metadata.get("item_kind")):
+            self.sensor.setText("  ·  ".join(context_items(item.metadata)))
+            self.view_stack.setCurrentWidget(self.content_view)
+            self.content_view.show_item(self.current.sheet_name, item.item_ref)
+        elif item is not None:
+            self.view_stack.setCurrentWidget(self.image_view)
             self.sensor.setText("  ·  ".join(f"{k}: {v}" for k, v in item.metadata.items()))
             path = item.absolute_image_path
             pixmap = self.context.images.image(path) if path else None

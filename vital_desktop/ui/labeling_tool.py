@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -49,6 +50,7 @@ from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.data_page import item_grid_view
 from vital_desktop.ui.image_view import ImageView
 from vital_desktop.ui.class_chooser import TOOL_HINTS as HINTS
+from vital_desktop.ui.item_views import ItemContentView, context_items, shows_content
 from vital_desktop.ui.item_models import ItemGridModel, ItemPager, PositionRole
 from vital_desktop.ui.label_actions import CLAIM_BATCH, LabelActions
 from vital_desktop.ui.label_side_panel import LabelSidePanel, summarize
@@ -229,7 +231,13 @@ class CanonicalLabelingTool(Page):
         center_layout.addLayout(caption)
         self.image_view = ImageView()
         self.image_view.text_typed.connect(self._typed)
-        center_layout.addWidget(self.image_view, 1)
+        # documents and telemetry items show their text / plot in place of the image (ui/item_views)
+        self.view_stack = QStackedWidget()
+        self.view_stack.addWidget(self.image_view)
+        self.content_view = ItemContentView(self.context)
+        self.content_view.text_typed.connect(self._typed)
+        self.view_stack.addWidget(self.content_view)
+        center_layout.addWidget(self.view_stack, 1)
         self.context_label = muted_label("")
         self.context_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         center_layout.addWidget(self.context_label)
@@ -391,8 +399,7 @@ class CanonicalLabelingTool(Page):
         self._show_image(item)
         self.item_title.setText(item.item_ref)
         self.position_label.setText(f"{position + 1:,} / {self.pager.total:,}")
-        context = [f"{k}: {v}" for k, v in item.metadata.items() if k not in (self.sheet.key_column,
-                                                                             self.sheet.image_column)]
+        context = context_items(item.metadata, (self.sheet.key_column, self.sheet.image_column))
         self.context_label.setText("  ·  ".join(context))
         self.form.blockSignals(True)
         self.form.set_value(None)
@@ -414,6 +421,14 @@ class CanonicalLabelingTool(Page):
         self._prefetch_neighbours()
 
     def _show_image(self, item: ItemInfo) -> None:
+        if self.sheet is not None and shows_content(self.sheet.item_kind):
+            focused = self.image_view.hasFocus()
+            self.view_stack.setCurrentWidget(self.content_view)
+            self.content_view.show_item(self.sheet.name, item.item_ref)
+            if focused or self.focusWidget() is None:
+                self.content_view.setFocus()
+            return
+        self.view_stack.setCurrentWidget(self.image_view)
         path = item.absolute_image_path
         if not path or item.missing:
             self.image_view.show_pixmap(None, "image missing" if item.missing else "this sheet has no images")

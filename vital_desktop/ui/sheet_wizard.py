@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.services import sheets as sheet_service
+from vital_desktop.services.item_kinds import IMAGE, ITEM_KINDS
 from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
+from vital_desktop.ui.item_source_page import ItemSourcePage
 from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.widgets import error_text, muted_label
 
@@ -68,7 +70,13 @@ class MetadataPage(QWizardPage):
         self.message = muted_label()
         self.folder_only = QCheckBox("No metadata file: every image in a folder is an item")
         self.folder_only.toggled.connect(lambda on: (self.path_edit.setEnabled(not on), self.completeChanged.emit()))
+        # what the items are (services/item_kinds): documents and telemetry go to their own page
+        self.kind_combo = QComboBox()
+        for kind in ITEM_KINDS.values():
+            self.kind_combo.addItem(kind.title, kind.name)
+        self.kind_combo.currentIndexChanged.connect(self._kind_changed)
         form = QFormLayout(self)
+        form.addRow("Items are", self.kind_combo)
         form.addRow("", self.folder_only)
         form.addRow("Metadata file", _path_row(self.path_edit, browse))
         form.addRow("Sheet name", self.name_edit)
@@ -92,15 +100,26 @@ class MetadataPage(QWizardPage):
             self.name_edit.setProperty("auto", True)
         self.completeChanged.emit()
 
+    def images(self) -> bool:
+        return self.kind_combo.currentData() == IMAGE
+
+    def _kind_changed(self) -> None:
+        self.folder_only.setEnabled(self.images())
+        self.path_edit.setEnabled(self.images() and not self.folder_only.isChecked())
+        self.completeChanged.emit()
+
     def isComplete(self) -> bool:
-        has_source = self.folder_only.isChecked() or Path(self.path_edit.text()).expanduser().is_file()
+        has_source = not self.images() or self.folder_only.isChecked() or \
+            Path(self.path_edit.text()).expanduser().is_file()
         return has_source and bool(self.name_edit.text().strip())
 
     def nextId(self) -> int:
+        if not self.images():
+            return self.wiz.ITEMS
         return self.wiz.FOLDER if self.folder_only.isChecked() else self.wiz.COLUMNS
 
     def validatePage(self) -> bool:
-        if self.folder_only.isChecked():
+        if self.folder_only.isChecked() or not self.images():
             return True
         try:
             self.wiz.preview = sheet_service.preview_import(self.path_edit.text())
@@ -296,7 +315,7 @@ class ImportPage(QWizardPage):
 class CreateSheetWizard(QWizard):
     """Create a sheet from a metadata file and an image folder."""
 
-    METADATA, COLUMNS, FOLDER, PREVIEW, IMPORT = range(5)
+    METADATA, COLUMNS, FOLDER, PREVIEW, IMPORT, ITEMS = range(6)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None, *, metadata: str | None = None,
                  folder: str | None = None) -> None:
@@ -311,9 +330,10 @@ class CreateSheetWizard(QWizard):
         self.folder_page = FolderPage(self)
         self.preview_page = PreviewPage(self)
         self.import_page = ImportPage(self)
+        self.items_page = ItemSourcePage(self)  # documents, telemetry (ui/item_source_page)
         for page_id, page in ((self.METADATA, self.metadata_page), (self.COLUMNS, self.columns_page),
                               (self.FOLDER, self.folder_page), (self.PREVIEW, self.preview_page),
-                              (self.IMPORT, self.import_page)):
+                              (self.IMPORT, self.import_page), (self.ITEMS, self.items_page)):
             self.setPage(page_id, page)
         # not a commit page: after a refused import, Back returns to fix it (ImportPage locks Back otherwise)
         self.preview_page.setButtonText(QWizard.WizardButton.NextButton, "Import")
@@ -343,6 +363,9 @@ class CreateSheetWizard(QWizard):
 
         def work(op: OpEnv):
             return sheet_service.import_sheet(op.store, actor=op.actor, progress=op.progress, **arguments)
+
+        if not self.metadata_page.images():
+            work = self.items_page.work({key: arguments[key] for key in ("name", "classification", "description")})
 
         def finished(report) -> None:
             page.done = True
