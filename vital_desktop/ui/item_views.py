@@ -140,11 +140,9 @@ class ItemContentView(QWidget):
         def read(op: Any) -> item_text.ItemContentInfo:
             return item_text.item_content(op.store, sheet, item_ref)
 
-        from vital_desktop.ui import label_ops
-
-        label_ops.query(self.context, "item content", read, on_result=self.show_content,
-                        on_error=lambda exc: self.facts.setText(f"cannot show this item: {exc}"),
-                        key="item-content", owner=self)
+        self.context.query("item content", read, on_result=self.show_content,
+                           on_error=lambda exc: self.facts.setText(f"cannot show this item: {exc}"),
+                           key=f"item-content-{id(self)}", owner=self)
 
     def show_content(self, info: item_text.ItemContentInfo) -> None:
         if self.item_ref is not None and info.item_ref != self.item_ref:
