@@ -54,8 +54,23 @@ def _refuse_constant(name: str) -> Any:
 
 
 def loads(text: str | bytes) -> Any:
-    """`json.loads` that refuses NaN, Infinity and -Infinity instead of turning them into floats."""
-    return json.loads(text, parse_constant=_refuse_constant)
+    """`json.loads` that refuses NaN, Infinity and -Infinity instead of turning them into floats,
+    and turns hostile input (nesting deeper than the parser's recursion limit, an integer of more
+    than 4300 digits) into a `ValidationError` instead of a RecursionError or ValueError."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise ValidationError("the JSON is nested too deeply to read") from None
+    except ValueError as exc:
+        raise ValidationError(f"the JSON holds a number that cannot be read ({hostile_number(exc)})") from None
+
+
+def hostile_number(exc: ValueError) -> str:
+    """A short reason for a ValueError the JSON parser raised on a number (e.g. too many digits)."""
+    text = str(exc)
+    return "an integer with more than 4300 digits" if "digits" in text else text.split(";")[0]
 
 
 def anchored_pattern(pattern: str) -> str:

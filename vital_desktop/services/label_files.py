@@ -19,6 +19,12 @@ from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services import label_bulk
 from vital_desktop.services.accounts import require
+from vital_desktop.services.input_limits import (
+    MAX_CELL_CHARS,
+    MAX_LABEL_DATA_CHARS,
+    mixed_line_endings,
+    refuse_long_cells,
+)
 from vital_desktop.services.label_bulk import split_uses
 from vital_desktop.services.label_write import (
     LabelRecord,
@@ -54,9 +60,9 @@ def _read_label_file(path: Path) -> pa.Table | list[dict]:
                         try:
                             rows.append(strict_json.loads(line))
                         except json.JSONDecodeError as exc:
-                            raise ValidationError(f"row {number}: not valid JSON ({exc.msg})") from None
+                            raise ValidationError(f"{path.name} row {number}: not valid JSON ({exc.msg})") from None
                         except ValidationError as exc:
-                            raise ValidationError(f"row {number}: {exc.message}") from None
+                            raise ValidationError(f"{path.name} row {number}: {exc.message}") from None
             return rows
         if suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -73,13 +79,24 @@ def _read_csv(path: Path) -> pa.Table:
     import pyarrow.csv as pacsv
 
     with open(path, newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
+        first = handle.readline(MAX_CELL_CHARS)
+    header = next(csv.reader([first]), [])
     if not header:
         return pa.table({})
-    return pacsv.read_csv(
-        path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
-                                             strings_can_be_null=False, quoted_strings_can_be_null=False))
+    try:
+        table = pacsv.read_csv(
+            path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types={name: pa.string() for name in header},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        mixed = mixed_line_endings(path)
+        if mixed:
+            raise ValidationError(f"label file {path.name} mixes Windows (CRLF) and Unix (LF) line endings ({mixed}) "
+                                  "and cannot be read as one table; save it again with one kind of line ending") \
+                from None
+        raise ValidationError(f"label file {path.name} cannot be read: {str(exc).splitlines()[0]}") from None
+    refuse_long_cells(table, f"label file {path.name}", first_row=1, limits={"label_data": MAX_LABEL_DATA_CHARS})
+    return table
 
 
 def records_from_rows(

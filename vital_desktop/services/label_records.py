@@ -186,10 +186,6 @@ def _image_size(root: str | None, image: str | None) -> tuple[int, int] | None:
 def _image_size_cached(root: str, image: str) -> tuple[int, int] | None:
     from pathlib import Path
 
-    from PIL import Image
+    from vital_desktop.services.input_limits import image_size
 
-    try:
-        with Image.open(Path(root) / image) as img:  # reads the header only
-            return int(img.size[0]), int(img.size[1])
-    except (OSError, ValueError):
-        return None
+    return image_size(Path(root) / image)  # the header only; a decompression bomb is refused by name

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.core.progress import Progress
+from vital_desktop.services.input_limits import header_size, pixel_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 READ_WHOLE_BELOW = 64 << 20  # files smaller than this are read once for hash and header
@@ -116,6 +117,8 @@ def describe_image(data: bytes | None, path: Path | None = None) -> dict[str, An
                     out["camera"] = camera
                 if exif.get(_EXIF_ORIENTATION):
                     out["orientation"] = int(exif[_EXIF_ORIENTATION])
+    except Image.DecompressionBombError:
+        out["too_large"] = True
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         out["format"] = None
     return out
@@ -142,16 +145,24 @@ def inspect_file(root: Path, rel: str, *, describe: bool = True) -> FileFacts:
         size = path.stat().st_size
         digest = hashlib.sha256()
         data: bytes | None = None
+        head = b""
         with open(path, "rb") as handle:
             if size < READ_WHOLE_BELOW:
-                data = handle.read()
+                data = head = handle.read()
                 digest.update(data)
             else:
                 while block := handle.read(1 << 20):
+                    head = head or block
                     digest.update(block)
+        pixels = header_size(head[:1 << 16])
+        if pixels is not None and (too_big := pixel_problem(*pixels)):
+            return FileFacts(rel, None, None, {}, problem=too_big)  # a bomb: refused before any decoding
         metadata: dict[str, Any] = {"file_name": PurePosixPath(rel).name, "file_size": size}
         if describe:
             metadata.update(describe_image(data, None if data is not None else path))
+            if metadata.pop("too_large", False):
+                return FileFacts(rel, None, None, {}, problem="its header declares too many pixels to decode "
+                                                              "(a decompression bomb?)")
         return FileFacts(rel, digest.hexdigest(), size, metadata)
     except PermissionError:
         return FileFacts(rel, None, None, {}, problem="cannot be read (permission denied)")

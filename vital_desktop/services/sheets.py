@@ -28,6 +28,7 @@ from vital_desktop.core.ids import iso, new_id, new_ids
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
+from vital_desktop.services.input_limits import header_size, mixed_line_endings, pixel_problem, refuse_long_cells
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import insert_arrow
 from vital_desktop.store.db import Store
@@ -150,26 +151,15 @@ def read_metadata(path: Path) -> tuple[str, pa.Table]:
                 literal = str(alias)
             table = conn.sql(f"SELECT * FROM {reader}", params=[literal]).to_arrow_table()
     except Exception as exc:
-        mixed = _mixed_line_endings(path) if fmt == "csv" else None
+        mixed = mixed_line_endings(path) if fmt == "csv" else None
         if mixed:
             raise ValidationError(f"metadata file {path.name} mixes Windows (CRLF) and Unix (LF) line endings "
                                   f"({mixed}); save it again with one kind of line ending") from exc
         raise ValidationError(f"cannot read metadata file {path.name}: {str(exc).splitlines()[0]}") from exc
     if table.num_rows == 0:
         raise ValidationError(f"metadata file {path.name} has no rows")
+    refuse_long_cells(table, f"metadata file {path.name}")
     return fmt, table
-
-
-def _mixed_line_endings(path: Path, limit: int = 4 << 20) -> str | None:
-    """Where a text file's first CRLF and first bare LF lines are, if it has both (else None)."""
-    with path.open("rb") as handle:
-        head = handle.read(limit)
-    lines = head.split(b"\n")[:-1]  # the part after the last LF is not a finished line
-    crlf = next((i + 1 for i, line in enumerate(lines) if line.endswith(b"\r")), None)
-    lf = next((i + 1 for i, line in enumerate(lines) if not line.endswith(b"\r")), None)
-    if crlf is None or lf is None:
-        return None
-    return f"line {crlf} ends in CRLF, line {lf} in LF"
 
 
 def _is_escaping(rel: str) -> bool:
@@ -204,6 +194,7 @@ def _hash_one(path: Path) -> tuple[str | None, int | None]:
 
 
 _ESCAPES = ("escapes", None)
+_TOO_LARGE = "too-large:"  # the hash slot of a refused image carries this prefix and the reason
 
 
 def _inside(path: str, root: str) -> bool:
@@ -228,6 +219,9 @@ def _check_and_hash(root: str, rel: str, real_dirs: dict[str, str]) -> tuple[str
     try:  # one open and one read for a small file: as little as the hash itself needs
         with open(path, "rb") as handle:
             data = handle.read(1 << 26)
+            pixels = header_size(data[:1 << 16])
+            if pixels is not None and (problem := pixel_problem(*pixels)):
+                return _TOO_LARGE + problem, None  # a decompression bomb: refused before decoding
             if len(data) < 1 << 26:
                 return hashlib.sha256(data).hexdigest(), len(data)
     except OSError:
@@ -318,6 +312,7 @@ def import_sheet(
     progress.start(len(todo), f"hashing {len(todo)} images")
     hashes: list[tuple[str | None, int | None]] = [(None, None)] * len(keys)
     escaping: list[str] = []
+    too_large: list[str] = []
 
     def encode_metadata() -> list[str]:
         return [json.dumps(_jsonable(r), ensure_ascii=False) for r in table.to_pylist()]
@@ -333,8 +328,12 @@ def import_sheet(
         for i, result in zip(todo, results, strict=True):
             if result == _ESCAPES:
                 escaping.append(f"row {i + 2} ({keys[i]}): {rel_paths[i]}")
+            elif str(result[0]).startswith(_TOO_LARGE):
+                too_large.append(f"row {i + 2} ({keys[i]}): {rel_paths[i]}: {str(result[0])[len(_TOO_LARGE):]}")
             else:
                 hashes[i] = result
+    if too_large:
+        raise ValidationError("images that cannot be used: " + "; ".join(too_large[:MAX_REPORTED]))
     if escaping:
         raise ValidationError(
             "image paths must stay inside the image folder; these escape it: " + "; ".join(escaping[:MAX_REPORTED])

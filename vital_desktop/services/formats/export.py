@@ -52,13 +52,10 @@ def image_size(root: str | None, rel: str | None, metadata: dict) -> tuple[int |
         return width, height
     if not (root and rel):
         return None, None
-    from PIL import Image
+    from vital_desktop.services.input_limits import image_size as header_size
 
-    try:
-        with Image.open(Path(root) / rel) as img:
-            return img.size
-    except OSError:
-        return None, None
+    size = header_size(Path(root) / rel)  # a decompression bomb is refused by name, never decoded
+    return size if size is not None else (None, None)
 
 
 def export_labels(

@@ -42,6 +42,13 @@ def _load_json_cached(path_text: str, _size: int, _mtime_ns: int) -> Any:
             from None
     except UnicodeDecodeError as exc:
         raise ValidationError(f"{path.name} is not UTF-8 text: {exc.reason}") from None
+    except RecursionError:
+        raise ValidationError(f"{path.name}: the JSON is nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        from vital_desktop.core.strict_json import hostile_number
+
+        raise ValidationError(f"{path.name}: the JSON holds a number that cannot be read ({hostile_number(exc)})") \
+            from None
 
 
 def forget_parsed() -> None:
