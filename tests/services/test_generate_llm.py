@@ -29,8 +29,9 @@ def test_llm_prelabels_are_valid_answers_or_kept_failures(tmp_path) -> None:
         engineer = accounts.get_user(store, "eng")
         sheets.import_sheet(store, actor=engineer, name="Crystals", metadata_path=metadata,
                             key_column="inspection_id", image_root=images, image_column="image_path")
-        templates.create_template(store, actor=engineer, spec={**SPEC, "few_shot": [], "model_ref": {"gguf": "default",
-                                                                                     "max_tokens": 48}})
+        # No classifier here: the template vouches for its metadata as evidence, else it is refused.
+        templates.create_template(store, actor=engineer, spec={**SPEC, "few_shot": [], "model_ref": {
+            "gguf": "default", "max_tokens": 48, "evidence_fields": ["temperature_c", "crystal_batch_id"]}})
         templates.publish_template(store, actor=engineer, ref="Crystal check")
         labels.set_label(store, actor=engineer, sheet="Crystals", item_ref="INS-0000", label_type="classification",
                          label_data={"defect_type": "none"})
@@ -42,6 +43,8 @@ def test_llm_prelabels_are_valid_answers_or_kept_failures(tmp_path) -> None:
             assert pair.source == "llm" and pair.raw_output
             if pair.ai_error is None:
                 templates.check_answer(store, tmpl, pair.answer)  # grammar + validation: a usable answer
+                # A language-model pair carries a confidence (its least sure enumerated field).
+                assert pair.confidence is not None and 0.0 < pair.confidence <= 1.0
             else:
                 assert pair.answer is None
     finally:

@@ -74,6 +74,7 @@ class GenerationResult:
     error: str | None = None
     attempts: int = 1
     raw_attempts: list[str] = field(default_factory=list)
+    cached_tokens: int = 0  # prompt tokens llama.cpp reused from its KV cache (the shared start)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +88,7 @@ class GenerationResult:
             "completion_tokens": self.completion_tokens,
             "latency_ms": round(self.latency_ms, 2),
             "finish_reason": self.finish_reason,
+            "cached_tokens": self.cached_tokens,
         }
 
 
@@ -253,6 +255,7 @@ class LocalLlm:
         finish_reason = "stop"
         with self._generate_lock:
             started = time.perf_counter()
+            cached = _common_prefix(llama._input_ids, prompt_tokens)
             # Stream only when someone watches the text: llama-cpp-python's streaming path costs
             # Python work per token. Cancel does not need it — the stopping criterion sees every token.
             output = llama.create_completion(
@@ -293,6 +296,7 @@ class LocalLlm:
             completion_tokens=watch.tokens,
             latency_ms=latency_ms,
             finish_reason=finish_reason,
+            cached_tokens=cached,
         )
 
     def generate_structured(
@@ -330,6 +334,7 @@ class LocalLlm:
         total_latency = 0.0
         result: GenerationResult | None = None
         error: str | None = None
+        first_cached: int | None = None
         for attempt in (1, 2):
             result = self.generate(
                 messages,
@@ -343,6 +348,7 @@ class LocalLlm:
                 item_ref=item_ref,
             )
             raw.append(result.text)
+            first_cached = result.cached_tokens if first_cached is None else first_cached
             total_completion += result.completion_tokens
             total_latency += result.latency_ms
             parsed, error = _parse_and_validate(result.text, validator, result.finish_reason)
@@ -354,6 +360,7 @@ class LocalLlm:
             else:
                 attempt_temperature = max(attempt_temperature, 0.3)
         assert result is not None
+        result.cached_tokens = first_cached if first_cached is not None else result.cached_tokens
         if error is not None:
             result.parsed, result.valid, result.error = None, False, error
         result.attempts = len(raw)
@@ -361,6 +368,31 @@ class LocalLlm:
         result.completion_tokens = total_completion
         result.latency_ms = total_latency
         return result
+
+
+    def score_fields(self, messages: Sequence[dict[str, Any]], answer_text: str,
+                     fields: dict[str, list[Any]]) -> dict[str, Any]:
+        """Per-field token-probability scores of an answer to `messages` (see `llm_confidence`).
+
+        Returns field → `llm_confidence.FieldScore` for the enumerated `fields` found in the answer.
+        """
+        from vital_desktop.inference import llm_confidence
+
+        if not fields:
+            return {}
+        llama = self.load()
+        prompt_tokens, _ = self.format_prompt(messages)
+        with self._generate_lock:
+            return llm_confidence.score_fields(llama, prompt_tokens, answer_text, fields)
+
+
+def _common_prefix(cached: Sequence[int], tokens: Sequence[int]) -> int:
+    n = 0
+    for a, b in zip(cached, tokens, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def _parse_and_validate(text: str, validator: Any, finish_reason: str) -> tuple[Any, str | None]:

@@ -56,7 +56,8 @@ SPEC_FIELDS = (
     "few_shot", "model_ref", "notes",
 )
 TEXT_FIELDS = ("description", "system_prompt", "user_prompt", "notes")
-MODEL_REF_KEYS = ("gguf", "classifier", "max_tokens", "temperature")
+MODEL_REF_KEYS = ("gguf", "classifier", "max_tokens", "temperature",
+                  "evidence_fields")  # metadata columns that carry the answer (services/llm_evidence)
 
 
 # --- plain results ---------------------------------------------------------------------------
@@ -384,6 +385,9 @@ def validate_spec(spec: dict, source: Any) -> dict:
     bad = [k for k in model_ref if k not in MODEL_REF_KEYS]
     if bad:
         raise ValidationError(f"unknown model_ref key(s) {', '.join(bad)}; use {', '.join(MODEL_REF_KEYS)}")
+    evidence = model_ref.get("evidence_fields")
+    if evidence is not None and (not isinstance(evidence, list) or not all(isinstance(f, str) and f for f in evidence)):
+        raise ValidationError("model_ref.evidence_fields must be a list of metadata column names")
     out["model_ref"] = model_ref
     return out
 

@@ -404,6 +404,28 @@ class QAPair(Base):
     reviewed_by: Mapped[str | None] = mapped_column(sa.String)
     reviewed_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
     created_at: Mapped[dt.datetime] = _now()
+    # 0011: a language-model answer's per-field confidence ({field: p}) and the evidence it was given.
+    field_confidence: Mapped[Any] = mapped_column(JSONType)
+    evidence: Mapped[Any] = mapped_column(JSONType)
+
+
+class LlmCalibration(Base):
+    """The fitted temperature of one enumerated answer field of one template version (0011)."""
+
+    __tablename__ = "llm_calibrations"
+    __table_args__ = (sa.UniqueConstraint("template_id", "field", name="uq_llm_calibration_field"),)
+    id: Mapped[str] = _id()
+    template_id: Mapped[str] = mapped_column(sa.String, nullable=False)
+    template_ref: Mapped[str] = mapped_column(sa.String, nullable=False)
+    field: Mapped[str] = mapped_column(sa.String, nullable=False)
+    temperature: Mapped[float] = mapped_column(sa.Double, nullable=False)
+    labels: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    accuracy: Mapped[float | None] = mapped_column(sa.Double)
+    ece_before: Mapped[float | None] = mapped_column(sa.Double)
+    ece_after: Mapped[float | None] = mapped_column(sa.Double)
+    sheet_id: Mapped[str | None] = mapped_column(sa.String)
+    created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
 
 
 # --- models, lineage, deployments ------------------------------------------------------------
