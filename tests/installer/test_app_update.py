@@ -355,3 +355,16 @@ def test_the_launcher_switches_at_the_next_start_through_the_command_line(site: 
     assert started.returncode == 0, started.stderr
     assert '"version": "0.2.0"' in started.stdout  # the fake 0.2.0 ran
     assert app_update.AppInstall(root).current() == "0.2.0"
+
+
+def test_the_bundles_page_checks_say_when_this_copy_is_not_installed(site: AppSite, monkeypatch) -> None:
+    from vital_desktop.services import app_update
+
+    path = site.bundle()
+    monkeypatch.delenv(app_update.APP_ROOT_ENV, raising=False)
+    report = app_update.verify_here(site.store, path, now=site.now)
+    assert report["outcome"] == "refused" and report["code"] == "not_installed"
+    monkeypatch.setenv(app_update.APP_ROOT_ENV, str(site.install.root))
+    report = app_update.verify_here(site.store, path, now=site.now)
+    assert report["outcome"] == "ok", report["reason"]
+    assert {c["check"] for c in report["checks"]} >= {"release_signatures", "platform", "sbom"}

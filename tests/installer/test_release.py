@@ -129,3 +129,24 @@ def test_members_escaping_the_folder_are_refused(release: Path, tmp_path: Path) 
     release.with_name(release.name + ".sha256").unlink()
     done = _verify(release)
     assert done.returncode == 1 and "links outside the app folder" in done.stderr
+
+
+def test_the_model_beside_the_archive_is_checked_by_its_signed_hash(tmp_path: Path) -> None:
+    app = tmp_path / "dist" / "vital"
+    app.mkdir(parents=True)
+    (app / "vital").write_text("#!/bin/sh\necho frozen vital\n")
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF" + bytes(1000))
+    out = tmp_path / "release"
+    subprocess.run([sys.executable, str(ROOT / "installer" / "package.py"), str(app), "--out", str(out),
+                    "--model", str(model)], check=True, capture_output=True, text=True)
+    [archive] = out.glob("*.tar.gz")
+    done = _verify(archive)
+    assert done.returncode == 0, done.stderr
+    assert [Path(m).name for m in json.loads(done.stdout)["models"]] == ["tiny.gguf"]
+    (out / "tiny.gguf").write_bytes(b"GGUF" + bytes(999) + b"x")
+    changed = _verify(archive)
+    assert changed.returncode == 1 and "tiny.gguf differs from the signed one" in changed.stderr
+    (out / "tiny.gguf").unlink()
+    missing = _verify(archive)
+    assert missing.returncode == 1 and "missing the model tiny.gguf" in missing.stderr

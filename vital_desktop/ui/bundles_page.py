@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import Cancelled
-from vital_desktop.services import exchange
+from vital_desktop.services import app_update, exchange
 from vital_desktop.ui import theme
 from vital_desktop.ui.charts import JobProgress, fill_table, read_only_table
 from vital_desktop.ui.context import AppContext
@@ -44,7 +44,7 @@ from vital_desktop.ui.widgets import (
 )
 
 OUTCOME_COLORS = {"accepted": theme.SUCCESS, "exported": theme.SUCCESS, "refused": theme.DANGER,
-                  "export_started": theme.MUTED}
+                  "export_started": theme.MUTED, "switched": theme.SUCCESS, "rolled_back": theme.DANGER}
 
 
 def _when(value: Any) -> str:
@@ -190,8 +190,13 @@ class BundlesPage(Page):
         self.import_button.setEnabled(False)
         self.bundle_title.setText(f"Verifying <b>{Path(path).name}</b>…")
         self.checks.clear()
-        job = self.context.query(f"Verifying {Path(path).name}",
-                                 lambda op: exchange.verify_bundle(op.store, path, progress=op.progress),
+        def check(op: Any) -> dict[str, Any]:
+            report = exchange.verify_bundle(op.store, path, progress=op.progress)
+            if report.get("channel") == "app":  # an application update: its own checks (platform, version…)
+                report = app_update.verify_here(op.store, path)
+            return report
+
+        job = self.context.query(f"Verifying {Path(path).name}", check,
                                  on_result=lambda report: self.show_report(path, report),
                                  on_error=lambda exc: self._verify_failed(path, exc), cancellable=True, visible=True)
         self.progress.follow(job)
@@ -249,6 +254,10 @@ class BundlesPage(Page):
             return
         self.import_button.setEnabled(False)
 
+        if (self.report or {}).get("channel") == "app":
+            self._install_update(path)
+            return
+
         def work(op: Any) -> tuple[exchange.ImportResult, Changes]:
             result = exchange.import_bundle(op.store, actor=op.actor, path=path, progress=op.progress)
             return result, result.changes | Changes(bundles=True)
@@ -269,6 +278,29 @@ class BundlesPage(Page):
                 show_error(self, "Import bundle", exc)
 
         self.import_job = self.context.change(f"Importing {Path(path).name}", work, on_result=done,
+                                              on_error=failed, cancellable=True)
+        self.progress.follow(self.import_job)
+
+    def _install_update(self, path: str) -> None:
+        """An application update: unpacked beside this version, started at the next start."""
+        def work(op: Any) -> tuple[app_update.AppUpdateResult, Changes]:
+            return app_update.update_here(op.store, actor=op.actor, path=path, progress=op.progress), Changes(bundles=True)
+
+        def done(result: app_update.AppUpdateResult) -> None:
+            self.verified_path = None
+            self.outcome.setText(f"<b style='color:{theme.SUCCESS}'>VITAL Desktop {result.version} is ready</b>: it "
+                                 "starts the next time the app starts, if its self-check passes (otherwise "
+                                 f"{result.from_version} keeps running and the reason is in the ledger).")
+            self.reload()
+
+        def failed(exc: BaseException) -> None:
+            self.outcome.setText(f"<b style='color:{theme.DANGER}'>Update refused:</b> {error_text(exc)} — nothing "
+                                 "was installed; the refusal is in the ledger.")
+            self.reload()
+            if not isinstance(exc, Cancelled):
+                show_error(self, "Install application update", exc)
+
+        self.import_job = self.context.change(f"Installing {Path(path).name}", work, on_result=done,
                                               on_error=failed, cancellable=True)
         self.progress.follow(self.import_job)
 
