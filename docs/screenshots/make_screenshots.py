@@ -68,14 +68,14 @@ def main() -> None:
     window.show()
     spin(app, 1.0, window)
 
-    def shoot(stage: str, target=None, **arguments) -> None:
+    def shoot(stage: str, target=None, name: str | None = None, **arguments) -> None:
         target = target or window
         target.go(stage, **arguments)
         spin(app, 0.8, target)
         for width, height in SIZES:
             target.resize(width, height)
             spin(app, 0.4, target)
-            path = HERE / f"{stage}-{width}x{height}.png"
+            path = HERE / f"{name or stage}-{width}x{height}.png"
             target.grab().save(str(path))
         hint = target.pages[stage].minimumSizeHint()
         print(f"wrote {stage}: page minimum {hint.width()}x{hint.height()}, window minimum "
@@ -88,6 +88,12 @@ def main() -> None:
     shoot("generate", template=classification.name)
     shoot("label")
     shoot("canonical", sheet=DEMO_SHEET, item="INS-00007")
+    # document items: DATA's text preview, and the labeling tool with the text beside the answer
+    from vital_desktop.demo.documents import DOCUMENT_LABEL_TYPE, DOCUMENT_SHEET
+
+    shoot("data", name="data-documents", sheet=DOCUMENT_SHEET, item="inspection-report-007.pdf")
+    shoot("canonical", name="canonical-document", sheet=DOCUMENT_SHEET, label_type=DOCUMENT_LABEL_TYPE,
+          item="inspection-report-007.pdf")
     _lifecycle_data(store, user)
     window.refresh()  # every page reloads what the lifecycle data changed
     spin(app, 1.0)
