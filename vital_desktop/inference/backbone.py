@@ -30,6 +30,7 @@ from vital_desktop.inference.classifier import (
     KEY_STD,
     PreprocessSpec,
     file_sha256,
+    session_options,
 )
 
 #: Embeddings larger than this are not a backbone's output but a feature map left unpooled.
@@ -110,10 +111,7 @@ class Backbone:
     def __init__(self, info: BackboneInfo, *, threads: int = 2) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, threads)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = session_options(threads)
         self.info = info
         self.session = ort.InferenceSession(str(info.path), sess_options=options, providers=["CPUExecutionProvider"])
 

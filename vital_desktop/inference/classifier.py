@@ -414,6 +414,48 @@ class ClassifierResult:
     error: str | None = None
 
 
+#: Images per onnxruntime call. The feature graph is memory-bound (full-resolution maps of up
+#: to 8 channels); 8 images keep its working set in cache: 165 vs 141 images/s at 64 per call,
+#: one thread, load ~10 (benchmarks/bench_classifier_speed.py).
+RUN_BATCH = 8
+
+
+def session_options(threads: int, *, layout_optimisation: bool = True) -> Any:
+    """onnxruntime options shared by every session here.
+
+    Idle threads sleep instead of spinning: on a shared two-core laptop a spinning pool
+    competes with the decoding threads and with other programs (2 threads at load ~10: 76
+    images/s spinning, 102 sleeping). `layout_optimisation=False` stops at the EXTENDED level,
+    whose NCHWc layout rewrite costs more in reorders than it saves on the feature graph's
+    one- to eight-channel maps; deep networks (backbones, foreign classifiers) keep it.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, int(threads))
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not layout_optimisation:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    return options
+
+
+def run_in_slices(session: Any, outputs: list[str], input_name: str, batch: np.ndarray,
+                  size: int = RUN_BATCH) -> list[np.ndarray]:
+    """`session.run` over `batch` in slices of `size` images, the outputs concatenated."""
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if len(batch) <= size:
+        return [np.asarray(o) for o in session.run(outputs, {input_name: batch})]
+    parts = [session.run(outputs, {input_name: batch[i : i + size]}) for i in range(0, len(batch), size)]
+    return [np.concatenate([np.asarray(p[k]) for p in parts]) for k in range(len(outputs))]
+
+
+def made_here(info: ContractInfo) -> bool:
+    """True for classifiers trained by this product (the feature graph; see `inference.features`)."""
+    return isinstance(info.card.get("features"), dict)
+
+
 class OnnxClassifier:
     """A contract-checked classifier held in one onnxruntime session (CPU provider)."""
 
@@ -421,10 +463,7 @@ class OnnxClassifier:
         import onnxruntime as ort
 
         self.info = info or check_contract(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options = session_options(threads, layout_optimisation=not made_here(self.info))
         self.threads = max(1, int(threads))
         self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
@@ -434,7 +473,7 @@ class OnnxClassifier:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Class probabilities for an NCHW float32 batch (already preprocessed)."""
-        (probabilities,) = self.session.run([self.info.output_name], {self.info.input_name: batch})
+        (probabilities,) = run_in_slices(self.session, [self.info.output_name], self.info.input_name, batch)
         return np.asarray(probabilities, dtype=np.float32)
 
     @property
@@ -448,7 +487,8 @@ class OnnxClassifier:
         name = self.embedding_name
         if name is None:
             return self.run(batch), None
-        probabilities, embedding = self.session.run([self.info.output_name, name], {self.info.input_name: batch})
+        probabilities, embedding = run_in_slices(self.session, [self.info.output_name, name], self.info.input_name,
+                                                 batch)
         return np.asarray(probabilities, dtype=np.float32), np.asarray(embedding, dtype=np.float32)
 
     def _result(self, path: str, probs: np.ndarray, latency_ms: float, stats: ImageStats) -> ClassifierResult:

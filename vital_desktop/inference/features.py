@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from vital_desktop.core.errors import ValidationError
-from vital_desktop.inference.classifier import PreprocessSpec
+from vital_desktop.inference.classifier import PreprocessSpec, run_in_slices, session_options
 
 OPSET = 17
 INPUT_NAME = "image"
@@ -112,8 +112,49 @@ class GraphBuilder:
         weight = kernels.reshape(kernels.shape[0], 1, k, k).astype(np.float32)
         return self.node("Conv", [self.pad(x, k // 2), self.const(weight, "kernel")])
 
+    def separable_conv(self, x: str, kernels: np.ndarray) -> str:
+        """`conv` as a horizontal then a vertical pass through the kernels' common row basis.
+
+        Exact (up to float rounding) because the basis spans every kernel row; it pays when the
+        rows share few directions (the texture bank: 5 of 7), as the cost falls from k*k to
+        about 2*k multiply-adds per output.
+        """
+        count, k, _ = kernels.shape
+        rows = kernels.reshape(-1, k).astype(np.float64)
+        _, singular, vt = np.linalg.svd(rows)
+        rank = int((singular > singular[0] * 1e-6).sum())
+        basis = vt[:rank]
+        vertical = (rows @ basis.T).reshape(count, k, rank).transpose(0, 2, 1)
+        horizontal = self.node("Conv", [self.pad(x, k // 2),
+                                        self.const(basis.reshape(rank, 1, 1, k).astype(np.float32), "rows")])
+        return self.node("Conv", [horizontal, self.const(vertical.reshape(count, rank, k, 1).astype(np.float32),
+                                                         "columns")])
+
+    def box(self, x: str, size: int) -> str:
+        """Mean over a `size` x `size` window (reflect-padded), as two 1-D average pools."""
+        padded = self.pad(x, size // 2)
+        across = self.node("AveragePool", [padded], kernel_shape=[1, size], strides=[1, 1])
+        return self.node("AveragePool", [across], kernel_shape=[size, 1], strides=[1, 1])
+
     def pool(self, x: str, factor: int) -> str:
         return self.node("AveragePool", [x], kernel_shape=[factor, factor], strides=[factor, factor])
+
+    def grids(self, x: str, height: int, width: int, cells: Sequence[int]) -> list[str]:
+        """Flattened cell means for each grid in `cells`: one pass over `x` to the finest grid,
+        the coarser grids pooled from it (the sizes divide evenly, so the means are equal)."""
+        finest = max(cells)
+        kernel = [height // finest, width // finest]
+        fine = self.node("AveragePool", [x], kernel_shape=kernel, strides=kernel)
+        out = []
+        for n in cells:
+            step = finest // n
+            pooled = fine if step == 1 else self.node("AveragePool", [fine], kernel_shape=[step, step],
+                                                      strides=[step, step])
+            out.append(self.node("Flatten", [pooled], axis=1))
+        return out
+
+    def sum_square(self, x: str, axes: list[int]) -> str:
+        return self.node("ReduceSumSquare", [x], axes=axes, keepdims=1)
 
     def grid(self, x: str, height: int, width: int, cells: int) -> str:
         kernel = [height // cells, width // cells]
@@ -173,29 +214,37 @@ def gradients_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def gradients_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    """The orientation energy with few full-resolution passes (same numbers as the numpy reference).
+
+    One 3x3 convolution gives gx, gy, gx+gy and gx-gy; their squares hold, linearly,
+    c2 = gx²-gy², s2 = 2gxgy = ((gx+gy)²-(gx-gy)²)/2 and m2 = gx²+gy², so one 1x1 convolution
+    gives every bin's relu(cos·c2 + sin·s2 - cos_spacing·(m2+eps)) (scaled), which is
+    relu(proj - cos_spacing) · (m2+eps) of the reference; one per-pixel factor sqrt(m2)/(m2+eps)
+    finishes it. The grids are pooled from the finest one.
+    """
     height, width = spec.input_size
-    cos = np.cos(_PHASES).astype(np.float32)
-    sin = np.sin(_PHASES).astype(np.float32)
-    mix = np.stack([cos, sin], axis=1).reshape(GRADIENT_BINS, 2, 1, 1).astype(np.float32)
+    scale = 1.0 / (1.0 - _COS_SPACING)
+    pairs = np.stack([_DIFF_X[0], _DIFF_Y[0], _DIFF_X[0] + _DIFF_Y[0], _DIFF_X[0] - _DIFF_Y[0]])
+    # squares of (gx, gy, gx+gy, gx-gy) → c2, s2, m2
+    c2 = np.array([1.0, -1.0, 0.0, 0.0])
+    s2 = np.array([0.0, 0.0, 0.5, -0.5])
+    m2 = np.array([1.0, 1.0, 0.0, 0.0])
+    mix = np.stack([scale * (math.cos(p) * c2 + math.sin(p) * s2 - _COS_SPACING * m2) for p in _PHASES])
+    mix_weight = mix.reshape(GRADIENT_BINS, 4, 1, 1).astype(np.float32)
+    mix_bias = np.full(GRADIENT_BINS, -scale * _COS_SPACING * EPS, dtype=np.float32)
+    magnitude_weight = m2.reshape(1, 4, 1, 1).astype(np.float32)
     parts = []
     for level in GRADIENT_LEVELS:
         gl = gray if level == 1 else b.pool(gray, level)
-        gx = b.conv(gl, _DIFF_X)
-        gy = b.conv(gl, _DIFF_Y)
-        gx2 = b.node("Mul", [gx, gx])
-        gy2 = b.node("Mul", [gy, gy])
-        m2 = b.node("Add", [gx2, gy2])
-        c2 = b.node("Sub", [gx2, gy2])
-        s2 = b.node("Mul", [b.node("Mul", [gx, gy]), b.scalar(2.0)])
-        proj = b.node("Conv", [b.node("Concat", [c2, s2], axis=1), b.const(mix, "phases")])
-        proj = b.node("Div", [proj, b.node("Add", [m2, b.scalar(EPS)])])
-        weight = b.node("Relu", [b.node("Sub", [proj, b.scalar(_COS_SPACING)])])
-        weight = b.node("Mul", [weight, b.scalar(1.0 / (1.0 - _COS_SPACING))])
-        energy = b.node("Mul", [weight, b.node("Sqrt", [m2])])
+        g = b.conv(gl, pairs)
+        squares = b.node("Mul", [g, g])
+        weight = b.node("Relu", [b.node("Conv", [squares, b.const(mix_weight, "phases"), b.const(mix_bias, "bias")])])
+        m = b.node("Conv", [squares, b.const(magnitude_weight, "magnitude")])
+        factor = b.node("Div", [b.node("Sqrt", [m]), b.node("Add", [m, b.scalar(EPS)])])
+        energy = b.node("Mul", [weight, factor])
         h, w = height // level, width // level
-        v = b.node("Concat", [b.grid(energy, h, w, cells) for cells in GRADIENT_GRIDS], axis=1)
-        norm = b.node("Sqrt", [b.node("ReduceSum", [b.node("Mul", [v, v]), b.const(np.array([1], dtype=np.int64), "ax")],
-                                      keepdims=1)])
+        v = b.node("Concat", b.grids(energy, h, w, GRADIENT_GRIDS), axis=1)
+        norm = b.node("Sqrt", [b.node("ReduceSumSquare", [v], axes=[1], keepdims=1)])
         parts.append(b.node("Sqrt", [b.node("Div", [v, b.node("Add", [norm, b.scalar(EPS)])])]))
     return b.node("Concat", parts, axis=1)
 
@@ -254,17 +303,27 @@ def texture_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 
 def texture_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
+    """Filter-bank statistics: the bank runs separably, and mean |r|, mean r (relu(r) = (r + |r|)/2)
+    and mean r² are single-pass reductions (no full-size intermediate but |r|)."""
     eps = b.scalar(EPS)
     parts = []
     for level in TEXTURE_LEVELS:
         gl = gray if level == 1 else b.pool(gray, level)
-        r = b.conv(gl, TEXTURE_BANK)
-        a = b.spatial_mean(b.node("Abs", [r]))
-        p = b.spatial_mean(b.node("Relu", [r]))
-        q = b.spatial_mean(b.node("Mul", [r, r]))
+        height, width = spec.input_size[0] // level, spec.input_size[1] // level
+        inverse_area = b.scalar(1.0 / (height * width))
+        r = b.separable_conv(gl, TEXTURE_BANK)
+
+        def spatial(op: str, t: str, area: str = inverse_area) -> str:
+            return b.node("Mul", [b.node("Flatten", [b.node(op, [t], axes=[2, 3], keepdims=1)], axis=1), area])
+
+        a = spatial("ReduceL1", r)
+        mean = b.node("Flatten", [b.node("ReduceMean", [r], axes=[2, 3], keepdims=1)], axis=1)
+        p = b.node("Mul", [b.node("Add", [mean, a]), b.scalar(0.5)])
+        q = spatial("ReduceSumSquare", r)
         a_eps = b.node("Add", [a, eps])
-        centred = b.node("Sub", [gl, b.node("ReduceMean", [gl], axes=[2, 3], keepdims=1)])
-        contrast = b.node("Sqrt", [b.spatial_mean(b.node("Mul", [centred, centred]))])
+        level_mean = b.node("ReduceMean", [gl], axes=[2, 3], keepdims=1)
+        centred = b.node("Sub", [gl, level_mean])
+        contrast = b.node("Sqrt", [spatial("ReduceSumSquare", centred)])
         parts += [
             b.node("Log", [a_eps]),
             b.node("Div", [p, a_eps]),
@@ -444,31 +503,33 @@ def blobs_onnx(b: GraphBuilder, x: str, gray: str, spec: PreprocessSpec) -> str:
     def mean_of(t: str) -> str:
         return reduce("ReduceMean", t)
 
-    def std_of(t: str) -> str:
+    def std_of(t: str, count: int) -> str:
         centred = b.node("Sub", [t, b.node("ReduceMean", [t], axes=axes, keepdims=1)])
-        return b.node("Sqrt", [mean_of(b.node("Mul", [centred, centred]))])
+        return b.node("Sqrt", [b.node("Mul", [reduce("ReduceSumSquare", centred), b.scalar(1.0 / count)])])
 
     def frac(t: str, op: str, threshold: float) -> str:
         return mean_of(b.node("Cast", [b.node(op, [t, b.scalar(threshold)])], to=TensorProto.FLOAT))
 
-    residual = b.node("Sub", [gray, b.conv(gray, _box_kernel(BLUR_SIZE))])
+    height, width = spec.input_size
+    area = height * width
+    cells = area // (GRID_CELL * GRID_CELL)
+    residual = b.node("Sub", [gray, b.box(gray, BLUR_SIZE)])
     abs_residual = b.node("Abs", [residual])
-    blob = b.conv(residual, _box_kernel(BLOB_SIZE))
-    gx = b.conv(gray, _SOBEL_X)
-    gy = b.conv(gray, _SOBEL_Y)
-    gradient = b.node("Sqrt", [b.node("Add", [b.node("Mul", [gx, gx]), b.node("Mul", [gy, gy])])])
+    blob = b.box(residual, BLOB_SIZE)
+    sobel = b.conv(gray, np.stack([_SOBEL_X[0], _SOBEL_Y[0]]))
+    gradient = b.node("Sqrt", [b.node("ReduceSumSquare", [sobel], axes=[1], keepdims=1)])
     energy = b.pool(abs_residual, GRID_CELL)
     means = b.pool(gray, GRID_CELL)
     columns = [
-        mean_of(gray), std_of(gray), mean_of(abs_residual), std_of(residual),
+        mean_of(gray), std_of(gray, area), mean_of(abs_residual), std_of(residual, area),
         reduce("ReduceMax", residual), reduce("ReduceMin", residual),
         *[frac(abs_residual, "Greater", t) for t in RESIDUAL_THRESHOLDS],
         reduce("ReduceMin", blob), reduce("ReduceMax", blob), frac(blob, "Less", BLOB_THRESHOLD_DARK),
         frac(b.node("Abs", [blob]), "Greater", BLOB_THRESHOLD_ANY),
         mean_of(gradient), reduce("ReduceMax", gradient), frac(gradient, "Greater", GRADIENT_THRESHOLD),
-        reduce("ReduceMax", energy), mean_of(energy), std_of(energy),
+        reduce("ReduceMax", energy), mean_of(energy), std_of(energy, cells),
         *[frac(energy, "Greater", t) for t in ENERGY_THRESHOLDS],
-        std_of(means), b.node("Sub", [reduce("ReduceMax", means), reduce("ReduceMin", means)]),
+        std_of(means, cells), b.node("Sub", [reduce("ReduceMax", means), reduce("ReduceMin", means)]),
     ]
     return b.node("Concat", columns, axis=1)
 
@@ -561,14 +622,11 @@ class FeatureExtractor:
 
         self.spec = spec
         self.blocks = check_blocks(blocks, spec)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, int(threads))
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
         model = build_feature_graph(spec, self.blocks)
-        self.session = ort.InferenceSession(model.SerializeToString(), sess_options=options,
+        self.session = ort.InferenceSession(model.SerializeToString(),
+                                            sess_options=session_options(threads, layout_optimisation=False),
                                             providers=["CPUExecutionProvider"])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        (out,) = self.session.run([FEATURES_NAME], {INPUT_NAME: np.ascontiguousarray(batch, dtype=np.float32)})
+        (out,) = run_in_slices(self.session, [FEATURES_NAME], INPUT_NAME, batch)
         return np.asarray(out, dtype=np.float32)

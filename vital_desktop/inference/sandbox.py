@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from vital_desktop.core.errors import ValidationError
@@ -105,11 +106,26 @@ def check_onnx_domains(path: Path) -> None:
             raise ValidationError(f"the ONNX model imports the custom operator set {opset.domain!r}")
 
 
+#: (file SHA-256, memory cap) of ONNX files that passed a trial run in this process: the same
+#: bytes are not run again (a bundle's payload is tried at import, then again at registration).
+_PASSED: set[tuple[str, int]] = set()
+_PASSED_LOCK = threading.Lock()
+
+
 def trial_run_onnx(path: Path | str, *, memory_bytes: int | None = None, timeout: float = TRIAL_TIMEOUT_S) -> None:
     """Raise `ValidationError` unless the model runs once on zeros within the memory cap."""
+    from vital_desktop.inference.classifier import file_sha256
+
     path = Path(path)
+    memory = _memory_for(path, memory_bytes)
+    key = (file_sha256(path), memory)
+    with _PASSED_LOCK:
+        if key in _PASSED:
+            return
     check_onnx_domains(path)
-    _run_child(_ONNX_CHILD, path, _memory_for(path, memory_bytes), timeout, "ONNX model")
+    _run_child(_ONNX_CHILD, path, memory, timeout, "ONNX model")
+    with _PASSED_LOCK:
+        _PASSED.add(key)
 
 
 def trial_load_gguf(path: Path | str, *, memory_bytes: int | None = None, timeout: float = TRIAL_TIMEOUT_S) -> None:

@@ -57,18 +57,27 @@ DEFAULT_SPEC = PreprocessSpec(input_size=INPUT_SIZE, mean=(0.5,), std=(0.25,), c
 RGB_SPEC = PreprocessSpec(input_size=INPUT_SIZE, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), color_mode="RGB")
 ALL_BLOCKS = tuple(BLOCKS)
 #: Candidate representations tried by cross-validation (registry: add a row to try another).
+#: The two unions ("all", "shape+texture") never won on the real sets or the demo
+#: (benchmarks/results/classifier_accuracy.json: digits → shape, textures/scenes/demo → texture),
+#: so the default search tries the two kinds and `search="full"` adds the unions.
 CANDIDATE_BLOCKS: dict[str, tuple[str, ...]] = {
-    "all": ALL_BLOCKS,
     "shape": ("gradients", "colour", "chroma"),
     "texture": ("texture", "colour", "chroma", "blobs"),
+}
+FULL_CANDIDATE_BLOCKS: dict[str, tuple[str, ...]] = {
+    **CANDIDATE_BLOCKS,
+    "all": ALL_BLOCKS,
     "shape+texture": ("gradients", "texture", "colour", "chroma"),
 }
+SEARCHES: dict[str, dict[str, tuple[str, ...]]] = {"quick": CANDIDATE_BLOCKS, "full": FULL_CANDIDATE_BLOCKS}
 #: Inverse regularisation strengths of the logistic-regression head tried by cross-validation.
 CANDIDATE_C = (0.05, 0.5, 5.0)
 DEFAULT_FOLDS = 5
 #: Above this many images the model search runs on a stratified sample (the final fit uses all).
 SEARCH_SAMPLE = 1500
 CHUNK = 64
+SEARCH_TOL = 1e-3
+SEARCH_MAX_ITER = 500
 
 
 def compute_features(batch: np.ndarray, spec: PreprocessSpec = DEFAULT_SPEC,
@@ -243,27 +252,37 @@ def _path_logits(x: np.ndarray, y: np.ndarray, folds: int, seed: int, n_classes:
     from sklearn.model_selection import StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     out = {c: np.zeros((len(y), n_classes)) for c in cs}
     for fit_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
         scaler = StandardScaler().fit(x[fit_idx])
         x_fit, x_test = scaler.transform(x[fit_idx]), scaler.transform(x[test_idx])
-        head = LogisticRegression(max_iter=2000, tol=1e-4, warm_start=True)
+        # A looser tolerance than the final fit: the scores only rank candidates (most of the
+        # search's time was L-BFGS polishing digits that do not change the ranking).
+        head = LogisticRegression(max_iter=SEARCH_MAX_ITER, tol=SEARCH_TOL, warm_start=True)
         for c in sorted(cs):
-            head.set_params(C=c).fit(x_fit, y[fit_idx])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                head.set_params(C=c).fit(x_fit, y[fit_idx])
             out[c][test_idx] = _logits(head, x_test, n_classes)
     return out
 
 
 def search_heads(features: np.ndarray, target: np.ndarray, spec: PreprocessSpec, folds: int, seed: int,
-                 n_classes: int, progress: Progress | None = None) -> tuple[HeadChoice, list[dict[str, Any]]]:
+                 n_classes: int, progress: Progress | None = None,
+                 candidates: dict[str, tuple[str, ...]] | None = None) -> tuple[HeadChoice, list[dict[str, Any]]]:
     """Cross-validated accuracy and log loss of every candidate; the best (ties: lower log loss)."""
-    choice, scores, _, _ = search_heads_with_logits(features, target, spec, folds, seed, n_classes, progress)
+    choice, scores, _, _ = search_heads_with_logits(features, target, spec, folds, seed, n_classes, progress,
+                                                    candidates)
     return choice, scores
 
 
 def search_heads_with_logits(
     features: np.ndarray, target: np.ndarray, spec: PreprocessSpec, folds: int, seed: int, n_classes: int,
-    progress: Progress | None = None,
+    progress: Progress | None = None, candidates: dict[str, tuple[str, ...]] | None = None,
 ) -> tuple[HeadChoice, list[dict[str, Any]], np.ndarray, np.ndarray]:
     """`search_heads`, also returning the rows searched on and the chosen candidate's out-of-fold logits there."""
     from sklearn.model_selection import train_test_split
@@ -274,7 +293,7 @@ def search_heads_with_logits(
     x, y = features[idx], target[idx]
     scores = []
     all_logits: dict[tuple[str, float], np.ndarray] = {}
-    for representation, blocks in CANDIDATE_BLOCKS.items():
+    for representation, blocks in (candidates or CANDIDATE_BLOCKS).items():
         if progress is not None:
             progress.check()
         logits = _path_logits(x[:, columns_of(blocks, spec)], y, folds, seed, n_classes, CANDIDATE_C)
@@ -356,6 +375,7 @@ def train_image_classifier(
     name: str = "image-classifier",
     workers: int = 2,
     folds: int | None = None,
+    search: str = "quick",
 ) -> TrainedModel:
     """Train a classifier on image files and their class labels; return the ONNX bytes and card.
 
@@ -363,16 +383,26 @@ def train_image_classifier(
     cross-validation picks the representation and the head, and calibrates the temperature;
     the model shipped is fitted on all of the rest, so the card's held-out numbers describe
     exactly the file produced. `spec` defaults to grayscale or RGB by the files' headers.
+    `search` names the candidate set (`SEARCHES`: "quick" tries shape and texture, "full"
+    adds their unions).
     """
     from sklearn.model_selection import train_test_split
     from threadpoolctl import threadpool_limits
 
     classes = _check_inputs(images, labels, classes, val_fraction)
+    if search not in SEARCHES:
+        raise ValidationError(f"unknown model search {search!r}; known: {', '.join(SEARCHES)}")
+    candidates = SEARCHES[search]
     started = time.perf_counter()
     spec = spec or choose_spec(images)
     if progress is not None:
         progress.start(len(images) + 3, "computing image features")
-    features, stats = extract_features(images, spec, ALL_BLOCKS, progress=progress, workers=workers)
+    needed = tuple(b for b in ALL_BLOCKS if any(b in blocks for blocks in candidates.values()))
+    features, stats = extract_features(images, spec, needed, progress=progress, workers=workers)
+    if needed != ALL_BLOCKS:  # keep the all-blocks column layout `columns_of` indexes
+        full = np.zeros((len(features), len(feature_names(ALL_BLOCKS, spec))), dtype=np.float32)
+        full[:, columns_of(needed, spec)] = features
+        features = full
     target = np.array([classes.index(label) for label in labels])
     n_val = max(len(classes), round(val_fraction * len(images)))
     train_idx, val_idx = train_test_split(np.arange(len(images)), test_size=n_val, random_state=seed, stratify=target)
@@ -382,7 +412,7 @@ def train_image_classifier(
     # Small dense problems: one BLAS thread is ~30x faster than two contending ones here.
     with threadpool_limits(1):
         choice, scores, searched, oof = search_heads_with_logits(features[train_idx], target[train_idx], spec, k, seed,
-                                                                 len(classes), progress)
+                                                                 len(classes), progress, candidates)
         if progress is not None:
             progress.advance(1, "calibrating")
         # The chosen candidate's out-of-fold logits from the search calibrate it (no second k-fold pass).
@@ -409,7 +439,7 @@ def train_image_classifier(
                       f"({', '.join(choice.blocks)}), temperature {temperature:.3f}"),
         "features": {"blocks": list(choice.blocks), "count": len(columns),
                      "descriptions": {b: BLOCKS[b].description for b in choice.blocks}},
-        "model_selection": {"folds": k, "chosen": chosen, "candidates": scores,
+        "model_selection": {"folds": k, "search": search, "chosen": chosen, "candidates": scores,
                             "searched_on": int(min(len(train_idx), SEARCH_SAMPLE))},
         "calibration": {
             "method": "temperature", "temperature": round(temperature, 4), "fitted_on": "out_of_fold logits",

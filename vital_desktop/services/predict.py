@@ -136,6 +136,10 @@ class _Target:
     image_path: str
     sheet_id: str | None = None
     item_ref: str | None = None
+    #: what the sheet's index says (for the image-access guard); None for bare paths
+    image_root: str | None = None
+    relative_path: str | None = None
+    file_sha256: str | None = None
 
 
 def _sheet_targets(store: Store, sheet: str, item_refs: Sequence[str] | None) -> list[_Target]:
@@ -154,10 +158,27 @@ def _sheet_targets(store: Store, sheet: str, item_refs: Sequence[str] | None) ->
             missing = [ref for ref in item_refs if ref not in found]
             raise NotFoundError(f"sheet {row.name!r} has no items {missing[:5]}")
         return [
-            _Target(str(Path(row.image_root) / item.image_path), row.id, item.item_ref)
+            _Target(str(Path(row.image_root) / item.image_path), row.id, item.item_ref, row.image_root, item.image_path,
+                    item.file_sha256)
             for item in items
             if item.image_path
         ]
+
+
+def _refused(targets: Sequence[_Target], workers: int) -> dict[int, str]:
+    """Positions of the sheet targets the image-access guard refuses, with why (bare paths are not indexed)."""
+    from vital_desktop.services.image_access import check_images
+
+    indexed = [(i, t) for i, t in enumerate(targets) if t.image_root is not None and t.relative_path is not None]
+    by_root: dict[str, list[tuple[int, _Target]]] = {}
+    for i, t in indexed:
+        by_root.setdefault(str(t.image_root), []).append((i, t))
+    out: dict[int, str] = {}
+    for root, rows in by_root.items():
+        checks = check_images(root, [(t.item_ref, str(t.relative_path), t.file_sha256) for _, t in rows],
+                              workers=workers)
+        out.update({i: c.problem for (i, _), c in zip(rows, checks, strict=True) if c.problem is not None})
+    return out
 
 
 def _columns(model: registry.ModelInfo, targets: Sequence[_Target], results: Sequence[ClassifierResult],
@@ -233,29 +254,52 @@ def predict_images(
     from vital_desktop.services.taxonomy import version_note
 
     note = version_note(store, info.card.get("label_type"), info.card.get("label_type_version"))
+    # The image-access guard: a sheet item whose file changed since indexing, or that is now a
+    # link out of the image root, is refused by name (logged with the reason, never classified).
+    refused = _refused(targets, classifier.threads)
+    if refused and len(refused) == len(targets):
+        problems = [refused[i] for i in sorted(refused)]
+        raise ValidationError(problems[0] if len(problems) == 1 else
+                              f"all {len(problems)} images are refused: " + "; ".join(problems[:3]),
+                              details={"refused": problems[:20]})
     progress = progress or Progress()
     progress.start(len(targets), f"classifying with {info.ref}")
     out: list[PredictionInfo] = []
+    if refused:
+        blocked = [targets[i] for i in sorted(refused)]
+        results_refused = [ClassifierResult(t.image_path, None, None, {}, 0.0, None, refused[i])
+                           for i, t in zip(sorted(refused), blocked, strict=True)]
+        out += _log_batch(store, info, blocked, results_refused, actor, note)
+        targets = [t for i, t in enumerate(targets) if i not in refused]
+        progress.advance(len(blocked))
     done = 0
     for results in classifier.iter_predict([t.image_path for t in targets], batch_size=batch_size, progress=progress):
         chunk = targets[done : done + len(results)]
         done += len(results)
-        ids = new_ids(len(results))
-        columns = _columns(info, chunk, results, actor, ids)
-        with store.session() as s:
-            log_classifier_batch(s, columns)
-        for index, (target, result) in enumerate(zip(chunk, results, strict=False)):
-            stats = result.stats
-            out.append(PredictionInfo(
-                id=ids[index], model=info.ref, item_ref=target.item_ref, image_path=target.image_path,
-                predicted_class=result.predicted_class, confidence=result.confidence,
-                probabilities=result.probabilities, latency_ms=result.latency_ms,
-                image_mean=stats.mean if stats else None, image_std=stats.std if stats else None,
-                image_width=stats.width if stats else None, image_height=stats.height if stats else None,
-                error=result.error, label_type_note=note,
-            ))
-    progress.finish(f"{len(out)} images classified")
+        out += _log_batch(store, info, chunk, results, actor, note)
+    progress.finish(f"{len(out)} images classified" + (f", {len(refused)} refused" if refused else ""))
     return out, Changes(predictions=True)
+
+
+def _log_batch(store: Store, info: registry.ModelInfo, chunk: Sequence[_Target], results: Sequence[ClassifierResult],
+               actor: User, note: str) -> list[PredictionInfo]:
+    """Log one batch of classifier results with one Arrow insert; their `PredictionInfo`s."""
+    out: list[PredictionInfo] = []
+    ids = new_ids(len(results))
+    columns = _columns(info, chunk, results, actor, ids)
+    with store.session() as s:
+        log_classifier_batch(s, columns)
+    for index, (target, result) in enumerate(zip(chunk, results, strict=False)):
+        stats = result.stats
+        out.append(PredictionInfo(
+            id=ids[index], model=info.ref, item_ref=target.item_ref, image_path=target.image_path,
+            predicted_class=result.predicted_class, confidence=result.confidence,
+            probabilities=result.probabilities, latency_ms=result.latency_ms,
+            image_mean=stats.mean if stats else None, image_std=stats.std if stats else None,
+            image_width=stats.width if stats else None, image_height=stats.height if stats else None,
+            error=result.error, label_type_note=note,
+        ))
+    return out
 
 
 def log_llm_prediction(

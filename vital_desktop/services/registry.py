@@ -85,6 +85,20 @@ def _check_backbone(path: Path) -> CheckedFile:
                                                   "color_mode": info.preprocess.color_mode}}, suffix=".onnx")
 
 
+def _trial_onnx(path: Path) -> None:
+    from vital_desktop.inference.sandbox import trial_run_onnx
+
+    trial_run_onnx(path)  # custom-domain operators, memory bombs and graphs that cannot run are refused
+
+
+#: Kinds whose file must run once in the sandbox (a separate, memory-capped process) before it
+#: is registered: passing the static contract check does not prove a graph runs.
+KIND_TRIALS: dict[str, Callable[[Path], None]] = {
+    KIND_ONNX: _trial_onnx,
+    KIND_BACKBONE: _trial_onnx,
+}
+
+
 #: One checker per model kind; new kinds are new entries here.
 KIND_CHECKERS: dict[str, Callable[[Path], CheckedFile]] = {
     KIND_GGUF: _check_gguf,
@@ -175,6 +189,8 @@ def register_model(
     if not _NAME_RE.match(name):
         raise ValidationError(f"model name {name!r} must be 1-64 lower-case letters, digits, '.', '-' or '_'")
     checked = checker(source)
+    if kind in KIND_TRIALS:
+        KIND_TRIALS[kind](source)
     digest = file_sha256(source)
     size = source.stat().st_size
     merged_card = {**checked.card, **(card or {})}

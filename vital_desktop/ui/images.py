@@ -12,6 +12,7 @@ from collections import OrderedDict
 from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
 
+from vital_desktop.services.image_access import check_item
 from vital_desktop.ui.workers import JobRunner
 
 THUMBNAIL_SIZE = 128
@@ -63,6 +64,25 @@ class ImageCache(QObject):
         self._pending_thumbs: set[str] = set()
         self._pending_images: set[str] = set()
         self.failed: set[str] = set()
+        #: sheet items whose full image goes through the image-access guard, by path
+        self._expected: dict[str, object] = {}
+        #: why the guard refused a path (shown instead of the image)
+        self.refused: dict[str, str] = {}
+
+    def expect(self, item: object) -> None:
+        """Check `item`'s image (an `ItemInfo`) against the sheet's index before its full image is shown."""
+        path = getattr(item, "absolute_image_path", None)
+        if path:
+            self._expected[path] = item
+
+    def _decode_full(self, path: str) -> QImage | str:
+        """The full image, or the guard's refusal (a message) for an expected sheet item."""
+        item = self._expected.get(path)
+        if item is not None:
+            access = check_item(item)
+            if access.problem is not None:
+                return access.problem
+        return decode_image(path)
 
     # --- thumbnails ---------------------------------------------------------------------------
     def thumbnail(self, path: str | None) -> QPixmap | None:
@@ -111,7 +131,7 @@ class ImageCache(QObject):
             return
         self._pending_images.add(path)
         self._jobs.submit(
-            "image", lambda _p, path=path: decode_image(path),
+            "image", lambda _p, path=path: self._decode_full(path),
             on_result=lambda image, path=path: self._image_done(path, image),
             on_error=lambda _exc, path=path: self._image_failed(path), visible=False,
         )
@@ -121,7 +141,11 @@ class ImageCache(QObject):
         pixmap = self.image(path)
         if pixmap is not None:
             return pixmap
-        image = decode_image(path)
+        image = self._decode_full(path)
+        if isinstance(image, str):
+            self.refused[path] = image
+            self.failed.add(path)
+            return None
         if image.isNull():
             self.failed.add(path)
             return None
@@ -129,8 +153,12 @@ class ImageCache(QObject):
         self._images.put(path, pixmap)
         return pixmap
 
-    def _image_done(self, path: str, image: QImage) -> None:
+    def _image_done(self, path: str, image: QImage | str) -> None:
         self._pending_images.discard(path)
+        if isinstance(image, str):
+            self.refused[path] = image
+            self.failed.add(path)
+            return
         if image.isNull():
             self.failed.add(path)
             return

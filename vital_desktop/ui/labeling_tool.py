@@ -433,11 +433,12 @@ class CanonicalLabelingTool(Page):
         if not path or item.missing:
             self.image_view.show_pixmap(None, "image missing" if item.missing else "this sheet has no images")
             return
+        self.context.images.expect(item)  # the image-access guard checks it against the sheet's index
         pixmap = self.context.images.image(path)
         if pixmap is None:
             self.image_misses += 1
             pixmap = self.context.images.image_now(path)
-        self.image_view.show_pixmap(pixmap, "cannot read the image file")
+        self.image_view.show_pixmap(pixmap, self.context.images.refused.get(path, "cannot read the image file"))
 
     def _image_ready(self, path: str) -> None:
         """Nothing to do for prefetched neighbours; only repaint if the current image just arrived."""
@@ -502,6 +503,7 @@ class CanonicalLabelingTool(Page):
         for position in targets:
             item = self.pager.item(position)
             if item is not None and item.absolute_image_path and not item.missing:
+                self.context.images.expect(item)
                 self.context.images.prefetch(item.absolute_image_path)
 
     # --- navigation ---------------------------------------------------------------------------
