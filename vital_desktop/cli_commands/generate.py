@@ -48,8 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", required=True, help="name of the training sheet")
     p.add_argument("--ai", default=None, choices=["none", "classifier", "llm", "both"],
                    help="pre-label items without a canonical label (default none)")
-    p.add_argument("--resume", action="store_true", help="continue a cancelled or crashed generation")
+    p.add_argument("--resume", action="store_true", help="continue a cancelled, crashed or trial (--limit) generation")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="trial run: only the first N items that need a pre-label (resume later to continue)")
     p.set_defaults(handler=_generate)
+
+    confidence = sub.add_parser("confidence", help="the language model's per-field confidence: calibrate, show"
+                                ).add_subparsers(dest="confidence_command", metavar="ACTION")
+    p = confidence.add_parser("calibrate", help="fit a template version's per-field temperatures on a sheet's "
+                              "evaluation-allowed canonical labels")
+    p.add_argument("--template", required=True, help="NAME or NAME@VERSION")
+    p.add_argument("--sheet", required=True)
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="answer at most N labelled items (default 200)")
+    p.set_defaults(handler=_confidence_calibrate)
+    p = confidence.add_parser("show", help="a template version's stored calibration")
+    p.add_argument("--template", required=True)
+    p.set_defaults(handler=_confidence_show)
 
     ts = sub.add_parser("training-sheet", help="training sheets and their progress").add_subparsers(
         dest="ts_command", metavar="ACTION")
@@ -95,6 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="do it (without: only count)")
     p.add_argument("--expected", type=int, default=None, help="the count you confirmed (refused if it changed)")
     p.add_argument("--reason", default="")
+    p.add_argument("--field", default=None,
+                   help="compare this answer field's confidence (language-model pairs) instead of the pair's")
     p.set_defaults(handler=_review_bulk)
     p = review.add_parser("items", help="Mode B: a sheet's items with their label status for a label type")
     p.add_argument("--sheet", required=True)
@@ -145,7 +161,7 @@ def _generate(ctx: CliContext, args) -> dict:
     try:
         result, _ = generate.generate_training_sheet(
             store, actor=actor, sheet=args.sheet, template=args.template, name=args.name, ai_mode=args.ai,
-            progress=progress, resume=args.resume,
+            progress=progress, resume=args.resume, limit=args.limit,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -153,6 +169,28 @@ def _generate(ctx: CliContext, args) -> dict:
     text = (f"training sheet {info.name!r} from {info.sheet_name!r} × {info.template_ref} (AI: {info.ai_mode}), "
             f"{result.written} pairs written in {result.seconds:.1f} s\n\n{result.summary.text()}")
     return {**result.to_dict(), "text": text}
+
+
+def _confidence_calibrate(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import llm_calibration
+
+    progress = ctx.progress("calibrate")
+    previous = signal.signal(signal.SIGINT, lambda *_: progress.cancel.cancel())
+    try:
+        report, _ = llm_calibration.calibrate_template(ctx.store, actor=ctx.actor, template=args.template,
+                                                       sheet=args.sheet, limit=args.limit, progress=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return {**report.to_dict(), "text": report.text()}
+
+
+def _confidence_show(ctx: CliContext, args) -> dict:
+    from vital_desktop.services import llm_calibration
+
+    rows = llm_calibration.calibrations(ctx.store, args.template)
+    text = "\n".join(f"{r['field']:20s} T = {r['temperature']:.3f}  ({r['labels']} labels, ECE {r['ece_before']:.3f} "
+                     f"-> {r['ece_after']:.3f} in-sample)" for r in rows)
+    return {"calibrations": rows, "text": text or f"{args.template} is not calibrated: its confidences are raw"}
 
 
 def _ts_list(ctx: CliContext, args) -> dict:
@@ -255,7 +293,7 @@ def _review_bulk(ctx: CliContext, args) -> dict:
     from vital_desktop.services import review
 
     preview = review.preview_bulk(ctx.store, actor=ctx.actor, training_sheet=args.training_sheet, action=args.action,
-                                  threshold=args.threshold)
+                                  threshold=args.threshold, field=args.field)
     what = "≥" if args.action == "approve" else "<"
     skipped = f" (skipped: {preview.skipped_claimed} claimed by others, {preview.skipped_invalid} invalid)"
     if not args.yes:
@@ -264,7 +302,8 @@ def _review_bulk(ctx: CliContext, args) -> dict:
                         f"{skipped}; run again with --yes --expected {preview.count} to do it"}
     expected = args.expected if args.expected is not None else preview.count
     result, _ = review.bulk_action(ctx.store, actor=ctx.actor, training_sheet=args.training_sheet, action=args.action,
-                                   threshold=args.threshold, expected_count=expected, reason=args.reason)
+                                   threshold=args.threshold, expected_count=expected, reason=args.reason,
+                                   field=args.field)
     return {"result": result.to_dict(),
             "text": f"{args.action}d {result.done} pairs" + (f", {result.conflicts} conflicts for review"
                                                              if result.conflicts else "") + skipped}

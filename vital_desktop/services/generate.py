@@ -224,14 +224,15 @@ class _RunProgress:
         self.done = 0
 
     def message(self, done: int) -> str:
+        """``"12 of 40 items, 0.33 items/s, about 1 min 25 s left"`` (numbers first: a status bar cuts the end)."""
         elapsed = time.perf_counter() - self.started
         if done <= 0 or elapsed <= 0:
-            return f"{self.what}: 0 of {self.total} items"
+            return f"0 of {self.total} items, {self.what}"
         rate = done / elapsed
         left = (self.total - done) / rate if done < self.total else None
         eta = format_eta(left)
         speed = f"{rate:.2f} items/s" if rate < 10 else f"{rate:.0f} items/s"
-        return f"{self.what}: {done} of {self.total} items, {speed}" + (f", about {eta} left" if eta else "")
+        return f"{done} of {self.total} items, {speed}" + (f", about {eta} left" if eta else "")
 
 
 class _ItemProgress(Progress):

@@ -146,3 +146,13 @@ def check_has_evidence(store: Store, template: templates.TemplateInfo, evidence:
         "the metadata columns that carry the answer in the template's model_ref.evidence_fields.",
         details={"template": template.ref, "class_field": class_field},
     )
+
+
+def refusal_reason(store: Store, template: templates.TemplateInfo, columns: Sequence[str] | None = None) -> str | None:
+    """Why the language model would be refused for this template here (None: it would not be)."""
+    try:
+        evidence = image_evidence(store, template) if is_image_template(template) else None
+        check_has_evidence(store, template, evidence, columns)
+    except ValidationError as exc:
+        return exc.message
+    return None

@@ -65,8 +65,18 @@ def _check_bulk(action: str, threshold: float) -> None:
         raise ValidationError(f"the confidence threshold must be between 0 and 1, got {threshold!r}")
 
 
-def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template, action: str, threshold: float
-                     ) -> tuple[list[tuple[str, str, Any, dict | None, int]], int, int]:
+def _confidence_sql(field: str | None) -> tuple[str, list[Any]]:
+    """The confidence a bulk action compares: the pair's, or one field's (language-model pairs keep one per
+    enumerated field in ``field_confidence``)."""
+    if field is None:
+        return "q.confidence", []
+    if not isinstance(field, str) or not field.strip():
+        raise ValidationError("name the answer field whose confidence to use (--field)")
+    return "TRY_CAST(json_extract_string(q.field_confidence, ?) AS DOUBLE)", ["$." + json.dumps(field.strip())]
+
+
+def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template, action: str, threshold: float,
+                     field: str | None = None) -> tuple[list[tuple[str, str, Any, dict | None, int]], int, int]:
     """Pairs a bulk action would touch: (pair id, item_ref, answer, label data, base label version),
     and the skipped counts.
 
@@ -74,12 +84,14 @@ def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template,
     pairs with confidence < threshold. Items someone else has claimed are skipped.
     """
     compare = ">=" if action == "approve" else "<"
+    confidence, confidence_params = _confidence_sql(field)
     rows = query_arrow(s, (
         "SELECT q.id, q.item_ref, q.answer::VARCHAR AS answer, q.canonical_label_version AS base, "
         "EXISTS (SELECT 1 FROM label_claims c WHERE c.sheet_id = ? AND c.item_ref = q.item_ref AND c.label_type = ? "
         "AND c.expires_at > ? AND c.claimed_by <> ?) AS claimed "
-        f"FROM qa_pairs q WHERE q.training_sheet_id = ? AND q.status = 'unlabeled' AND q.confidence {compare} ? "
-        "ORDER BY q.position"), [ts.sheet_id, ts.label_type, utcnow(), actor.username, ts.id, float(threshold)],
+        f"FROM qa_pairs q WHERE q.training_sheet_id = ? AND q.status = 'unlabeled' AND {confidence} {compare} ? "
+        "ORDER BY q.position"), [ts.sheet_id, ts.label_type, utcnow(), actor.username, ts.id, *confidence_params,
+                                 float(threshold)],
     ).to_pylist()
     chosen = []
     claimed = invalid = 0
@@ -99,13 +111,14 @@ def _bulk_candidates(s: Session, actor: User, ts: TrainingSheet, tmpl: Template,
     return chosen, claimed, invalid
 
 
-def preview_bulk(store: Store, *, actor: User, training_sheet: str, action: str, threshold: float) -> BulkPreview:
+def preview_bulk(store: Store, *, actor: User, training_sheet: str, action: str, threshold: float,
+                 field: str | None = None) -> BulkPreview:
     """How many pairs `bulk_action` would touch now (show this before asking to confirm)."""
     _check_bulk(action, threshold)
     with store.read() as s:
         ts = _training_sheet(s, training_sheet)
         tmpl = s.get(Template, ts.template_id)
-        chosen, claimed, invalid = _bulk_candidates(s, actor, ts, tmpl, action, threshold)
+        chosen, claimed, invalid = _bulk_candidates(s, actor, ts, tmpl, action, threshold, field)
     return BulkPreview(action, float(threshold), len(chosen), [c[1] for c in chosen[:10]], claimed, invalid)
 
 
@@ -118,12 +131,14 @@ def bulk_action(
     threshold: float,
     expected_count: int | None = None,
     reason: str = "",
+    field: str | None = None,
 ) -> tuple[BulkResult, Changes]:
     """Approve (confidence >= threshold) or reject (confidence < threshold) unlabeled pairs at once.
 
     Pass the preview's count as `expected_count`: if the set changed since (someone reviewed
     meanwhile), `ConflictError` and nothing is written. Approvals write canonical labels through
     the same bulk path as label imports, in the same transaction as the pair updates.
+    `field` compares one answer field's confidence instead of the pair's (language-model pairs).
     """
     require(actor, "review")
     _check_bulk(action, threshold)
@@ -132,7 +147,7 @@ def bulk_action(
     with store.session() as s:
         ts = _training_sheet(s, training_sheet)
         tmpl = s.get(Template, ts.template_id)
-        chosen, claimed, invalid = _bulk_candidates(s, actor, ts, tmpl, action, threshold)
+        chosen, claimed, invalid = _bulk_candidates(s, actor, ts, tmpl, action, threshold, field)
         if expected_count is not None and expected_count != len(chosen):
             raise ConflictError(f"the preview counted {expected_count} pairs but {len(chosen)} match now; "
                                 "preview again before confirming")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -30,6 +31,7 @@ from PySide6.QtWidgets import (
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import VitalError
 from vital_desktop.services import generate as generate_service
+from vital_desktop.services import llm_evidence
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services import templates as template_service
@@ -96,6 +98,18 @@ class GenerateDialog(QDialog):
             self.ai_mode.addItem(AI_MODE_TEXT.get(mode, mode), mode)
         self.ai_mode.currentIndexChanged.connect(self._estimate)
         self.estimate = muted_label("")
+        self.refusal = QLabel("")
+        self.refusal.setWordWrap(True)
+        self.refusal.setVisible(False)
+        self.refused = False
+        # Trial run: only the first N items that need a pre-label (0 = all); Resume continues it.
+        self.limit = QSpinBox()
+        self.limit.setRange(0, 10_000_000)
+        self.limit.setSpecialValueText("all items")
+        self.limit.setSuffix(" items to pre-label")
+        self.limit.setToolTip("A trial run pre-labels only the first N items that need it, so you see quality and "
+                              "speed first; Resume on GENERATE continues the rest.")
+        self.limit.valueChanged.connect(self._estimate)
         self.name = QLineEdit()
         self.preview = QTableWidget(0, 3)
         self.preview.setHorizontalHeaderLabels(["item", "pre-approval", "rendered prompt"])
@@ -110,7 +124,9 @@ class GenerateDialog(QDialog):
         form.addRow("Template version", self.template)
         form.addRow("", self.unfit)
         form.addRow("AI mode", self.ai_mode)
+        form.addRow("Trial run", self.limit)
         form.addRow("", self.estimate)
+        form.addRow("", self.refusal)
         form.addRow("Training sheet name", self.name)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.generate_button = primary_button("Generate")
@@ -177,17 +193,35 @@ class GenerateDialog(QDialog):
         return self.template.currentData()
 
     def _estimate(self) -> None:
-        """A rough time for the chosen AI mode (the language model is the slow one)."""
+        """A rough time for the chosen AI mode (the language model is the slow one), and whether the
+        language model would be refused for this template (an image it cannot see, with no evidence)."""
         sheet, mode = self.current_sheet(), self.ai_mode.currentData()
+        self._check_evidence()
         seconds = ESTIMATE_SECONDS_PER_ITEM.get(mode)
         if sheet is None or not seconds:
             self.estimate.setText("")
             self.estimate.setVisible(False)
             return
-        total = seconds * sheet.item_count
-        self.estimate.setText(f"About {format_duration(total)} for {sheet.item_count:,} items on this laptop "
+        count = min(sheet.item_count, self.limit.value()) if self.limit.value() else sheet.item_count
+        total = seconds * count
+        self.estimate.setText(f"About {format_duration(total)} for {count:,} items on this laptop "
                               f"(~{seconds:g} s per item); you can cancel and resume it later.")
         self.estimate.setVisible(True)
+
+    def _check_evidence(self) -> None:
+        template, mode, sheet = self.chosen_template(), self.ai_mode.currentData(), self.current_sheet()
+        if template is None or mode not in ("llm", "both") or sheet is None:
+            self._show_refusal(None)
+            return
+        columns = list(sheet.columns or []) or None
+        self.context.query("language model evidence", lambda op: llm_evidence.refusal_reason(op.store, template, columns),
+                           key=f"evidence:{id(self)}", on_result=self._show_refusal, owner=self)
+
+    def _show_refusal(self, reason: str | None) -> None:
+        self.refused = reason is not None
+        self.refusal.setText(f"<span style='color:{theme.DANGER}'>{html.escape(reason)}</span>" if reason else "")
+        self.refusal.setVisible(reason is not None)
+        self.generate_button.setEnabled(self.preview_rows is not None and not self.refused)
 
     def refresh_preview(self) -> None:
         template, sheet = self.chosen_template(), self.sheet.currentText()
@@ -211,7 +245,7 @@ class GenerateDialog(QDialog):
 
     def _show_preview(self, rows: list[dict]) -> None:
         self.preview_rows = rows
-        self.generate_button.setEnabled(True)
+        self.generate_button.setEnabled(not self.refused)
         self.message.setText("")
         self.preview.setRowCount(len(rows))
         for row, pair in enumerate(rows):
@@ -236,6 +270,8 @@ class GenerateDialog(QDialog):
             return
         arguments = {"sheet": self.sheet.currentText(), "template": template.ref, "name": self.name.text().strip(),
                      "ai_mode": self.ai_mode.currentData()}
+        if self.limit.value():
+            arguments["limit"] = self.limit.value()
         self.job = start_generation(self.context, arguments)
         self.accept()
 

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QTableWidget,
@@ -222,8 +223,8 @@ class GeneratePage(Page):
         self.resume_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.resume_table.setMaximumHeight(110)
         resume_row = QHBoxLayout()
-        resume_row.addWidget(muted_label("A cancelled or interrupted generation keeps its pairs; Resume continues "
-                                         "where it stopped."), 1)
+        resume_row.addWidget(muted_label("A cancelled, interrupted or trial-run generation keeps its pairs; Resume "
+                                         "continues where it stopped."), 1)
         self.resume_button = QPushButton("Resume")
         self.resume_button.clicked.connect(lambda: self.resume_selected())
         resume_row.addWidget(self.resume_button)
@@ -231,6 +232,7 @@ class GeneratePage(Page):
         self.resume_card.body.addLayout(resume_row)
         self.resume_card.hide()
         root.addWidget(self.resume_card)
+        root.addWidget(self._generation_progress_card())
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.table = QTableWidget(0, 4)
@@ -362,6 +364,34 @@ class GeneratePage(Page):
             self.resume_table.selectRow(0)
         self.resume_button.setEnabled(bool(rows) and self.can_generate)
         self.resume_card.setVisible(bool(rows))
+
+    def _generation_progress_card(self) -> Card:
+        """Running generations: a bar per item (or batch) with items done, rate and time left, polled."""
+        self.progress_card = Card("Generating now")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(True)
+        self.progress_text = muted_label("")
+        self.progress_card.body.addWidget(self.progress_bar)
+        self.progress_card.body.addWidget(self.progress_text)
+        self.progress_card.hide()
+        self.progress_timer = QTimer(self)
+        self.progress_timer.setInterval(250)
+        self.progress_timer.timeout.connect(self.poll_generation)
+        self.progress_timer.start()
+        return self.progress_card
+
+    def poll_generation(self) -> None:
+        """Show the first running generation's progress (its message carries the rate and time left)."""
+        job = next((j for j in self.context.jobs.jobs if getattr(j, "generation_name", None)), None)
+        if job is None:
+            self.progress_card.setVisible(False)
+            return
+        snap = job.snapshot()
+        self.progress_card.setVisible(True)
+        self.progress_bar.setRange(0, max(1, snap.total))
+        self.progress_bar.setValue(min(snap.done, snap.total))
+        self.progress_bar.setFormat(f"{job.generation_name}: %v / %m")
+        self.progress_text.setText(snap.message or "starting…")
 
     def resume_selected(self) -> None:
         """Continue the selected cancelled or interrupted generation in the background."""
