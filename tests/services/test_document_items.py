@@ -97,7 +97,7 @@ def _bad_pdf_corrupt(path: Path) -> None:
     ("empty.pdf", lambda p: p.write_bytes(b""), "empty.pdf is empty (0 bytes)"),
     ("locked.pdf", _bad_pdf_encrypted, "locked.pdf is encrypted (password protected)"),
     ("broken.pdf", _bad_pdf_corrupt, "broken.pdf is not a readable PDF"),
-    ("fake.pdf", lambda p: p.write_bytes(b"GIF89a not a pdf at all"), "fake.pdf is not a PDF"),
+    ("fake.pdf", lambda p: p.write_bytes(b"<html>not a pdf at all</html>"), "fake.pdf is not a PDF"),
     ("junk.txt", lambda p: p.write_bytes(bytes(range(256)) * 20), "junk.txt is not text: binary data"),
     ("empty.md", lambda p: p.write_bytes(b""), "empty.md is empty"),
 ])
