@@ -63,6 +63,10 @@ def main() -> None:
     if not generate.list_training_sheets(store):
         generate.generate_training_sheet(store, actor=user, sheet=DEMO_SHEET, template=classification.ref,
                                          name="Defect classification v1", ai_mode="classifier")
+    from vital_desktop.services import template_eval
+
+    if not template_eval.list_evaluations(store):  # the Quality tab shows a real (small) evaluation
+        template_eval.evaluate_template(store, actor=user, template=classification.ref, sheet=DEMO_SHEET, limit=3)
     window = build_main_window(store, user, stage="data", sheet=DEMO_SHEET)
     window.resize(*SIZES[0])
     window.show()
@@ -86,6 +90,10 @@ def main() -> None:
     data.grid.setCurrentIndex(data.model.index(3))
     shoot("data")
     shoot("generate", template=classification.name)
+    generate_page = window.pages["generate"]
+    generate_page.tabs.setCurrentWidget(generate_page.quality)
+    shoot("generate", name="generate-quality", template=classification.name)
+    generate_page.tabs.setCurrentIndex(0)
     shoot("label")
     shoot("canonical", sheet=DEMO_SHEET, item="INS-00007")
     # document items: DATA's text preview, and the labeling tool with the text beside the answer

@@ -44,6 +44,7 @@ from vital_desktop.ui.generate_dialog import GenerateDialog, running_generations
 from vital_desktop.ui.generate_dialog import messages_text as messages_text  # re-exported (LABEL review)
 from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.template_quality import QualityTab
 from vital_desktop.ui.permissions import gate, permitted, reason_label
 from vital_desktop.ui.widgets import (
     Card,
@@ -306,7 +307,9 @@ class GeneratePage(Page):
         versions_layout.addWidget(self.versions)
         versions_layout.addWidget(muted_label("Select a version to see what changed from the one before it."))
         versions_layout.addWidget(self.diff, 1)
-        self.tabs.addTab(versions, "Versions")
+        self.versions_tab = self.tabs.addTab(versions, "Versions")
+        self.quality = QualityTab(context, on_proposed=self.show_proposal)
+        self.tabs.addTab(self.quality, "Quality")
         detail.body.addWidget(self.tabs, 1)
         splitter.addWidget(detail)
         splitter.setSizes([560, 760])
@@ -418,6 +421,7 @@ class GeneratePage(Page):
     def show_template(self, info: TemplateInfo | None) -> None:
         self.current = info
         self.target = info  # the version Publish acts on (a draft chosen in the Versions tab)
+        self.quality.show_template(info)
         self.publish_button.setText("Publish")
         self.edit_button.setEnabled(info is not None and self.can_edit)
         self.publish_button.setEnabled(info is not None and info.status == "draft" and self.can_publish)
@@ -483,6 +487,11 @@ class GeneratePage(Page):
                            key="generate.diff", on_result=self.diff.setPlainText)
 
     # --- actions ---------------------------------------------------------------------------------
+    def show_proposal(self, ref: str) -> None:
+        """An optimisation proposed the draft `ref`: show it in the Versions tab, ready to review and publish."""
+        self.tabs.setCurrentIndex(self.versions_tab)
+        self.reload(select=template_service.split_ref(ref)[0])
+
     def open_editor(self, info: TemplateInfo | None) -> TemplateEditor | None:
         """The template form, only for users who may save it."""
         if not self.can_edit:
