@@ -64,7 +64,8 @@ def test_evaluate_and_optimise_from_the_quality_tab(window, qtbot, labelled) -> 
     dialog.reject()
     settle(qtbot, window)
     qtbot.waitUntil(lambda: tab.table.rowCount() == 1, timeout=10_000)
-    assert tab.table.item(0, 4).text() == "50.0 %" and tab.table.item(0, 1).text() == "evaluation"
+    assert tab.table.item(0, 1).text() == "50.0 %" and tab.table.item(0, 5).text() == "evaluation"
+    assert "Per field: defect_type 50.0 %" in tab.fields.text()
 
     optimise = tab.open_optimise()
     qtbot.waitUntil(lambda: optimise.sheet.count() > 0, timeout=10_000)

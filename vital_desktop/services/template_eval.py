@@ -2,17 +2,19 @@
 
 `evaluate_template` runs one template version on a sheet's items that hold a canonical label
 of the template's label type whose usage constraints allow ``evaluation`` (asked of
-`core.governance`; disputed labels are left out), through the same pre-labelers generation
-uses (`services.generate.PRELABELERS`: the prompt, the evidence and the grammar are the ones a
-training sheet would get). It reports, and stores with the version (`template_evaluations`):
+`core.governance`; disputed labels are left out), through the runner generation uses
+(`services.llm_answer.TemplateRunner`: the prompt, the classifier's evidence for an image
+template, and the grammar are the ones a training sheet would get). It reports, and stores
+with the version (`template_evaluations`):
 
 - accuracy per field for every enumerated or boolean field the label holds (free text is not
   scored; numbers get the mean absolute error), an answer that failed its schema counting as
   wrong on every field;
 - the schema-valid rate;
 - the expected calibration error (ECE, 10 equal-width bins) of the confidences the answers
-  carry: per field where the pre-labeler gives per-field confidences, else the answer's one
-  confidence for its class field.
+  carry: per enumerated field, from the constrained answer's token probabilities
+  (`services.llm_answer`, calibrated when the version has a fitted temperature); a number the
+  model writes about itself (a ``confidence`` field) is never taken as its confidence.
 
 The scoring (`score_template`) is shared with the prompt optimiser (`template_optimise`).
 """
@@ -309,24 +311,57 @@ def aggregate(per_item: list[ItemScore], fields: ScoredFields, seconds: float = 
 
 
 def default_mode(template: templates.TemplateInfo) -> str:
-    """``both`` (classifier evidence, then the language model) for a template that names a
-    classifier, else ``llm``."""
-    return "both" if template.model_ref.get("classifier") else "llm"
+    """``both`` (the classifier's evidence, then the language model) for an image template, else ``llm``."""
+    from vital_desktop.services import llm_evidence
+
+    return "both" if llm_evidence.is_image_template(template) else "llm"
+
+
+@dataclass(frozen=True)
+class RunnerAnswer:
+    """A `services.llm_answer.Answer` in the shape scoring reads (answer, confidences, error)."""
+
+    answer: dict | None
+    confidence: float | None
+    field_confidence: dict[str, float]
+    error: str | None
+    raw_output: str = ""
+
+
+class RunnerPrelabeler:
+    """Scores through `services.llm_answer.TemplateRunner`: the same prompt, evidence and grammar
+    as generation, with per-field confidences from the answer's token probabilities."""
+
+    def __init__(self, store: Store, template: templates.TemplateInfo, mode: str | None) -> None:
+        from vital_desktop.services import llm_answer, llm_evidence, predict
+
+        mode = mode or default_mode(template)
+        if mode not in EVAL_MODES:
+            raise ValidationError(f"a template is evaluated with a language model: use --ai "
+                                  f"{' or '.join(EVAL_MODES)}, not {mode!r}")
+        ref = template.model_ref.get("gguf")
+        self.llm, self.model = predict.llm_for(store, None if ref in (None, "", "default") else ref)
+        # --ai llm on an image template: the model alone, without the classifier's evidence (an experiment).
+        evidence: Any = None if (mode == "llm" and llm_evidence.is_image_template(template)) else llm_answer.AUTO
+        self.runner = llm_answer.TemplateRunner(store, template, llm=self.llm, evidence=evidence)
+
+    def prelabel(self, requests: Sequence[Any], progress: Progress) -> list[RunnerAnswer]:
+        out = []
+        for request in requests:
+            progress.check()
+            answer = self.runner.answer(request.item_ref, request.data, request.image_path, cancel=progress)
+            out.append(RunnerAnswer(answer.data if answer.schema_valid else None, answer.confidence,
+                                    dict(answer.field_confidence), answer.error, answer.raw_text))
+        return out
 
 
 def make_prelabeler(store: Store, template: templates.TemplateInfo, mode: str | None) -> Any:
-    """The generation pre-labeler for `mode` (the language-model ones only)."""
-    from vital_desktop.services import generate
-
-    mode = mode or default_mode(template)
-    if mode not in EVAL_MODES:
-        raise ValidationError(f"a template is evaluated with a language model: use --ai {' or '.join(EVAL_MODES)}, "
-                              f"not {mode!r}")
-    prelabeler = generate.PRELABELERS[mode](store, template)
+    """The language-model runner evaluation and optimisation score with."""
     from vital_desktop.services import llm_speed
 
+    prelabeler = RunnerPrelabeler(store, template, mode)
     # A language model's first use here is also when its speed on this machine is measured.
-    llm_speed.ensure_measured(store, getattr(prelabeler, "model", None), getattr(prelabeler, "llm", None))
+    llm_speed.ensure_measured(store, prelabeler.model, prelabeler.llm)
     return prelabeler
 
 

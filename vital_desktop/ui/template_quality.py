@@ -90,7 +90,7 @@ class QualityTab(QWidget):
         row.addWidget(self.evaluate_button)
         row.addWidget(self.optimise_button)
         layout.addLayout(row)
-        self.table = _table(["Version", "Measured", "Sheet", "Items", "Accuracy", "Schema-valid", "ECE", "Model",
+        self.table = _table(["Version", "Accuracy", "Schema-valid", "ECE", "Items", "Measured", "Sheet", "Model",
                              "When"])
         layout.addWidget(self.table, 1)
         self.fields = muted_label("")
@@ -124,9 +124,9 @@ class QualityTab(QWidget):
     def _show(self, rows: list[template_eval.EvaluationInfo]) -> None:
         self.evaluations = rows
         fill_table(self.table, [
-            (r.template_ref.rpartition("@")[2], PURPOSE_TEXT.get(r.purpose, r.purpose), r.sheet_name,
-             r.score.get("items"), pct(r.score.get("accuracy")), pct(r.score.get("schema_valid_rate")),
-             ece_text(r.score.get("ece")), r.model, (r.created_at or "")[:16].replace("T", " "))
+            (r.template_ref.rpartition("@")[2], pct(r.score.get("accuracy")), pct(r.score.get("schema_valid_rate")),
+             ece_text(r.score.get("ece")), r.score.get("items"), PURPOSE_TEXT.get(r.purpose, r.purpose), r.sheet_name,
+             r.model, (r.created_at or "")[:16].replace("T", " "))
             for r in rows])
         self.fields.setText("" if rows else "Not evaluated yet: Evaluate… scores a version on a sheet's "
                                             "canonical labels.")
