@@ -18,7 +18,8 @@ The stable entry points (evaluation, optimisation and generation all use them):
     raw_logprobs          {field: [summed log-probability per alternative, in schema order]} — the
                           logits a calibration fits its temperature on
     confidence            the pair's confidence: the lowest field confidence (None if no field)
-    prompt_tokens, cached_tokens, completion_tokens, seconds, error, raw_text, evidence, messages
+    prompt_tokens, cached_tokens, completion_tokens, seconds (scoring_seconds of it), error, raw_text,
+    evidence, messages
 
 `TemplateRunner(..., evidence=...)`: ``"auto"`` (default) gives an image template the site's
 classifier evidence (`services.llm_evidence`) and refuses a no-evidence image template with a
@@ -69,6 +70,7 @@ class Answer:
     evidence: dict[str, Any] | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     calibrated: bool = False
+    scoring_seconds: float = 0.0  # of `seconds`, the per-field confidence (token-probability scoring)
 
     @property
     def confidence(self) -> float | None:
@@ -132,8 +134,10 @@ class TemplateRunner:
             rendered.text_messages, self.template.output_schema, max_tokens=self.max_tokens,
             temperature=self.temperature, cancel=cancel, template_name=self.template.ref, item_ref=item_ref)
         # Scored on the final attempt's text (the answer kept); nothing to score when it is not JSON.
+        scoring_started = time.perf_counter()
         scores = (self.llm.score_fields(rendered.text_messages, result.text, self.fields)
                   if result.parsed is not None else {})
+        scoring_seconds = time.perf_counter() - scoring_started
         calibrated = {name: s.confidence(self.temperatures.get(name, 1.0)) for name, s in scores.items()}
         return Answer(
             data=result.parsed if isinstance(result.parsed, dict) else None,
@@ -147,7 +151,7 @@ class TemplateRunner:
             completion_tokens=result.completion_tokens, seconds=time.perf_counter() - started,
             error=result.error, raw_text=" | ".join(result.raw_attempts) or result.text,
             evidence=summary.to_dict() if summary is not None else None, messages=rendered.text_messages,
-            calibrated=any(name in self.temperatures for name in scores),
+            calibrated=any(name in self.temperatures for name in scores), scoring_seconds=scoring_seconds,
         )
 
 
