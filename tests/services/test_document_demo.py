@@ -36,6 +36,15 @@ def test_demo_site_has_the_document_sheet_with_labels_and_template(demo_home: Pa
         assert len(found) == 8
         template = templates.get_template(store, TEMPLATE)
         templates.check_against_columns(template, info.columns)
+        from vital_desktop.services.site import DEMO_HISTORY_SHEET
+
+        history = sheets.get_sheet(store, DEMO_HISTORY_SHEET)
+        assert history.item_kind == "telemetry" and history.item_count == 12
+        item = sheets.list_items(store, DEMO_HISTORY_SHEET, limit=1)[0]
+        assert item.metadata["points"] == 60 and "gain_drift_pct" in item.metadata["channels"]
+        # the ground truth (failure_within_30d) is neither a channel nor in the model's summary
+        assert "failure_within_30d" not in item.metadata["telemetry_summary"]
+        assert "failure_within_30d" not in item.metadata["channels"]
     finally:
         store.close()
 
@@ -53,6 +62,9 @@ def test_the_demo_template_answers_a_demo_document_with_the_real_model(demo_home
         assert answer.error is None and answer.answer is not None, answer.raw_output
         assert templates.first_error(template.output_schema, answer.answer) is None
         assert set(template.output_schema["required"]) <= set(answer.answer)
+        from vital_desktop.services import llm_evidence
+
+        assert not llm_evidence.is_image_template(template)  # a text template: never refused for image evidence
         # The prompt the model read carried the document's own text, not an image reference.
         rendered = generate.render_item(template, item.item_ref, item.metadata, None)
         user = rendered[-1]["content"]

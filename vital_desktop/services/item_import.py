@@ -196,7 +196,7 @@ def import_telemetry(
                 exclude = tuple(c for c in (time_col,) if c)
                 channels = telemetry.numeric_columns(table, source=f"telemetry file {rel}", exclude=exclude,
                                                      wanted=columns)
-                desc = [c for c in table.column_names if c not in channels and c not in exclude]
+                desc = telemetry.text_columns(table, exclude=[*channels, *exclude])
                 descriptive = list(dict.fromkeys([*descriptive, *desc]))
                 items.append(_series_item(rel, table, source=rel, file_name=Path(rel).name, time_column=time_col,
                                           channels=channels, descriptive=desc, sha256=facts.sha256, size=facts.size))
@@ -219,7 +219,7 @@ def import_telemetry(
         time_col = telemetry.pick_time_column(table, time_column, exclude=(group_by,))
         exclude = tuple(c for c in (group_by, time_col) if c)
         channels = telemetry.numeric_columns(table, source=where, exclude=exclude, wanted=columns)
-        descriptive = [c for c in table.column_names if c not in channels and c not in exclude]
+        descriptive = telemetry.text_columns(table, exclude=[*channels, *exclude])
         digest, size = sha256_file(source), source.stat().st_size
         progress.start(len(index), f"summarising {len(index)} series of {source.name}")
         for key, rows in index.items():

@@ -28,6 +28,7 @@ from vital_desktop.store.models import Setting, UserRow
 
 DEMO_SHEET = "Defect Detection - Scintillator Crystals"
 DEMO_TELEMETRY_SHEET = "Detector Telemetry - Predictive Maintenance"
+DEMO_HISTORY_SHEET = "Detector Histories - Remaining Useful Life"
 DEMO_SITE_ID = "demo-site"
 DEMO_MODEL_NAME = "defect-classifier"
 
@@ -276,6 +277,7 @@ def build_demo(store: Store, *, seed: int = 7, progress: Progress | None = None,
     report.counts["canonical_labels"] = count
     report.steps.append(f"{count} canonical labels (some with usage constraints)")
     report.steps.append(_document_sheet(store, engineer, inspector, demo_dir, seed))
+    report.steps.append(_telemetry_series_sheet(store, engineer, files.telemetry))
 
     report.steps.append(_train_demo_classifier(store, engineer, files, seed, progress))
     report.steps.append(_register_default_llm(store, engineer))
@@ -341,6 +343,20 @@ def _document_sheet(store: Store, engineer: User, inspector: User, demo_dir: Pat
                    for ref, data in sorted(docs.labels.items())]
         outcome = labels.upsert_records(s, inspector, labels.prepare_records(s, records), action="import")
     return f"{len(docs.labels)} compliance documents ({outcome.created} labels) in {docs.folder}"
+
+
+def _telemetry_series_sheet(store: Store, engineer: User, telemetry: Path) -> str:
+    """Each demo detector's whole history as one telemetry item (the remaining-useful-life view of
+    the readings); the ground-truth column stays out of the channels."""
+    from vital_desktop.services import item_import
+
+    if not _sheet_exists(store, DEMO_HISTORY_SHEET):
+        item_import.import_telemetry(
+            store, actor=engineer, name=DEMO_HISTORY_SHEET, path=telemetry, group_by="detector_serial",
+            time_column="timestamp",
+            columns=["hv_voltage", "count_rate", "temperature_c", "gain_drift_pct", "days_since_calibration"],
+            description="Each detector's telemetry history as one series, for remaining-useful-life review.")
+    return f"sheet {DEMO_HISTORY_SHEET} (one telemetry series per detector)"
 
 
 def _register_default_llm(store: Store, actor: User) -> str:

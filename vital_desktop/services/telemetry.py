@@ -164,6 +164,18 @@ def numeric_columns(table: pa.Table, *, source: str, exclude: tuple[str, ...], w
     return channels
 
 
+def text_columns(table: pa.Table, *, exclude: list[str]) -> list[str]:
+    """Columns that are neither channels nor excluded and hold no numbers (serials, sites, notes)."""
+    out = []
+    for name in table.column_names:
+        dtype = table.schema.field(name).type
+        if name in exclude or pa.types.is_integer(dtype) or pa.types.is_floating(dtype) \
+                or pa.types.is_boolean(dtype) or pa.types.is_decimal(dtype):
+            continue
+        out.append(name)
+    return out
+
+
 def _values(table: pa.Table, name: str) -> list[float]:
     out = []
     for v in table.column(name).to_pylist():
@@ -214,9 +226,10 @@ def summarise(table: pa.Table, *, channels: list[str], time_column: str | None,
         plot[name] = [None if (n := _as_number(v)) is None or not math.isfinite(n) else n
                       for v in picked.column(name).to_pylist()]
     fields = {}
-    for name in descriptive:
-        first = table.column(name)[0].as_py() if table.num_rows else None
-        fields[name] = _plain(first)
+    for name in descriptive:  # only what holds for the whole item (a site, a model), not per reading
+        values = table.column(name).unique()
+        if len(values) == 1:
+            fields[name] = _plain(values[0].as_py())
     return TelemetrySeries(table.num_rows, time_column, time_range, summaries, plot, fields)
 
 
