@@ -501,7 +501,13 @@ def validator(label_type: LabelType) -> Any:
 
 
 def check_label_data(label_type: LabelType, data: Any) -> None:
-    """Raise `ValidationError` naming the first problem if `data` breaks the type's schema."""
+    """Raise `ValidationError` naming the first problem if `data` breaks the type's schema (a
+    plain-Python check first, for the kinds whose schema is derived: `label_fast_checks`)."""
+    from vital_desktop.services.label_fast_checks import fast_check
+
+    fast = fast_check(label_type)
+    if fast is not None and fast(data):
+        return
     errors = sorted(validator(label_type).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         err = errors[0]

@@ -33,11 +33,18 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from vital_desktop.core import governance
 from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
 from vital_desktop.core.ids import iso, new_ids, utcnow
 from vital_desktop.core.strict_json import canonical_json
 from vital_desktop.core.users import User
+from vital_desktop.services.label_decisions import (  # noqa: F401 - re-exported
+    Current,
+    Decision,
+    decide,
+    effective_uses,
+    may_relax,
+    relaxations,
+)
 from vital_desktop.services.label_records import (  # noqa: F401 - re-exported
     CONFIDENCE_LEVELS,
     MAX_ERRORS_REPORTED,
@@ -67,93 +74,6 @@ class UpsertOutcome:
     def to_dict(self) -> dict:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
                 "conflicts": self.conflicts, "withdrawn": self.withdrawn}
-
-
-@dataclass(frozen=True)
-class Current:
-    """The stored label a record meets (what `decide` compares against)."""
-
-    id: str
-    version: int
-    label_data: Any
-    created_by: str
-    updated_by: str
-    allowed_uses: list[str]
-    prohibited_uses: list[str]
-    usage_reason: str
-    data_classification: list[str]
-    confidence: str | None
-    notes: str
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: str  # create | update | unchanged | conflict | withdraw
-    kind: str = ""  # for conflicts: one of CONFLICT_KINDS
-    detail: str = ""
-
-
-# --- the decision: one function for every write -------------------------------------------------
-
-
-def relaxations(cur: Current, allowed: list[str], prohibited: list[str], tags: list[str]) -> list[str]:
-    """How the new constraints are looser than the current ones ([] when they are not)."""
-    found = [f"allows {u}" for u in sorted(set(allowed) - set(cur.allowed_uses))]
-    found += [f"no longer prohibits {u}" for u in sorted(set(cur.prohibited_uses) - set(prohibited))]
-    found += [f"drops data classification {t}" for t in sorted(set(cur.data_classification) - set(tags))]
-    return found
-
-
-def may_relax(actor: User, cur: Current, origin: str) -> bool:
-    """Only an admin or the label's owner, working at this site, may relax a label's constraints."""
-    return origin == "site" and (actor.is_admin or actor.username == cur.created_by)
-
-
-def effective_uses(rec: LabelRecord, cur: Current | None) -> tuple[list[str], list[str], str]:
-    """The constraints a record would store: its own, or (none given) the current label's with
-    the sheet's classification applied again."""
-    if rec.keep_uses and cur is not None:
-        return governance.apply_classification(rec.data_classification, cur.allowed_uses, cur.prohibited_uses,
-                                               cur.usage_reason)
-    return list(rec.allowed_uses or []), list(rec.prohibited_uses or []), rec.usage_reason
-
-
-def decide(rec: LabelRecord, cur: Current | None, actor: User, origin: str) -> Decision:
-    """What applying `rec` over `cur` does. Pure: the same rules for one save or a million."""
-    if rec.withdraw:
-        if cur is None:
-            raise NotFoundError(f"no {rec.label_type} label for item {rec.item_ref!r} to withdraw")
-        if rec.expected_version is not None and rec.expected_version != cur.version:
-            raise ConflictError(f"the {rec.label_type} label of {rec.item_ref!r} is at version {cur.version}, not "
-                                f"{rec.expected_version}; look at it again before withdrawing it")
-        if cur.updated_by != actor.username and rec.expected_version is None and not actor.is_admin:
-            raise ConflictError(f"the {rec.label_type} label of {rec.item_ref!r} was last changed by {cur.updated_by}; "
-                                "only they or an admin may withdraw it without naming the version seen")
-        return Decision("withdraw")
-    if cur is None:
-        return Decision("create")
-    allowed, prohibited, reason = effective_uses(rec, cur)
-    same_data = cur.label_data == rec.label_data
-    same_rest = (sorted(allowed) == sorted(cur.allowed_uses) and sorted(prohibited) == sorted(cur.prohibited_uses)
-                 and reason == cur.usage_reason
-                 and rec.confidence == cur.confidence and rec.notes == cur.notes
-                 and sorted(rec.data_classification) == sorted(cur.data_classification))
-    if same_data and same_rest and not rec.confirm:
-        return Decision("unchanged")
-    if rec.expected_version is not None and rec.expected_version != cur.version:
-        seen = f"version {rec.expected_version}" if rec.expected_version else "no label"
-        return Decision("conflict", "stale", f"based on {seen}, but the label is at version {cur.version} "
-                                             f"(last changed by {cur.updated_by})")
-    saw_current = rec.expected_version is not None and rec.expected_version == cur.version
-    if not same_data and origin != "site":
-        return Decision("conflict", "hub", f"{origin} label differs from the site's version {cur.version}")
-    if not same_data and cur.updated_by != actor.username and not saw_current:
-        return Decision("conflict", "other_user", f"differs from version {cur.version} by {cur.updated_by}")
-    loosened = relaxations(cur, allowed, prohibited, rec.data_classification)
-    if loosened and not may_relax(actor, cur, origin):
-        return Decision("conflict", "relaxation", "relaxes usage constraints (" + ", ".join(loosened)
-                        + f"); only an admin or the label's owner {cur.created_by} may")
-    return Decision("update")
 
 
 # --- applying a batch -------------------------------------------------------------------------------
@@ -548,6 +468,118 @@ def _history_values(row: dict, action: str, reason: str, history_id: str) -> dic
         "reason": reason, "changed_by": row["updated_by"], "changed_at": row["updated_at"],
         "label_type_version": row.get("label_type_version"),
     }
+
+
+# --- relabelling in bulk (taxonomy rename / merge) -----------------------------------------------
+
+
+def relabel_in_bulk(
+    session: Session, actor: User, label_type: str, rows: list[tuple], relabel: Any, *, reason: str,
+    action: str = "taxonomy",
+) -> UpsertOutcome:
+    """A new version of each stored label in `rows` with its data mapped by `relabel` (a taxonomy
+    rename or merge), inside the caller's transaction, keeping every rule of `decide`.
+
+    `rows`: (label id, sheet id, item ref, version seen, label data, allowed JSON, prohibited
+    JSON, usage reason, confidence, notes), as the taxonomy service read them; equal data may
+    be the same object (each distinct one is mapped, canonicalised and validated once, against
+    the label type's latest published version). A row still at the version seen, whose
+    constraints are a fixed point of its sheet's classification — what `decide` calls a plain
+    update for such a record — is written in SQL: the label, its history row and the release of
+    the actor's own claims, for all such rows at once. Every other row (changed meanwhile, or
+    its sheet's classification changed since) goes through `prepare_records` + `upsert_records`
+    one by one, so it becomes the conflict or update the write path decides. Another user's
+    live claim on any key refuses the whole change (`ConflictError`), as everywhere."""
+    from vital_desktop.core import governance
+    from vital_desktop.services.label_types import check_label_data, get_label_type
+
+    if not rows:
+        return UpsertOutcome()
+    lt = get_label_type(session, label_type)
+    mapped: dict[int, str] = {}
+    for row in rows:
+        if id(row[4]) not in mapped:
+            data = relabel(row[4])
+            check_label_data(lt, data)
+            mapped[id(row[4])] = canonical_json(data, what="label_data")
+    session.flush()
+    raw = raw_connection(session)
+    now = utcnow()
+    sheet_tags = {sid: json.loads(tags) if tags else [] for sid, tags in raw.execute(
+        "SELECT id, classification::VARCHAR FROM sheets").fetchall()}
+    fixed: dict[tuple, bool] = {}  # (sheet, allowed, prohibited, reason) → constraints unchanged by the tags
+
+    def is_fixed(row: tuple) -> bool:
+        key = (row[1], row[5], row[6], row[7])
+        if key not in fixed:
+            allowed, prohibited = json.loads(row[5]), json.loads(row[6])
+            tags = sheet_tags.get(row[1], [])
+            out = governance.apply_classification(tags, allowed, prohibited, row[7])
+            fixed[key] = sorted(out[0]) == sorted(allowed) and sorted(out[1]) == sorted(prohibited) and out[2] == row[7]
+        return fixed[key]
+
+    view = f"_relabel_{next(_views)}"
+    table = pa.table({
+        "label_id": [r[0] for r in rows], "sheet_id": [r[1] for r in rows], "item_ref": [r[2] for r in rows],
+        "label_type": [label_type] * len(rows), "expected_version": pa.array([r[3] for r in rows], pa.int64()),
+        "label_data": [mapped[id(r[4])] for r in rows], "fixed_point": [is_fixed(r) for r in rows],
+        "tags": [_json_list(sheet_tags.get(r[1], [])) for r in rows]})
+    raw.register(view, table)
+    try:
+        others, mine = _claim_counts(raw, actor, now)
+        if others:
+            _refuse_claimed_keys(raw, actor, view, now)
+        raw.execute(
+            f"CREATE TEMP TABLE {view}_go AS SELECT n.label_id, n.label_data, uuid()::VARCHAR AS history_id "
+            f"FROM {view} n JOIN canonical_labels c ON c.id = n.label_id WHERE c.version = n.expected_version "
+            "AND n.fixed_point AND list_sort(c.data_classification::VARCHAR[]) = list_sort(n.tags::JSON::VARCHAR[]) "
+            "AND c.label_data::VARCHAR <> n.label_data::JSON::VARCHAR")
+        try:
+            params = {"by": actor.username, "now": now, "v": lt.version}
+            raw.execute(
+                "UPDATE canonical_labels SET label_data = g.label_data::JSON, version = canonical_labels.version + 1, "
+                "origin = 'site', review_state = 'ok', updated_by = $by, updated_at = $now, label_type_version = $v "
+                f"FROM {view}_go g WHERE canonical_labels.id = g.label_id", params)
+            params.update(action=action, reason=reason)
+            raw.execute(
+                "INSERT INTO canonical_label_history (id, label_id, sheet_id, item_ref, label_type, version, label_data, "
+                "allowed_uses, prohibited_uses, usage_reason, data_classification, confidence, notes, origin, action, "
+                "reason, changed_by, changed_at, label_type_version) SELECT g.history_id, c.id, c.sheet_id, c.item_ref, "
+                "c.label_type, c.version, c.label_data, c.allowed_uses, c.prohibited_uses, c.usage_reason, "
+                "c.data_classification, c.confidence, c.notes, 'site', $action, $reason, $by, $now, $v "
+                f"FROM {view}_go g JOIN canonical_labels c ON c.id = g.label_id", params)
+            if mine:
+                raw.execute(f"DELETE FROM label_claims WHERE claimed_by = ? AND (sheet_id, item_ref, label_type) IN "
+                            f"(SELECT n.sheet_id, n.item_ref, n.label_type FROM {view} n JOIN {view}_go g "
+                            "ON g.label_id = n.label_id)", [actor.username])
+            done = {r[0] for r in raw.execute(f"SELECT label_id FROM {view}_go").fetchall()}
+        finally:
+            raw.execute(f"DROP TABLE {view}_go")
+    finally:
+        raw.unregister(view)
+    session.expire_all()
+    rest = [r for r in rows if r[0] not in done]
+    if not rest:
+        return UpsertOutcome(updated=len(done))
+    records = [LabelRecord(sheet_id=r[1], item_ref=r[2], label_type=label_type, label_data=json.loads(mapped[id(r[4])]),
+                           allowed_uses=json.loads(r[5]), prohibited_uses=json.loads(r[6]), usage_reason=r[7],
+                           confidence=r[8], notes=r[9], expected_version=r[3], reason=reason) for r in rest]
+    outcome = upsert_records(session, actor, prepare_records(session, records), action=action)
+    return UpsertOutcome(created=outcome.created, updated=outcome.updated + len(done), unchanged=outcome.unchanged,
+                         conflicts=outcome.conflicts, conflict_ids=outcome.conflict_ids)
+
+
+def _refuse_claimed_keys(raw: Any, actor: User, view: str, now: Any) -> None:
+    """`_refuse_claimed` for a relabel batch (its rows carry no file row numbers)."""
+    held = raw.execute(
+        f"SELECT k.item_ref, k.label_type, c.claimed_by, c.expires_at FROM {view} k JOIN label_claims c "
+        "ON c.sheet_id = k.sheet_id AND c.item_ref = k.item_ref AND c.label_type = k.label_type "
+        "WHERE c.expires_at > ? AND c.claimed_by <> ? ORDER BY k.item_ref LIMIT ?",
+        [now, actor.username, MAX_ERRORS_REPORTED]).fetchall()
+    if held:
+        parts = [f"item {item!r} ({lt}) is claimed by {by} until {iso(until)}" for item, lt, by, until in held]
+        raise ConflictError("; ".join(parts) + "; wait for the claim to expire or ask them to release it",
+                            details={"errors": parts})
 
 
 # --- item content changed / erased (called by the sheet services) -----------------------------

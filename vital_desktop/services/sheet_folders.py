@@ -51,7 +51,7 @@ def item_table(sheet_id: str, facts: list[FileFacts], start: int = 0) -> pa.Tabl
         "file_sha256": [f.sha256 for f in facts],
         "file_size": pa.array([f.size for f in facts], pa.int64()),
         "missing": [f.sha256 is None for f in facts],
-        "metadata": [json.dumps(f.metadata, ensure_ascii=False) for f in facts],
+        "metadata": [f.metadata_json or json.dumps(f.metadata, ensure_ascii=False) for f in facts],
     })
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import stat
 import struct
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, TypeVar
 
 from vital_desktop.core.errors import ValidationError
@@ -44,21 +46,27 @@ class FileFacts:
     metadata: dict[str, Any]
     problem: str | None = None  # why the file was refused (unreadable, link leaving the folder)
     missing: bool = False
+    metadata_json: str = ""  # `metadata` encoded (in the pool); empty: encode it when needed
 
 
 def list_images(root: Path) -> list[str]:
     """Relative POSIX paths of the image files under `root`, sorted; hidden entries skipped.
 
-    Links are listed (and checked in the pool); links to folders are not followed.
+    Links are listed (and checked in the pool); links to folders are not followed. String
+    operations only: a pathlib object per file cost as much as the walk itself.
     """
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    base = str(root)
+    cut = len(base.rstrip(os.sep)) + 1
+    suffixes = frozenset(IMAGE_SUFFIXES)
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        rel_dir = dirpath[cut:].replace(os.sep, "/") if len(dirpath) >= cut else ""
+        prefix = f"{rel_dir}/" if rel_dir else ""
         for name in filenames:
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            if name.startswith(".") or os.path.splitext(name)[1].lower() not in suffixes:
                 continue
-            found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
+            found.append(prefix + name)
     found.sort()
     return found
 
@@ -133,16 +141,27 @@ def _exif_time(text: str) -> str:
 
 
 def inspect_file(root: Path, rel: str, *, describe: bool = True) -> FileFacts:
-    """Check, hash and describe one file (runs in the pool). Never raises for a bad file."""
+    """Check, hash and describe one file (runs in the pool). Never raises for a bad file.
+
+    Plain `os` calls on strings (one lstat, one open): pathlib objects and extra stat calls per
+    file hold the GIL, which the pool's threads share, and cost as much as hashing a small image.
+    The item's metadata JSON is encoded here too, overlapping other threads' reads and hashes."""
     try:
         if _escapes(rel):
             return FileFacts(rel, None, None, {}, problem="path leaves the image folder")
-        path = root / rel
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            return FileFacts(rel, None, None, {}, problem="a link leaving the image folder")
-        if not path.is_file():
+        base = str(root)
+        path = os.path.join(base, rel)
+        try:
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                if not _inside(os.path.realpath(path), base):
+                    return FileFacts(rel, None, None, {}, problem="a link leaving the image folder")
+                info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
             return FileFacts(rel, None, None, {}, missing=True)
-        size = path.stat().st_size
+        if not stat.S_ISREG(info.st_mode):
+            return FileFacts(rel, None, None, {}, missing=True)
+        size = info.st_size
         digest = hashlib.sha256()
         data: bytes | None = None
         head = b""
@@ -157,22 +176,28 @@ def inspect_file(root: Path, rel: str, *, describe: bool = True) -> FileFacts:
         pixels = header_size(head[:1 << 16])
         if pixels is not None and (too_big := pixel_problem(*pixels)):
             return FileFacts(rel, None, None, {}, problem=too_big)  # a bomb: refused before any decoding
-        metadata: dict[str, Any] = {"file_name": PurePosixPath(rel).name, "file_size": size}
+        metadata: dict[str, Any] = {"file_name": rel.rsplit("/", 1)[-1], "file_size": size}
         if describe:
-            metadata.update(describe_image(data, None if data is not None else path))
+            metadata.update(describe_image(data, None if data is not None else Path(path)))
             if metadata.pop("too_large", False):
                 return FileFacts(rel, None, None, {}, problem="its header declares too many pixels to decode "
                                                               "(a decompression bomb?)")
-        return FileFacts(rel, digest.hexdigest(), size, metadata)
+        return FileFacts(rel, digest.hexdigest(), size, metadata, metadata_json=json.dumps(metadata, ensure_ascii=False))
     except PermissionError:
         return FileFacts(rel, None, None, {}, problem="cannot be read (permission denied)")
     except OSError as exc:
         return FileFacts(rel, None, None, {}, problem=f"cannot be read ({exc.strerror or exc})")
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def _escapes(rel: str) -> bool:
-    posix = PurePosixPath(rel.replace("\\", "/"))
-    return not rel or posix.is_absolute() or ".." in posix.parts or (len(rel) > 1 and rel[1] == ":")
+    if not rel:
+        return True
+    text = rel.replace("\\", "/")
+    return text.startswith("/") or ".." in text.split("/") or (len(rel) > 1 and rel[1] == ":")
 
 
 CHUNK = 64  # files per pool task: one future per file costs as much as hashing a small file

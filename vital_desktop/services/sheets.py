@@ -109,6 +109,33 @@ def parse_classification(tags: str | list[str] | None) -> list[str]:
     return sorted(set(items))
 
 
+_PLAIN_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_boolean,
+                pa.types.is_floating, pa.types.is_null)
+
+
+def metadata_rows_json(table: pa.Table) -> list[str]:
+    """Each metadata row as a JSON object (NaN as null, dates as ISO text, bytes as hex).
+
+    Plain columns (text, integers, booleans, finite floats) are encoded by DuckDB in one pass;
+    a Python object per row costs as much as hashing the row's image. Other tables row by row."""
+    import duckdb
+    import pyarrow.compute as pc
+
+    plain = all(any(test(f.type) for test in _PLAIN_TYPES) for f in table.schema)
+    if plain:
+        for field in table.schema:
+            if pa.types.is_floating(field.type) and table.num_rows and pc.any(pc.invert(pc.is_finite(
+                    table.column(field.name).fill_null(0)))).as_py():
+                plain = False  # NaN or infinity: null in JSON, which the row path does
+                break
+    if not plain or not table.num_columns:
+        return [json.dumps(_jsonable(r), ensure_ascii=False) for r in table.to_pylist()]
+    with duckdb.connect() as conn:
+        conn.register("_metadata_rows", table)
+        out = conn.sql("SELECT to_json(m)::VARCHAR AS j FROM _metadata_rows m").to_arrow_table()
+    return out.column("j").to_pylist()
+
+
 def _jsonable(value: Any) -> Any:
     if value is None:
         return None
@@ -315,7 +342,7 @@ def import_sheet(
     too_large: list[str] = []
 
     def encode_metadata() -> list[str]:
-        return [json.dumps(_jsonable(r), ensure_ascii=False) for r in table.to_pylist()]
+        return metadata_rows_json(table)
 
     from vital_desktop.services.sheet_scan import map_in_pool
 

@@ -3,7 +3,7 @@
 Each verb is first a preview (`preview`: how many labels it changes or flags, and how many
 training sheets and models used those labels) and then, with `apply`, one transaction that
 publishes the next version of the label type, relabels through the one write path
-(`labels.prepare_records` + `labels.upsert_records`, action ``taxonomy``, with the reason
+(`label_write.relabel_in_bulk`, action ``taxonomy``, with the reason
 "class renamed" / "classes merged"), flags labels for review where a person must decide
 (split: never guessed; deprecate: kept, flagged), and writes the taxonomy history and the
 audit row. Training sheets and models keep pointing at the version they used.
@@ -29,6 +29,7 @@ from vital_desktop.core.users import User
 from vital_desktop.services import labels
 from vital_desktop.services.accounts import require
 from vital_desktop.services.label_type_edits import insert_version, record_change
+from vital_desktop.services.label_write import relabel_in_bulk
 from vital_desktop.services.label_types import (
     SHAPE_KINDS,
     LabelType,
@@ -361,20 +362,9 @@ def apply(store: Store, actor: User, name: str, action: str, /, **args: Any) -> 
         else:
             new = build_label_type(plan.spec, version=impact.to_version, origin="site")
             insert_version(s, actor, replace(new, change_note=plan.description))
-        texts: dict[str, Any] = {}  # constraint lists and relabelled data repeat: build each once
-
-        def once(key: str, make: Any) -> Any:
-            if key not in texts:
-                texts[key] = make()
-            return texts[key]
-
-        records = [labels.LabelRecord(
-            sheet_id=r[1], item_ref=r[2], label_type=lt.name,
-            label_data=dict(once("d" + json.dumps(r[4], sort_keys=True), lambda r=r: relabel(lt, r[4], plan.mapping))),
-            allowed_uses=list(once("a" + r[5], lambda r=r: json.loads(r[5]))),
-            prohibited_uses=list(once("p" + r[6], lambda r=r: json.loads(r[6]))), usage_reason=r[7], confidence=r[8],
-            notes=r[9], expected_version=r[3], reason=plan.reason) for r in to_relabel]
-        outcome = labels.upsert_records(s, actor, labels.prepare_records(s, records), action="taxonomy")
+        # one bulk relabel in the write path: every rule kept, the plain updates written in SQL
+        outcome = relabel_in_bulk(s, actor, lt.name, to_relabel, lambda data: relabel(lt, data, plan.mapping),
+                                  reason=plan.reason)
         flagged = labels.flag_for_review(s, [r[0] for r in to_flag])
         details = {"description": plan.description, "mapping": plan.mapping, "flagged_classes": sorted(plan.flag),
                    "training_sheets": impact.training_sheets, "models": impact.models}
@@ -383,7 +373,7 @@ def apply(store: Store, actor: User, name: str, action: str, /, **args: Any) -> 
         audit.record(s, actor, f"label_type.{plan.action}", f"{lt.name}@{impact.to_version}",
                      {**details, "labels_changed": outcome.updated, "labels_flagged": flagged})
         result = replace(impact, labels_changed=outcome.updated, labels_flagged=flagged)
-    return result, Changes(label_types=True, labels=bool(records or flagged))
+    return result, Changes(label_types=True, labels=bool(to_relabel or flagged))
 
 
 def flagged_labels(store: Store, name: str, *, limit: int = 500) -> list[dict]:
