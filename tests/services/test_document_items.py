@@ -247,3 +247,21 @@ def test_cli_imports_documents_and_telemetry_and_shows_content(small_site, tmp_p
     assert done.returncode == 0 and "1 telemetry series, 4 readings" in done.stdout
     bad = vital("sheet", "import", "X", "--documents", str(folder), "--images", str(folder))
     assert bad.returncode != 0 and "leave out --metadata, --images" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_erasing_document_items_removes_their_stored_text(small_site, tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    from vital_desktop.services import erasure
+    from vital_desktop.store.models import ItemContent
+
+    item_import.import_documents(small_site.store, actor=small_site.user("engineer"), name="Docs",
+                                 folder=_docs(tmp_path / "docs"))
+    erasure.erase_items(small_site.store, actor=small_site.user("admin"), sheet="Docs", item_refs=["notes.md"],
+                        reason="test")
+    with small_site.store.read() as s:
+        left = sorted(s.scalars(sa.select(ItemContent.item_ref)))
+    assert left == ["plain.txt", "report.pdf"]
+    erasure.delete_sheet(small_site.store, actor=small_site.user("admin"), sheet="Docs", reason="test")
+    with small_site.store.read() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(ItemContent)) == 0
