@@ -105,8 +105,8 @@ def test_whole_decays_run_inside_a_shield_with_a_filter() -> None:
     ({"absorbers": (Absorber(material="unobtainium", thickness_cm=1.0),)}, "unknown material"),
     ({"shield": Shield(material="pb", wall_cm=5.0, inner_radius_cm=1.0)}, "must nest"),
     ({"shield": Shield(material="pb", wall_cm=0.0)}, "shield wall"),
-    ({"source": Source(kind="volume", distance_cm=1.0, radius_cm=1.0, height_cm=1.0, offset_cm=1.0)},
-     "non-coaxial"),
+    ({"source": Source(kind="marinelli", distance_cm=0.0, radius_cm=5.0, height_cm=6.0, well_radius_cm=2.5,
+                       well_depth_cm=3.0, offset_cm=1.0)}, "offset must be 0"),
 ])
 def test_volumes_that_do_not_nest_or_overlap_are_refused(change: dict, message: str) -> None:
     config = SimulationConfig(**{"detector": _black(), "source": Source(kind="point", distance_cm=5.0),

@@ -17,19 +17,32 @@ def _add_geometry(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     g.add_argument("--crystal-height-cm", type=float, default=None)
     g.add_argument("--no-housing", action="store_true", help="drop the preset's housing layers")
     s = p.add_argument_group("source")
-    s.add_argument("--source", choices=["point", "disk", "volume"], default="point")
+    s.add_argument("--source", choices=["point", "disk", "volume", "marinelli"], default=None,
+                   help="source kind (default point, or the preset's)")
+    s.add_argument("--source-preset", default=None,
+                   help="a shipped source container (marinelli-1l, marinelli-0.5l; see `vital mc presets`); "
+                        "the options below override its fields")
     if not sweep:
-        s.add_argument("--distance-cm", type=float, default=10.0, help="from the detector's front face (end cap)")
-    s.add_argument("--offset-cm", type=float, default=0.0, help="point or disk source: distance off the axis")
+        s.add_argument("--distance-cm", type=float, default=None,
+                       help="from the detector's front face (end cap) to the source plane / container bottom / "
+                            "Marinelli well bottom (default 10, or the preset's)")
+    s.add_argument("--offset-cm", type=float, default=None,
+                   help="point, disk or volume source: distance of the source (axis) off the detector axis")
     s.add_argument("--absorber", action="append", default=None, metavar="MATERIAL:THICKNESS[:RADIUS[:GAP]]",
                    help="a filter disk between source and detector (cm; GAP from the detector face; repeatable)")
     s.add_argument("--shield", default=None, metavar="MATERIAL:WALL[:INNER_RADIUS]",
                    help="a closed cylindrical shield around source and detector (cm)")
-    s.add_argument("--source-radius-cm", type=float, default=0.0, help="disk radius / container inner radius")
-    s.add_argument("--source-height-cm", type=float, default=0.0, help="volume source: fill height")
-    s.add_argument("--source-material", default="water", help="volume source contents")
-    s.add_argument("--wall-cm", type=float, default=0.0, help="volume source: container wall thickness")
-    s.add_argument("--wall-material", default="pvt")
+    s.add_argument("--backing", default=None, metavar="MATERIAL:THICKNESS[:RADIUS]",
+                   help="a plate right behind a point or disk source (cm; radius default 10)")
+    s.add_argument("--source-radius-cm", type=float, default=None,
+                   help="disk radius / container or Marinelli inner radius")
+    s.add_argument("--source-height-cm", type=float, default=None, help="volume fill height / Marinelli inner height")
+    s.add_argument("--well-radius-cm", type=float, default=None, help="Marinelli: inner radius of the well")
+    s.add_argument("--well-depth-cm", type=float, default=None, help="Marinelli: inner depth of the well")
+    s.add_argument("--source-material", default=None, help="volume or Marinelli contents (default water)")
+    s.add_argument("--source-density", type=float, default=None, help="contents density g/cm3 (default nominal)")
+    s.add_argument("--wall-cm", type=float, default=None, help="container / beaker wall thickness")
+    s.add_argument("--wall-material", default=None, help="container / beaker wall material (default pvt)")
     o = p.add_argument_group("physics and run")
     o.add_argument("--histories", default="1e6", help="number of photon histories (1e7 is fine)")
     o.add_argument("--seed", default="1", help="random seed (same seed, same result)")
@@ -97,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spectrum", action="store_true", help="include the spectrum in the JSON output")
     p.set_defaults(handler=_show)
 
-    p = actions.add_parser("presets", help="detector presets and the nuclide library")
+    p = actions.add_parser("presets", help="detector and source presets and the nuclide library")
     p.set_defaults(handler=_presets)
 
 
@@ -137,12 +150,30 @@ def _detector(args, name: str | None, store=None):
     return replace(det, **changes) if changes else det
 
 
-def _source(args, distance: float):
-    from vital_desktop.montecarlo import Source
+def _source(args, distance: float | None):
+    """The source from --source-preset and/or the source options (an option overrides the preset)."""
+    from vital_desktop.core.errors import ValidationError
+    from vital_desktop.montecarlo import Backing, Source, source_preset
 
-    return Source(kind=args.source, distance_cm=distance, offset_cm=args.offset_cm, radius_cm=args.source_radius_cm,
-                  height_cm=args.source_height_cm, material=args.source_material, wall_cm=args.wall_cm,
-                  wall_material=args.wall_material)
+    given = {"kind": args.source, "distance_cm": distance, "offset_cm": args.offset_cm,
+             "radius_cm": args.source_radius_cm, "height_cm": args.source_height_cm,
+             "well_radius_cm": args.well_radius_cm, "well_depth_cm": args.well_depth_cm,
+             "material": args.source_material, "density_g_cm3": args.source_density, "wall_cm": args.wall_cm,
+             "wall_material": args.wall_material}
+    if getattr(args, "backing", None):
+        parts = args.backing.split(":")
+        try:
+            sizes = [float(x) for x in parts[1:]]
+        except ValueError:
+            raise ValidationError(f"--backing {args.backing!r}: the sizes must be numbers (cm)") from None
+        if not 1 <= len(sizes) <= 2:
+            raise ValidationError(f"--backing {args.backing!r}: expected MATERIAL:THICKNESS[:RADIUS]")
+        given["backing"] = Backing(material=parts[0], thickness_cm=sizes[0],
+                                   radius_cm=sizes[1] if len(sizes) > 1 else 10.0)
+    if getattr(args, "source_preset", None):
+        return source_preset(args.source_preset, **given)
+    defaults = {"kind": "point", "distance_cm": 10.0}
+    return Source(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
 
 
 def _surroundings(args, config):
@@ -279,7 +310,7 @@ def _show(ctx: CliContext, args) -> dict:
 
 
 def _presets(ctx: CliContext, args) -> dict:
-    from vital_desktop.montecarlo import detector_presets, nuclide_library
+    from vital_desktop.montecarlo import detector_presets, nuclide_library, source_presets
 
     from vital_desktop.services import calibration
 
@@ -288,8 +319,10 @@ def _presets(ctx: CliContext, args) -> dict:
     site = calibration.site_presets(ctx.store)
     text = ["detectors:"] + [f"  {k:18s} {v['title']}" for k, v in dets.items()]
     text += [f"  {k:18s} fitted at this site by {v['created_by']} ({v['created_at']})" for k, v in site.items()]
+    sources = source_presets()
+    text += ["sources:"] + [f"  {k:18s} {v['title']}" for k, v in sources.items()]
     text += ["nuclides:"] + [f"  {k:8s} " + ", ".join(f"{e:g} keV ({p:.3g})" for e, p in v["lines"]) for k, v in nucs.items()]
-    return {"detectors": dets, "site_detectors": site, "nuclides": nucs, "text": "\n".join(text)}
+    return {"detectors": dets, "site_detectors": site, "sources": sources, "nuclides": nucs, "text": "\n".join(text)}
 
 
 def _curve(ctx: CliContext, args) -> dict:

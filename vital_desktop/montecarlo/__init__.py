@@ -22,6 +22,8 @@ from vital_desktop.montecarlo.config import (
     make_config,
     nuclide_library,
     nuclide_lines,
+    source_preset,
+    source_presets,
     validate,
 )
 from vital_desktop.montecarlo.engine import ENGINE_VERSION, Estimate, SimulationResult, simulate, warm_up
@@ -51,6 +53,8 @@ __all__ = [
     "run_simulation",
     "simulate",
     "simulate_whole_decays",
+    "source_preset",
+    "source_presets",
     "validate",
     "warm_up",
 ]

@@ -6,8 +6,9 @@ input with a specific message before any work starts.
 
 Coordinates: the detector axis is z. The crystal's front face is the plane z = 0 and the crystal
 fills 0 <= z <= height; housing layers wrap it; the source sits at negative z. Distances are
-measured from the detector's outer front face (the end cap) to the source plane (point, disk)
-or to the outer bottom of the source container (volume).
+measured from the detector's outer front face (the end cap) to the source plane (point, disk),
+to the outer bottom of the source container (volume), or to the inner closed end of a Marinelli
+beaker's well (marinelli: 0 when the beaker sits on the end cap).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.montecarlo.materials import E_MAX_MEV, E_MIN_MEV, resolve_material
 
-SOURCE_KINDS = ("point", "disk", "volume")
+SOURCE_KINDS = ("point", "disk", "volume", "marinelli")
 MEDIA = ("air", "vacuum")
 #: "per_line": one photon per history, line by line; "whole_decay": every photon of a decay in one
 #: history (true-coincidence summing), from the nuclide's decay scheme.
@@ -89,7 +90,16 @@ class Backing:
 
 @dataclass(frozen=True)
 class Source:
-    """Point (on or off axis), coaxial disk, or a coaxial cylindrical volume in a container."""
+    """Point or disk (on or off axis), a cylindrical volume in a container (coaxial or with its
+    axis moved `offset_cm` off the detector axis), or a Marinelli beaker around the end cap.
+
+    Volume: `radius_cm` / `height_cm` are the contents' (inner) radius and fill height; the
+    container wall adds `wall_cm` on every side. Marinelli (always coaxial): `radius_cm` and
+    `height_cm` are the inner radius and inner height of the beaker, `well_radius_cm` the inner
+    radius of its re-entrant well (the detector's end cap goes in it) and `well_depth_cm` the well's
+    inner depth from the rim; `wall_cm` is the wall everywhere. Contents volume:
+    pi R^2 H - pi (r_well + wall)^2 d_well.
+    """
 
     kind: str = "point"
     distance_cm: float = 10.0
@@ -101,6 +111,18 @@ class Source:
     wall_material: str = "pvt"
     wall_cm: float = 0.0
     backing: Backing | None = None
+    well_radius_cm: float = 0.0
+    well_depth_cm: float = 0.0
+
+    @property
+    def contents_volume_cm3(self) -> float:
+        """Volume of the radioactive contents (0 for a point or disk)."""
+        if self.kind == "volume":
+            return math.pi * self.radius_cm**2 * self.height_cm
+        if self.kind == "marinelli":
+            return (math.pi * self.radius_cm**2 * self.height_cm
+                    - math.pi * (self.well_radius_cm + self.wall_cm) ** 2 * self.well_depth_cm)
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -238,6 +260,25 @@ def detector_preset(name: str) -> Detector:
     return detector_from_dict({"name": name, **presets[name]})
 
 
+@functools.lru_cache(maxsize=1)
+def source_presets() -> dict[str, dict]:
+    """Shipped source container presets (the common Marinelli beakers): name -> fields."""
+    return _resource_json("sources.json")["sources"]
+
+
+def source_preset(name: str, **overrides: Any) -> Source:
+    """A shipped source preset as a `Source`, with any field overridden (distance, contents...)."""
+    presets = source_presets()
+    if name not in presets:
+        raise NotFoundError(f"unknown source preset {name!r}; presets: {', '.join(sorted(presets))}")
+    fields = {k: v for k, v in presets[name].items() if k not in ("title", "provenance")}
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Source(**fields)
+    except TypeError as exc:
+        raise ValidationError(f"not a valid source: {exc}") from None
+
+
 def nuclide_lines(name: str) -> tuple[Line, ...]:
     library = nuclide_library()
     lookup = {k.lower().replace("-", ""): k for k in library}
@@ -373,17 +414,20 @@ def validate(config: SimulationConfig) -> None:
             raise ValidationError(
                 f"a {src.kind} source must be in front of the detector: distance {distance:g} cm is negative"
             )
-        if offset != 0.0 and src.kind == "volume":
-            raise ValidationError("a volume source is coaxial with the detector (non-coaxial cylinders are not "
-                                  "supported); offset must be 0")
+        if offset != 0.0 and src.kind == "marinelli":
+            raise ValidationError("a Marinelli beaker sits coaxially around the end cap; its offset must be 0")
         _number(src.radius_cm, f"{src.kind} source radius (cm)", positive=True)
-    if src.kind == "volume":
-        _number(src.height_cm, "volume source height (cm)", positive=True)
-        _material(src.material, "volume source material", src.density_g_cm3)
+    if src.kind in ("volume", "marinelli"):
+        _number(src.height_cm, f"{src.kind} source height (cm)", positive=True)
+        _material(src.material, f"{src.kind} source material", src.density_g_cm3)
         _number(src.wall_cm, "container wall thickness (cm)", non_negative=True)
         _material(src.wall_material, "container wall material", None)
         if src.backing is not None:
-            raise ValidationError("a volume source has a container, not a backing plate")
+            raise ValidationError(f"a {src.kind} source has a container, not a backing plate")
+    if src.kind == "marinelli":
+        _validate_marinelli(config)
+    elif src.well_radius_cm or src.well_depth_cm:
+        raise ValidationError(f"well radius and well depth belong to a Marinelli beaker, not a {src.kind} source")
     if src.backing is not None:
         _material(src.backing.material, "backing material", src.backing.density_g_cm3)
         _number(src.backing.radius_cm, "backing radius (cm)", positive=True)
@@ -427,6 +471,27 @@ def validate(config: SimulationConfig) -> None:
         _number(opts.spectrum_max_kev, "spectrum maximum (keV)", positive=True)
 
 
+def _validate_marinelli(config: SimulationConfig) -> None:
+    """The beaker's volumes must nest: the well inside the beaker, the end cap inside the well."""
+    src, det = config.source, config.detector
+    radius, height, wall = src.radius_cm, src.height_cm, src.wall_cm
+    well_r = _number(src.well_radius_cm, "Marinelli well radius (cm)", positive=True)
+    well_d = _number(src.well_depth_cm, "Marinelli well depth (cm)", positive=True)
+    if well_r + wall >= radius:
+        raise ValidationError(f"Marinelli well radius {well_r:g} cm plus the wall {wall:g} cm must be smaller than "
+                              f"the beaker's inner radius {radius:g} cm (the volumes must nest)")
+    if well_d >= height:
+        raise ValidationError(f"Marinelli well depth {well_d:g} cm must be smaller than the beaker's inner height "
+                              f"{height:g} cm (the volumes must nest)")
+    if well_d <= wall:
+        raise ValidationError(f"Marinelli well depth {well_d:g} cm must exceed the wall thickness {wall:g} cm")
+    if det.outer_radius_cm > well_r:
+        raise ValidationError(f"the detector's end cap (radius {det.outer_radius_cm:g} cm) does not fit in the "
+                              f"Marinelli well (radius {well_r:g} cm): the volumes overlap")
+    if config.absorbers:
+        raise ValidationError("absorbers between source and detector do not fit inside a Marinelli well")
+
+
 def _validate_surroundings(config: SimulationConfig) -> None:
     """Absorbers between source and detector, not overlapping anything; a shield that encloses all."""
     src, det = config.source, config.detector
@@ -454,8 +519,8 @@ def _validate_surroundings(config: SimulationConfig) -> None:
     if sh.inner_radius_cm is not None:
         r_in = _number(sh.inner_radius_cm, "shield inner radius (cm)", positive=True)
         radii = [det.outer_radius_cm, abs(src.offset_cm) + (src.radius_cm if src.kind == "disk" else 0.0)]
-        if src.kind == "volume":
-            radii.append(src.radius_cm + src.wall_cm)
+        if src.kind in ("volume", "marinelli"):
+            radii.append(abs(src.offset_cm) + src.radius_cm + src.wall_cm)
         if src.backing is not None:
             radii.append(src.backing.radius_cm)
         radii += [a.radius_cm for a in config.absorbers]

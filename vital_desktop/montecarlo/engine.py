@@ -185,7 +185,7 @@ def run_one_chunk(problem: Problem, seed: int, index: int, size: int) -> ChunkRe
     run_chunk(
         chunk_state(seed, index), n, problem.energies_mev,
         problem.cyl_r2, problem.cyl_zlo, problem.cyl_zhi, problem.cyl_mat, problem.cyl_parent,
-        problem.cyl_children, problem.cyl_nchildren,
+        problem.cyl_children, problem.cyl_nchildren, problem.cyl_cx, problem.cyl_open,
         problem.mu, problem.k_edge, problem.k_prob, problem.k_alpha, problem.k_beta, problem.k_beta_share,
         problem.coherent_b,
         problem.source_kind, problem.source_params, problem.source_region, problem.cone_params,

@@ -10,6 +10,13 @@ The world is a small tree of coaxial cylinders (axis z):
 Cylinder i is region i: "inside cylinder i but in none of its children". The kernel only ever
 asks for the distance to its own cylinder's surface (exit to the parent) and to its direct
 children's surfaces (entry), so a step costs at most three cylinder intersections.
+
+Cylinders are parallel to z; one may sit off the axis (`cx_cm`: an off-axis volume source and its
+container). A region with a hole that something else reaches into (a Marinelli beaker's re-entrant
+well around the detector's end cap) is a child that sticks out of its parent: the well's air is a
+child of the well wall and of the region around the beaker, and holds the detector stack. Such a
+parent is marked open (`cyl_open`): there the kernel also measures the exit distance when a child
+is hit, and on leaving a child it climbs the parents until it is inside one.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ WORLD_MARGIN_CM = 5.0
 #: Most children one cylinder can have (the region around the stacks: detector, source, absorbers).
 MAX_CHILDREN = 8
 SOURCE_POINT, SOURCE_DISK, SOURCE_VOLUME = 0, 1, 2
+#: source_params: x0, z0, radius, z_low, z_high, hole radius^2, hole z_low, hole z_high (a volume
+#: source is sampled uniformly in its cylinder, rejecting points inside the hole cylinder).
+N_SOURCE_PARAMS = 8
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class Cylinder:
     z_high_cm: float
     material: str
     density_g_cm3: float | None
+    cx_cm: float = 0.0
 
 
 @dataclass
@@ -57,6 +68,8 @@ class Problem:
     cyl_parent: np.ndarray
     cyl_children: np.ndarray
     cyl_nchildren: np.ndarray
+    cyl_cx: np.ndarray  # x of each cylinder's axis (0 on the detector axis)
+    cyl_open: np.ndarray  # 1 where a child sticks out of this cylinder (a Marinelli well)
     mu: np.ndarray  # (n_materials, 5, GRID_POINTS)
     k_edge: np.ndarray  # (n_materials, 2)
     k_prob: np.ndarray  # (n_materials, 2, GRID_POINTS)
@@ -95,23 +108,41 @@ def build_problem(config: SimulationConfig) -> Problem:
     src = config.source
     z_plane = z_front - src.distance_cm
     src_stack: list[Cylinder] = []
-    source_region = -1  # filled below; -1 means "the world"
-    params = np.zeros(5)
+    well: list[Cylinder] = []  # Marinelli: the well wall (if any), then the well's air
+    params = np.zeros(N_SOURCE_PARAMS)
+    medium = config.options.medium
+    fill = "air" if medium == "air" else "vacuum"
     if src.kind == "point":
         kind = SOURCE_POINT
-        params[:] = (src.offset_cm, z_plane, 0.0, z_plane, z_plane)
+        params[:5] = (src.offset_cm, z_plane, 0.0, z_plane, z_plane)
     elif src.kind == "disk":
         kind = SOURCE_DISK
-        params[:] = (src.offset_cm, z_plane, src.radius_cm, z_plane, z_plane)
-    else:
+        params[:5] = (src.offset_cm, z_plane, src.radius_cm, z_plane, z_plane)
+    elif src.kind == "volume":
         kind = SOURCE_VOLUME
         z_hi = z_plane - src.wall_cm
         z_lo = z_hi - src.height_cm
-        params[:] = (0.0, z_hi, src.radius_cm, z_lo, z_hi)
-        src_stack.append(Cylinder("source volume", src.radius_cm, z_lo, z_hi, src.material, src.density_g_cm3))
+        cx = src.offset_cm
+        params[:5] = (cx, z_hi, src.radius_cm, z_lo, z_hi)
+        src_stack.append(Cylinder("source volume", src.radius_cm, z_lo, z_hi, src.material, src.density_g_cm3, cx))
         if src.wall_cm > 0:
             src_stack.append(Cylinder("container", src.radius_cm + src.wall_cm, z_lo - src.wall_cm, z_plane,
-                                      src.wall_material, None))
+                                      src.wall_material, None, cx))
+    else:  # Marinelli beaker: contents with a re-entrant well around the end cap
+        kind = SOURCE_VOLUME
+        t = src.wall_cm
+        z_well = z_plane  # the well's inner closed end
+        z_rim = z_well + src.well_depth_cm
+        z_hi = z_rim - t
+        z_lo = z_hi - src.height_cm
+        src_stack.append(Cylinder("beaker contents", src.radius_cm, z_lo, z_hi, src.material, src.density_g_cm3))
+        if t > 0:
+            src_stack.append(Cylinder("beaker wall", src.radius_cm + t, z_lo - t, z_rim, src.wall_material, None))
+            well.append(Cylinder("beaker well wall", src.well_radius_cm + t, z_well - t, z_rim, src.wall_material,
+                                 None))
+        well.append(Cylinder("beaker well", src.well_radius_cm, z_well, max(z_rim, outer.z_high_cm), fill, None))
+        hole_r = src.well_radius_cm + t
+        params[:] = (0.0, z_hi, src.radius_cm, z_lo, z_hi, hole_r * hole_r, z_well - t, z_rim)
     if src.backing is not None:
         b = src.backing
         src_stack.append(Cylinder("backing", b.radius_cm, z_plane - b.thickness_cm, z_plane, b.material, b.density_g_cm3))
@@ -123,12 +154,10 @@ def build_problem(config: SimulationConfig) -> Problem:
                              det.height_cm, "vacuum", None))
     absorbers = [Cylinder(a.name or f"absorber {i + 1}", a.radius_cm, z_front - a.gap_cm - a.thickness_cm,
                           z_front - a.gap_cm, a.material, a.density_g_cm3) for i, a in enumerate(config.absorbers)]
-    inner = det_stack + hole + src_stack + absorbers
-    r_max = max(max(c.radius_cm for c in inner), abs(src.offset_cm))
+    inner = det_stack + hole + src_stack + well + absorbers
+    r_max = max(max(abs(c.cx_cm) + c.radius_cm for c in inner), abs(src.offset_cm))
     z_min = min(min(c.z_low_cm for c in inner), z_plane)
     z_max = max(max(c.z_high_cm for c in inner), z_plane)
-    medium = config.options.medium
-    fill = "air" if medium == "air" else "vacuum"
     shield: list[Cylinder] = []
     if config.shield is not None:
         sh = config.shield
@@ -147,26 +176,48 @@ def build_problem(config: SimulationConfig) -> Problem:
     parent = np.full(n, -1, dtype=np.int64)
     children = np.full((n, MAX_CHILDREN), -1, dtype=np.int64)
     nchildren = np.zeros(n, dtype=np.int64)
+    is_open = np.zeros(n, dtype=np.int64)
 
-    def adopt(child: int, into: int) -> None:
-        parent[child] = into
+    def add_child(child: int, into: int) -> None:
         children[into, nchildren[into]] = child
         nchildren[into] += 1
 
-    def link(stack_start: int, stack_len: int) -> None:
+    def adopt(child: int, into: int) -> None:
+        parent[child] = into
+        add_child(child, into)
+
+    def link(stack_start: int, stack_len: int, into: int) -> None:
         for i in range(stack_start + 1, stack_start + stack_len):
             adopt(i - 1, i)
-        adopt(stack_start + stack_len - 1, container)
+        adopt(stack_start + stack_len - 1, into)
 
-    link(0, len(det_stack))
+    first_source = len(det_stack) + len(hole)
+    first_well = first_source + len(src_stack)
+    if well:
+        # the well's air holds the detector and sticks out of the beaker through the rim plane, so
+        # it is also a child of the region around the beaker (listed first: it wins a tie there)
+        well_air = first_well + len(well) - 1
+        add_child(well_air, container)
+        link(0, len(det_stack), well_air)
+        contents = first_source
+        if len(well) == 2:  # a wall: contents < beaker wall; well air < well wall < contents and beaker wall
+            well_wall = first_well
+            adopt(well_air, well_wall)
+            adopt(well_wall, contents)
+            add_child(well_wall, first_source + 1)
+            is_open[well_wall] = 1
+        else:
+            adopt(well_air, contents)
+        is_open[contents] = 1
+    else:
+        link(0, len(det_stack), container)
     if hole:
         # the core hole is a child of the crystal (cylinder 0); it shares the crystal's back face
         adopt(len(det_stack), 0)
-    first_source = len(det_stack) + len(hole)
     if src_stack:
-        link(first_source, len(src_stack))
+        link(first_source, len(src_stack), container)
     for i in range(len(absorbers)):
-        link(first_source + len(src_stack) + i, 1)
+        link(first_well + len(well) + i, 1, container)
     if shield:
         adopt(len(inner) + 1, world_index)
         adopt(len(inner), len(inner) + 1)
@@ -229,6 +280,8 @@ def build_problem(config: SimulationConfig) -> Problem:
         cyl_parent=parent,
         cyl_children=children,
         cyl_nchildren=nchildren,
+        cyl_cx=np.array([c.cx_cm for c in cylinders]),
+        cyl_open=is_open,
         mu=mu,
         k_edge=k_edge,
         k_prob=k_prob,

@@ -293,6 +293,32 @@ def _cone(x, y, z, det_r, det_zlo, sph_z, sph_r):
     return -2.0, 0.0, 0.0, 1.0
 
 
+@njit(inline="always")
+def _source_point(rs, source_kind, px0, pz0, src_radius, src_zlo, src_zhi, hole_r2, hole_zlo, hole_zhi):
+    """A uniform emission point: the point itself, a point of the disk, or of the volume cylinder
+    outside its hole cylinder (a Marinelli beaker's well; rejection, hole_r2 = 0 means none)."""
+    if source_kind == 0:
+        return px0, 0.0, pz0, rs
+    while True:
+        r, rs = _step(rs)
+        rr = src_radius * math.sqrt(r)
+        r, rs = _step(rs)
+        ph = TWO_PI * r
+        x = px0 + rr * math.cos(ph)
+        y = rr * math.sin(ph)
+        if source_kind == 1:
+            return x, y, pz0, rs
+        r, rs = _step(rs)
+        z = src_zlo + (src_zhi - src_zlo) * r
+        if hole_r2 <= 0.0 or not (hole_zlo <= z <= hole_zhi and x * x + y * y < hole_r2):
+            return x, y, z, rs
+
+
+#: Only FMA contraction (a*b + c in one rounding) is allowed: no reassociation, no assumption
+#: that NaN/inf cannot occur; results change in the last bits only (the tests cover it).
+FASTMATH = {"contract"}
+
+
 #: Only FMA contraction (a*b + c in one rounding) is allowed: no reassociation, no assumption
 #: that NaN/inf cannot occur; results change in the last bits only (the tests cover it).
 FASTMATH = {"contract"}
@@ -301,7 +327,7 @@ FASTMATH = {"contract"}
 @njit(cache=True, nogil=True, fastmath=FASTMATH)
 def run_chunk(
     state, n_per_line, energies,
-    cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren,
+    cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren, cyl_cx, cyl_open,
     mu, k_edge, k_prob, k_alpha, k_beta, k_beta_share, coherent_b,
     source_kind, source_params, source_region, cone_params,
     cutoff, k_on, spectrum_max,
@@ -333,30 +359,23 @@ def run_chunk(
     src_radius = source_params[2]
     src_zlo = source_params[3]
     src_zhi = source_params[4]
+    hole_r2 = source_params[5]
+    hole_zlo = source_params[6]
+    hole_zhi = source_params[7]
     # a point source has one cone for all its histories
     point_cone = _cone(px0, 0.0, pz0, det_r, det_zlo, sph_z, sph_r)
+    off_axis = False
+    any_open = False
+    for i in range(cyl_cx.size):
+        off_axis = off_axis or cyl_cx[i] != 0.0
+        any_open = any_open or cyl_open[i] != 0
     steps = 0
     rs = (state[0], state[1], state[2], state[3])
     for line in range(energies.size):
         e0 = energies[line]
         for _h in range(n_per_line[line]):
-            # --- source position
-            if source_kind == 0:
-                x = px0
-                y = 0.0
-                z = pz0
-            else:
-                r, rs = _step(rs)
-                rr = src_radius * math.sqrt(r)
-                r, rs = _step(rs)
-                ph = TWO_PI * r
-                x = px0 + rr * math.cos(ph)
-                y = rr * math.sin(ph)
-                if source_kind == 1:
-                    z = pz0
-                else:
-                    r, rs = _step(rs)
-                    z = src_zlo + (src_zhi - src_zlo) * r
+            x, y, z, rs = _source_point(rs, source_kind, px0, pz0, src_radius, src_zlo, src_zhi, hole_r2, hole_zlo,
+                                        hole_zhi)
             # --- direction: into the cone that sees the detector, weighted by its solid angle
             w = 1.0
             if vr_on:
@@ -418,8 +437,16 @@ def run_chunk(
                     # (one quadratic, no square root). So the exit distance is computed only for
                     # flights that really leave. Both tests are written in mean free paths
                     # (multiplied through by mu), so tau / mu is divided out only on interaction.
-                    rho2 = x * x + y * y
-                    bb = x * ux + y * uy
+                    # coordinates relative to the own cylinder's axis (off the axis only for an
+                    # off-axis volume source and its container; `off_axis` is fixed per chunk, so the
+                    # usual all-on-axis case costs one well-predicted branch per step)
+                    cxr = 0.0
+                    xr = x
+                    if off_axis:
+                        cxr = cyl_cx[reg]
+                        xr = x - cxr
+                    rho2 = xr * xr + y * y
+                    bb = xr * ux + y * uy
                     m = cyl_mat[reg]
                     mut = 0.0
                     if m >= 0:
@@ -428,11 +455,24 @@ def run_chunk(
                     target = -1
                     for c in range(cyl_nchildren[reg]):
                         ch = cyl_children[reg, c]
-                        d = _entry_distance(rho2, bb, da, z, uz, inv_uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
+                        shift = cyl_cx[ch] - cxr if off_axis else 0.0
+                        if shift == 0.0:
+                            d = _entry_distance(rho2, bb, da, z, uz, inv_uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
+                        else:
+                            xc = xr - shift
+                            d = _entry_distance(xc * xc + y * y, xc * ux + y * uy, da, z, uz, inv_uz, cyl_r2[ch],
+                                                cyl_zlo[ch], cyl_zhi[ch])
                         if d < dmin:
                             dmin = d
                             target = ch
                     if target >= 0:
+                        if any_open and cyl_open[reg] != 0:
+                            # a child sticks out of this cylinder (a Marinelli well): the ray may leave first
+                            d_exit = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg],
+                                                    cyl_zhi[reg])
+                            if d_exit < dmin:
+                                dmin = d_exit
+                                target = cyl_parent[reg]
                         crossing = tau >= mut * dmin
                     else:
                         crossing = True
@@ -456,13 +496,16 @@ def run_chunk(
                         reg = target
                         # surfaces shared by nested cylinders (a layer with zero side or back
                         # thickness) are crossed at once instead of by zero-length steps
+                        # leaving a child that sticks out of its parent (a Marinelli well) climbs
+                        # to the first cylinder that contains the point
                         if exiting:
-                            while reg >= 0 and not _inside(x, y, z, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg]):
+                            while reg >= 0 and not _inside(x - cyl_cx[reg] if off_axis else x, y, z, cyl_r2[reg], cyl_zlo[reg],
+                                                           cyl_zhi[reg]):
                                 reg = cyl_parent[reg]
                         else:
                             while cyl_nchildren[reg] == 1:
                                 ch = cyl_children[reg, 0]
-                                if not _inside(x, y, z, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch]):
+                                if not _inside(x - cyl_cx[ch] if off_axis else x, y, z, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch]):
                                     break
                                 reg = ch
                         if reg < 0:

@@ -4,7 +4,11 @@ One history is one decay: a decay event is sampled from the scheme's flat tables
 `decay.py`), all its photons (cascade gammas, X-rays, the back-to-back annihilation pair of a
 beta+ branch) start from one source point, and their crystal deposits add up, so sum peaks and
 summing-out losses come out of the simulation. The photon transport is the one of `kernel.py`
-(same helpers, same physics, same cylinder tree); only emission and tallies differ.
+(same helpers, same physics, same cylinder tree); only emission and tallies differ. The flight
+loop is written out in both kernels on purpose: moving it into one shared numba function
+made the per-line 3"x3" NaI Cs-137 case 3.1x slower as a plain call (array arguments are
+reference-counted per photon) and 1.7x slower inlined by numba (numba 0.68, this machine, with
+benchmarks/bench_montecarlo_kernel_ab.py), so a change to the flight loop must be made in both.
 
 Emission with variance reduction (exact, weights per history). All photons of a decay start at
 the same point, so they share the cone that contains the detector; a single photon lies in it
@@ -34,7 +38,6 @@ from vital_desktop.montecarlo.kernel import (
     MAX_STEPS,
     NUDGE_CM,
     STACK_SIZE,
-    TWO_PI,
     _coherent_cos,
     _cone,
     _direction_terms,
@@ -45,6 +48,7 @@ from vital_desktop.montecarlo.kernel import (
     _kahn,
     _klein_nishina,
     _rotate,
+    _source_point,
     _step,
 )
 from vital_desktop.montecarlo.materials import LN_E_MIN
@@ -108,7 +112,7 @@ def run_decay_chunk(
     state, n_decays,
     br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, lv_dau, tr_cum, tr_to, tr_e, tr_pg, tr_pkx,
     dau_xa, dau_xb, dau_xshare, peak_e, peak_window,
-    cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren,
+    cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren, cyl_cx, cyl_open,
     mu, k_edge, k_prob, k_alpha, k_beta, k_beta_share, coherent_b,
     source_kind, source_params, source_region, cone_params,
     cutoff, k_on, spectrum_max,
@@ -146,7 +150,15 @@ def run_decay_chunk(
     src_radius = source_params[2]
     src_zlo = source_params[3]
     src_zhi = source_params[4]
+    hole_r2 = source_params[5]
+    hole_zlo = source_params[6]
+    hole_zhi = source_params[7]
     point_cone = _cone(px0, 0.0, pz0, det_r, det_zlo, sph_z, sph_r)
+    off_axis = False
+    any_open = False
+    for i in range(cyl_cx.size):
+        off_axis = off_axis or cyl_cx[i] != 0.0
+        any_open = any_open or cyl_open[i] != 0
     steps = 0
     rs = (state[0], state[1], state[2], state[3])
     for _h in range(n_decays):
@@ -155,22 +167,8 @@ def run_decay_chunk(
         out_sums[0] += 1.0
         if n_units == 0:
             continue
-        if source_kind == 0:
-            x = px0
-            y = 0.0
-            z = pz0
-        else:
-            r, rs = _step(rs)
-            rr = src_radius * math.sqrt(r)
-            r, rs = _step(rs)
-            ph = TWO_PI * r
-            x = px0 + rr * math.cos(ph)
-            y = rr * math.sin(ph)
-            if source_kind == 1:
-                z = pz0
-            else:
-                r, rs = _step(rs)
-                z = src_zlo + (src_zhi - src_zlo) * r
+        x, y, z, rs = _source_point(rs, source_kind, px0, pz0, src_radius, src_zlo, src_zhi, hole_r2, hole_zlo,
+                                    hole_zhi)
         # --- which units go into the cone (stratified, exact weights); analog when not possible
         w = 1.0
         analog = True
@@ -280,8 +278,16 @@ def run_decay_chunk(
                     out_diag[1] += 1.0
                     e_escaped += e
                     break
-                rho2 = x * x + y * y
-                bb = x * ux + y * uy
+                # coordinates relative to the own cylinder's axis (off the axis only for an
+                # off-axis volume source and its container; `off_axis` is fixed per chunk, so the
+                # usual all-on-axis case costs one well-predicted branch per step)
+                cxr = 0.0
+                xr = x
+                if off_axis:
+                    cxr = cyl_cx[reg]
+                    xr = x - cxr
+                rho2 = xr * xr + y * y
+                bb = xr * ux + y * uy
                 m = cyl_mat[reg]
                 mut = 0.0
                 if m >= 0:
@@ -290,11 +296,23 @@ def run_decay_chunk(
                 target = -1
                 for c in range(cyl_nchildren[reg]):
                     ch = cyl_children[reg, c]
-                    d = _entry_distance(rho2, bb, da, z, uz, inv_uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
+                    shift = cyl_cx[ch] - cxr if off_axis else 0.0
+                    if shift == 0.0:
+                        d = _entry_distance(rho2, bb, da, z, uz, inv_uz, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch])
+                    else:
+                        xc = xr - shift
+                        d = _entry_distance(xc * xc + y * y, xc * ux + y * uy, da, z, uz, inv_uz, cyl_r2[ch],
+                                            cyl_zlo[ch], cyl_zhi[ch])
                     if d < dmin:
                         dmin = d
                         target = ch
                 if target >= 0:
+                    if any_open and cyl_open[reg] != 0:
+                        d_exit = _exit_distance(rho2, bb, da, inv_a, z, uz, inv_uz, cyl_r2[reg], cyl_zlo[reg],
+                                                cyl_zhi[reg])
+                        if d_exit < dmin:
+                            dmin = d_exit
+                            target = cyl_parent[reg]
                     crossing = tau >= mut * dmin
                 else:
                     crossing = True
@@ -316,12 +334,13 @@ def run_decay_chunk(
                     exiting = target == cyl_parent[reg]
                     reg = target
                     if exiting:
-                        while reg >= 0 and not _inside(x, y, z, cyl_r2[reg], cyl_zlo[reg], cyl_zhi[reg]):
+                        while reg >= 0 and not _inside(x - cyl_cx[reg] if off_axis else x, y, z, cyl_r2[reg], cyl_zlo[reg],
+                                                       cyl_zhi[reg]):
                             reg = cyl_parent[reg]
                     else:
                         while cyl_nchildren[reg] == 1:
                             ch = cyl_children[reg, 0]
-                            if not _inside(x, y, z, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch]):
+                            if not _inside(x - cyl_cx[ch] if off_axis else x, y, z, cyl_r2[ch], cyl_zlo[ch], cyl_zhi[ch]):
                                 break
                             reg = ch
                     if reg < 0:

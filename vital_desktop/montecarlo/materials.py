@@ -71,7 +71,10 @@ K_SHELL: dict[str, KShellElement] = {
 class Material:
     """A registry entry: data file, nominal density, composition and an effective Z.
 
-    `effective_z` only shapes the approximate coherent-scattering form factor.
+    `effective_z` only shapes the approximate coherent-scattering form factor. A material with
+    `file == MIXTURE` has no table of its own: its coefficients are built from its elemental mass
+    fractions by the mixture rule (mu/rho = sum_i w_i (mu/rho)_i, exact for photon attenuation)
+    from the XCOM element tables; `source` cites the composition.
     """
 
     name: str
@@ -80,10 +83,27 @@ class Material:
     density_g_cm3: float
     mass_fractions: tuple[tuple[str, float], ...]
     effective_z: float
+    source: str = ""
+
+
+#: `Material.file` of a material built from its elements (the element tables are in
+#: `resources/physics/elements_mixtures.csv`).
+MIXTURE = "elements"
+
+
+#: Where the compositions of the mixture materials come from.
+COMPOSITION_SOURCES = {
+    "concrete": "NIST, Tables of X-Ray Mass Attenuation Coefficients (Hubbell & Seltzer, NIST SRD 126), "
+                "Table 2 'Concrete, Ordinary': mass fractions and density 2.30 g/cm3 (real concretes vary: "
+                "2.2-2.4 g/cm3; set density_g_cm3 for yours)",
+    "pp": "stoichiometric (CH2)n (the same composition as NIST's polyethylene), density 0.90 g/cm3 "
+          "(polypropylene beakers 0.90-0.91)",
+}
 
 
 def _m(name: str, title: str, density: float, fractions: dict[str, float], z_eff: float, file: str | None = "") -> Material:
-    return Material(name, title, f"{name}.csv" if file == "" else file, density, tuple(fractions.items()), z_eff)
+    return Material(name, title, f"{name}.csv" if file == "" else file, density, tuple(fractions.items()), z_eff,
+                    COMPOSITION_SOURCES.get(name, ""))
 
 
 MATERIALS: dict[str, Material] = {
@@ -107,6 +127,10 @@ MATERIALS: dict[str, Material] = {
         _m("mgo", "MgO reflector", 3.58, {"O": 0.396964, "Mg": 0.603036}, 10.4),
         _m("ptfe", "PTFE (Teflon)", 2.2, {"C": 0.240183, "F": 0.759817}, 8.4),
         _m("sio2", "SiO2 (quartz/glass window)", 2.2, {"O": 0.532565, "Si": 0.467435}, 11.0),
+        _m("concrete", "ordinary concrete (NIST)", 2.30,
+           {"H": 0.022100, "C": 0.002484, "O": 0.574930, "Na": 0.015208, "Mg": 0.001266, "Al": 0.019953,
+            "Si": 0.304627, "K": 0.010045, "Ca": 0.042951, "Fe": 0.006435}, 11.0, file=MIXTURE),
+        _m("pp", "polypropylene (CH2)n", 0.90, {"H": 0.143711, "C": 0.856289}, 5.5, file=MIXTURE),
         _m("vacuum", "vacuum", 0.0, {}, 0.0, file=None),
         _m("black", "perfect absorber (validation only)", 1.0, {}, 0.0, file=None),
         _m("absorber", "pure photoabsorber, mu = density x 1 cm2/g at every energy (validation only)", 1.0, {}, 0.0,
@@ -123,6 +147,7 @@ ALIASES = {
     "germanium": "ge", "labr3(ce)": "labr3", "labr": "labr3", "plastic": "pvt", "polyvinyltoluene": "pvt",
     "aluminium": "al", "aluminum": "al", "lead": "pb", "steel": "fe", "iron": "fe", "copper": "cu", "tin": "sn",
     "cadmium": "cd", "beryllium": "be", "teflon": "ptfe", "quartz": "sio2", "glass": "sio2", "h2o": "water",
+    "polypropylene": "pp", "ordinary-concrete": "concrete",
 }
 
 
@@ -202,6 +227,38 @@ def _mass_tables(file: str) -> np.ndarray:
     return interpolate_table(read_table(file), grid_energies())
 
 
+@functools.cache
+def _mixture_elements() -> dict[str, np.ndarray]:
+    with _physics_file("elements_mixtures.csv").open("r", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        by_symbol: dict[str, list[list[float]]] = {}
+        for row in reader:
+            by_symbol.setdefault(row[1], []).append([float(x) for x in row[3:]])
+    return {k: np.asarray(v) for k, v in by_symbol.items()}
+
+
+def mixture_table(mass_fractions: tuple[tuple[str, float], ...], energies_mev: np.ndarray) -> np.ndarray:
+    """Mass coefficients (n, 5) of a mixture: each element interpolated on its own table (its own
+    edges), then summed with its mass fraction (the mixture rule)."""
+    elements = _mixture_elements()
+    out = np.zeros((np.asarray(energies_mev).size, 5))
+    for symbol, fraction in mass_fractions:
+        if symbol not in elements:
+            raise ValidationError(f"no cross-section table for element {symbol!r} (have {', '.join(elements)})")
+        out += fraction * interpolate_table(elements[symbol], energies_mev)
+    return out
+
+
+@functools.cache
+def _material_mass(name: str) -> np.ndarray:
+    material = MATERIALS[name]
+    if material.file == MIXTURE:
+        return mixture_table(material.mass_fractions, grid_energies())
+    assert material.file is not None
+    return _mass_tables(material.file)
+
+
 def linear_coefficients(material: Material, density_g_cm3: float, *, coherent: bool) -> np.ndarray:
     """The kernel's table for one material: (5, GRID_POINTS) linear coefficients in 1/cm.
 
@@ -219,7 +276,7 @@ def linear_coefficients(material: Material, density_g_cm3: float, *, coherent: b
         out[ROW_TOTAL] = density_g_cm3
         out[ROW_PHOTO] = density_g_cm3
         return out
-    mass = _mass_tables(material.file)
+    mass = _material_mass(material.name)
     out[ROW_PHOTO] = mass[:, 2] * density_g_cm3
     out[ROW_COMPTON] = mass[:, 1] * density_g_cm3
     out[ROW_PAIR] = mass[:, 3] * density_g_cm3
@@ -265,7 +322,7 @@ def k_shell_table(material: Material) -> KShellTable:
         return KShellTable(edges, probability, alpha, beta, share)
     elements = _element_tables()
     energies = grid_energies()
-    tau_material = _mass_tables(material.file)[:, 2]
+    tau_material = _material_mass(material.name)[:, 2]
     slot = 0
     for symbol, fraction in material.mass_fractions:
         if symbol not in K_SHELL or symbol not in elements or slot >= 2:

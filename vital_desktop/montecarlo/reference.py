@@ -143,10 +143,17 @@ def _emit(p: Problem, rng, n):
         y = np.zeros(n)
         z = np.full(n, sp[1])
     else:
-        rr = sp[2] * np.sqrt(rng.random(n))
-        cphi, sphi = _azimuth(rng, n)
-        x, y = sp[0] + rr * cphi, rr * sphi
-        z = np.full(n, sp[1]) if p.source_kind == 1 else sp[3] + (sp[4] - sp[3]) * rng.random(n)
+        x, y, z = np.empty(n), np.empty(n), np.empty(n)
+        todo = np.arange(n)
+        while todo.size:  # uniform in the disk or volume, rejecting a volume's hole (Marinelli well)
+            k = todo.size
+            rr = sp[2] * np.sqrt(rng.random(k))
+            cphi, sphi = _azimuth(rng, k)
+            x[todo], y[todo] = sp[0] + rr * cphi, rr * sphi
+            z[todo] = np.full(k, sp[1]) if p.source_kind == 1 else sp[3] + (sp[4] - sp[3]) * rng.random(k)
+            xs, ys, zs = x[todo], y[todo], z[todo]
+            in_hole = (sp[5] > 0) & (zs >= sp[6]) & (zs <= sp[7]) & (xs * xs + ys * ys < sp[5])
+            todo = todo[in_hole]
     w = np.ones(n)
     vr_on, p_out, det_r, det_zlo, sph_z, sph_r = p.cone_params
     if vr_on < 0.5:
@@ -206,13 +213,13 @@ def _batch(p: Problem, rng, e0: float, n: int) -> tuple[float, float]:
     k_on = p.k_on
     while hist.size:
         # nearest boundary
-        dmin = _exit_distance(x, y, z, ux, uy, uz, p.cyl_r2[reg], p.cyl_zlo[reg], p.cyl_zhi[reg])
+        dmin = _exit_distance(x - p.cyl_cx[reg], y, z, ux, uy, uz, p.cyl_r2[reg], p.cyl_zlo[reg], p.cyl_zhi[reg])
         target = p.cyl_parent[reg].copy()
-        for c in range(2):
+        for c in range(int(p.cyl_nchildren.max())):
             ch = p.cyl_children[reg, c]
             has = ch >= 0
             chs = np.where(has, ch, 0)
-            d = _entry_distance(x, y, z, ux, uy, uz, p.cyl_r2[chs], p.cyl_zlo[chs], p.cyl_zhi[chs])
+            d = _entry_distance(x - p.cyl_cx[chs], y, z, ux, uy, uz, p.cyl_r2[chs], p.cyl_zlo[chs], p.cyl_zhi[chs])
             closer = has & (d < dmin)
             dmin = np.where(closer, d, dmin)
             target = np.where(closer, ch, target)
@@ -230,7 +237,16 @@ def _batch(p: Problem, rng, e0: float, n: int) -> tuple[float, float]:
         y = y + step * uy
         z = z + step * uz
         tau = np.where(cross, tau - mut * dmin, tau)
+        leaving = cross & (target == p.cyl_parent[reg])
         reg = np.where(cross, target, reg)
+        while True:  # a child that sticks out of its parent (Marinelli well): climb to a container
+            rs_ = np.where(reg >= 0, reg, 0)
+            xr = x - p.cyl_cx[rs_]
+            outside = ((z < p.cyl_zlo[rs_]) | (z > p.cyl_zhi[rs_]) | (xr * xr + y * y > p.cyl_r2[rs_]))
+            climb = leaving & (reg >= 0) & outside
+            if not climb.any():
+                break
+            reg = np.where(climb, p.cyl_parent[rs_], reg)
         alive = ~(cross & (reg < 0))
         act = ~cross
         # interactions

@@ -159,7 +159,7 @@ def _run_chunk(problem: Problem, scheme: DecayScheme, peak_e: np.ndarray, seed: 
         t.br_cum, t.br_level, t.br_pair, t.br_kx, t.br_dau, t.lv_first, t.lv_n, t.lv_dau, t.tr_cum, t.tr_to, t.tr_e,
         t.tr_pg, t.tr_pkx, t.dau_xa, t.dau_xb, t.dau_xshare, peak_e, PEAK_WINDOW_KEV / 1000.0,
         problem.cyl_r2, problem.cyl_zlo, problem.cyl_zhi, problem.cyl_mat, problem.cyl_parent,
-        problem.cyl_children, problem.cyl_nchildren,
+        problem.cyl_children, problem.cyl_nchildren, problem.cyl_cx, problem.cyl_open,
         problem.mu, problem.k_edge, problem.k_prob, problem.k_alpha, problem.k_beta, problem.k_beta_share,
         problem.coherent_b,
         problem.source_kind, problem.source_params, problem.source_region, problem.cone_params,

@@ -1,7 +1,7 @@
 """Calibration: Monte Carlo efficiency and calibration factors of a detector, on this laptop.
 
 The form builds a `montecarlo.SimulationConfig` (a preset detector, optionally with custom
-dimensions; a point, disk or volume source; a nuclide or a gamma energy), and
+dimensions; a point, disk, off-axis volume or Marinelli source; a nuclide or a gamma energy), and
 `services.calibration.run_calibration` runs it in the compute pool with progress and cancel
 (a cancelled run stores nothing). Every result is shown with its 1-sigma statistical
 uncertainty, the pulse-height spectrum on a log scale, and the stored runs can be reopened.
@@ -47,6 +47,7 @@ from vital_desktop.ui.charts import (
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.permissions import gate, reason_label
+from vital_desktop.ui.workers import Job
 from vital_desktop.ui.widgets import (
     Card,
     KeyValuePanel,
@@ -60,7 +61,8 @@ from vital_desktop.ui.widgets import (
 CRYSTAL_MATERIALS = ("nai", "csi", "ge", "labr3", "bgo", "pvt")
 HISTORY_CHOICES = ("1e5", "2e5", "1e6", "1e7")
 ABSORBER_MATERIALS = ("al", "cu", "sn", "cd", "pb", "fe", "pvt")
-SHIELD_MATERIALS = ("pb", "fe", "cu")
+SHIELD_MATERIALS = ("pb", "fe", "concrete", "cu")
+SOURCE_KINDS = ("point", "disk", "volume", "marinelli")
 
 
 def _spin(low: float, high: float, value: float, decimals: int = 2, suffix: str = " cm") -> QDoubleSpinBox:
@@ -80,13 +82,14 @@ class CalibrationPage(Page):
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
-        from vital_desktop.montecarlo import detector_presets, nuclide_library
+        from vital_desktop.montecarlo import detector_presets, nuclide_library, source_presets
 
         self.presets = detector_presets()
+        self.source_presets = source_presets()
         self.nuclides = nuclide_library()
         self.detail: calibration.RunDetail | None = None
         self.site_presets: dict[str, dict] = {}
-        self.run_job = None
+        self.run_job: Job | None = None
 
         root, _header = page_layout(self, "Calibration",
                                    "Monte Carlo photon transport: efficiencies and calibration factors with their "
@@ -117,18 +120,46 @@ class CalibrationPage(Page):
         self.crystal_height = _spin(0.01, 100.0, 7.62)
         form.addRow("Crystal height", self.crystal_height)
         self.source_kind = QComboBox()
-        self.source_kind.addItems(["point", "disk", "volume"])
+        self.source_kind.addItems(list(SOURCE_KINDS))
+        self.source_kind.setToolTip("point or disk (on or off the axis), a cylindrical volume (coaxial or off the "
+                                    "axis), or a Marinelli beaker around the end cap")
         self.source_kind.currentIndexChanged.connect(lambda _i: self._update_enabled())
         form.addRow("Source", self.source_kind)
+        self.source_preset = QComboBox()
+        self.source_preset.addItem("custom dimensions", "")
+        for key, preset in self.source_presets.items():
+            self.source_preset.addItem(str(preset.get("title", key)), key)
+        self.source_preset.setToolTip("A shipped beaker: fills the dimensions below (which you can still change)")
+        self.source_preset.currentIndexChanged.connect(lambda _i: self._source_preset_changed())
+        form.addRow("Source preset", self.source_preset)
         self.distance = _spin(0.0, 10_000.0, 10.0)
-        self.distance.setToolTip("From the detector's front face (end cap) to the source plane / container bottom")
+        self.distance.setToolTip("From the detector's front face (end cap) to the source plane / container bottom "
+                                 "(Marinelli: to the bottom of its well; 0 = sitting on the end cap)")
         form.addRow("Distance", self.distance)
+        self.source_offset = _spin(0.0, 1000.0, 0.0)
+        self.source_offset.setToolTip("Distance of the source (a volume's axis) off the detector axis")
+        form.addRow("Off-axis offset", self.source_offset)
         self.source_radius = _spin(0.0, 100.0, 2.5)
+        self.source_radius.setToolTip("Disk radius; container or beaker inner radius")
         form.addRow("Source radius", self.source_radius)
         self.source_height = _spin(0.0, 100.0, 2.0)
-        form.addRow("Fill height (volume)", self.source_height)
+        self.source_height.setToolTip("Volume fill height; Marinelli inner height")
+        form.addRow("Fill height", self.source_height)
+        well_row = QWidget()
+        well_layout = QHBoxLayout(well_row)
+        well_layout.setContentsMargins(0, 0, 0, 0)
+        self.well_radius = _spin(0.0, 100.0, 4.2)
+        self.well_radius.setToolTip("Marinelli: inner radius of the re-entrant well (the end cap must fit)")
+        self.well_depth = _spin(0.0, 100.0, 7.8)
+        self.well_depth.setToolTip("Marinelli: inner depth of the well, from the rim")
+        well_layout.addWidget(self.well_radius)
+        well_layout.addWidget(self.well_depth)
+        form.addRow("Well radius, depth", well_row)
+        self.wall = _spin(0.0, 10.0, 0.0, 3)
+        self.wall.setToolTip("Container / beaker wall thickness (polypropylene for a Marinelli preset)")
+        form.addRow("Wall", self.wall)
         self.source_material = QComboBox()
-        self.source_material.addItems(["water", "soil", "concrete", "air"])
+        self.source_material.addItems(["water", "concrete", "air", "pp"])
         self.source_material.setEditable(True)
         form.addRow("Source contents", self.source_material)
         absorber_row = QWidget()
@@ -152,6 +183,18 @@ class CalibrationPage(Page):
         shield_layout.addWidget(self.shield_material)
         shield_layout.addWidget(self.shield_wall)
         form.addRow("Shield", shield_row)
+        backing_row = QWidget()
+        backing_layout = QHBoxLayout(backing_row)
+        backing_layout.setContentsMargins(0, 0, 0, 0)
+        self.backing_material = QComboBox()
+        self.backing_material.addItems(["none", *SHIELD_MATERIALS, "al"])
+        self.backing_material.setToolTip("A plate right behind a point or disk source (holder, shelf): "
+                                         "backscatter raises the gross counts")
+        self.backing_thickness = _spin(0.01, 100.0, 1.0)
+        backing_layout.addWidget(self.backing_material)
+        backing_layout.addWidget(self.backing_thickness)
+        form.addRow("Backing plate", backing_row)
+        self.backing_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
         self.absorber_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
         self.shield_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
         emission = QWidget()
@@ -287,9 +330,19 @@ class CalibrationPage(Page):
         for widget in (self.material, self.crystal_radius, self.crystal_height):
             widget.setEnabled(custom)
         kind = self.source_kind.currentText()
-        self.source_radius.setEnabled(kind in ("disk", "volume"))
-        self.source_height.setEnabled(kind == "volume")
-        self.source_material.setEnabled(kind == "volume")
+        # a field that does not apply to the source kind is disabled (and not used): a point keeps no radius
+        self.source_offset.setEnabled(kind in ("point", "disk", "volume"))
+        self.source_radius.setEnabled(kind in ("disk", "volume", "marinelli"))
+        self.source_height.setEnabled(kind in ("volume", "marinelli"))
+        self.source_material.setEnabled(kind in ("volume", "marinelli"))
+        self.wall.setEnabled(kind in ("volume", "marinelli"))
+        self.well_radius.setEnabled(kind == "marinelli")
+        self.well_depth.setEnabled(kind == "marinelli")
+        self.source_preset.setEnabled(kind == "marinelli")
+        self.backing_material.setEnabled(kind in ("point", "disk"))
+        self.backing_thickness.setEnabled(kind in ("point", "disk") and self.backing_material.currentText() != "none")
+        if kind != "marinelli" and self.source_preset.currentIndex() != 0:
+            self.source_preset.setCurrentIndex(0)
         self.nuclide.setEnabled(self.use_nuclide.isChecked())
         self.per_line.setEnabled(self.use_nuclide.isChecked())
         for spin in (self.absorber_thickness, self.absorber_gap):
@@ -299,7 +352,7 @@ class CalibrationPage(Page):
 
     def build_config(self) -> Any:
         """The simulation configuration of the form (validated by the service before any work)."""
-        from vital_desktop.montecarlo import Source, detector_preset, make_config
+        from vital_desktop.montecarlo import detector_preset, make_config
         from vital_desktop.montecarlo.config import detector_from_dict
 
         name = self.detector.currentData()
@@ -309,17 +362,50 @@ class CalibrationPage(Page):
         if self.custom.isChecked():
             detector = replace(detector, name=f"{detector.name} (custom)", material=self.material.currentText(),
                                radius_cm=self.crystal_radius.value(), height_cm=self.crystal_height.value())
-        kind = self.source_kind.currentText()
-        source = Source(kind=kind, distance_cm=self.distance.value(),
-                        radius_cm=self.source_radius.value() if kind in ("disk", "volume") else 0.0,
-                        height_cm=self.source_height.value() if kind == "volume" else 0.0,
-                        material=self.source_material.currentText() or "water")
+        source = self.build_source()
         if self.use_nuclide.isChecked():
             config = make_config(detector=detector, source=source, nuclide=self.nuclide.currentText(),
                                  per_line=True if self.per_line.isChecked() else None)
         else:
             config = make_config(detector=detector, source=source, energies_kev=[self.energy.value()])
         return self._with_surroundings(config)
+
+    def build_source(self) -> Any:
+        """The source of the form: only the fields that apply to its kind are read."""
+        from vital_desktop.montecarlo import Backing, Source
+
+        kind = self.source_kind.currentText()
+        fields: dict[str, Any] = {"kind": kind, "distance_cm": self.distance.value()}
+        if kind != "marinelli":
+            fields["offset_cm"] = self.source_offset.value()
+        if kind != "point":
+            fields["radius_cm"] = self.source_radius.value()
+        if kind in ("volume", "marinelli"):
+            fields.update(height_cm=self.source_height.value(), wall_cm=self.wall.value(),
+                          material=self.source_material.currentText() or "water")
+            preset = self.source_presets.get(self.source_preset.currentData() or "")
+            if preset is not None:
+                fields["wall_material"] = preset.get("wall_material", "pvt")
+        if kind == "marinelli":
+            fields.update(well_radius_cm=self.well_radius.value(), well_depth_cm=self.well_depth.value())
+        if kind in ("point", "disk") and self.backing_material.currentText() != "none":
+            radius = max(10.0, self.source_offset.value() + self.source_radius.value() + 5.0)
+            fields["backing"] = Backing(material=self.backing_material.currentText(), radius_cm=radius,
+                                        thickness_cm=self.backing_thickness.value())
+        return Source(**fields)
+
+    def _source_preset_changed(self) -> None:
+        preset = self.source_presets.get(self.source_preset.currentData() or "")
+        if preset is None:
+            return
+        self.source_kind.setCurrentText(str(preset["kind"]))
+        for widget, key in ((self.distance, "distance_cm"), (self.source_radius, "radius_cm"),
+                            (self.source_height, "height_cm"), (self.well_radius, "well_radius_cm"),
+                            (self.well_depth, "well_depth_cm"), (self.wall, "wall_cm")):
+            if key in preset:
+                widget.setValue(float(preset[key]))
+        self.source_material.setCurrentText(str(preset.get("material", "water")))
+        self._update_enabled()
 
     def _with_surroundings(self, config: Any) -> Any:
         from vital_desktop.montecarlo import Absorber, Shield, validate
@@ -377,9 +463,10 @@ class CalibrationPage(Page):
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             show_error(self, "Calibration run", exc)
 
-        self.run_job = self.context.change("Monte Carlo run", work, on_result=done, on_error=failed, cancellable=True,
+        job = self.context.change("Monte Carlo run", work, on_result=done, on_error=failed, cancellable=True,
                                            long=True)
-        self.progress.follow(self.run_job)
+        self.run_job = job
+        self.progress.follow(job)
 
     def curve_energies_value(self) -> list[float]:
         """The curve energies of the form: LOW, HIGH, POINTS or a list of energies (keV)."""
@@ -434,9 +521,10 @@ class CalibrationPage(Page):
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             show_error(self, "Efficiency curve", exc)
 
-        self.run_job = self.context.change("Efficiency curve", work, on_result=done, on_error=failed, cancellable=True,
+        job = self.context.change("Efficiency curve", work, on_result=done, on_error=failed, cancellable=True,
                                            long=True)
-        self.progress.follow(self.run_job)
+        self.run_job = job
+        self.progress.follow(job)
 
     def characterize(self, csv_path: str | None = None) -> None:
         """Fit the form's detector to measured efficiencies (CSV) in the background; optionally save a preset."""
@@ -485,9 +573,10 @@ class CalibrationPage(Page):
             self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
             show_error(self, "Characterization", exc)
 
-        self.run_job = self.context.change("Characterization", work, on_result=done, on_error=failed,
+        job = self.context.change("Characterization", work, on_result=done, on_error=failed,
                                            cancellable=True, long=True)
-        self.progress.follow(self.run_job)
+        self.run_job = job
+        self.progress.follow(job)
 
     def _load_site_presets(self) -> None:
         """Detector presets fitted at this site, added to the detector list (read in the compute pool)."""
@@ -521,7 +610,7 @@ class CalibrationPage(Page):
             self.runs.blockSignals(True)
             self.runs.selectRow(ids.index(current))
             self.runs.blockSignals(False)
-            if self.detail is None or self.detail.info.id != current:
+            if current is not None and (self.detail is None or self.detail.info.id != current):
                 self.show_run(current)  # the row may have been selected already (a new run takes row 0)
         elif runs and self.detail is None:
             self.runs.selectRow(0)

@@ -1,0 +1,105 @@
+"""Per-line kernel speed, this tree against a baseline commit, interleaved -> benchmarks/results/.
+
+The case the issue pins: the 3"x3" NaI preset, a Cs-137 point source at 10 cm, full physics, cone
+variance reduction, one worker thread; the figure is histories per CPU-second of the process
+(`time.process_time`), so other users' load on the shared machine costs less than wall time would.
+The baseline is `git archive REF` unpacked in a temporary folder; each measurement is a fresh
+process (after a warm-up run that compiles or loads the numba cache), alternating baseline and
+this tree, repeats >= 5; the report gives the medians and their ratio.
+
+Run: .venv/bin/python benchmarks/bench_montecarlo_kernel_ab.py [--baseline-ref main] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SNIPPET = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from vital_desktop.montecarlo import Source, make_config, simulate
+config = make_config(detector="nai-3x3", source=Source(kind="point", distance_cm=10.0), nuclide="Cs-137")
+simulate(config, histories=20_000, seed=1, workers=1)  # compile or load the cache
+n = int(sys.argv[2])
+cpu = time.process_time()
+result = simulate(config, histories=n, seed=int(sys.argv[3]), workers=1)
+cpu = time.process_time() - cpu
+print(n / cpu, result.lines[0].peak_efficiency.value)
+"""
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def _measure(tree: Path, histories: int, seed: int) -> tuple[float, float]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "NUMBA_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", SNIPPET, str(tree), str(histories), str(seed)], check=True,
+                         capture_output=True, text=True, env=env, cwd=str(tree)).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--baseline-ref", default="main")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--histories", type=int, default=400_000)
+    args = parser.parse_args()
+    baseline_commit = _git("rev-parse", args.baseline_ref)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        base_tree = Path(tmp) / "baseline"
+        base_tree.mkdir()
+        archive = Path(tmp) / "baseline.tar"
+        subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), baseline_commit, "vital_desktop"],
+                       check=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(base_tree, filter="data")
+        rates: dict[str, list[float]] = {"baseline": [], "this_tree": []}
+        peaks: dict[str, list[float]] = {"baseline": [], "this_tree": []}
+        t0 = time.time()
+        for i in range(args.repeats):
+            for name, tree in (("baseline", base_tree), ("this_tree", ROOT)) if i % 2 == 0 else (
+                    ("this_tree", ROOT), ("baseline", base_tree)):
+                rate, peak = _measure(tree, args.histories, 1000 + i)
+                rates[name].append(rate)
+                peaks[name].append(peak)
+                print(f"{name:10s} {rate:12,.0f} histories/CPU-s", flush=True)
+    load_after = os.getloadavg()
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    report = {
+        "benchmark": "bench_montecarlo_kernel_ab",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "baseline_ref": args.baseline_ref,
+        "baseline_commit": baseline_commit,
+        "case": "nai-3x3 preset, Cs-137 point at 10 cm, air, full physics, cone VR, 1 worker",
+        "histories_per_run": args.histories,
+        "repeats": args.repeats,
+        "histories_per_cpu_s": rates,
+        "median_histories_per_cpu_s": med,
+        "ratio_this_tree_over_baseline": med["this_tree"] / med["baseline"],
+        "peak_efficiency_medians": {k: statistics.median(v) for k, v in peaks.items()},
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "wall_s": time.time() - t0,
+    }
+    out = ROOT / "benchmarks" / "results" / "montecarlo_kernel_ab.json"
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: report[k] for k in ("median_histories_per_cpu_s", "ratio_this_tree_over_baseline")}))
+
+
+if __name__ == "__main__":
+    main()
