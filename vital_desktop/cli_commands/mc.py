@@ -53,6 +53,9 @@ def _add_geometry(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     o.add_argument("--per-line", action="store_true",
                    help="one photon per history, line by line (no coincidence summing); default for a nuclide "
                         "with a decay scheme is whole decays")
+    o.add_argument("--angular-correlation", action="store_true",
+                   help="whole decays: gamma-gamma angular correlation where the decay data give it (Co-60); "
+                        "emission is then analog")
     o.add_argument("--name", default="", help="a name for the stored run")
 
 
@@ -118,7 +121,8 @@ def _options(args):
     from vital_desktop.montecarlo import Options
 
     return Options(medium="vacuum" if args.vacuum else "air", coherent=not args.no_coherent,
-                   k_xray_escape=not args.no_k_escape, variance_reduction=not args.analog)
+                   k_xray_escape=not args.no_k_escape, variance_reduction=not args.analog,
+                   angular_correlation=bool(getattr(args, "angular_correlation", False)))
 
 
 def _detector(args, name: str | None, store=None):
@@ -216,7 +220,8 @@ def _run_text(info, results: dict) -> str:
                      f"  total eff {tot['value']:.5e} +- {tot['sigma']:.1e}  P/T {pt['value']:.4f}")
     whole = results.get("whole_decay")
     if whole:
-        lines.append(f"  whole decays ({whole['decays']:,}; angular correlation off): apparent peak area per decay"
+        correlation = "on" if whole.get("angular_correlation") else "off"
+        lines.append(f"  whole decays ({whole['decays']:,}; angular correlation {correlation}): apparent peak area per decay"
                      " and true-coincidence-summing factor C = I eps / area")
         for peak in whole["peaks"]:
             area = peak["apparent_area_per_decay"]

@@ -176,6 +176,9 @@ class Options:
     cutoff_kev: float = 1.0
     spectrum_bins: int = 1024
     spectrum_max_kev: float | None = None
+    #: whole decays: gamma-gamma angular correlation of consecutive cascade gammas where the decay
+    #: data give it (Co-60); off by default; emission is then analog (no cone)
+    angular_correlation: bool = False
 
 
 @dataclass(frozen=True)

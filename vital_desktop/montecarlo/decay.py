@@ -75,6 +75,8 @@ class DecayScheme:
     tables: DecayTables
     sum_peaks_kev: tuple[float, ...]
     omitted: str
+    #: gamma-gamma angular correlation of consecutive cascade gammas, W = 1 + A22 P2 + A44 P4 (or None)
+    angular_correlation: tuple[float, float] | None = None
 
     @property
     def max_photons(self) -> int:
@@ -231,8 +233,16 @@ def build_scheme(nuclide: str, data: dict, tolerances: dict | None = None) -> De
     scheme = DecayScheme(nuclide=nuclide, evaluation=str(data.get("evaluation", "")), gamma_lines=lines,
                          annihilation=annihilation, tables=tables, sum_peaks_kev=(), omitted=str(data.get("omitted", "")))
     sums = _sum_peaks(scheme, data)
+    correlation = None
+    if data.get("angular_correlation"):
+        ac = data["angular_correlation"]
+        a22 = _num(ac.get("a22"), f"{where}: angular_correlation a22", low=-1.0, high=1.0)
+        a44 = _num(ac.get("a44"), f"{where}: angular_correlation a44", low=-1.0, high=1.0)
+        if abs(a22) + abs(a44) >= 1.0:
+            raise ValidationError(f"{where}: angular_correlation: |a22| + |a44| must be below 1 (W must stay positive)")
+        correlation = (a22, a44)
     return DecayScheme(nuclide=nuclide, evaluation=scheme.evaluation, gamma_lines=lines, annihilation=annihilation,
-                       tables=tables, sum_peaks_kev=sums, omitted=scheme.omitted)
+                       tables=tables, sum_peaks_kev=sums, omitted=scheme.omitted, angular_correlation=correlation)
 
 
 def _paths(tables: DecayTables, level: int) -> list[list[float]]:

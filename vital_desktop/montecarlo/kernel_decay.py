@@ -58,7 +58,7 @@ MAX_UNITS = 24
 
 @njit(inline="always")
 def _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, lv_dau, tr_cum, tr_to, tr_e, tr_pg,
-                  tr_pkx, dau_xa, dau_xb, dau_xshare, cutoff, u_e, u_pair):
+                  tr_pkx, dau_xa, dau_xb, dau_xshare, cutoff, u_e, u_pair, u_gamma):
     """Fill the emission units of one decay (energy, is-pair); returns (count, total energy, state)."""
     n = 0
     e_sum = 0.0
@@ -69,6 +69,7 @@ def _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, 
     if br_pair[b] > 0.5:
         u_e[n] = ELECTRON_MASS_MEV
         u_pair[n] = True
+        u_gamma[n] = False
         e_sum += 2.0 * ELECTRON_MASS_MEV
         n += 1
     if br_kx[b] > 0.0:
@@ -80,6 +81,7 @@ def _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, 
             if ex >= cutoff and n < MAX_UNITS:
                 u_e[n] = ex
                 u_pair[n] = False
+                u_gamma[n] = False
                 e_sum += ex
                 n += 1
     lv = br_level[b]
@@ -92,8 +94,10 @@ def _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, 
             t += 1
         r, rs = _step(rs)
         ex = 0.0
+        gamma = False
         if r < tr_pg[t]:
             ex = tr_e[t]
+            gamma = True
         elif r < tr_pg[t] + tr_pkx[t]:
             d = lv_dau[lv]
             r, rs = _step(rs)
@@ -101,8 +105,11 @@ def _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, 
         if ex >= cutoff and n < MAX_UNITS:
             u_e[n] = ex
             u_pair[n] = False
+            u_gamma[n] = gamma
             e_sum += ex
             n += 1
+        elif gamma and n > 0:
+            u_gamma[n - 1] = False  # the next gamma does not follow this one directly
         lv = tr_to[t]
     return n, e_sum, rs
 
@@ -111,7 +118,7 @@ def _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, 
 def run_decay_chunk(
     state, n_decays,
     br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, lv_dau, tr_cum, tr_to, tr_e, tr_pg, tr_pkx,
-    dau_xa, dau_xb, dau_xshare, peak_e, peak_window,
+    dau_xa, dau_xb, dau_xshare, peak_e, peak_window, ac_a22, ac_a44,
     cyl_r2, cyl_zlo, cyl_zhi, cyl_mat, cyl_parent, cyl_children, cyl_nchildren, cyl_cx, cyl_open,
     mu, k_edge, k_prob, k_alpha, k_beta, k_beta_share, coherent_b,
     source_kind, source_params, source_region, cone_params,
@@ -138,6 +145,10 @@ def run_decay_chunk(
     u_e = np.empty(MAX_UNITS)
     u_pair = np.empty(MAX_UNITS, dtype=np.bool_)
     u_in = np.empty(MAX_UNITS, dtype=np.bool_)
+    u_gamma = np.empty(MAX_UNITS, dtype=np.bool_)
+    # gamma-gamma angular correlation (analog emission only; whole_decay.py switches the cone off)
+    correlated = ac_a22 != 0.0 or ac_a44 != 0.0
+    w_max = 1.0 + abs(ac_a22) + abs(ac_a44)
     vr_on = cone_params[0] > 0.5
     q_none = cone_params[1]
     transport_outside = q_none > 0.0
@@ -163,7 +174,8 @@ def run_decay_chunk(
     rs = (state[0], state[1], state[2], state[3])
     for _h in range(n_decays):
         n_units, e0, rs = _sample_decay(rs, br_cum, br_level, br_pair, br_kx, br_dau, lv_first, lv_n, lv_dau, tr_cum,
-                                        tr_to, tr_e, tr_pg, tr_pkx, dau_xa, dau_xb, dau_xshare, cutoff, u_e, u_pair)
+                                        tr_to, tr_e, tr_pg, tr_pkx, dau_xa, dau_xb, dau_xshare, cutoff, u_e, u_pair,
+                                        u_gamma)
         out_sums[0] += 1.0
         if n_units == 0:
             continue
@@ -213,9 +225,29 @@ def run_decay_chunk(
                             u_in[i] = r < pi
         # --- directions: push every photon of the decay onto the stack
         n_stack = 0
+        gx = 0.0
+        gy = 0.0
+        gz = 1.0
         for i in range(n_units):
             if analog:
-                vx, vy, vz, rs = _isotropic(rs)
+                if correlated and i > 0 and u_gamma[i] and u_gamma[i - 1]:
+                    # this gamma follows the previous one directly: its angle to it follows
+                    # W = 1 + a22 P2 + a44 P4 (rejection under w_max), azimuth uniform
+                    while True:
+                        r, rs = _step(rs)
+                        c = 2.0 * r - 1.0
+                        c2 = c * c
+                        w_c = 1.0 + ac_a22 * (1.5 * c2 - 0.5) + ac_a44 * ((35.0 * c2 - 30.0) * c2 + 3.0) * 0.125
+                        r, rs = _step(rs)
+                        if r * w_max <= w_c:
+                            break
+                    vx, vy, vz, rs = _rotate(gx, gy, gz, c, rs)
+                else:
+                    vx, vy, vz, rs = _isotropic(rs)
+                if u_gamma[i]:
+                    gx = vx
+                    gy = vy
+                    gz = vz
                 keep = True
             else:
                 keep = u_in[i] or transport_outside

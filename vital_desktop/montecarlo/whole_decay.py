@@ -81,6 +81,7 @@ class WholeDecayResult:
     interactions: int
     engine_version: str = ENGINE_VERSION
     notes: list[str] = field(default_factory=list)
+    angular_correlation: bool = False
 
     @property
     def histories_per_s(self) -> float:
@@ -118,7 +119,7 @@ class WholeDecayResult:
                 "energy_balance_max_mev": self.energy_balance_max_mev,
                 "interactions": self.interactions,
                 "peak_window_kev": PEAK_WINDOW_KEV,
-                "angular_correlation": False,
+                "angular_correlation": self.angular_correlation,
                 "peaks": [p.to_dict() for p in self.peaks],
             },
             "summary": self.summary(),
@@ -147,9 +148,18 @@ def _peak_table(scheme: DecayScheme, lines: tuple[Line, ...]) -> tuple[np.ndarra
     return np.array([x[0] / 1000.0 for x in entries]), entries
 
 
+def correlation_of(config: SimulationConfig, scheme: DecayScheme) -> tuple[float, float]:
+    """(A22, A44) when the run asks for angular correlation and the decay data give it, else zeros."""
+    if config.options.angular_correlation and scheme.angular_correlation is not None:
+        return scheme.angular_correlation
+    return 0.0, 0.0
+
+
 def _run_chunk(problem: Problem, scheme: DecayScheme, peak_e: np.ndarray, seed: int, index: int,
-               size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               size: int, correlation: tuple[float, float] = (0.0, 0.0),
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t = scheme.tables
+    a22, a44 = correlation
     sums = np.zeros(3)
     peak = np.zeros(peak_e.size)
     hist = np.zeros(problem.spectrum_bins)
@@ -157,7 +167,7 @@ def _run_chunk(problem: Problem, scheme: DecayScheme, peak_e: np.ndarray, seed: 
     run_decay_chunk(
         chunk_state(seed, DECAY_SEED_SPAWN + index), size,
         t.br_cum, t.br_level, t.br_pair, t.br_kx, t.br_dau, t.lv_first, t.lv_n, t.lv_dau, t.tr_cum, t.tr_to, t.tr_e,
-        t.tr_pg, t.tr_pkx, t.dau_xa, t.dau_xb, t.dau_xshare, peak_e, PEAK_WINDOW_KEV / 1000.0,
+        t.tr_pg, t.tr_pkx, t.dau_xa, t.dau_xb, t.dau_xshare, peak_e, PEAK_WINDOW_KEV / 1000.0, a22, a44,
         problem.cyl_r2, problem.cyl_zlo, problem.cyl_zhi, problem.cyl_mat, problem.cyl_parent,
         problem.cyl_children, problem.cyl_nchildren, problem.cyl_cx, problem.cyl_open,
         problem.mu, problem.k_edge, problem.k_prob, problem.k_alpha, problem.k_beta, problem.k_beta_share,
@@ -198,13 +208,18 @@ def simulate_whole_decays(
     per_line = simulate(line_config, histories=n_hist, seed=seed, workers=workers,
                         progress=_SubProgress(progress, 0, 2 * n_hist))  # type: ignore[arg-type]  # duck-typed
     problem = build_problem(line_config)
+    correlation = correlation_of(config, scheme)
+    if correlation != (0.0, 0.0):
+        # correlated directions are emitted analog: the cone strata assume independent photons
+        problem.cone_params = problem.cone_params.copy()
+        problem.cone_params[0] = 0.0
     peak_e, entries = _peak_table(scheme, lines)
     sizes = plan_chunks(n_hist, 1)
     results: dict[int, tuple] = {}
     sub = _SubProgress(progress, n_hist, 2 * n_hist)
 
     def job(i: int) -> tuple:
-        return _run_chunk(problem, scheme, peak_e, seed, i, sizes[i])
+        return _run_chunk(problem, scheme, peak_e, seed, i, sizes[i], correlation)
 
     if workers == 1:
         for i in range(len(sizes)):
@@ -305,8 +320,15 @@ def _finish(config: SimulationConfig, scheme: DecayScheme, per_line: SimulationR
     edges = np.linspace(0.0, top_kev / 1000.0, config.options.spectrum_bins + 1)
     res = config.detector.resolution
     broadened = broaden(r, edges, res.a_mev, res.b_sqrt_mev, res.c_per_mev)
-    notes = [f"whole decays of {scheme.nuclide} from {scheme.evaluation}; angular correlation not modelled",
-             *per_line.notes]
+    correlated = correlation_of(config, scheme) != (0.0, 0.0)
+    if correlated:
+        a22, a44 = correlation_of(config, scheme)
+        ac_note = f"gamma-gamma angular correlation on (A22 {a22:g}, A44 {a44:g}; analog emission)"
+    elif config.options.angular_correlation:
+        ac_note = "angular correlation asked for, but the decay data give none for this nuclide: not modelled"
+    else:
+        ac_note = "angular correlation off"
+    notes = [f"whole decays of {scheme.nuclide} from {scheme.evaluation}; {ac_note}", *per_line.notes]
     if stopped:
         notes.append(f"{int(stopped)} photon(s) of whole decays hit the step limit and were counted as escaped")
     return WholeDecayResult(
@@ -314,7 +336,8 @@ def _finish(config: SimulationConfig, scheme: DecayScheme, per_line: SimulationR
         peaks=peaks, counts_per_decay=ratio_estimate(counted, n),
         spectrum=Spectrum(edges_kev=(edges * 1000.0).tolist(), raw=r.tolist(), raw_sigma=np.sqrt(var).tolist(),
                           broadened=broadened.tolist()),
-        duration_s=duration, energy_balance_max_mev=balance, interactions=interactions, notes=notes)
+        duration_s=duration, energy_balance_max_mev=balance, interactions=interactions, notes=notes,
+        angular_correlation=correlated)
 
 
 def run_simulation(config: SimulationConfig, *, histories: float, seed: int, workers: int = 1,

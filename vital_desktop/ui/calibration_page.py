@@ -645,7 +645,8 @@ class CalibrationPage(Page):
             sums = [p for p in whole.get("peaks", []) if p["kind"] == "sum" and p["apparent_area_per_decay"]["value"] > 0]
             sums.sort(key=lambda p: -p["apparent_area_per_decay"]["value"])
             summary_rows.append(("Whole decays", (
-                f"{whole.get('decays', 0):,} decays, angular correlation off; sum peaks: "
+                f"{whole.get('decays', 0):,} decays, angular correlation "
+                f"{'on' if whole.get('angular_correlation') else 'off'}; sum peaks: "
                 + (", ".join(f"{p['energy_kev']:.1f} keV ({p['apparent_area_per_decay']['value']:.2e}/decay)"
                              for p in sums[:4]) or "none"))))
         self.summary.set_rows(summary_rows, rich=True)
