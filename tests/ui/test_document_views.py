@@ -67,8 +67,9 @@ def test_labeling_tool_plots_a_telemetry_series(qtbot, window, store, tmp_path: 
     qtbot.waitUntil(lambda: view.info is not None, timeout=10_000)
     plot = view.current()
     assert isinstance(plot, TelemetryPlot) and plot.channels == ["hv_voltage", "count_rate"]
-    curves = plot.getPlotItem().listDataItems()
-    assert len(curves) == 2 and len(curves[0].getData()[1]) == 40
+    curves = plot.curves()
+    assert len(plot.plots) == 2 and len(curves) == 2 and len(curves[0].getData()[1]) == 40
+    assert curves[0].getData()[1][-1] == 1000 - 27  # hv_voltage sorted by time: the latest is reading 27 (28 March)
     assert "40 readings" in view.facts.text()
     qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
 

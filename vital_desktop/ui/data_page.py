@@ -319,8 +319,10 @@ class DataPage(Page):
     def _show_preview(self, item: ItemInfo) -> None:
         if self.current is not None and shows_content(self.current.item_kind):  # documents, telemetry: text
             self.item_preview.setWordWrap(True)
+            self.item_preview.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
             self.item_preview.setText(content_preview(item.metadata))
             return
+        self.item_preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         path = item.absolute_image_path
         pixmap = self.context.images.image(path) if path and not item.missing else None
         if pixmap is None:

@@ -57,36 +57,55 @@ class DocumentText(QPlainTextEdit):
         super().keyPressEvent(event)
 
 
-class TelemetryPlot(pg.PlotWidget):
-    """A telemetry item's channels over time (or reading number), one line per channel."""
+class TelemetryPlot(pg.GraphicsLayoutWidget):
+    """A telemetry item's channels over time (or reading number): one small plot per channel,
+    stacked with a shared x axis, so channels of very different scales all stay readable."""
 
     text_typed = Signal(str)
+    MAX_SHOWN = 8  # channels plotted; the facts line names them all
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setMenuEnabled(False)
-        self.getPlotItem().hideButtons()
-        self.showGrid(x=True, y=True, alpha=0.25)
-        self.legend = self.addLegend(offset=(10, 10))
+        self.setBackground(theme.SURFACE)
         self.channels: list[str] = []
+        self.plots: list[pg.PlotItem] = []
+
+    def curves(self) -> list[Any]:
+        return [item for plot in self.plots for item in plot.listDataItems()]
 
     def show_content(self, info: item_text.ItemContentInfo) -> None:
         self.clear()
-        self.legend.clear()
+        self.plots = []
         series = info.series or {}
         plot = series.get("plot") or {}
         summary = series.get("summary") or {}
         times = plot.get("t") or []
-        numeric_x = all(isinstance(t, (int, float)) for t in times)
-        xs = list(times) if numeric_x else list(range(len(times)))
-        self.channels = [c["name"] for c in summary.get("channels", []) if c["name"] in plot]
+        xs, dated = _x_values(times)
+        self.channels = [c["name"] for c in summary.get("channels", []) if c["name"] in plot][: self.MAX_SHOWN]
+        first: pg.PlotItem | None = None
         for i, name in enumerate(self.channels):
+            axis = {"bottom": pg.DateAxisItem()} if dated else {}
+            item = self.addPlot(row=i, col=0, axisItems=axis)
+            item.setMenuEnabled(False)
+            item.hideButtons()
+            item.showGrid(x=True, y=True, alpha=0.2)
+            item.setTitle(name, color=theme.TEXT, size="8pt")  # a rotated axis label would not fit a short plot
+            for side in ("left", "bottom"):
+                item.getAxis(side).setPen(theme.MUTED)
+                item.getAxis(side).setTextPen(theme.TEXT)
+                item.getAxis(side).enableAutoSIPrefix(False)
+            item.getAxis("left").setWidth(52)
             ys = [float("nan") if v is None else float(v) for v in plot[name]]
-            self.plot(xs, ys, pen=pg.mkPen(_COLORS[i % len(_COLORS)], width=2), name=name)
-        time_column = summary.get("time_column")
-        self.setLabel("bottom", time_column if (time_column and numeric_x) else
-                      (f"reading ({time_column} in the summary)" if time_column else "reading"))
-        self.setTitle(f"{info.item_ref}: {summary.get('points', 0)} readings", color=theme.TEXT, size="10pt")
+            item.plot(xs, ys, pen=pg.mkPen(_COLORS[i % len(_COLORS)], width=2))
+            if first is None:
+                first = item
+            else:
+                item.setXLink(first)
+            if i < len(self.channels) - 1:
+                item.getAxis("bottom").setStyle(showValues=False)
+            self.plots.append(item)
+        if self.plots:
+            self.plots[-1].setLabel("bottom", "time" if dated else "reading", color=theme.TEXT)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         text = event.text()
@@ -94,6 +113,20 @@ class TelemetryPlot(pg.PlotWidget):
             self.text_typed.emit(text)
             return
         event.ignore()
+
+
+def _x_values(times: list[Any]) -> tuple[list[float], bool]:
+    """Numbers for the x axis: the times as seconds since the epoch when they are ISO dates,
+    numbers as they are, else the reading number."""
+    import datetime as dt
+
+    if times and all(isinstance(t, (int, float)) for t in times):
+        return [float(t) for t in times], False
+    try:
+        stamps = [dt.datetime.fromisoformat(str(t)) for t in times]
+    except ValueError:
+        return [float(i) for i in range(len(times))], False
+    return [(s if s.tzinfo else s.replace(tzinfo=dt.UTC)).timestamp() for s in stamps], bool(stamps)
 
 
 #: view kind (services.item_kinds ItemKind.view) → widget class
