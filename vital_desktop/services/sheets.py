@@ -113,27 +113,23 @@ _PLAIN_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_intege
                 pa.types.is_floating, pa.types.is_null)
 
 
-def metadata_rows_json(table: pa.Table) -> list[str]:
-    """Each metadata row as a JSON object (NaN as null, dates as ISO text, bytes as hex).
-
-    Plain columns (text, integers, booleans, finite floats) are encoded by DuckDB in one pass;
-    a Python object per row costs as much as hashing the row's image. Other tables row by row."""
-    import duckdb
+def metadata_column(table: pa.Table) -> pa.Array:
+    """The `sheet_items.metadata` column for these rows (inserted with a cast to JSON): the rows
+    themselves as a struct when every column is plain (text, integers, booleans, finite floats),
+    which DuckDB turns into JSON objects in the insert; otherwise each row encoded here (NaN as
+    null, dates as ISO text, bytes as hex). A Python object per row cost as much as hashing the
+    row's image."""
     import pyarrow.compute as pc
 
-    plain = all(any(test(f.type) for test in _PLAIN_TYPES) for f in table.schema)
+    plain = table.num_columns > 0 and all(any(test(f.type) for test in _PLAIN_TYPES) for f in table.schema)
+    for column in table.schema if plain else ():
+        if pa.types.is_floating(column.type) and table.num_rows and pc.any(pc.invert(pc.is_finite(
+                table.column(column.name).fill_null(0)))).as_py():
+            plain = False  # NaN or infinity: null in JSON, which the row path writes
+            break
     if plain:
-        for field in table.schema:
-            if pa.types.is_floating(field.type) and table.num_rows and pc.any(pc.invert(pc.is_finite(
-                    table.column(field.name).fill_null(0)))).as_py():
-                plain = False  # NaN or infinity: null in JSON, which the row path does
-                break
-    if not plain or not table.num_columns:
-        return [json.dumps(_jsonable(r), ensure_ascii=False) for r in table.to_pylist()]
-    with duckdb.connect() as conn:
-        conn.register("_metadata_rows", table)
-        out = conn.sql("SELECT to_json(m)::VARCHAR AS j FROM _metadata_rows m").to_arrow_table()
-    return out.column("j").to_pylist()
+        return pa.StructArray.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
+    return pa.array([json.dumps(_jsonable(r), ensure_ascii=False) for r in table.to_pylist()], pa.string())
 
 
 def _jsonable(value: Any) -> Any:
@@ -245,11 +241,13 @@ def _check_and_hash(root: str, rel: str, real_dirs: dict[str, str]) -> tuple[str
         return _ESCAPES
     try:  # one open and one read for a small file: as little as the hash itself needs
         with open(path, "rb") as handle:
-            data = handle.read(1 << 26)
+            # read() sized by the file: read(64 MiB) allocated 64 MiB per small file
+            small = os.fstat(handle.fileno()).st_size < 1 << 26
+            data = handle.read() if small else handle.read(1 << 16)
             pixels = header_size(data[:1 << 16])
             if pixels is not None and (problem := pixel_problem(*pixels)):
                 return _TOO_LARGE + problem, None  # a decompression bomb: refused before decoding
-            if len(data) < 1 << 26:
+            if small:
                 return hashlib.sha256(data).hexdigest(), len(data)
     except OSError:
         return None, None
@@ -341,8 +339,8 @@ def import_sheet(
     escaping: list[str] = []
     too_large: list[str] = []
 
-    def encode_metadata() -> list[str]:
-        return metadata_rows_json(table)
+    def encode_metadata() -> pa.Array:
+        return metadata_column(table)
 
     from vital_desktop.services.sheet_scan import map_in_pool
 
