@@ -153,3 +153,24 @@ def test_generation_memory_does_not_grow_with_the_number_of_items(tmp_path) -> N
     assert small["written"] == 1_000 and big["written"] == 20_000
     # Holding every pending row (the old way) costs ~10 kB per item here, i.e. ~190 MB more for the big run.
     assert big["peak_mb"] - small["peak_mb"] < 60, (small, big)
+
+
+def test_the_store_memory_limit_is_lowered_only_while_generating(site) -> None:
+    store, engineer = site.store, site.user("engineer")
+
+    def limit() -> str:
+        with store.read() as s:
+            return str(s.connection().exec_driver_sql("SELECT current_setting('memory_limit')").scalar())
+
+    before = limit()
+    seen: list[str] = []
+
+    class Watching(FakePrelabeler):
+        def prelabel(self, requests, progress):
+            seen.append(limit())
+            return super().prelabel(requests, progress)
+
+    generate.generate_training_sheet(store, actor=engineer, sheet="Crystals", template="Crystal check", name="ts",
+                                     ai_mode="llm", prelabeler=Watching())
+    assert seen and all(v != before for v in seen)
+    assert limit().split()[0][:3] == before.split()[0][:3]  # restored (DuckDB rounds the text it reports)

@@ -27,7 +27,10 @@ This module keeps the historical public names importable (`Prelabel`, `MessageRe
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,11 @@ __all__ = [
     "get_training_sheet", "image_uri", "list_training_sheets", "prompt_template", "render_item", "summary",
     "_find_training_sheet",
 ]
+#: DuckDB's buffer pool keeps every page it read or wrote cached up to its memory limit (80 % of the
+#: machine's memory by default), so a 100,000-item generation of the demo template peaked at ~600 MB
+#: although it holds one page of rows at a time. While a generation runs the limit is lowered to this
+#: (queries that need more spill to the store's temporary folder); measured: the 100k peak fell to ~340 MB.
+GENERATION_MEMORY_LIMIT = "128MB"
 #: Status of a training sheet a trial run (``limit``) stopped early; ``resume`` continues it.
 STATUS_PARTIAL = "partial"
 
@@ -146,12 +154,21 @@ def _plan(store: Store, actor: User, *, sheet: str | None, template: str | None,
     return _Plan(new_id(), sheet_row, tmpl, ai_mode, name, int(sheet_row.item_count), False)
 
 
-_PENDING_FROM = (
+_ITEMS_FROM = (
     "FROM sheet_items i LEFT JOIN canonical_labels c "
     "ON c.sheet_id = i.sheet_id AND c.item_ref = i.item_ref AND c.label_type = ? "
-    "WHERE i.sheet_id = ? AND NOT EXISTS (SELECT 1 FROM qa_pairs q "
-    "WHERE q.training_sheet_id = ? AND q.item_ref = i.item_ref)"
+    "WHERE i.sheet_id = ?"
 )
+_NOT_DONE = " AND NOT EXISTS (SELECT 1 FROM qa_pairs q WHERE q.training_sheet_id = ? AND q.item_ref = i.item_ref)"
+
+
+def _pending(plan: _Plan) -> tuple[str, list[Any]]:
+    """FROM … WHERE of the items this training sheet still lacks, and its parameters. A new training
+    sheet has no pairs yet, so it skips the anti-join (the keyset paging never revisits an item)."""
+    params: list[Any] = [plan.template.label_type, plan.sheet.id]
+    if not plan.resumed:
+        return _ITEMS_FROM, params
+    return _ITEMS_FROM + _NOT_DONE, [*params, plan.training_sheet_id]
 _PENDING_COLUMNS = (
     "SELECT i.item_ref, i.position, i.image_path, i.metadata::VARCHAR AS metadata, "
     "c.id AS label_id, c.version AS label_version, c.label_data::VARCHAR AS label_data, "
@@ -174,17 +191,17 @@ class _Scope:
 def _scope(store: Store, plan: _Plan, limit: int | None) -> _Scope:
     """Count the run's items in SQL (no rows are held): all pending items, or up to the `limit`-th one
     that needs a pre-label."""
-    params = [plan.template.label_type, plan.sheet.id, plan.training_sheet_id]
+    pending_from, params = _pending(plan)
     with store.read() as s:
-        raw = query_arrow(s, f"SELECT count(*) AS n, count(*) FILTER (WHERE c.id IS NULL) AS todo {_PENDING_FROM}",
+        raw = query_arrow(s, f"SELECT count(*) AS n, count(*) FILTER (WHERE c.id IS NULL) AS todo {pending_from}",
                           params).to_pylist()[0]
         pending, todo = int(raw["n"]), int(raw["todo"])
         if limit is None or limit >= todo:
             return _Scope(pending, todo, None, False, pending)
-        cut = query_arrow(s, f"SELECT i.position AS p {_PENDING_FROM} AND c.id IS NULL ORDER BY i.position "
+        cut = query_arrow(s, f"SELECT i.position AS p {pending_from} AND c.id IS NULL ORDER BY i.position "
                              f"LIMIT 1 OFFSET {int(limit) - 1}", params).to_pylist()
         last = int(cut[0]["p"])
-        items = query_arrow(s, f"SELECT count(*) AS n {_PENDING_FROM} AND i.position <= ?",
+        items = query_arrow(s, f"SELECT count(*) AS n {pending_from} AND i.position <= ?",
                             [*params, last]).to_pylist()[0]["n"]
     return _Scope(int(items), int(limit), last, True, pending)
 
@@ -192,7 +209,7 @@ def _scope(store: Store, plan: _Plan, limit: int | None) -> _Scope:
 def _pending_pages(store: Store, plan: _Plan, batch_size: int, last_position: int | None) -> Any:
     """Yield pages of pending rows in position order (keyset paging: one page in memory at a time)."""
     after: tuple[int, str] | None = None
-    params = [plan.template.label_type, plan.sheet.id, plan.training_sheet_id]
+    pending_from, params = _pending(plan)
     while True:
         where = ""
         extra: list[Any] = []
@@ -203,7 +220,7 @@ def _pending_pages(store: Store, plan: _Plan, batch_size: int, last_position: in
             where += " AND i.position <= ?"
             extra.append(last_position)
         with store.read() as s:
-            page = query_arrow(s, f"{_PENDING_COLUMNS}{_PENDING_FROM}{where} ORDER BY i.position, i.item_ref "
+            page = query_arrow(s, f"{_PENDING_COLUMNS}{pending_from}{where} ORDER BY i.position, i.item_ref "
                                   f"LIMIT {int(batch_size)}", params + extra).to_pylist()
         if not page:
             return
@@ -211,6 +228,31 @@ def _pending_pages(store: Store, plan: _Plan, batch_size: int, last_position: in
         after = (int(page[-1]["position"]), str(page[-1]["item_ref"]))
         if len(page) < batch_size:
             return
+
+
+_memory_lock = threading.Lock()
+_memory_state: dict[str, Any] = {"users": 0, "saved": None}
+
+
+@contextmanager
+def _bounded_store_memory(store: Store) -> Iterator[None]:
+    """Lower DuckDB's memory limit (a setting of the whole database) while generations run; the last
+    one to finish restores what was set before."""
+    with _memory_lock:
+        if _memory_state["users"] == 0:
+            with store.session() as s:
+                _memory_state["saved"] = s.execute(sa.text("SELECT current_setting('memory_limit')")).scalar()
+                s.execute(sa.text(f"SET memory_limit = '{GENERATION_MEMORY_LIMIT}'"))
+        _memory_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _memory_lock:
+            _memory_state["users"] -= 1
+            if _memory_state["users"] == 0 and _memory_state["saved"]:
+                saved = str(_memory_state["saved"]).replace("'", "")
+                with store.session() as s:
+                    s.execute(sa.text(f"SET memory_limit = '{saved}'"))
 
 
 class _RunProgress:
@@ -314,16 +356,10 @@ def generate_training_sheet(
     batch_size = BATCH_SIZES.get(plan.ai_mode, 512)
     written = 0
     try:
-        for page in _pending_pages(store, plan, batch_size, scope.last_position):
-            progress.check()
-            rows = _build_rows(plan.training_sheet_id, page, labeler, renderer, root, ai_uses, tags_text,
-                               _ItemProgress(run, written))
-            with store.session() as s:
-                insert_arrow(s, "qa_pairs", rows, casts={c: "JSON" for c in JSON_COLUMNS})
-            written += rows.num_rows
-            del page, rows
-            progress.set(written, run.message(written))
-    except Cancelled:
+        with _bounded_store_memory(store):
+            written = _write_pages(store, plan, scope, labeler, renderer, root, ai_uses, tags_text, run, batch_size)
+    except _Stopped as stopped:
+        written = stopped.written
         with store.session() as s:
             s.execute(sa.update(TrainingSheet).where(TrainingSheet.id == plan.training_sheet_id).values(status="cancelled"))
             audit.record(s, actor, "generate.cancelled", plan.name, {"written": already + written, "total": plan.total})
@@ -348,6 +384,35 @@ def generate_training_sheet(
     progress.finish(f"generated {written} pairs in {seconds:.1f} s: {result_summary.pre_approved} pre-approved"
                     + ("" if finished else f"; trial run of {limit} items to pre-label (resume to continue)"))
     return (GenerationResult(info, result_summary, written, seconds), Changes(training_sheets=True, pairs=True))
+
+
+class _Stopped(Exception):
+    """Cancelled inside the page loop, with the pairs written so far."""
+
+    def __init__(self, written: int) -> None:
+        super().__init__(written)
+        self.written = written
+
+
+def _write_pages(store: Store, plan: _Plan, scope: _Scope, labeler: Prelabeler, renderer: MessageRenderer,
+                 root: Path | None, ai_uses: tuple[str, str, str], tags_text: str, run: _RunProgress,
+                 batch_size: int) -> int:
+    """Pre-label and write every page of pending items; the number of pairs written."""
+    written = 0
+    progress = run.progress
+    try:
+        for page in _pending_pages(store, plan, batch_size, scope.last_position):
+            progress.check()
+            rows = _build_rows(plan.training_sheet_id, page, labeler, renderer, root, ai_uses, tags_text,
+                               _ItemProgress(run, written))
+            with store.session() as s:
+                insert_arrow(s, "qa_pairs", rows, casts={c: "JSON" for c in JSON_COLUMNS})
+            written += rows.num_rows
+            del page, rows
+            progress.set(written, run.message(written))
+    except Cancelled:
+        raise _Stopped(written) from None
+    return written
 
 
 def _build_rows(training_sheet_id: str, batch: list[dict], labeler: Prelabeler, renderer: MessageRenderer,
