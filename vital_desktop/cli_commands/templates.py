@@ -99,7 +99,14 @@ def _template_show(ctx: CliContext, args) -> dict:
         "Input schema:", json.dumps(t.input_schema, indent=2), "Output schema:", json.dumps(t.output_schema, indent=2),
         f"Few-shot examples: {len(t.few_shot)}", f"Model: {json.dumps(t.model_ref)}",
     ] + (["Notes: " + t.notes] if t.notes else []))
-    return {"template": t.to_dict(), "text": text}
+    from vital_desktop.services import template_eval
+
+    measured = template_eval.list_evaluations(ctx.store, template=t.ref)
+    if measured:
+        latest = measured[0]
+        text += "\nMeasured (latest of " + str(len(measured)) + "):\n" + latest.text()
+    return {"template": t.to_dict(), "text": text,
+            "evaluations": [{k: v for k, v in e.to_dict().items() if k != "details"} for e in measured]}
 
 
 def _template_create(ctx: CliContext, args) -> dict:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMessageBox, QPushButton
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import deploy as deploy_service
-from vital_desktop.services import registry, training
+from vital_desktop.services import llm_speed, registry, training
 from vital_desktop.ui import theme
 from vital_desktop.ui.charts import JobProgress, fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
@@ -40,6 +40,7 @@ class DeployPage(Page):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.models: list[registry.ModelInfo] = []
+        self.speeds: dict = {}  # model id -> measured speeds (language models)
         root, _header = page_layout(self, "Deploy",
                                    "The active model of each kind serves predictions in-process (onnxruntime, "
                                    "llama.cpp); every activation is recorded.")
@@ -96,11 +97,12 @@ class DeployPage(Page):
     # --- data -----------------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
         current = select or self.selected_model_id()
-        self.context.query("models", lambda op: (registry.list_models(op.store), deploy_service.history(op.store)),
+        self.context.query("models", lambda op: (registry.list_models(op.store), deploy_service.history(op.store),
+                                                 llm_speed.speeds(op.store)),
                            key="deploy.models", on_result=lambda value: self._show(value, current))
 
-    def _show(self, value: tuple[list[registry.ModelInfo], list[dict]], current: str | None) -> None:
-        self.models, history = value
+    def _show(self, value: tuple[list[registry.ModelInfo], list[dict], dict], current: str | None) -> None:
+        self.models, history, self.speeds = value
         rows, colors = [], {}
         for r, m in enumerate(self.models):
             accuracy = training.held_out_metrics(m.card).get("accuracy")
@@ -150,6 +152,13 @@ class DeployPage(Page):
             ("Origin", f"{model.origin} — {model.card.get('origin', '')}".rstrip(" —")),
             ("Registered", f"{model.created_at} by {model.created_by}"),
         ]
+        if model.kind == registry.KIND_GGUF:  # a language model: its chat template, and its speed on this machine
+            measured = self.speeds.get(model.id, [])
+            rows.insert(4, ("Speed here", "; ".join(v.text() for v in measured)
+                            or f"not measured yet (measured on first use, or vital model measure {model.ref})"))
+            template = model.card.get("chat_template_sha256")
+            rows.insert(5, ("Chat template", f"declared in the file (sha256 {template[:12]}…)" if template
+                            else "read from the file when loaded"))
         self.detail.set_rows(rows)
 
     # --- actions ----------------------------------------------------------------------------------
