@@ -1,6 +1,6 @@
 """Smoke-test a frozen build on a new demo site: `vital init --demo`, `vital sheet list`, a label
-save, training and activating a classifier, prediction, a Monte Carlo run, a bundle verify, and
-the desktop window opening (offscreen). Prints timings; exits non-zero on any failure.
+save, training and activating a classifier, prediction, a Monte Carlo run, `vital self-check`, a
+bundle verify, and the desktop window opening (offscreen). Prints timings; exits non-zero on any failure.
 
     python installer/smoke_test.py dist/vital
 """
@@ -58,6 +58,8 @@ def main() -> int:
     run = vital("mc", "run", "--detector", "nai-3x3", "--source", "point", "--distance-cm", "10", "--nuclide",
                 "Cs-137", "--histories", "2e5", "--seed", "1")
     assert run, run
+    checked = vital("self-check")  # what the launcher runs on a new version after an app update
+    assert checked["ok"], checked
     bundle = Path(__file__).resolve().parents[1] / "bundles" / "demo" / "01-model-update.vbundle"
     if bundle.is_file():
         env["VITAL_USER"], env["VITAL_PASSWORD"] = "admin", "vital-admin"

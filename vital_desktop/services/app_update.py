@@ -23,6 +23,7 @@ rolled back, and manual rollbacks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform as _platform
 import shutil
@@ -68,6 +69,8 @@ BACKUPS_DIR = "backups"
 #: The launcher waits this long for a new version's self-check.
 SELF_CHECK_TIMEOUT_S = 600
 APP_ROOT_ENV = "VITAL_APP_ROOT"
+
+log = logging.getLogger(__name__)
 
 
 def platform_tag() -> str:
@@ -303,8 +306,12 @@ def backup_store(home: Path, label: str) -> Path | None:
     source = home / STORE_FILENAME
     if not source.is_file():
         return None
-    with duckdb.connect(str(source)) as conn:
-        conn.execute("CHECKPOINT")
+    try:
+        with duckdb.connect(str(source)) as conn:
+            conn.execute("CHECKPOINT")
+    except duckdb.Error as exc:
+        raise VitalError(f"the site store {source} cannot be opened to back it up (is the app running?): "
+                         f"{str(exc)[:200]}") from exc
     folder = home / BACKUPS_DIR
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / f"site-before-{label}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}.duckdb"
@@ -369,13 +376,18 @@ def run_self_check(folder: Path, home: Path, timeout: float = SELF_CHECK_TIMEOUT
 
 
 def _record_step(home: Path, *, action: str, version: str, outcome: str, reason: str,
-                 details: dict[str, Any], bundle_id: str | None) -> None:
-    """Ledger row and audit record of a launcher step, written by the current (known good) version."""
+                 details: dict[str, Any], bundle_id: str | None) -> str:
+    """Ledger row and audit record of a launcher step, written by the current (known good) version;
+    returns a warning when they could not be written (the step itself stands)."""
     from vital_desktop.store.db import open_store
 
     if not (home / STORE_FILENAME).is_file():
-        return
-    store = open_store(home, create=False, holder="vital launcher (app update)")
+        return ""
+    try:
+        store = open_store(home, create=False, holder="vital launcher (app update)")
+    except VitalError as exc:
+        log.warning("could not record %s in the ledger and audit log: %s", action, exc.message)
+        return f" (not recorded in the ledger: {exc.message})"
     try:
         with store.session() as s:
             _ledger_step(s, "launcher", version=version, outcome=outcome, reason=reason, details=details,
@@ -383,6 +395,7 @@ def _record_step(home: Path, *, action: str, version: str, outcome: str, reason:
             audit.record(s, "launcher", action, bundle_id or version, {"version": version, "reason": reason, **details})
     finally:
         store.close()
+    return ""
 
 
 def finish_pending(install: AppInstall, home: Path, *, timeout: float = SELF_CHECK_TIMEOUT_S) -> dict[str, Any]:
@@ -409,14 +422,14 @@ def finish_pending(install: AppInstall, home: Path, *, timeout: float = SELF_CHE
         (install.root / PENDING_FILE).unlink(missing_ok=True)
         result = {"action": "switched", "current": version, "previous": current, "reason": why, **details}
         text = f"updated to VITAL Desktop {version} (was {current}); store backup {backup}"
-        _record_step(home, action="app.update.switched", version=version, outcome="switched", reason=why,
+        text += _record_step(home, action="app.update.switched", version=version, outcome="switched", reason=why,
                      details=details, bundle_id=bundle_id)
     else:
         (install.root / PENDING_FILE).unlink(missing_ok=True)
         result = {"action": "rolled_back", "current": current, "failed": version, "reason": why, **details}
         text = (f"the update to VITAL Desktop {version} was rolled back: {why}. Still running {current}; "
                 f"the unpacked copy stays in {folder} for diagnosis")
-        _record_step(home, action="app.update.rolled_back", version=version, outcome="rolled_back", reason=why,
+        text += _record_step(home, action="app.update.rolled_back", version=version, outcome="rolled_back", reason=why,
                      details=details, bundle_id=bundle_id)
     write_pointer(install.root / LAST_FILE, json.dumps({**result, "at": int(time.time())}, indent=1))
     return {**result, "text": text}
