@@ -266,3 +266,46 @@ def test_cli_marinelli_preset_off_axis_volume_and_bad_input(small_site, monkeypa
     store = open_store(home)
     assert snapshot_tables(store) == before
     store.close()
+
+
+def test_site_source_preset_is_saved_used_and_bad_ones_refused(small_site, monkeypatch, capsys) -> None:
+    from tests.conftest import snapshot_tables
+    from vital_desktop.store import open_store
+
+    small_site.store.close()
+    home = small_site.home
+    code, saved, err = _cli(home, "mc", "save-source", "lab-beaker-2l", "--source", "marinelli",
+                            "--source-radius-cm", "7.5", "--source-height-cm", "14", "--well-radius-cm", "4.3",
+                            "--well-depth-cm", "8", "--wall-cm", "0.25", "--wall-material", "pp",
+                            "--distance-cm", "0", "--note", "drawing LB-2000 rev C",
+                            monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert saved["source"]["kind"] == "marinelli"
+    code, presets, _ = _cli(home, "mc", "presets", monkeypatch=monkeypatch, capsys=capsys)
+    assert presets["site_sources"]["lab-beaker-2l"]["provenance"]["note"] == "drawing LB-2000 rev C"
+    code, run, err = _cli(home, "mc", "run", "--detector", "nai-3x3", "--source-preset", "lab-beaker-2l",
+                          "--energy-kev", "662", "--histories", "2e4", monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 0, err
+    assert run["config"]["source"]["radius_cm"] == 7.5 and run["config"]["source"]["wall_material"] == "pp"
+    store = open_store(home)
+    before = snapshot_tables(store)
+    store.close()
+    for argv, message in [
+        (["lab-beaker-2l", "--source", "point"], "exists already"),
+        (["marinelli-1l", "--source", "point"], "shipped preset"),
+        (["bad", "--source", "marinelli", "--source-radius-cm", "3", "--source-height-cm", "5",
+          "--well-radius-cm", "4", "--well-depth-cm", "2"], "must nest"),
+        (["bad", "--source", "volume", "--source-radius-cm", "-1", "--source-height-cm", "2"], "radius"),
+    ]:
+        code, out, err = _cli(home, "mc", "save-source", *argv, monkeypatch=monkeypatch, capsys=capsys)
+        assert code != 0 and out is None and message in err, (argv, err)
+    monkeypatch.setenv("VITAL_USER", "inspector")
+    from tests.conftest import PASSWORDS
+    from vital_desktop.cli import main
+
+    monkeypatch.setenv("VITAL_PASSWORD", PASSWORDS["inspector"])
+    assert main(["--home", str(home), "mc", "save-source", "mine", "--source", "point"]) != 0
+    capsys.readouterr()
+    store = open_store(home)
+    assert snapshot_tables(store) == before
+    store.close()

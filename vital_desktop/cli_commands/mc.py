@@ -113,6 +113,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--spectrum", action="store_true", help="include the spectrum in the JSON output")
     p.set_defaults(handler=_show)
 
+    p = actions.add_parser("save-source", help="store a source container (a lab's own beaker) as a site preset")
+    p.add_argument("preset_name", help="name to use with --source-preset")
+    p.add_argument("--note", default="", help="where the dimensions come from (drawing, measurement)")
+    _add_geometry(p)
+    p.set_defaults(handler=_save_source)
+
     p = actions.add_parser("presets", help="detector and source presets and the nuclide library")
     p.set_defaults(handler=_presets)
 
@@ -154,8 +160,9 @@ def _detector(args, name: str | None, store=None):
     return replace(det, **changes) if changes else det
 
 
-def _source(args, distance: float | None):
-    """The source from --source-preset and/or the source options (an option overrides the preset)."""
+def _source(args, distance: float | None, store=None):
+    """The source from --source-preset (shipped, or this site's when a store is given) and/or the
+    source options (an option overrides the preset)."""
     from vital_desktop.core.errors import ValidationError
     from vital_desktop.montecarlo import Backing, Source, source_preset
 
@@ -175,6 +182,10 @@ def _source(args, distance: float | None):
         given["backing"] = Backing(material=parts[0], thickness_cm=sizes[0],
                                    radius_cm=sizes[1] if len(sizes) > 1 else 10.0)
     if getattr(args, "source_preset", None):
+        if store is not None:
+            from vital_desktop.services import calibration
+
+            return calibration.resolve_source(store, args.source_preset, **given)
         return source_preset(args.source_preset, **given)
     defaults = {"kind": "point", "distance_cm": 10.0}
     return Source(**{**defaults, **{k: v for k, v in given.items() if v is not None}})
@@ -240,7 +251,8 @@ def _run(ctx: CliContext, args) -> dict:
     from vital_desktop.services import calibration
 
     actor = ctx.actor
-    config = make_config(detector=_detector(args, args.detector, ctx.store), source=_source(args, args.distance_cm),
+    config = make_config(detector=_detector(args, args.detector, ctx.store),
+                         source=_source(args, args.distance_cm, ctx.store),
                          nuclide=args.nuclide, energies_kev=args.energy_kev, options=_options(args),
                          per_line=True if args.per_line else None)
     config = _surroundings(args, config)
@@ -284,7 +296,7 @@ def _sweep(ctx: CliContext, args) -> dict:
         detector_preset(det_name)  # unknown names fail here, before any work
         for distance in distances:
             for nuclide, lines, mode in emissions:
-                config = SimulationConfig(detector=_detector(args, det_name), source=_source(args, distance),
+                config = SimulationConfig(detector=_detector(args, det_name), source=_source(args, distance, ctx.store),
                                           lines=lines, nuclide=nuclide, options=_options(args), mode=mode)
                 validate(config)
                 configs.append(config)
@@ -325,9 +337,25 @@ def _presets(ctx: CliContext, args) -> dict:
     text = ["detectors:"] + [f"  {k:18s} {v['title']}" for k, v in dets.items()]
     text += [f"  {k:18s} fitted at this site by {v['created_by']} ({v['created_at']})" for k, v in site.items()]
     sources = source_presets()
+    site_sources = calibration.site_source_presets(ctx.store)
     text += ["sources:"] + [f"  {k:18s} {v['title']}" for k, v in sources.items()]
+    text += [f"  {k:18s} defined at this site by {v['created_by']} ({v['created_at']})"
+             for k, v in site_sources.items()]
     text += ["nuclides:"] + [f"  {k:8s} " + ", ".join(f"{e:g} keV ({p:.3g})" for e, p in v["lines"]) for k, v in nucs.items()]
-    return {"detectors": dets, "site_detectors": site, "sources": sources, "nuclides": nucs, "text": "\n".join(text)}
+    return {"detectors": dets, "site_detectors": site, "sources": sources, "site_sources": site_sources,
+            "nuclides": nucs, "text": "\n".join(text)}
+
+
+def _save_source(ctx: CliContext, args) -> dict:
+    from dataclasses import asdict
+
+    from vital_desktop.services import calibration
+
+    source = _source(args, args.distance_cm, ctx.store)
+    calibration.save_source_preset(ctx.store, actor=ctx.actor, name=args.preset_name, source=source, note=args.note)
+    return {"name": args.preset_name, "source": asdict(source),
+            "text": f"saved source preset {args.preset_name!r} ({source.kind}, "
+                    f"{source.contents_volume_cm3:.1f} cm3 of contents)"}
 
 
 def _curve(ctx: CliContext, args) -> dict:
@@ -355,7 +383,7 @@ def _curve(ctx: CliContext, args) -> dict:
             order = int(args.order)
         except ValueError:
             raise ValidationError(f"--order must be a whole number or 'auto', got {args.order!r}") from None
-    config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm),
+    config = make_config(detector=_detector(args, args.detector), source=_source(args, args.distance_cm, ctx.store),
                          energies_kev=energies, options=_options(args))
     config = _surroundings(args, config)
     if args.csv and Path(args.csv).is_dir():
@@ -396,7 +424,7 @@ def _characterize(ctx: CliContext, args) -> dict:
     grids = dict(parse_grid(spec) for spec in args.fit)
     detector = _detector(args, args.detector, ctx.store)
     fit, _ = calibration.characterize_detector(
-        ctx.store, actor=ctx.actor, detector=detector, source=_source(args, args.distance_cm),
+        ctx.store, actor=ctx.actor, detector=detector, source=_source(args, args.distance_cm, ctx.store),
         measurements=measurements, grids=grids, histories=args.histories, seed=args.seed, options=_options(args),
         save_as=args.save_preset, scheduler=args.scheduler, processes=args.processes,
         progress=ctx.progress("mc characterize"))

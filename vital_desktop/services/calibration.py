@@ -24,7 +24,9 @@ from vital_desktop.montecarlo import SimulationConfig, config_from_dict, run_sim
 from vital_desktop.montecarlo import sweep as mc_sweep
 from vital_desktop.montecarlo.characterize import FitResult, Measurement, fit_grid, grid_configs
 from vital_desktop.montecarlo.config import (
+    Backing,
     Detector,
+    Line,
     Options,
     Source,
     detector_preset,
@@ -36,7 +38,7 @@ from vital_desktop.montecarlo.engine import ENGINE_VERSION, simulate
 from vital_desktop.services.accounts import require
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import McDetectorPreset, McRun
+from vital_desktop.store.models import McDetectorPreset, McRun, McSourcePreset
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,61 @@ def resolve_detector(store: Store, name: str) -> Detector:
         return detector_from_dict(site[name]["detector"])
     known = sorted(detector_presets()) + sorted(site)
     raise NotFoundError(f"unknown detector preset {name!r}; presets: {', '.join(known)}")
+
+
+def site_source_presets(store: Store) -> dict[str, dict]:
+    """Source containers defined at this site: name -> {source, provenance, created_by, created_at}."""
+    with store.read() as s:
+        rows = s.scalars(sa.select(McSourcePreset).order_by(McSourcePreset.name)).all()
+        return {r.name: {"source": r.source, "provenance": r.provenance, "created_by": r.created_by,
+                         "created_at": iso(r.created_at)} for r in rows}
+
+
+def resolve_source(store: Store, name: str, **overrides: Any) -> Source:
+    """A shipped source preset, or else one defined at this site, with any field overridden."""
+    from vital_desktop.montecarlo.config import source_preset, source_presets
+
+    if name in source_presets():
+        return source_preset(name, **overrides)
+    site = site_source_presets(store)
+    if name not in site:
+        known = sorted(source_presets()) + sorted(site)
+        raise NotFoundError(f"unknown source preset {name!r}; presets: {', '.join(known)}")
+    fields = dict(site[name]["source"])
+    backing = fields.pop("backing", None)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    if backing and "backing" not in overrides:
+        fields["backing"] = Backing(**backing)
+    try:
+        return Source(**fields)
+    except TypeError as exc:
+        raise ValidationError(f"site source preset {name!r} is not a valid source: {exc}") from None
+
+
+def save_source_preset(store: Store, *, actor: User, name: str, source: Source, note: str = "") -> Changes:
+    """Store a source container under `name` for this site (validated first; nothing written if bad)."""
+    from vital_desktop.montecarlo.config import source_presets
+
+    require(actor, "run_calibration")
+    name = name.strip()
+    if not name:
+        raise ValidationError("a source preset needs a name")
+    if name in source_presets():
+        raise ValidationError(f"source preset name {name!r} is a shipped preset; choose another name")
+    if name in site_source_presets(store):
+        raise ValidationError(f"a site source preset named {name!r} exists already; choose another name")
+    # the source's own geometry is checked against the smallest detector (a Marinelli well must
+    # still fit the detector it is used with: that is checked again with every run)
+    probe = Detector(name="probe", material="nai", radius_cm=0.01, height_cm=0.01)
+    validate(SimulationConfig(detector=probe, source=source, lines=(Line(661.657),)))
+    provenance = {"note": note, "engine_version": ENGINE_VERSION,
+                  "contents_volume_cm3": source.contents_volume_cm3}
+    with store.session() as s:
+        row = McSourcePreset(name=name, source=asdict(source), provenance=provenance, created_by=actor.username)
+        s.add(row)
+        s.flush()
+        audit.record(s, actor, "mc.source_preset", row.id, {"name": name, "kind": source.kind})
+    return Changes(mc_runs=True)
 
 
 def characterize_detector(

@@ -589,6 +589,19 @@ class McDetectorPreset(Base):
     created_at: Mapped[dt.datetime] = _now()
 
 
+class McSourcePreset(Base):
+    """A source container defined at this site (a lab's own beaker), usable like a shipped preset."""
+
+    __tablename__ = "mc_source_presets"
+    __table_args__ = (sa.UniqueConstraint("name", name="uq_mc_source_presets_name"),)
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(sa.String, nullable=False)
+    source: Mapped[Any] = mapped_column(JSONType, nullable=False)
+    provenance: Mapped[Any] = mapped_column(JSONType, nullable=False, default=dict)
+    created_by: Mapped[str] = mapped_column(sa.String, nullable=False)
+    created_at: Mapped[dt.datetime] = _now()
+
+
 # --- bundles and trust -----------------------------------------------------------------------
 
 
