@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per optimisation")
     args = parser.parse_args()
 
-    from vital_desktop.services import accounts, site, template_eval, template_optimise
+    from vital_desktop.services import accounts, llm_speed, site, template_eval, template_optimise
 
     report: dict[str, Any] = {"settings": vars(args), "sheets": {}}
     with tempfile.TemporaryDirectory(prefix="vital-bench-tq-") as tmp:
@@ -99,6 +99,7 @@ def main() -> None:
                 print(result.text(), flush=True)
                 entry["optimise"] = {k: v for k, v in result.to_dict().items() if k not in ("diff",)}
                 report["sheets"][sheet] = entry
+                report["model_speed"] = {k: [v.to_dict() for v in vs] for k, vs in llm_speed.speeds(store).items()}
                 write_report("template_quality", report)  # after each sheet, so a long run keeps what it has
         finally:
             store.close()

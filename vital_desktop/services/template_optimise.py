@@ -4,9 +4,10 @@
 
 1. splits the sheet's evaluation-allowed canonical labels (see `template_eval.label_pool`) into
    a *selection* split and a *held-out* split (seeded shuffle, disjoint);
-2. builds candidates: the baseline (the version as it is) first, then few-shot selections ×
-   instruction variants (`FEW_SHOT_SELECTIONS`, `INSTRUCTION_VARIANTS`: registries, not
-   branches). Examples come ONLY from labels whose constraints allow ``few_shot`` use (asked of
+2. builds candidates: the baseline (the version as it is) first, then the other few-shot
+   selections, the instruction variants, and their combinations, most different first
+   (`FEW_SHOT_SELECTIONS`, `INSTRUCTION_VARIANTS`: registries, not branches). Examples come
+   ONLY from labels whose constraints allow ``few_shot`` use (asked of
    the site's export gate, since examples travel with the template) and never from an item of
    either split;
 3. scores each candidate on the selection split, baseline first, until the time budget or the
@@ -141,19 +142,25 @@ def build_candidates(base: templates.TemplateInfo, label_type: LabelType, few_sh
     examples = [e for e in (example_from_label(base, label_type, item) for item in pool_items) if e is not None]
     candidates = [Candidate("baseline", "template's own", "as-is", base, ["template"])]
     seen = {_key(base)}
-    for selection, choose in FEW_SHOT_SELECTIONS.items():
-        chosen = choose(base, examples, label_type.class_field)
-        for instruction, sentence in INSTRUCTION_VARIANTS.items():
-            if len(candidates) > limit:
-                return candidates
-            few_shot = base.few_shot if chosen is None else [e.spec() for e in chosen]
-            system = base.system_prompt if not sentence else base.system_prompt.rstrip() + "\n\n" + sentence
-            variant = dataclasses.replace(base, few_shot=list(few_shot), system_prompt=system)
-            if _key(variant) in seen:
-                continue
-            seen.add(_key(variant))
-            refs = ["template"] if chosen is None else [e.item_ref for e in chosen]
-            candidates.append(Candidate(f"{selection} + {instruction}", selection, instruction, variant, refs))
+    chosen = {selection: choose(base, examples, label_type.class_field) for selection, choose in FEW_SHOT_SELECTIONS.items()}
+    # The most different candidates first (the budget may stop the search early): each other
+    # few-shot selection as it is, then each instruction variant, then the combinations.
+    plain = [(selection, "as-is") for selection in FEW_SHOT_SELECTIONS]
+    worded = [("template's own", instruction) for instruction in INSTRUCTION_VARIANTS]
+    combined = [(selection, instruction) for selection in FEW_SHOT_SELECTIONS for instruction in INSTRUCTION_VARIANTS]
+    for selection, instruction in plain + worded + combined:
+        if len(candidates) > limit:
+            break
+        picked = chosen[selection]
+        sentence = INSTRUCTION_VARIANTS[instruction]
+        few_shot = base.few_shot if picked is None else [e.spec() for e in picked]
+        system = base.system_prompt if not sentence else base.system_prompt.rstrip() + "\n\n" + sentence
+        variant = dataclasses.replace(base, few_shot=list(few_shot), system_prompt=system)
+        if _key(variant) in seen:
+            continue
+        seen.add(_key(variant))
+        refs = ["template"] if picked is None else [e.item_ref for e in picked]
+        candidates.append(Candidate(f"{selection} + {instruction}", selection, instruction, variant, refs))
     return candidates
 
 
@@ -259,7 +266,8 @@ def optimise_template(
         if candidate.score is None and index == 0:
             raise ValidationError(f"the baseline {base.ref} could not be scored: {candidate.note}")
         if candidate.score is None and not candidate.note:
-            candidate.note = "not scored: the time budget ran out"
+            for later in candidates[index:]:
+                later.note = "not scored: the time budget ran out"
             total -= len(selection) * (len(candidates) - index - 1)
             progress.start(total, "time budget reached")
             progress.set(done)
