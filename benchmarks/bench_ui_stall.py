@@ -83,6 +83,16 @@ def spin(app, seconds: float) -> None:
         time.sleep(0.001)
 
 
+def _schedstat() -> tuple[int, int] | None:
+    """This thread's (CPU time, run-queue wait) in ns from Linux's schedstat, or None elsewhere."""
+    try:
+        with open("/proc/thread-self/schedstat") as handle:
+            cpu, wait, _slices = handle.read().split()
+        return int(cpu), int(wait)
+    except (OSError, ValueError):
+        return None
+
+
 class StallMonitor:
     """The longest gap between ticks of a 5 ms timer on the GUI thread."""
 
@@ -96,9 +106,12 @@ class StallMonitor:
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
         self.by_interval: dict[float, list[float]] = {}
+        self.split: list[tuple[float, float, float]] = []  # (gap, GUI-thread CPU, run-queue wait) seconds
+        self.sched: tuple[int, int] | None = None
         self.last = 0
 
     def start(self) -> None:
+        self.sched = _schedstat()
         self.clock.start()
         self.last = self.clock.nsecsElapsed()
         self.timer.start()
@@ -112,8 +125,30 @@ class StallMonitor:
             self.watch.tick()
         gap = (now - self.last) / 1e9
         self.gaps.append(gap)
+        sched = _schedstat()
+        if sched is not None and self.sched is not None:
+            self.split.append((gap, (sched[0] - self.sched[0]) / 1e9, (sched[1] - self.sched[1]) / 1e9))
+        self.sched = sched
         self.by_interval.setdefault(sys.getswitchinterval(), []).append(gap)
         self.last = now
+
+    def where_stalls_went(self, over_s: float = 0.1) -> dict:
+        """Where the GUI thread's time went during the gaps longer than `over_s`: running on a CPU
+        (its own work), waiting in the kernel's run queue for a CPU (the machine's load), or
+        neither (blocked: waiting for the GIL, a lock, or sleeping) — from /proc schedstat."""
+        long = [x for x in self.split if x[0] > over_s]
+        if not long:
+            return {"gaps_over_ms": over_s * 1000, "count": 0}
+        total = sum(g for g, _, _ in long)
+        cpu = sum(c for _, c, _ in long)
+        queue = sum(q for _, _, q in long)
+        worst = sorted(long, reverse=True)[:5]
+        return {"gaps_over_ms": over_s * 1000, "count": len(long), "total_ms": round(total * 1000),
+                "gui_thread_running_pct": round(100 * cpu / total, 1),
+                "waiting_for_a_cpu_pct": round(100 * queue / total, 1),
+                "blocked_gil_lock_or_sleep_pct": round(100 * max(0.0, total - cpu - queue) / total, 1),
+                "worst": [{"gap_ms": round(g * 1000), "running_ms": round(c * 1000), "cpu_wait_ms": round(q * 1000)}
+                          for g, c, q in worst]}
 
     def report_by_interval(self) -> dict:
         """Worst stall and p99 gap for each GIL switch interval that was in force (A/B flips)."""
@@ -185,7 +220,8 @@ def drive(app, window, seconds: float | None = None, job=None, probe=None, diagn
         time.sleep(0.0005)
     monitor.pause()
     sys.setswitchinterval(app_interval)
-    out = {**monitor.report(), "seconds": round(time.perf_counter() - started, 2)}
+    out = {**monitor.report(), "seconds": round(time.perf_counter() - started, 2),
+           "where_long_gaps_went": monitor.where_stalls_went()}
     if flip:
         out["by_switch_interval"] = monitor.report_by_interval()
     if watch is not None:

@@ -24,7 +24,7 @@ def test_suspects_panel_lists_doubtful_labels_and_label_next_ranks_unlabelled_it
     window = open_window(qtbot, demo_store, "engineer", settings, stage="improve")
     panel = window.pages["improve"].suspects
     panel.sheet_pick.setCurrentIndex(panel.sheet_pick.findData(DEMO_SHEET))
-    panel.find()
+    panel.find_suspects()
     qtbot.waitUntil(lambda: "labels look doubtful" in panel.message.text(), timeout=180_000)
     assert panel.report is not None and panel.table.rowCount() == len(panel.report.suspects)
     for suspect in panel.report.suspects:

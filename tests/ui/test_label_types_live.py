@@ -53,3 +53,37 @@ def test_a_label_type_edited_elsewhere_reloads_keeping_item_and_unsaved_work(qtb
     assert tool.notes.text() == "half typed" and QApplication.focusWidget() is tool.notes
     assert tool.form.label_type.version in tool.message.text()
     qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)
+
+
+def test_a_label_whose_image_changed_is_confirmed_by_key(qtbot, window, store, engineer, tmp_path):
+    """A rescan flags the label of a changed file; the tool says so, and Ctrl+K confirms it holds."""
+    from PySide6.QtCore import Qt
+
+    from tests.formats.test_folder_sheets import _folder, _png
+    from vital_desktop.services import sheet_rescan, sheets
+
+    root = _folder(tmp_path / "shots")
+    sheets.import_sheet(store, actor=engineer, name="Shots", metadata_path=None, image_root=root,
+                        class_label_type="classification")
+    _png(root / "crack" / "a.png", 200)
+    report, _ = sheet_rescan.rescan_sheet(store, actor=engineer, sheet="Shots")
+    assert report.flagged_labels == 1
+    window.go("canonical", sheet="Shots", item="crack/a.png")
+    tool = window.pages["canonical"]
+    qtbot.waitUntil(lambda: tool.ready and tool.labels_ready and tool.item.item_ref == "crack/a.png", timeout=10_000)
+    assert tool.label_type == "classification"  # the type the sheet's labels have
+    qtbot.waitUntil(lambda: tool.side.changed_box.isVisible(), timeout=5000)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    tool.image_view.setFocus()
+    qtbot.keyClick(tool.image_view, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: label_service.get_label(store, sheet="Shots", item_ref="crack/a.png",
+                                                    label_type="classification").review_state == "ok", timeout=10_000)
+    label = label_service.get_label(store, sheet="Shots", item_ref="crack/a.png", label_type="classification")
+    assert label.version == 2 and label.label_data == {"defect_type": "crack"}
+    qtbot.waitUntil(lambda: not tool.side.changed_box.isVisible() and tool.labels_ready, timeout=10_000)
+    assert tool.item.item_ref == "crack/a.png" and tool.image_view.hasFocus()
+    # A label that is not flagged: Ctrl+K explains and writes nothing.
+    qtbot.keyClick(tool.image_view, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
+    assert "needs confirming" in tool.message.text()
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)

@@ -54,6 +54,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("previous_item", "&Label", "Previous item", ("Left",), "previous_item", "canonical"),
     ActionSpec("undo_label", "&Label", "Undo label action", ("Ctrl+Z",), "undo", "canonical"),
     ActionSpec("redo_label", "&Label", "Redo label action", ("Ctrl+Shift+Z", "Ctrl+Y"), "redo", "canonical"),
+    ActionSpec("confirm_unchanged", "&Label", "Label still holds for the changed image", ("Ctrl+K",),
+               "confirm_unchanged", "canonical"),
     ActionSpec("close_tool", "&Label", "Close the labeling tool", ("Escape",), "close_tool", "canonical"),
     # LABEL Mode A (review of Q&A pairs)
     ActionSpec("approve", "&Review", "Approve pair", ("A",), "approve", "label"),

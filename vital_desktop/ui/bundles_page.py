@@ -42,6 +42,7 @@ from vital_desktop.ui.widgets import (
     show_error,
     title_label,
 )
+from vital_desktop.ui.workers import Job
 
 OUTCOME_COLORS = {"accepted": theme.SUCCESS, "exported": theme.SUCCESS, "refused": theme.DANGER,
                   "export_started": theme.MUTED, "switched": theme.SUCCESS, "rolled_back": theme.DANGER}
@@ -65,7 +66,7 @@ class BundlesPage(Page):
         super().__init__(context, parent)
         self.verified_path: str | None = None
         self.report: dict[str, Any] | None = None
-        self.import_job = None
+        self.import_job: Job | None = None
 
         root, header = page_layout(self, "Bundles",
                                    "Signed update bundles from the hub on removable media, and the site's data "

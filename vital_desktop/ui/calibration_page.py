@@ -606,7 +606,7 @@ class CalibrationPage(Page):
                          f"{r.histories:,}", f"{factor:.4e}" if isinstance(factor, (int, float)) else "—"))
         fill_table(self.runs, rows, data=[r.id for r in runs])
         ids = [r.id for r in runs]
-        if current in ids:
+        if current is not None and current in ids:
             self.runs.blockSignals(True)
             self.runs.selectRow(ids.index(current))
             self.runs.blockSignals(False)

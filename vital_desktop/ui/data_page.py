@@ -50,6 +50,7 @@ from vital_desktop.ui.widgets import (
     show_error,
     title_label,
 )
+from vital_desktop.ui.workers import Job
 
 SheetRole = Qt.ItemDataRole.UserRole + 10
 
@@ -155,7 +156,7 @@ class DataPage(Page):
         self.rescan_cancel.hide()
         title_row.addWidget(self.rescan_button)
         title_row.addWidget(self.rescan_cancel)
-        self.rescan_job = None
+        self.rescan_job: Job | None = None
         self.detail_card.body.addLayout(title_row)
         self.rescan_status = muted_label("")
         self.detail_card.body.addWidget(self.rescan_status)

@@ -8,6 +8,8 @@ a `QPixmap` once. Each cache is a bounded LRU; a request already in flight is no
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
+from typing import Any
 
 from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
@@ -29,6 +31,10 @@ def decode_image(path: str, max_side: int | None = None) -> QImage:
             reader.setScaledSize(size)
     image = reader.read()
     return image
+
+
+def _decode_thumbnail(path: str, _progress: Any) -> QImage:
+    return decode_image(path, THUMBNAIL_SIZE)
 
 
 class _LRU(OrderedDict):
@@ -84,6 +90,9 @@ class ImageCache(QObject):
                 return access.problem
         return decode_image(path)
 
+    def _decode_full_job(self, path: str, _progress: Any) -> QImage | str:
+        return self._decode_full(path)
+
     # --- thumbnails ---------------------------------------------------------------------------
     def thumbnail(self, path: str | None) -> QPixmap | None:
         """The cached thumbnail, or None after scheduling its decode (watch `thumbnail_ready`)."""
@@ -94,11 +103,8 @@ class ImageCache(QObject):
             return cached  # type: ignore[return-value]
         if path not in self._pending_thumbs:
             self._pending_thumbs.add(path)
-            self._jobs.submit(
-                "thumbnail", lambda _p, path=path: decode_image(path, THUMBNAIL_SIZE),
-                on_result=lambda image, path=path: self._thumb_done(path, image),
-                on_error=lambda _exc, path=path: self._thumb_failed(path), visible=False,
-            )
+            self._jobs.submit("thumbnail", partial(_decode_thumbnail, path), on_result=partial(self._thumb_done, path),
+                              on_error=partial(self._thumb_failed_exc, path), visible=False)
         return None
 
     def _thumb_done(self, path: str, image: QImage) -> None:
@@ -108,6 +114,9 @@ class ImageCache(QObject):
             return
         self._thumbs.put(path, QPixmap.fromImage(image))
         self.thumbnail_ready.emit(path)
+
+    def _thumb_failed_exc(self, path: str, _exc: BaseException) -> None:
+        self._thumb_failed(path)
 
     def _thumb_failed(self, path: str) -> None:
         self._pending_thumbs.discard(path)
@@ -130,11 +139,8 @@ class ImageCache(QObject):
         if not path or path in self.failed or path in self._images or path in self._pending_images:
             return
         self._pending_images.add(path)
-        self._jobs.submit(
-            "image", lambda _p, path=path: self._decode_full(path),
-            on_result=lambda image, path=path: self._image_done(path, image),
-            on_error=lambda _exc, path=path: self._image_failed(path), visible=False,
-        )
+        self._jobs.submit("image", partial(self._decode_full_job, path), on_result=partial(self._image_done, path),
+                          on_error=partial(self._image_failed_exc, path), visible=False)
 
     def image_now(self, path: str) -> QPixmap | None:
         """Decode on the GUI thread: only when the user is waiting for exactly this image."""
@@ -164,6 +170,9 @@ class ImageCache(QObject):
             return
         self._images.put(path, image)  # becomes a pixmap when first shown
         self.image_ready.emit(path)
+
+    def _image_failed_exc(self, path: str, _exc: BaseException) -> None:
+        self._image_failed(path)
 
     def _image_failed(self, path: str) -> None:
         self._pending_images.discard(path)

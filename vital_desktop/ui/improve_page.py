@@ -202,7 +202,7 @@ class ImprovePage(Page):
         for r, info in enumerate(self.items):
             rows.append(((info.created_at or "")[:16], info.item_ref or "—", info.model or "—",
                          info.predicted_class or "—",
-                         info.corrected_class + ("" if info.in_taxonomy else "  (new class)"),
+                         (info.corrected_class or "—") + ("" if info.in_taxonomy else "  (new class)"),
                          info.created_by, info.status.replace("_", " "), info.comment))
             colors[(r, 6)] = STATUS_COLORS.get(info.status, theme.TEXT)
             if not info.in_taxonomy:
@@ -215,8 +215,9 @@ class ImprovePage(Page):
                 continue
             self.thumb_rows[path].append(r)
             pixmap = self.context.images.thumbnail(path)
-            if pixmap is not None:
-                self.queue.item(r, 1).setIcon(QIcon(pixmap))
+            cell = self.queue.item(r, 1)
+            if pixmap is not None and cell is not None:
+                cell.setIcon(QIcon(pixmap))
         ids = [i.id for i in self.items]
         if current in ids:
             self.queue.selectRow(ids.index(current))

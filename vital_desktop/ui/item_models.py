@@ -8,6 +8,7 @@ label status) and asks the image cache for thumbnails, which also arrive off the
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRect, QSize, Qt, Signal
@@ -57,9 +58,11 @@ class ItemPager(QObject):
         sheet = self.sheet
         self.context.query(
             "items", lambda op: sheet_service.list_items(op.store, sheet, offset=page * PAGE_SIZE, limit=PAGE_SIZE),
-            on_result=lambda items, page=page: self._loaded(page, items),
-            on_error=lambda _exc, page=page: self._pending.discard(page), owner=self,
+            on_result=partial(self._loaded, page), on_error=partial(self._page_failed, page), owner=self,
         )
+
+    def _page_failed(self, page: int, _exc: BaseException) -> None:
+        self._pending.discard(page)
 
     def _loaded(self, page: int, items: list[ItemInfo]) -> None:
         self._pending.discard(page)

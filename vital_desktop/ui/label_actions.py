@@ -15,8 +15,10 @@ from PySide6.QtCore import Qt
 
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.core.geometry import check_shapes
+from vital_desktop.services import content_review
 from vital_desktop.services import labels as label_service
 from vital_desktop.services import review as review_service
+from vital_desktop.services.content_review import CONTENT_CHANGED
 from vital_desktop.services.labels import LabelInfo
 from vital_desktop.ui import label_ops, theme
 from vital_desktop.ui.label_commands import LabelActionCommand, LabelKey
@@ -175,6 +177,30 @@ class LabelActions:
         label_ops.change(self.tool.context, f"Rolling back {key.item_ref}", lambda op: label_service.rollback(
             op.store, actor=op.actor, sheet=key.sheet, item_ref=key.item_ref, label_type=key.label_type,
             to_version=version), on_result=done, on_error=lambda exc: show_error(self.tool, "Roll back", exc), owner=self.tool)
+
+    def confirm_unchanged(self) -> None:
+        """Ctrl+K: the label still holds for the item's changed image — a new version with the same
+        content through the write path (services/content_review); a label changed by someone since
+        the version shown becomes a conflict."""
+        tool = self.tool
+        label = tool.current_label
+        if tool.sheet is None or tool.item is None or label is None or label.review_state != CONTENT_CHANGED:
+            tool.message.setText("Only a label whose image changed since it was made needs confirming.")
+            return
+        key = LabelKey(tool.sheet.name, tool.item.item_ref, tool.label_type)
+        seen = label.version
+
+        def done(outcome: content_review.ConfirmOutcome) -> None:
+            self._after_undo_redo(key)  # show the label as stored now
+            text = (f"{key.item_ref}: someone changed this label meanwhile; recorded as a conflict to resolve."
+                    if outcome.conflicts else f"{key.item_ref}: the label holds for the new image (v{seen + 1}).")
+            tool.context.say(text)  # the status bar: the side panel's message is reset as the label reloads
+            tool.image_view.setFocus()
+
+        label_ops.change(tool.context, f"Confirming {key.item_ref}", lambda op: content_review.confirm_unchanged(
+            op.store, actor=op.actor, sheet=key.sheet, label_type=key.label_type, item_refs=[key.item_ref],
+            expected_versions={key.item_ref: seen}), on_result=done,
+            on_error=lambda exc: show_error(tool, "Confirm label", exc), owner=tool)
 
     def _undo_text_changed(self, text: str) -> None:
         if shiboken6.isValid(self.tool.undo_button):  # the stack emits while the page is being destroyed

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from vital_desktop.services.content_review import CONTENT_CHANGED
 from vital_desktop.services.labels import CONFIDENCE_LEVELS, LabelInfo
 from vital_desktop.ui.usage_constraints import UsageConstraints
 from vital_desktop.ui.widgets import muted_label, primary_button
@@ -67,6 +68,8 @@ class LabelSidePanel(QWidget):
         self.undo_button.setEnabled(False)
         self.redo_button.setEnabled(False)
         layout.addLayout(buttons)
+        self.changed_box = self._changed()
+        layout.addWidget(self.changed_box)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
@@ -91,6 +94,20 @@ class LabelSidePanel(QWidget):
         confidence_row.addStretch(1)
         details_layout.addLayout(confidence_row)
         return details
+
+    def _changed(self) -> QGroupBox:
+        """Shown when the label was made on an image whose content has since changed."""
+        box = QGroupBox("The image changed")
+        box_layout = QVBoxLayout(box)
+        self.changed_note = muted_label("")
+        box_layout.addWidget(self.changed_note)
+        self.confirm_button = QPushButton("Label still holds  (Ctrl+K)")
+        self.confirm_button.setToolTip("A new version of this label with the same content, for the new image; or "
+                                       "relabel and save as usual")
+        self.confirm_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        box_layout.addWidget(self.confirm_button)
+        box.setVisible(False)
+        return box
 
     def _others(self) -> QGroupBox:
         others = QGroupBox("Other labels of this item")
@@ -159,4 +176,9 @@ class LabelSidePanel(QWidget):
                                  + (f"\n{version.reason}" if version.reason else ""))
                 self.history.addItem(entry)
         self.rollback_button.setEnabled(label is not None and self.history.count() > 1)
+        changed = label is not None and label.review_state == CONTENT_CHANGED
+        self.changed_box.setVisible(changed)
+        if changed:
+            self.changed_note.setText(f"This {type_title(label_type)} label was made on the item's earlier "
+                                      "content. Look at the image: relabel it, or confirm that it still holds.")
         self.message.setText("")

@@ -119,6 +119,9 @@ class CanonicalLabelingTool(Page):
     def rollback_selected(self) -> None:
         self.acting.rollback_selected()
 
+    def confirm_unchanged(self) -> None:
+        self.acting.confirm_unchanged()
+
     def undo(self) -> None:
         self.acting.undo()
 
@@ -149,6 +152,7 @@ class CanonicalLabelingTool(Page):
         self.side.undo_button.clicked.connect(self.undo)
         self.side.redo_button.clicked.connect(self.redo)
         self.side.rollback_button.clicked.connect(self.rollback_selected)
+        self.side.confirm_button.clicked.connect(self.confirm_unchanged)
         self.undo_stack.canUndoChanged.connect(self.side.undo_button.setEnabled)
         self.undo_stack.canRedoChanged.connect(self.side.redo_button.setEnabled)
         self.undo_stack.undoTextChanged.connect(self.acting._undo_text_changed)

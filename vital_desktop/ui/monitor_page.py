@@ -53,6 +53,7 @@ from vital_desktop.ui.widgets import (
     show_error,
     title_label,
 )
+from vital_desktop.ui.workers import Job
 
 #: (minimum, maximum, decimals) of each threshold's editor; ints get a spin box
 THRESHOLD_LIMITS: dict[str, tuple[float, float, int]] = {
@@ -128,7 +129,7 @@ class MonitorPage(Page):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.report: monitor.MonitorReport | None = None
-        self.report_job = None
+        self.report_job: Job | None = None
         outer = QVBoxLayout(self)
         outer.setContentsMargins(20, 16, 20, 8)
         outer.setSpacing(theme.SPACING)
@@ -327,8 +328,8 @@ class MonitorPage(Page):
             self.figure_accuracy.set("—", "accuracy: no labelled predictions yet")
         for figure, key in ((self.figure_p50, "p50"), (self.figure_p95, "p95"), (self.figure_p99, "p99")):
             value = report.latency_ms.get(key)
-            color = theme.DANGER if key == "p95" and value is not None and value > t.latency_p95_ms else None
-            figure.set(f"{value:.2f} ms" if value is not None else "—", None, color)
+            latency_color = theme.DANGER if key == "p95" and value is not None and value > t.latency_p95_ms else None
+            figure.set(f"{value:.2f} ms" if value is not None else "—", None, latency_color)
         low = report.low_confidence_fraction
         self.figure_low.set(f"{low:.1%}" if low is not None else "—", f"confidence below {t.low_confidence:.2f}",
                             theme.WARNING if low is not None and low > t.low_confidence_fraction_max else None)

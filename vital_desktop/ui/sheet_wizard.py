@@ -6,6 +6,9 @@ and a refused import (duplicate keys, escaping paths…) shows the service's mes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import html
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.item_source_page import ItemSourcePage
 from vital_desktop.ui.operations import OpEnv
 from vital_desktop.ui.widgets import error_text, muted_label
+from vital_desktop.ui.workers import Job
 
 NO_IMAGES = "(no image column)"
 
@@ -69,7 +73,7 @@ class MetadataPage(QWizardPage):
         tag_layout.addStretch(1)
         self.message = muted_label()
         self.folder_only = QCheckBox("No metadata file: every image in a folder is an item")
-        self.folder_only.toggled.connect(lambda on: (self.path_edit.setEnabled(not on), self.completeChanged.emit()))
+        self.folder_only.toggled.connect(self._folder_only_toggled)
         # what the items are (services/item_kinds): documents and telemetry go to their own page
         self.kind_combo = QComboBox()
         for kind in ITEM_KINDS.values():
@@ -88,6 +92,10 @@ class MetadataPage(QWizardPage):
         self.path_edit.textChanged.connect(self._path_changed)
         self.name_edit.textChanged.connect(self.completeChanged)
 
+
+    def _folder_only_toggled(self, on: bool) -> None:
+        self.path_edit.setEnabled(not on)
+        self.completeChanged.emit()
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Metadata file", "", "Metadata (*.csv *.tsv *.parquet *.pq)")
         if path:
@@ -250,9 +258,9 @@ class PreviewPage(QWizardPage):
             self.table.setItem(row, 1, QTableWidgetItem(image or "—"))
             self.table.setItem(row, 2, QTableWidgetItem(("yes" if exists else "missing") if image_column else "—"))
         self.table.resizeColumnsToContents()
-        found = sum(1 for *_, e in preview.rows if e)
+        images_found = sum(1 for entry in preview.rows if entry[2])
         text = (f"{preview.total_rows:,} items will be indexed"
-                + (f"; {found} of the first {len(preview.rows)} images found" if image_column else ""))
+                + (f"; {images_found} of the first {len(preview.rows)} images found" if image_column else ""))
         problems = []
         if preview.duplicate_keys:
             problems.append(f"the key column has duplicate values: {', '.join(preview.duplicate_keys[:5])}"
@@ -287,7 +295,7 @@ class ImportPage(QWizardPage):
         layout.addWidget(self.status)
         layout.addWidget(self.cancel_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
-        self.job = None
+        self.job: Job | None = None
         self.done = False
         self.failed = False
         self.report = None
@@ -346,7 +354,7 @@ class CreateSheetWizard(QWizard):
     def start_import(self, page: ImportPage) -> None:
         image_column = self.columns_page.image_column()
         folder_only = self.metadata_page.folder_only.isChecked()
-        arguments = {
+        arguments: dict[str, Any] = {
             "name": self.metadata_page.name_edit.text().strip(),
             "metadata_path": self.metadata_page.path_edit.text(),
             "key_column": self.columns_page.key_combo.currentText(),
@@ -361,9 +369,10 @@ class CreateSheetWizard(QWizard):
                              class_label_type=self.folder_page.class_type_edit.text().strip() or None)
         page.status.setText("Starting…")
 
-        def work(op: OpEnv):
+        def import_images(op: OpEnv) -> Any:
             return sheet_service.import_sheet(op.store, actor=op.actor, progress=op.progress, **arguments)
 
+        work: Callable[[OpEnv], Any] = import_images
         if not self.metadata_page.images():
             work = self.items_page.work({key: arguments[key] for key in ("name", "classification", "description")})
 

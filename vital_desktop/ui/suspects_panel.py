@@ -32,7 +32,7 @@ class SuspectsPanel(Card):
         row.addWidget(self.sheet_pick)
         self.find_button = QPushButton("Find")
         self.find_button.setToolTip("Train on all but one fold at a time and list the labels it contradicts")
-        self.find_button.clicked.connect(lambda: self.find())
+        self.find_button.clicked.connect(lambda: self.find_suspects())
         self.find_button.setEnabled(False)
         row.addWidget(self.find_button)
         self.open_button = QPushButton("Open in labeling tool")
@@ -51,7 +51,7 @@ class SuspectsPanel(Card):
             self.sheet_pick.addItem(info.name, info.name)
         self.find_button.setEnabled(permitted(self.context.user, "label") and self.sheet_pick.count() > 0)
 
-    def find(self) -> None:
+    def find_suspects(self) -> None:
         sheet = self.sheet_pick.currentData()
         if not sheet:
             return

@@ -140,14 +140,14 @@ class TaxonomyPage(Page):
         verbs = QHBoxLayout()
         self.verb = QComboBox()
         self.verb.addItems(list(VERBS))
-        self.verb.currentTextChanged.connect(lambda text: self.verb_arg.setPlaceholderText(VERBS[text][1]))
         self.verb_arg = QLineEdit()
+        self.verb.currentTextChanged.connect(lambda text: self.verb_arg.setPlaceholderText(VERBS[text][1]))
         self.verb_arg.setPlaceholderText(VERBS["Add class"][1])
         self.preview_button = QPushButton("Preview")
         self.preview_button.clicked.connect(lambda: self.preview_verb())
         self.verb_arg.returnPressed.connect(lambda: self.preview_verb())
-        for widget in (self.verb, self.verb_arg, self.preview_button):
-            verbs.addWidget(widget)
+        for verb_widget in (self.verb, self.verb_arg, self.preview_button):
+            verbs.addWidget(verb_widget)
         card.body.addLayout(verbs)
         card.body.addWidget(muted_label("Attribute fields (JSON list of {name, title, type, choices, required})"))
         self.attributes = QPlainTextEdit()

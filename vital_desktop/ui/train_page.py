@@ -54,6 +54,7 @@ from vital_desktop.ui.widgets import (
     show_error,
     title_label,
 )
+from vital_desktop.ui.workers import Job
 
 DEFAULT_MODEL_NAME = "defect-classifier"
 LINEAGE_LABELS_SHOWN = 200
@@ -186,8 +187,8 @@ class TrainPage(Page):
         super().__init__(context, parent)
         self.summary: Any = None
         self.last_result: training.TrainResult | None = None
-        self.preview_job = None
-        self.train_job = None
+        self.preview_job: Job | None = None
+        self.train_job: Job | None = None
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
         self._preview_timer.setInterval(250)
@@ -341,7 +342,7 @@ class TrainPage(Page):
     def refresh_summary(self) -> None:
         """Recompute the gate summary and the preview in the background (nothing is written)."""
         choice = self.source_choice()
-        self.export_button.setEnabled(bool(choice) and choice[0] == "training_sheet"
+        self.export_button.setEnabled(choice is not None and choice[0] == "training_sheet"
                                       and permitted(self.context.user, "export_data"))
         if choice is None:
             self.gates.set_rows([("", "No sheet with images and no training sheet yet: create one on DATA.")])
@@ -441,8 +442,8 @@ class TrainPage(Page):
             return
         kind, source = choice
         name = self.model_name.text().strip()
-        arguments = {"name": name, kind: source, "val_fraction": self.split.value() / 100.0, "seed": self.seed.value(),
-                     "min_per_class": self.min_per_class.value()}
+        arguments: dict[str, Any] = {"name": name, kind: source, "val_fraction": self.split.value() / 100.0,
+                                     "seed": self.seed.value(), "min_per_class": self.min_per_class.value()}
         activate = self.activate_after.isChecked()
 
         def work(op: OpEnv) -> tuple[training.TrainResult, Changes]:

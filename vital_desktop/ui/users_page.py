@@ -143,8 +143,11 @@ class UsersPage(Page):
         def failed(exc: BaseException) -> None:
             label.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
 
-        self.context.change(title, fn, on_result=lambda info: (label.setText(done_text), self.reload(info.username)),
-                            on_error=failed)
+        def done(info: Any) -> None:
+            label.setText(done_text)
+            self.reload(info.username)
+
+        self.context.change(title, fn, on_result=done, on_error=failed)
 
     def add_user(self) -> None:
         username, display = self.add_username.text().strip(), self.add_display.text().strip()
