@@ -14,6 +14,14 @@ label import, a training run and a bundle import, and the time from start to a u
 - The old path, for comparison: once per job, with the stall monitor paused, the GUI thread opens
   a write transaction itself (what template publish, undo/redo did before) and a read (what
   every page did): how long the window would have frozen.
+- Where the time went: the GUI thread's own CPU time and run-queue wait are read from Linux's
+  /proc/thread-self/schedstat at every tick, so each gap over 100 ms splits into running (the
+  GUI's own work), waiting for a CPU (the machine's load), and the rest (blocked on the GIL, a
+  lock, or sleeping). `--diagnose` adds a watchdog thread sampling every thread's stack during
+  late ticks and times each Qt event (benchmarks/_stall_watch.py).
+- Interleaved A/B inside every phase (`--flip`): by default the job runner's threads alternate
+  each second between the app's nice +10 (ui/workers.py WORKER_NICE) and nice 0, and each gap
+  counts for the condition in force; `--flip switch:0.005,0.001` flips the GIL switch interval.
 - Start to usable window: `vital-desktop`'s own start-up code in a subprocess, from process start
   until the DATA page shows its sheets and the first thumbnail (median of `--startups` runs).
 
@@ -105,7 +113,8 @@ class StallMonitor:
         self.timer.setInterval(5)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
-        self.by_interval: dict[float, list[float]] = {}
+        self.by_condition: dict[str, list[float]] = {}
+        self.condition = "as the app runs"
         self.split: list[tuple[float, float, float]] = []  # (gap, GUI-thread CPU, run-queue wait) seconds
         self.sched: tuple[int, int] | None = None
         self.last = 0
@@ -129,7 +138,7 @@ class StallMonitor:
         if sched is not None and self.sched is not None:
             self.split.append((gap, (sched[0] - self.sched[0]) / 1e9, (sched[1] - self.sched[1]) / 1e9))
         self.sched = sched
-        self.by_interval.setdefault(sys.getswitchinterval(), []).append(gap)
+        self.by_condition.setdefault(self.condition, []).append(gap)
         self.last = now
 
     def where_stalls_went(self, over_s: float = 0.1) -> dict:
@@ -150,13 +159,13 @@ class StallMonitor:
                 "worst": [{"gap_ms": round(g * 1000), "running_ms": round(c * 1000), "cpu_wait_ms": round(q * 1000)}
                           for g, c, q in worst]}
 
-    def report_by_interval(self) -> dict:
-        """Worst stall and p99 gap for each GIL switch interval that was in force (A/B flips)."""
+    def report_by_condition(self) -> dict:
+        """Worst stall and p99 gap under each condition that was in force (the A/B flips)."""
         out = {}
-        for interval, gaps in sorted(self.by_interval.items()):
+        for condition, gaps in sorted(self.by_condition.items()):
             stats = percentiles(gaps)
-            out[f"{interval * 1000:g} ms"] = {"ticks": len(gaps), "worst_stall_ms": round(max(gaps) * 1000 - 5, 1),
-                                              "p99_gap_ms": round(stats["p99_ms"], 1)}
+            out[condition] = {"ticks": len(gaps), "worst_stall_ms": round(max(gaps) * 1000 - 5, 1),
+                              "p99_gap_ms": round(stats["p99_ms"], 1)}
         return out
 
     def report(self) -> dict:
@@ -184,12 +193,33 @@ class ScriptedUser:
         self.step += 1
 
 
+def set_worker_nice(nice: int) -> None:
+    """Put the job runner's pool threads at `nice` (lowering it again needs root, as here)."""
+    from vital_desktop.ui.workers import WORKER_THREADS
+
+    for tid in list(WORKER_THREADS):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:
+            WORKER_THREADS.discard(tid)
+
+
+def conditions(kind: str, values: str) -> list[tuple[str, object]]:
+    """The A/B conditions to flip between: GIL switch intervals or the workers' nice values."""
+    if kind == "switch":
+        return [(f"switch interval {float(v) * 1000:g} ms", lambda v=float(v): sys.setswitchinterval(v))
+                for v in values.split(",") if v]
+    if kind == "nice":
+        return [(f"workers at nice {int(v)}", lambda v=int(v): set_worker_nice(v)) for v in values.split(",") if v]
+    return []
+
+
 def drive(app, window, seconds: float | None = None, job=None, probe=None, diagnose: bool = False,
-          flip: tuple[float, ...] = ()) -> dict:
+          flip: list | tuple = ()) -> dict:
     """Run the scripted user with a stall monitor for `seconds` or until `job` ends (with `diagnose`,
     a watchdog thread samples the stacks of every late tick: benchmarks/_stall_watch.py). With
-    `flip`, the GIL switch interval takes those values in turn, 1 s each (an interleaved A/B in the
-    same run and load; each tick's gap counts for the interval in force when it ended)."""
+    `flip` (label, apply) conditions, they take turns, 1 s each (an interleaved A/B in the same run
+    and load; each tick's gap counts for the condition in force when it ended)."""
     app_interval = sys.getswitchinterval()
     from benchmarks._stall_watch import StallWatch
 
@@ -205,7 +235,10 @@ def drive(app, window, seconds: float | None = None, job=None, probe=None, diagn
     while True:
         elapsed = time.perf_counter() - started
         if flip:
-            sys.setswitchinterval(flip[int(elapsed) % len(flip)])
+            label, apply = flip[int(elapsed) % len(flip)]
+            if monitor.condition != label:
+                apply()
+                monitor.condition = label
         if job is None and elapsed >= (seconds or 0):
             break
         if job is not None and not job.running:
@@ -220,10 +253,12 @@ def drive(app, window, seconds: float | None = None, job=None, probe=None, diagn
         time.sleep(0.0005)
     monitor.pause()
     sys.setswitchinterval(app_interval)
+    if flip:
+        flip[0][1]()
     out = {**monitor.report(), "seconds": round(time.perf_counter() - started, 2),
            "where_long_gaps_went": monitor.where_stalls_went()}
     if flip:
-        out["by_switch_interval"] = monitor.report_by_interval()
+        out["by_condition"] = monitor.report_by_condition()
     if watch is not None:
         watch.stop()
         out["diagnosis"] = watch.summary()
@@ -298,8 +333,9 @@ def main() -> None:
     parser.add_argument("--out", default="ui_stall")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="override the GIL switch interval the app sets (seconds; CPython's default is 0.005)")
-    parser.add_argument("--flip", default="0.005,0.001",
-                        help="GIL switch intervals to alternate each second during every phase ('' for none)")
+    parser.add_argument("--flip", default="nice:10,0",
+                        help="conditions to alternate each second in every phase: nice:A,B (the job runner's threads' "
+                             "nice values) or switch:A,B (GIL switch intervals, s); '' for none")
     args = parser.parse_args()
     from PySide6.QtWidgets import QApplication
 
@@ -350,7 +386,8 @@ def main() -> None:
         for name, fn in jobs.items():
             if name not in args.jobs.split(","):
                 continue
-            flip = tuple(float(x) for x in args.flip.split(",") if x)
+            kind, _, values = args.flip.partition(":")
+            flip = conditions(kind, values)
             baseline = drive(app, window, seconds=6.0, diagnose=args.diagnose, flip=flip)
             job = window.context.change(f"bench: {name}", fn, on_error=lambda _exc: None)
             busy = drive(app, window, job=job, probe=old_path_probe(store), diagnose=args.diagnose, flip=flip)
@@ -364,7 +401,7 @@ def main() -> None:
         store.close()
     write_report(args.out, {
         "labels": args.labels, "label_sheet": sheet, "prepare_big_sheet_and_label_csv_s": round(prepare_s, 1),
-        "target_worst_stall_ms": 100, "gil_switch_interval_s": sys.getswitchinterval(),
+        "target_worst_stall_ms": 100, "gil_switch_interval_s": sys.getswitchinterval(), "flip": args.flip,
         "timer_only_floor": floor.report(),
         "jobs": results,
         "startup_to_usable_window": startup,

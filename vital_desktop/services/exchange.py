@@ -205,8 +205,11 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
         _checkpoint("verified")
         total = evaluation.signed.manifest.payload_length
         progress.start(total, "checking payloads")
-        evaluation.payloads = extract_and_check(evaluation.signed, work, on_bytes=lambda n: (progress.advance(n),
-                                                                                              progress.check()))
+        def on_bytes(count: int) -> None:
+            progress.advance(count)
+            progress.check()
+
+        evaluation.payloads = extract_and_check(evaluation.signed, work, on_bytes=on_bytes)
         evaluation.checks.append(Check("payloads", True, "", f"{len(evaluation.payloads)} entries hashed and checked"))
         if any(p.entry.kind in ("onnx_model", "gguf_model") for p in evaluation.payloads):
             _check_runnable(evaluation.payloads)

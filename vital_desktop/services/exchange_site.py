@@ -149,9 +149,9 @@ def _sync_trust_keys(session: Session, root: Root, source: str) -> None:
             row.revoked = True
             row.revoked_at = now
     for kid in root.revoked:
-        row = session.get(TrustKey, kid)
-        if row is not None and not row.revoked:
-            row.revoked, row.revoked_at = True, now
+        revoked = session.get(TrustKey, kid)
+        if revoked is not None and not revoked.revoked:
+            revoked.revoked, revoked.revoked_at = True, now
 
 
 def _upsert_key(session: Session, kid: str, public_hex: str, role: str, channels: list[str],

@@ -279,7 +279,7 @@ def accept_feedback(
         if lt.class_field:
             data = {k: v for k, v in data.items() if k != "class" or lt.class_field == "class"}
             data[lt.class_field] = row.corrected_class
-        keep = {}
+        keep: dict[str, Any] = {}
         if current is not None:
             keep = dict(allowed_uses=list(current.allowed_uses or []), prohibited_uses=list(current.prohibited_uses or []),
                         usage_reason=current.usage_reason, confidence=current.confidence, notes=current.notes)

@@ -120,7 +120,7 @@ def init_site(
                 f"{home} holds a real site: the demo (its public root of trust and accounts) is installed only "
                 "into a new store; choose another --home for the demo")
         actor: User = SYSTEM_USER
-        changes = (bool(admin) and not _user_exists(store, admin[0])) or current_site is None \
+        changes = (admin is not None and not _user_exists(store, admin[0])) or current_site is None \
             or (not created_as_demo and _site_key_missing(store))
         if not fresh and changes and accounts.count_users(store) > 0:
             actor = _admin_sign_in(store, sign_in)
@@ -415,7 +415,8 @@ def govern_arrow(table: Any, gate: governance.ExportGate) -> tuple[Any, dict[str
     sheet_tags = table.column("_sheet_tags").to_pylist()
     own = table.column("data_classification").to_pylist() if "data_classification" in table.column_names \
         else [None] * table.num_rows
-    keep, withheld = [], {}
+    keep: list[bool] = []
+    withheld: dict[str, int] = {}
     for sheet_value, own_value in zip(sheet_tags, own, strict=True):
         reason = gate.refusal(sorted(governance.normalise_tags(sheet_value) | governance.normalise_tags(own_value)))
         keep.append(reason is None)

@@ -50,7 +50,7 @@ def head_message(seq: int, row_hash: str) -> bytes:
 
 
 def _home(session: Session) -> Path | None:
-    database = session.get_bind().url.database
+    database = session.get_bind().engine.url.database  # an Engine or a Connection: both have .engine
     return Path(database).parent if database and database != ":memory:" else None
 
 

@@ -11,6 +11,8 @@ shows to the user and logs.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -22,6 +24,38 @@ from vital_desktop.core.errors import Cancelled
 from vital_desktop.core.progress import CancelToken, Progress, ProgressSnapshot
 
 log = logging.getLogger(__name__)
+
+#: How much nicer than the GUI thread the pools' threads run (Linux: per-thread nice values).
+#: Under load the GUI thread mostly waits in the kernel's run queue, not for the GIL
+#: (benchmarks/bench_ui_stall.py reads /proc schedstat during long gaps): with equal weights it
+#: queues behind our own workers too; +10 gives it about nine times a worker's share of a CPU.
+#: Threads a job starts (onnxruntime, numba) inherit it. The price: a job also yields to other
+#: programs; VITAL_WORKER_NICE=0 runs jobs at the GUI's priority.
+WORKER_NICE = 10
+#: native ids of the threads that lowered themselves (the stall benchmark flips them for its A/B)
+WORKER_THREADS: set[int] = set()
+_lowered = threading.local()
+
+
+def lower_this_thread() -> None:
+    """Run this pool thread `WORKER_NICE` steps nicer, once (never raises: not Linux, or refused)."""
+    if getattr(_lowered, "done", False):
+        return
+    _lowered.done = True
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        steps = int(os.environ.get("VITAL_WORKER_NICE", WORKER_NICE))
+    except ValueError:
+        steps = WORKER_NICE
+    if steps <= 0:
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+    except OSError:
+        return
+    WORKER_THREADS.add(tid)
 
 
 class _Relay(QObject):
@@ -92,6 +126,7 @@ class _Runnable(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        lower_this_thread()
         self._job._run()
 
 
