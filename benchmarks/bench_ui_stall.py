@@ -20,8 +20,8 @@ label import, a training run and a bundle import, and the time from start to a u
   lock, or sleeping). `--diagnose` adds a watchdog thread sampling every thread's stack during
   late ticks and times each Qt event (benchmarks/_stall_watch.py).
 - Interleaved A/B inside every phase (`--flip`): by default the job runner's threads alternate
-  each second between the app's nice +10 (ui/workers.py WORKER_NICE) and nice 0, and each gap
-  counts for the condition in force; `--flip switch:0.005,0.001` flips the GIL switch interval.
+  each second between nice 0 (the app's default, ui/workers.py WORKER_NICE) and nice +10, and each
+  gap counts for the condition in force; `--flip switch:0.005,0.001` flips the GIL switch interval.
 - Start to usable window: `vital-desktop`'s own start-up code in a subprocess, from process start
   until the DATA page shows its sheets and the first thumbnail (median of `--startups` runs).
 
@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument("--out", default="ui_stall")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="override the GIL switch interval the app sets (seconds; CPython's default is 0.005)")
-    parser.add_argument("--flip", default="nice:10,0",
+    parser.add_argument("--flip", default="nice:0,10",
                         help="conditions to alternate each second in every phase: nice:A,B (the job runner's threads' "
                              "nice values) or switch:A,B (GIL switch intervals, s); '' for none")
     args = parser.parse_args()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
-# Jobs at the app's usual nice +10 would starve behind other programs on a busy shared test
-# machine; these tests are about behaviour (tests/ui/test_workers_priority.py checks the nice).
+# Nicer job threads (VITAL_WORKER_NICE, off by default) would starve behind other programs on a
+# busy shared test machine; these tests are about behaviour (test_workers_priority checks it).
 os.environ.setdefault("VITAL_WORKER_NICE", "0")
 
 import shutil

@@ -393,7 +393,7 @@ class GeneratePage(Page):
         self.progress_card.setVisible(True)
         self.progress_bar.setRange(0, max(1, snap.total))
         self.progress_bar.setValue(min(snap.done, snap.total))
-        self.progress_bar.setFormat(f"{job.generation_name}: %v / %m")
+        self.progress_bar.setFormat(f"{getattr(job, 'generation_name', '')}: %v / %m")
         self.progress_text.setText(snap.message or "starting…")
 
     def resume_selected(self) -> None:
@@ -401,7 +401,10 @@ class GeneratePage(Page):
         rows = self.resume_table.selectionModel().selectedRows()
         if not rows or not self.can_generate:
             return
-        name = self.resume_table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
+        cell = self.resume_table.item(rows[0].row(), 0)
+        if cell is None:
+            return
+        name = cell.data(Qt.ItemDataRole.UserRole)
         start_generation(self.context, {"sheet": None, "template": None, "name": name, "resume": True})
         self.resume_card.hide()
 
@@ -498,10 +501,14 @@ class GeneratePage(Page):
             self.context.say(self.new_button.toolTip())
             return None
         editor = TemplateEditor(self.context, info, self)
-        editor.accepted.connect(lambda: editor.saved and self.reload(select=editor.saved.name))
+        editor.accepted.connect(lambda: self._editor_accepted(editor))
         self.editor = editor
         editor.open()
         return editor
+
+    def _editor_accepted(self, editor: TemplateEditor) -> None:
+        if editor.saved:
+            self.reload(select=editor.saved.name)
 
     def publish(self) -> None:
         """Publish the selected draft version (on the writer thread)."""

@@ -10,6 +10,7 @@ shows to the user and logs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -25,37 +26,37 @@ from vital_desktop.core.progress import CancelToken, Progress, ProgressSnapshot
 
 log = logging.getLogger(__name__)
 
-#: How much nicer than the GUI thread the pools' threads run (Linux: per-thread nice values).
-#: Under load the GUI thread mostly waits in the kernel's run queue, not for the GIL
-#: (benchmarks/bench_ui_stall.py reads /proc schedstat during long gaps): with equal weights it
-#: queues behind our own workers too; +10 gives it about nine times a worker's share of a CPU.
-#: Threads a job starts (onnxruntime, numba) inherit it. The price: a job also yields to other
-#: programs; VITAL_WORKER_NICE=0 runs jobs at the GUI's priority.
-WORKER_NICE = 10
-#: native ids of the threads that lowered themselves (the stall benchmark flips them for its A/B)
+#: How much nicer than the GUI thread the pools' threads run (Linux: per-thread nice values;
+#: VITAL_WORKER_NICE overrides). Under load the GUI thread's long gaps are mostly spent waiting
+#: in the kernel's run queue, not for the GIL (benchmarks/bench_ui_stall.py reads /proc
+#: schedstat), and a nicer worker lets the GUI thread win the CPU against our own jobs. Off by
+#: default: measured on a machine busy with other programs, nice workers starved so badly that
+#: the DATA page's first reads and thumbnails took minutes (a job yields to every other program
+#: too), which is worse than a late repaint. Threads a job starts (onnxruntime, numba) inherit it.
+WORKER_NICE = 0
+#: native ids of the pools' threads (the stall benchmark flips their nice values for its A/B)
 WORKER_THREADS: set[int] = set()
 _lowered = threading.local()
 
 
 def lower_this_thread() -> None:
-    """Run this pool thread `WORKER_NICE` steps nicer, once (never raises: not Linux, or refused)."""
+    """Run this pool thread `WORKER_NICE` (or VITAL_WORKER_NICE) steps nicer, once; never raises
+    (not Linux, or refused)."""
     if getattr(_lowered, "done", False):
         return
     _lowered.done = True
     if not sys.platform.startswith("linux"):
         return
+    tid = threading.get_native_id()
+    WORKER_THREADS.add(tid)
     try:
         steps = int(os.environ.get("VITAL_WORKER_NICE", WORKER_NICE))
     except ValueError:
         steps = WORKER_NICE
     if steps <= 0:
         return
-    tid = threading.get_native_id()
-    try:
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
-    except OSError:
-        return
-    WORKER_THREADS.add(tid)
 
 
 class _Relay(QObject):
