@@ -3,6 +3,7 @@ field accuracy with the embedded model.
 
     .venv/bin/python benchmarks/bench_documents.py [--pdfs 40] [--pages 5] [--texts 40] [--runs 5]
     .venv/bin/python benchmarks/bench_documents.py --accuracy [--home DIR]   # the demo's 8 reports
+    .venv/bin/python benchmarks/bench_documents.py --telemetry-accuracy [--home DIR]   # 12 detector histories
 
 Speed: a folder of generated PDFs (text on every page) and plain-text files is imported as a
 document sheet (`item_import.import_documents`: hash, extract every page with pypdf, write the
@@ -15,7 +16,11 @@ Accuracy: on a demo site (built in a temporary folder unless `--home` names one)
 template answers each of the demo's compliance documents with the embedded GGUF, through the
 template evaluation service; every field is scored by exact match (text fields after trimming
 whitespace) against the canonical labels, the dose rate also by absolute error.
-Writes benchmarks/results/documents.json (speed) and documents_accuracy.json (accuracy).
+Telemetry accuracy: the Remaining Useful Life template on the demo's 12 detector histories (one
+telemetry item each, the model reading the per-channel summary), scored by the evaluation
+service against the labels the demo derives from its generator's failure flags.
+Writes benchmarks/results/documents.json (speed), documents_accuracy.json and
+telemetry_accuracy.json.
 """
 
 from __future__ import annotations
@@ -155,6 +160,36 @@ def accuracy(args: argparse.Namespace) -> None:
     })
 
 
+def telemetry_accuracy(args: argparse.Namespace) -> None:
+    from vital_desktop.core.progress import Progress
+    from vital_desktop.services import accounts, site, template_eval
+    from vital_desktop.services.site import DEMO_HISTORY_SHEET
+    from vital_desktop.store import open_store
+
+    template = "Remaining Useful Life - Detector History"
+    with tempfile.TemporaryDirectory(prefix="vital-bench-rul-") as tmp:
+        home = Path(args.home) if args.home else Path(tmp) / "demo"
+        if not args.home:
+            site.init_site(home, demo=True)
+        store = open_store(home)
+        try:
+            info, _ = template_eval.evaluate_template(store, actor=accounts.get_user(store, "engineer"),
+                                                      template=template, sheet=DEMO_HISTORY_SHEET, progress=Progress())
+        finally:
+            store.close()
+    result = info.to_dict()
+    answers = [i.get("answer") or {} for i in result["details"]["per_item"]]
+    actions = sorted({a.get("action") for a in answers if a})
+    write_report("telemetry_accuracy", {
+        "what": "Remaining Useful Life template on the demo's detector histories (telemetry items) with the embedded "
+                "GGUF, scored against the demo's labels from its failure flags",
+        "template": template, "model": result.get("model"), "score": result["score"],
+        "distinct_actions_answered": actions,
+        "per_item": [{"item_ref": i["item_ref"], "answer": i.get("answer"), "correct": i.get("correct")}
+                     for i in result["details"]["per_item"]],
+    })
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pdfs", type=int, default=40)
@@ -162,9 +197,16 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=40)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--accuracy", action="store_true", help="measure the demo template's field accuracy")
+    parser.add_argument("--telemetry-accuracy", action="store_true",
+                        help="measure the demo telemetry template's accuracy on the detector histories")
     parser.add_argument("--home", default=None, help="with --accuracy: an existing demo site (else a fresh one)")
     args = parser.parse_args()
-    accuracy(args) if args.accuracy else speed(args)
+    if args.telemetry_accuracy:
+        telemetry_accuracy(args)
+    elif args.accuracy:
+        accuracy(args)
+    else:
+        speed(args)
 
 
 if __name__ == "__main__":

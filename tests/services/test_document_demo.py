@@ -45,6 +45,14 @@ def test_demo_site_has_the_document_sheet_with_labels_and_template(demo_home: Pa
         # the ground truth (failure_within_30d) is neither a channel nor in the model's summary
         assert "failure_within_30d" not in item.metadata["telemetry_summary"]
         assert "failure_within_30d" not in item.metadata["channels"]
+        # the telemetry template reads the series' summary as its prompt
+        rul = templates.get_template(store, "Remaining Useful Life - Detector History")
+        templates.check_against_columns(rul, history.columns)
+        user = generate.render_item(rul, item.item_ref, item.metadata, None)[-1]["content"]
+        assert "60 readings from 2024-" in user and "gain_drift_pct: first" in user
+        assert "failure_within_30d" not in user
+        truth = labels.labels_for_sheet(store, sheet=DEMO_HISTORY_SHEET, label_type="maintenance")
+        assert len(truth) == 12 and {x.label_data["action"] for x in truth} == {"none", "replace"}
     finally:
         store.close()
 

@@ -121,9 +121,9 @@ def test_bad_template_specs_are_refused_and_write_nothing(small_site, change, me
 
 def test_library_installs_once(small_site) -> None:
     report, _ = templates.load_library(small_site.store, small_site.user("engineer"))
-    assert len(report.installed) == 5 and "Calibration Insights@1.0.0" in report.installed
+    assert len(report.installed) == 6 and "Calibration Insights@1.0.0" in report.installed
     again, _ = templates.load_library(small_site.store, small_site.user("engineer"))
-    assert again.installed == [] and len(again.already_present) == 5
+    assert again.installed == [] and len(again.already_present) == 6
 
 
 # --- generation -------------------------------------------------------------------------------------

@@ -356,7 +356,21 @@ def _telemetry_series_sheet(store: Store, engineer: User, telemetry: Path) -> st
             time_column="timestamp",
             columns=["hv_voltage", "count_rate", "temperature_c", "gain_drift_pct", "days_since_calibration"],
             description="Each detector's telemetry history as one series, for remaining-useful-life review.")
-    return f"sheet {DEMO_HISTORY_SHEET} (one telemetry series per detector)"
+    # Canonical labels from the generator's ground truth: a detector flagged as failing within 30 days
+    # at any reading of its history needs replacing; the risk is the flagged share of its last 10 readings.
+    flags: dict[str, list[int]] = {}
+    with open(telemetry, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            flags.setdefault(row["detector_serial"], []).append(int(row["failure_within_30d"]))
+    sheet_id = sheets.get_sheet(store, DEMO_HISTORY_SHEET).id
+    with store.session() as s:
+        records = [labels.LabelRecord(sheet_id=sheet_id, item_ref=serial, label_type="maintenance",
+                                      label_data={"action": "replace" if any(seen) else "none",
+                                                  "failure_risk": round(sum(seen[-10:]) / len(seen[-10:]), 2)},
+                                      confidence="medium", reason="demo ground truth (failure_within_30d)")
+                   for serial, seen in sorted(flags.items())]
+        outcome = labels.upsert_records(s, engineer, labels.prepare_records(s, records), action="import")
+    return f"sheet {DEMO_HISTORY_SHEET} (one telemetry series per detector, {outcome.created} labels)"
 
 
 def _register_default_llm(store: Store, actor: User) -> str:
