@@ -37,7 +37,9 @@ def spin(app, seconds: float, window=None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--only", default=None, help="comma-separated shot names (e.g. generate,generate-quality)")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     tmp = tempfile.TemporaryDirectory()
     home = args.home or Path(tmp.name) / "demo"
 
@@ -73,6 +75,8 @@ def main() -> None:
     spin(app, 1.0, window)
 
     def shoot(stage: str, target=None, name: str | None = None, **arguments) -> None:
+        if only is not None and (name or stage) not in only:
+            return
         target = target or window
         target.go(stage, **arguments)
         spin(app, 0.8, target)
@@ -106,6 +110,13 @@ def main() -> None:
 
     shoot("canonical", name="canonical-telemetry", sheet=DEMO_HISTORY_SHEET, label_type="maintenance",
           item="DET-NAI-0003")
+    if only is not None and not only & {"train", "deploy", "monitor", "improve", "calibration", "taxonomy",
+                                        "bundles", "users"}:
+        window.quit_answer = True
+        window.close()
+        store.close()
+        sys.stdout.flush()
+        os._exit(0)
     _lifecycle_data(store, user)
     window.refresh()  # every page reloads what the lifecycle data changed
     spin(app, 1.0)

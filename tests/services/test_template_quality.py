@@ -221,6 +221,8 @@ def test_template_evaluate_command_with_the_real_model(telemetry, monkeypatch, c
     assert evaluation["score"]["items"] == 2 and evaluation["model"].startswith(("bundled", "smollm2"))
     assert evaluation["score"]["schema_valid_rate"] is not None
     assert set(evaluation["score"]["field_accuracy"]) == {"action"}
+    first, second = evaluation["details"]["per_item"]
+    assert first["prompt_tokens"] > 0 and second["cached_tokens"] > 0  # the shared prompt start is reused
     code = main(["--home", str(telemetry.home), "--json", "template", "evaluations", TEMPLATE])
     listed = json.loads(capsys.readouterr()[0])["evaluations"]
     assert code == 0 and [e["id"] for e in listed] == [evaluation["id"]]

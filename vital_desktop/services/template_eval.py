@@ -176,12 +176,14 @@ class ItemScore:
     abs_error: dict[str, float]
     answer: dict | None
     error: str | None = None
+    prompt_tokens: int = 0  # what the model read, and how much of it came from the runtime's prefix cache
+    cached_tokens: int = 0
 
     def to_dict(self) -> dict:
         return {"item_ref": self.item_ref, "valid": self.valid, "correct": self.correct,
                 "confidence": {k: round(v, 4) for k, v in self.confidence.items()},
                 "abs_error": {k: round(v, 4) for k, v in self.abs_error.items()}, "answer": self.answer,
-                "error": self.error}
+                "error": self.error, "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens}
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,13 @@ class TemplateScore:
                 "accuracy": _round(self.accuracy), "field_accuracy": {k: _round(v) for k, v in self.field_accuracy.items()},
                 "ece": _round(self.ece), "field_ece": {k: _round(v) for k, v in self.field_ece.items()},
                 "mean_abs_error": {k: _round(v) for k, v in self.mean_abs_error.items()},
-                "seconds": round(self.seconds, 2)}
+                "seconds": round(self.seconds, 2), "cached_prompt_share": _round(self.cached_prompt_share)}
+
+    @property
+    def cached_prompt_share(self) -> float | None:
+        """Share of the prompt tokens the runtime already held (the shared start of the prompt)."""
+        read = sum(p.prompt_tokens for p in self.per_item)
+        return sum(p.cached_tokens for p in self.per_item) / read if read else None
 
     def to_dict(self) -> dict:
         return {**self.summary(), "per_item": [p.to_dict() for p in self.per_item]}
@@ -276,7 +284,8 @@ def score_item(label_type: LabelType, template: templates.TemplateInfo, item: La
             abs_error[name] = abs(float(want) - float(got))
     confidence = _field_confidences(prelabel, fields) if valid else {}
     return ItemScore(item.item_ref, valid, correct, {k: v for k, v in confidence.items() if k in correct},
-                     abs_error, answer if isinstance(answer, dict) else None, error)
+                     abs_error, answer if isinstance(answer, dict) else None, error,
+                     int(getattr(prelabel, "prompt_tokens", 0) or 0), int(getattr(prelabel, "cached_tokens", 0) or 0))
 
 
 def aggregate(per_item: list[ItemScore], fields: ScoredFields, seconds: float = 0.0) -> TemplateScore:
@@ -326,6 +335,8 @@ class RunnerAnswer:
     field_confidence: dict[str, float]
     error: str | None
     raw_output: str = ""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
 
 
 class RunnerPrelabeler:
@@ -351,7 +362,8 @@ class RunnerPrelabeler:
             progress.check()
             answer = self.runner.answer(request.item_ref, request.data, request.image_path, cancel=progress)
             out.append(RunnerAnswer(answer.data if answer.schema_valid else None, answer.confidence,
-                                    dict(answer.field_confidence), answer.error, answer.raw_text))
+                                    dict(answer.field_confidence), answer.error, answer.raw_text,
+                                    answer.prompt_tokens, answer.cached_tokens))
         return out
 
 

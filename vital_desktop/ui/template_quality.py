@@ -132,6 +132,7 @@ class QualityTab(QWidget):
                                             "canonical labels.")
         if rows:
             self.table.selectRow(0)
+            self._selected()
 
     def _selected(self) -> None:
         picked = self.table.selectionModel().selectedRows()
