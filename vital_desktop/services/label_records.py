@@ -113,6 +113,7 @@ def prepare_records(session: Session, records: list[LabelRecord], *, sheets: lis
             if type_key not in versioned:
                 versioned[type_key] = label_types.get_label_type(session, rec.label_type, rec.label_type_version)
             lt = types[rec.label_type] = versioned[type_key]
+            rec.label_type_version = lt.version  # validated against it: the write path records it
             if not isinstance(rec.label_data, dict):
                 raise ValidationError("label_data must be a JSON object")
             text = canonical_json(rec.label_data, what="label_data")

@@ -144,6 +144,17 @@ def _fetch_current(raw: Any, incoming: pa.Table, view: str) -> dict[int, Current
     return {row[0]: _current(row[1:]) for row in rows}
 
 
+def _claims_and_current(raw: Any, actor: User, now: Any, incoming: pa.Table) -> tuple[int, int, dict[int, Current]]:
+    """`_claim_counts` and `_fetch_current` of a one-row batch, in one statement."""
+    row = raw.execute(
+        "SELECT o.others, o.mine, " + _CURRENT_COLUMNS + " FROM (SELECT count(*) FILTER (WHERE claimed_by <> $me "
+        "AND expires_at > $now) AS others, count(*) FILTER (WHERE claimed_by = $me) AS mine FROM label_claims) o "
+        "LEFT JOIN canonical_labels c ON c.sheet_id = $sheet AND c.item_ref = $item AND c.label_type = $type",
+        {"me": actor.username, "now": now, "sheet": incoming["sheet_id"][0].as_py(),
+         "item": incoming["item_ref"][0].as_py(), "type": incoming["label_type"][0].as_py()}).fetchall()[0]
+    return int(row[0]), int(row[1]), ({0: _current(row[2:])} if row[2] is not None else {})
+
+
 def _claim_counts(raw: Any, actor: User, now: Any) -> tuple[int, int]:
     """(live claims held by others, claims held by the actor): one cheap query, so a save
     without claims around costs no join."""
@@ -180,7 +191,7 @@ def upsert_records(
     a claim on one of the keys."""
     if not records:
         return UpsertOutcome()
-    named = {r.label_type: r.label_type_version for r in records if r.label_type_version}
+    named = {r.label_type: r.label_type_version for r in records if r.label_type_version}  # set by prepare
     return apply_table(session, actor, records_table(records), origin=origin, action=action, records=records,
                        type_versions=named or None)
 
@@ -203,19 +214,29 @@ def apply_table(
     session.flush()
     raw = raw_connection(session)
     view = f"_label_batch_{next(_views)}"
-    others, mine = _claim_counts(raw, actor, now)
-    # A single save with no claims around needs no registered batch (each query costs, see the
-    # save latency in benchmarks/bench_label_write.py).
+    prefetched: dict[int, Current] | None = None
+    if incoming.num_rows == 1:  # a save: the claim counts and the stored label in one statement
+        others, mine, prefetched = _claims_and_current(raw, actor, now, incoming)
+    else:
+        others, mine = _claim_counts(raw, actor, now)
+    # A single save with no claims around needs no registered batch (each statement costs, see
+    # the save latency in benchmarks/bench_label_write.py).
     registered = bool(others or mine or incoming.num_rows > SMALL_BATCH)
-    versions = {**_label_type_versions(session, incoming), **(type_versions or {})}
+    versions = dict(type_versions or {})  # the versions the records were validated against
+    if set(incoming["label_type"].unique().to_pylist()) - set(versions):
+        versions = {**_label_type_versions(session, incoming), **versions}
     if registered:
         raw.register(view, incoming)
-    raw.register("_label_type_versions", pa.table({"name": list(versions), "version": list(versions.values())},
-                                                  schema=pa.schema([("name", pa.string()), ("version", pa.string())])))
+    versions_registered = False
     try:
         if others:
             _refuse_claimed(raw, actor, view, now)
-        current = _fetch_current(raw, incoming, view)
+        current = prefetched if prefetched is not None else _fetch_current(raw, incoming, view)
+        if len(current) < incoming.num_rows:  # new keys: their rows take the versions in SQL
+            raw.register("_label_type_versions", pa.table(
+                {"name": list(versions), "version": list(versions.values())},
+                schema=pa.schema([("name", pa.string()), ("version", pa.string())])))
+            versions_registered = True
         if records is None:
             positions = sorted(current)
             met = incoming.take(pa.array(positions, pa.int64())).to_pylist() if positions else []
@@ -231,7 +252,8 @@ def apply_table(
     finally:
         if registered:
             raw.unregister(view)
-        raw.unregister("_label_type_versions")
+        if versions_registered:
+            raw.unregister("_label_type_versions")
     session.expire_all()
     return UpsertOutcome(created=incoming.num_rows - len(current), updated=outcome[0], unchanged=outcome[1],
                          conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=label_ids,
