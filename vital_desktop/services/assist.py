@@ -62,11 +62,13 @@ def _unlabelled(store: Store, sheet: str, label_type: str) -> tuple[list[tuple[s
             CanonicalLabel.sheet_id == row.id, CanonicalLabel.label_type == label_type)))
         items = s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == row.id, SheetItem.missing.is_(False))
                           .order_by(SheetItem.position))
-        pool, done = [], []
+        pool: list[tuple[str, str]] = []
+        done: list[tuple[str, str]] = []
+        root = Path(str(row.image_root))  # `_sheet` refuses a sheet without images
         for item in items:
             if not item.image_path:
                 continue
-            path = str(Path(row.image_root) / item.image_path)
+            path = str(root / item.image_path)
             (done if item.item_ref in labelled else pool).append((item.item_ref, path))
     return pool, [path for _, path in done]
 
@@ -243,7 +245,7 @@ def heat_map(store: Store, *, actor: User, image_path: str | None = None, sheet:
             item = s.scalar(sa.select(SheetItem).where(SheetItem.sheet_id == row.id, SheetItem.item_ref == item_ref))
             if item is None or not item.image_path:
                 raise NotFoundError(f"sheet {row.name!r} has no image for item {item_ref!r}")
-            image_path = str(Path(row.image_root) / item.image_path)
+            image_path = str(Path(str(row.image_root)) / item.image_path)
     info = predict.resolve_model(store, registry.KIND_ONNX, model)
     classifier = predict.classifier_for(info, predict.inference_threads(store))
     tensor, _ = load_image(Path(image_path), classifier.info.preprocess)

@@ -376,6 +376,8 @@ def generate_training_sheet(
         s.execute(sa.update(TrainingSheet).where(TrainingSheet.id == plan.training_sheet_id).values(**values))
         s.expire_all()
         row = s.get(TrainingSheet, plan.training_sheet_id)
+        if row is None:  # only an erasure running at the same moment could remove it
+            raise NotFoundError(f"training sheet {plan.name!r} disappeared while it was generated")
         result_summary = _summary(s, row)
         audit.record(s, actor, "generate.complete" if finished else "generate.partial", plan.name,
                      {**result_summary.to_dict(), **({"limit": limit} if limit is not None else {})})

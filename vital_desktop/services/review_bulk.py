@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from vital_desktop.core.changes import Changes
-from vital_desktop.core.errors import ConflictError, ValidationError
+from vital_desktop.core.errors import ConflictError, NotFoundError, ValidationError
 from vital_desktop.core.ids import utcnow
 from vital_desktop.core.users import User
 from vital_desktop.services import labels, templates
@@ -63,6 +63,13 @@ def _check_bulk(action: str, threshold: float) -> None:
         raise ValidationError(f"unknown bulk action {action!r}; use {', '.join(BULK_ACTIONS)}")
     if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
         raise ValidationError(f"the confidence threshold must be between 0 and 1, got {threshold!r}")
+
+
+def _template_of(s: Session, ts: TrainingSheet) -> Template:
+    tmpl = s.get(Template, ts.template_id)
+    if tmpl is None:
+        raise NotFoundError(f"the template of training sheet {ts.name!r} no longer exists")
+    return tmpl
 
 
 def _confidence_sql(field: str | None) -> tuple[str, list[Any]]:
@@ -117,7 +124,7 @@ def preview_bulk(store: Store, *, actor: User, training_sheet: str, action: str,
     _check_bulk(action, threshold)
     with store.read() as s:
         ts = _training_sheet(s, training_sheet)
-        tmpl = s.get(Template, ts.template_id)
+        tmpl = _template_of(s, ts)
         chosen, claimed, invalid = _bulk_candidates(s, actor, ts, tmpl, action, threshold, field)
     return BulkPreview(action, float(threshold), len(chosen), [c[1] for c in chosen[:10]], claimed, invalid)
 
@@ -146,7 +153,7 @@ def bulk_action(
         reason = f"bulk reject: confidence below {threshold}"
     with store.session() as s:
         ts = _training_sheet(s, training_sheet)
-        tmpl = s.get(Template, ts.template_id)
+        tmpl = _template_of(s, ts)
         chosen, claimed, invalid = _bulk_candidates(s, actor, ts, tmpl, action, threshold, field)
         if expected_count is not None and expected_count != len(chosen):
             raise ConflictError(f"the preview counted {expected_count} pairs but {len(chosen)} match now; "
@@ -159,7 +166,7 @@ def bulk_action(
                           [reason, actor.username, now])
             done = len(chosen)
         else:
-            records = [labels.LabelRecord(sheet_id=ts.sheet_id, item_ref=item, label_type=ts.label_type, label_data=data,
+            records = [labels.LabelRecord(sheet_id=ts.sheet_id, item_ref=item, label_type=ts.label_type, label_data=data or {},
                                           expected_version=base,
                                           reason=f"bulk approved in review of training sheet {ts.name!r}")
                        for _, item, _, data, base in chosen]

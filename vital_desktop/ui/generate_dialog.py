@@ -276,8 +276,11 @@ class GenerateDialog(QDialog):
         self.accept()
 
 
-#: rough seconds per item of each AI mode on a 2-core laptop (STACK-NOTES: ~0.6 s per LLM answer)
-ESTIMATE_SECONDS_PER_ITEM: dict[str, float] = {"llm": 0.8, "both": 0.8}
+#: rough seconds per item of each AI mode on a 2-core laptop: a language-model answer reads ~260 new
+#: prompt tokens per item (the item, its evidence and context) besides the cached shared start, and
+#: is scored for its per-field confidence — ~3 s on an idle 2-core machine, far more under load
+#: (benchmarks/results/generate_llm_memory.json); a trial run shows the real rate first.
+ESTIMATE_SECONDS_PER_ITEM: dict[str, float] = {"llm": 3.0, "both": 3.0}
 
 
 def format_duration(seconds: float) -> str:
