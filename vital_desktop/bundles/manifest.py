@@ -24,7 +24,7 @@ CHANNELS = ("models", "templates", "labels", "truststore", "config", "exports", 
 
 #: What each channel may carry. A kind outside its channel is refused.
 CHANNEL_KINDS: dict[str, frozenset[str]] = {
-    "models": frozenset({"onnx_model", "gguf_model", "model_card"}),
+    "models": frozenset({"onnx_model", "gguf_model", "model_card", "onnx_backbone"}),
     "templates": frozenset({"template"}),
     "labels": frozenset({"canonical_labels"}),
     "truststore": frozenset({"root_metadata"}),

@@ -170,6 +170,25 @@ def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
     return CheckedPayload(entry, path, info={"classes": classes, "metadata": props})
 
 
+def check_onnx_backbone(entry: Entry, path: Path) -> CheckedPayload:
+    """onnx.checker and no external data (what the backbone computes is judged after its trial run)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise _refuse(entry, f"not a readable ONNX model: {str(exc)[:200]}") from exc
+    for tensor in _all_tensors(model):
+        if uses_external_data(tensor):
+            raise _refuse(entry, f"tensor {tensor.name!r} points at external data; models must be self-contained")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise _refuse(entry, f"onnx.checker refused the model: {str(exc)[:200]}") from exc
+    return CheckedPayload(entry, path, info={"metadata": {p.key: p.value for p in model.metadata_props}})
+
+
 def _all_tensors(model: Any) -> list[Any]:
     import onnx
 
@@ -292,6 +311,7 @@ CHECKERS: dict[str, Callable[[Entry, Path], CheckedPayload]] = {
     "app_release": check_app_release,
     "app_sbom": check_app_sbom,
     "onnx_model": check_onnx,
+    "onnx_backbone": check_onnx_backbone,
     "gguf_model": check_gguf,
     "model_card": check_model_card,
     "template": check_template,
@@ -308,18 +328,22 @@ def check_payload(entry: Entry, path: Path) -> CheckedPayload:
     return CHECKERS[entry.kind](entry, path)
 
 
+#: Model entry kinds and the model-card kind each must name.
+CARD_KIND = {"onnx_model": "onnx", "gguf_model": "gguf", "onnx_backbone": "onnx_backbone"}
+
+
 def check_model_pairs(payloads: list[CheckedPayload]) -> None:
     """Every model entry names its card (meta ``card``), and the card agrees on name and version."""
     by_id = {p.entry.id: p for p in payloads}
     for payload in payloads:
-        if payload.entry.kind not in ("onnx_model", "gguf_model"):
+        if payload.entry.kind not in CARD_KIND:
             continue
         card_id = payload.entry.meta.get("card")
         card = by_id.get(card_id) if isinstance(card_id, str) else None
         if card is None or card.entry.kind != "model_card":
             raise _refuse(payload.entry, "a model entry must name its model_card entry in meta.card")
         document = card.json
-        if document["kind"] != ("onnx" if payload.entry.kind == "onnx_model" else "gguf"):
+        if document["kind"] != CARD_KIND[payload.entry.kind]:
             raise _refuse(payload.entry, "the model card names another model kind")
         classes = payload.info.get("classes")
         if classes is not None and document.get("classes") not in (None, classes):

@@ -31,6 +31,10 @@ Invariants
 10. An application update (channel ``app``) needs two release-channel signatures, one release
    archive for this platform and a newer version, and an SBOM naming that archive
    (`decide_app_update`, `check_app_sbom`; see the section near the end).
+11. A backbone (entry kind ``onnx_backbone`` on the models channel) is registered only after
+   it ran in the sandbox and, on two blank images of the size its metadata declares, gave one
+   finite vector per image ([2, D], 1 <= D <= `MAX_BACKBONE_DIM`) from an NCHW input with the
+   declared channels (`decide_backbone`: the caller passes what it observed, nothing is read here).
 """
 
 from __future__ import annotations
@@ -722,3 +726,46 @@ def decide_package_file_hash(entry: PackageFile, size: int, sha256: str) -> None
     """A file's measured size and SHA-256 match the signed manifest."""
     if size != entry.size or sha256 != entry.sha256:
         raise _refuse_package("payload_hash", f"{entry.name[:80]} does not match its SHA-256 in the manifest")
+
+
+# --- backbones (invariant 11) -----------------------------------------------------------------
+
+MAX_BACKBONE_DIM = 65_536
+
+
+@dataclass(frozen=True)
+class BackboneTrial:
+    """What the caller observed when it ran a backbone payload (no judgement: `decide_backbone` judges)."""
+
+    entry: str
+    sandbox_error: str | None  # the sandboxed trial run's failure, None when it ran
+    problem: str | None  # unreadable or missing preprocessing metadata, a second input, a run failure
+    input_shape: tuple[int | str | None, ...]  # the graph input's declared dims
+    channels: int  # what the metadata's colour mode needs (1 or 3)
+    output_shape: tuple[int, ...] | None  # the output for two blank images
+    output_finite: bool = True
+
+
+def decide_backbone(trial: BackboneTrial) -> Check:
+    """Accept a hub-signed backbone payload for registration, or raise `BundleRefused` saying why."""
+    def refuse(message: str) -> BundleRefused:
+        return BundleRefused("content", f"backbone {trial.entry!r}: {message}; nothing was registered")
+
+    if trial.sandbox_error is not None:
+        raise refuse(trial.sandbox_error)
+    dims = trial.input_shape
+    if dims and len(dims) != 4:
+        raise refuse(f"the input must be an image batch [N, C, H, W], it has rank {len(dims)}")
+    if dims and trial.channels and isinstance(dims[1], int) and dims[1] != trial.channels:
+        raise refuse(f"the input takes {dims[1]} channel(s) but its colour mode needs {trial.channels}")
+    if trial.problem is not None:
+        raise refuse(trial.problem)
+    if not dims:
+        raise refuse("the graph declares no image input")
+    shape = trial.output_shape
+    if shape is None or len(shape) != 2 or shape[0] != 2 or not 1 <= shape[1] <= MAX_BACKBONE_DIM:
+        raise refuse(f"the output must be one vector per image ([N, D]); two images gave shape "
+                     f"{list(shape) if shape is not None else None} (pool or flatten it)")
+    if not trial.output_finite:
+        raise refuse("the output holds NaN or infinite values on a blank image")
+    return Check("backbone", True, "", f"backbone {trial.entry!r} ran in the sandbox and gives {shape[1]}-d vectors")

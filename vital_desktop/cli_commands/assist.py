@@ -12,7 +12,8 @@ def register_label_verbs(label: argparse._SubParsersAction) -> None:
     """Add ``next`` and ``suspects`` to the ``vital label`` actions."""
     p = label.add_parser("next", help="unlabelled items to label next (the ones that teach the model most)")
     p.add_argument("--sheet", required=True)
-    p.add_argument("--type", dest="label_type", default="classification")
+    p.add_argument("--type", dest="label_type", default=None,
+                   help="label type (default: the model's, else the sheet's only classification type)")
     p.add_argument("--strategy", choices=["uncertainty", "diversity", "random"], default="uncertainty")
     p.add_argument("--count", type=int, default=20)
     p.add_argument("--model", default=None, help="classifier NAME or NAME@VERSION (default: the active one)")
@@ -20,7 +21,8 @@ def register_label_verbs(label: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_next)
     p = label.add_parser("suspects", help="labels the model confidently disagrees with (possibly mislabelled)")
     p.add_argument("--sheet", required=True)
-    p.add_argument("--type", dest="label_type", default="classification")
+    p.add_argument("--type", dest="label_type", default=None,
+                   help="label type (default: the model's, else the sheet's only classification type)")
     p.add_argument("--folds", type=int, default=None)
     p.add_argument("--limit", type=int, default=None)
     p.set_defaults(handler=_suspects)

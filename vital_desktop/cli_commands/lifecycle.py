@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     source.add_argument("--sheet", help="train from this sheet's canonical labels")
     source.add_argument("--training-sheet", help="train from this training sheet's labeled pairs")
     p.add_argument("--name", required=True, help="model name (versions are numbered automatically)")
-    p.add_argument("--label-type", default="classification")
+    p.add_argument("--label-type", default=None,
+                   help="label type to learn (default: the sheet's only classification type; named choices if several)")
     p.add_argument("--classes", default=None, help="comma-separated classes (default: the label type's classes)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=42)
@@ -50,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", default=None, help="reverse lineage: a canonical label id")
     p.add_argument("--sheet", default=None, help="reverse lineage by sheet + --item")
     p.add_argument("--item", default=None)
-    p.add_argument("--label-type", default="classification")
+    p.add_argument("--label-type", default=None,
+                   help="label type to learn (default: the sheet's only classification type; named choices if several)")
     p.add_argument("--full", action="store_true", help="list every label and pair id (default: counts + first 20)")
     p.set_defaults(handler=_lineage)
 

@@ -49,6 +49,31 @@ class BackboneInfo:
     preprocess: PreprocessSpec
 
 
+def _spec_from_props(props: dict[str, str], file_name: str) -> PreprocessSpec:
+    """The preprocessing a backbone declares in its metadata_props (ValidationError when unusable)."""
+    path_name = file_name
+    missing = [k for k in (KEY_INPUT_SIZE, KEY_MEAN, KEY_STD, KEY_COLOR_MODE) if k not in props]
+    if missing:
+        raise ValidationError(f"{path_name}: a backbone needs its preprocessing in metadata_props; missing {', '.join(missing)}")
+    mode = props[KEY_COLOR_MODE]
+    if mode not in COLOR_CHANNELS:
+        raise ValidationError(f"{path_name}: {KEY_COLOR_MODE} must be 'L' or 'RGB', got {mode!r}")
+    try:
+        height, width = (int(v) for v in props[KEY_INPUT_SIZE].split(","))
+        channels = COLOR_CHANNELS[mode]
+
+        def values(raw: str) -> tuple[float, ...]:
+            value = json.loads(raw)
+            out = [float(value)] * channels if isinstance(value, (int, float)) else [float(v) for v in value]
+            if len(out) != channels:
+                raise ValueError
+            return tuple(out)
+
+        return PreprocessSpec((height, width), values(props[KEY_MEAN]), values(props[KEY_STD]), mode)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"{path_name}: unreadable preprocessing metadata ({exc})") from exc
+
+
 def check_backbone(path: Path) -> BackboneInfo:
     """Validate a backbone file; raise ValidationError saying what is wrong (e.g. an output that is not a vector)."""
     import onnx
@@ -63,26 +88,8 @@ def check_backbone(path: Path) -> BackboneInfo:
     except Exception as exc:  # protobuf decode and checker errors of many kinds
         raise ValidationError(f"{path.name} is not a usable ONNX model: {str(exc).splitlines()[0][:200]}") from exc
     props = {p.key: p.value for p in model.metadata_props}
-    missing = [k for k in (KEY_INPUT_SIZE, KEY_MEAN, KEY_STD, KEY_COLOR_MODE) if k not in props]
-    if missing:
-        raise ValidationError(f"{path.name}: a backbone needs its preprocessing in metadata_props; missing {', '.join(missing)}")
-    mode = props[KEY_COLOR_MODE]
-    if mode not in COLOR_CHANNELS:
-        raise ValidationError(f"{path.name}: {KEY_COLOR_MODE} must be 'L' or 'RGB', got {mode!r}")
-    try:
-        height, width = (int(v) for v in props[KEY_INPUT_SIZE].split(","))
-        channels = COLOR_CHANNELS[mode]
-
-        def values(raw: str) -> tuple[float, ...]:
-            value = json.loads(raw)
-            out = [float(value)] * channels if isinstance(value, (int, float)) else [float(v) for v in value]
-            if len(out) != channels:
-                raise ValueError
-            return tuple(out)
-
-        spec = PreprocessSpec((height, width), values(props[KEY_MEAN]), values(props[KEY_STD]), mode)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise ValidationError(f"{path.name}: unreadable preprocessing metadata ({exc})") from exc
+    spec = _spec_from_props(props, path.name)
+    height, width = spec.input_size
     initializers = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1:
@@ -103,6 +110,46 @@ def check_backbone(path: Path) -> BackboneInfo:
         raise ValidationError(f"{path.name}: a backbone's output must be one vector per image ([N, D]); "
                               f"{output.name!r} has shape {list(out.shape)} for 2 images (pool or flatten it)")
     return BackboneInfo(path, file_sha256(path), inputs[0].name, output.name, int(out.shape[1]), spec)
+
+
+def observe_backbone(path: Path) -> dict[str, Any]:
+    """What a backbone file does on two blank images of its declared size, without judging it
+    (`bundles.trust.decide_backbone` judges): ``problem`` (metadata or run failure, else None),
+    ``input_shape`` (declared dims), ``channels`` (needed by its colour mode), ``output_shape``,
+    ``output_finite``. Run it only after the sandboxed trial run passed."""
+    import onnx
+    import onnxruntime as ort
+
+    out: dict[str, Any] = {"problem": None, "input_shape": (), "channels": 0, "output_shape": None,
+                           "output_finite": True}
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - protobuf decode errors of many kinds
+        return out | {"problem": f"not a readable ONNX model: {str(exc)[:200]}"}
+    initializers = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        return out | {"problem": f"a backbone has exactly one input (the image batch), it has {len(inputs)}"}
+    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in inputs[0].type.tensor_type.shape.dim)
+    out["input_shape"] = dims
+    try:
+        info_spec = _spec_from_props({p.key: p.value for p in model.metadata_props}, Path(path).name)
+    except ValidationError as exc:
+        return out | {"problem": exc.message}
+    out["channels"] = info_spec.channels
+    if len(dims) != 4:
+        return out
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        blank = np.zeros((2, info_spec.channels, *info_spec.input_size), dtype=np.float32)
+        first = session.run(None, {inputs[0].name: blank})[0]
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        return out | {"problem": f"it does not run on a {info_spec.channels}x{info_spec.input_size[0]}x"
+                                 f"{info_spec.input_size[1]} image: {str(exc).splitlines()[0][:200]}"}
+    result = np.asarray(first)
+    return out | {"output_shape": tuple(int(v) for v in result.shape),
+                  "output_finite": bool(np.all(np.isfinite(result))) if result.dtype.kind == "f" else True}
 
 
 class Backbone:

@@ -184,7 +184,8 @@ def check_contract(path: Path) -> ContractInfo:
         except ValueError:
             problems.append(f"metadata {KEY_INPUT_SIZE} must be 'H,W' with sizes from 8 to 4096, got {props[KEY_INPUT_SIZE]!r}")
 
-    mean = std = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
     if channels and KEY_MEAN in props and KEY_STD in props:
         mean = _parse_floats(props[KEY_MEAN], channels, KEY_MEAN, problems)
         std = _parse_floats(props[KEY_STD], channels, KEY_STD, problems)
@@ -367,7 +368,7 @@ def decode_chunks(
     Decoding (Pillow releases the GIL) and the caller's inference then overlap instead of
     running one after the other. Unreadable images carry their error instead of stopping.
     """
-    paths = [str(p) for p in paths]
+    names = [str(p) for p in paths]
     chunk_size = max(1, int(chunk_size))
 
     def decode(path: str) -> tuple[np.ndarray | None, ImageStats | None, str | None, float]:
@@ -385,16 +386,16 @@ def decode_chunks(
         return DecodedChunk(list(range(start, start + len(results))), batch, good, [r[1] for r in results],
                             [r[2] for r in results], [r[3] for r in results])
 
-    starts = list(range(0, len(paths), chunk_size))
+    starts = list(range(0, len(names), chunk_size))
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vital-decode") as pool:
-        pending = [pool.submit(decode, p) for p in paths[starts[0] : starts[0] + chunk_size]] if starts else []
+        pending = [pool.submit(decode, p) for p in names[starts[0] : starts[0] + chunk_size]] if starts else []
         for position, start in enumerate(starts):
             if progress is not None:
                 progress.check()
             current = pending
             if position + 1 < len(starts):
                 following = starts[position + 1]
-                pending = [pool.submit(decode, p) for p in paths[following : following + chunk_size]]
+                pending = [pool.submit(decode, p) for p in names[following : following + chunk_size]]
             yield assemble(start, [f.result() for f in current])
 
 

@@ -291,7 +291,7 @@ def search_heads_with_logits(
     if len(idx) > SEARCH_SAMPLE:
         idx, _ = train_test_split(idx, train_size=SEARCH_SAMPLE, random_state=seed, stratify=target)
     x, y = features[idx], target[idx]
-    scores = []
+    scores: list[dict[str, Any]] = []
     all_logits: dict[tuple[str, float], np.ndarray] = {}
     for representation, blocks in (candidates or CANDIDATE_BLOCKS).items():
         if progress is not None:
@@ -429,7 +429,7 @@ def train_image_classifier(
     step.intercept_ = step.intercept_ / temperature
     train_accuracy = float((estimator.predict(features[train_idx][:, columns]) == target[train_idx]).mean())
     chosen = next(s for s in scores if s["representation"] == choice.representation and s["C"] == choice.c)
-    card = {
+    card: dict[str, Any] = {
         "name": name,
         "task": "image_classification",
         "classes": classes,

@@ -91,7 +91,7 @@ def _run_model(classifier: Any, paths: Sequence[str],
 
 
 def label_next(
-    store: Store, *, actor: User, sheet: str, label_type: str = "classification", strategy: str = "uncertainty",
+    store: Store, *, actor: User, sheet: str, label_type: str | None = None, strategy: str = "uncertainty",
     count: int = 20, model: str | None = None, seed: int = 0, progress: Progress | None = None,
 ) -> list[NextItem]:
     """The unlabelled items of `sheet` to label next, best first (see `inference.assist.select_next`).
@@ -103,6 +103,9 @@ def label_next(
     require(actor, "label")
     if strategy not in assist.STRATEGIES:
         raise ValidationError(f"unknown strategy {strategy!r}; choose one of {', '.join(assist.STRATEGIES)}")
+    from vital_desktop.services.training_gate import resolve_label_type
+
+    label_type = resolve_label_type(store, label_type=label_type, sheet=sheet, model=model)
     pool, labelled_paths = _unlabelled(store, sheet, label_type)
     if not pool:
         return []
@@ -184,7 +187,7 @@ def out_of_fold_probabilities(paths: Sequence[str], labels: Sequence[str], class
 
 
 def label_suspects(
-    store: Store, *, actor: User, sheet: str, label_type: str = "classification", folds: int | None = None,
+    store: Store, *, actor: User, sheet: str, label_type: str | None = None, folds: int | None = None,
     limit: int | None = None, seed: int = 0, progress: Progress | None = None,
 ) -> SuspectReport:
     """Canonical labels of `sheet` that the model, trained without them (k-fold), confidently contradicts."""
@@ -213,7 +216,7 @@ def label_suspects(
                      round(s.p_given, 4), round(s.p_suggested, 4))
         for s in found
     )
-    return SuspectReport(training_set.sheet_name, label_type, len(examples), how["folds"], how["blocks"], suspects)
+    return SuspectReport(training_set.sheet_name, training_set.label_type, len(examples), how["folds"], how["blocks"], suspects)
 
 
 @dataclass(frozen=True)

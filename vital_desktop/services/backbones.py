@@ -64,7 +64,8 @@ def embed(store: Store, info: BackboneInfo, paths: Sequence[str], *, progress: P
                         np.frombuffer(row.vector, dtype="<f4").copy(),
                         ImageStats(row.image_mean or 0.0, row.image_std or 0.0, row.image_width or 0, row.image_height or 0))
     hits = sum(1 for h in hashes if h in cached)
-    todo, seen = [], set()
+    todo: list[int] = []
+    seen: set[str] = set()
     for i, h in enumerate(hashes):  # each new content once, however many items share it
         if h not in cached and h not in seen:
             seen.add(h)
@@ -76,24 +77,24 @@ def embed(store: Store, info: BackboneInfo, paths: Sequence[str], *, progress: P
                 index = todo[chunk.indices[position]]
                 raise ValidationError(error, details={"path": paths[index], "index": index})
         vectors = model(chunk.batch) if model is not None else np.empty((0, info.dim))
-        rows = []
-        for row, position in enumerate(chunk.good):
+        fresh: list[tuple[str, np.ndarray, ImageStats]] = []
+        for at, position in enumerate(chunk.good):
             index = todo[chunk.indices[position]]
             stats = chunk.stats[position]
             assert stats is not None
-            cached[hashes[index]] = (vectors[row], stats)
-            rows.append((hashes[index], vectors[row], stats))
+            cached[hashes[index]] = (vectors[at], stats)
+            fresh.append((hashes[index], vectors[at], stats))
         now = utcnow()
         table = pa.table({
-            "content_sha256": pa.array([r[0] for r in rows], pa.string()),
-            "backbone_sha256": pa.array([info.sha256] * len(rows), pa.string()),
-            "dim": pa.array([info.dim] * len(rows), pa.int32()),
-            "vector": pa.array([np.asarray(r[1], dtype="<f4").tobytes() for r in rows], pa.binary()),
-            "image_mean": pa.array([r[2].mean for r in rows], pa.float64()),
-            "image_std": pa.array([r[2].std for r in rows], pa.float64()),
-            "image_width": pa.array([r[2].width for r in rows], pa.int32()),
-            "image_height": pa.array([r[2].height for r in rows], pa.int32()),
-            "created_at": pa.array([now] * len(rows), pa.timestamp("us")),
+            "content_sha256": pa.array([r[0] for r in fresh], pa.string()),
+            "backbone_sha256": pa.array([info.sha256] * len(fresh), pa.string()),
+            "dim": pa.array([info.dim] * len(fresh), pa.int32()),
+            "vector": pa.array([np.asarray(r[1], dtype="<f4").tobytes() for r in fresh], pa.binary()),
+            "image_mean": pa.array([r[2].mean for r in fresh], pa.float64()),
+            "image_std": pa.array([r[2].std for r in fresh], pa.float64()),
+            "image_width": pa.array([r[2].width for r in fresh], pa.int32()),
+            "image_height": pa.array([r[2].height for r in fresh], pa.int32()),
+            "created_at": pa.array([now] * len(fresh), pa.timestamp("us")),
         })
         with store.session() as s:
             insert_arrow(s, "embedding_cache", table)
@@ -138,7 +139,7 @@ def train_on_backbone(
     calibrated = calibration.softmax(held, temperature)
     step = estimator.steps[-1][1]
     step.coef_, step.intercept_ = step.coef_ / temperature, step.intercept_ / temperature
-    card = {
+    card: dict[str, Any] = {
         "name": name, "task": "image_classification", "classes": classes,
         "input": {"size": list(info.preprocess.input_size), "color_mode": info.preprocess.color_mode,
                   "mean": list(info.preprocess.mean), "std": list(info.preprocess.std)},

@@ -211,7 +211,7 @@ def _evaluate(store: Store, source: Path, work: Path, now: int, progress: Progre
 
         evaluation.payloads = extract_and_check(evaluation.signed, work, on_bytes=on_bytes)
         evaluation.checks.append(Check("payloads", True, "", f"{len(evaluation.payloads)} entries hashed and checked"))
-        if any(p.entry.kind in ("onnx_model", "gguf_model") for p in evaluation.payloads):
+        if any(p.entry.kind in REGISTRY_KIND for p in evaluation.payloads):
             _check_runnable(evaluation.payloads)
             evaluation.checks.append(Check("model_contract", True, "", "models meet their contract and ran once "
                                                                        "on a dummy input under a memory cap"))
@@ -245,7 +245,7 @@ def _check_against_store(s: Session, evaluation: Evaluation) -> None:
     other content): refused by `verify` and `import` alike, before the import transaction."""
     by_id = {p.entry.id: p for p in evaluation.payloads}
     for payload in evaluation.payloads:
-        if payload.entry.kind in ("onnx_model", "gguf_model"):
+        if payload.entry.kind in REGISTRY_KIND:
             card = _json_payload(by_id[str(payload.entry.meta["card"])])
             existing = s.scalar(sa.select(ModelRow).where(ModelRow.name == card["name"],
                                                           ModelRow.version == card["version"]))
@@ -366,9 +366,29 @@ def _check_runnable(payloads: list[CheckedPayload]) -> None:
                 trial_run_onnx(payload.path)  # custom-domain ops and memory bombs refused here
             elif payload.entry.kind == "gguf_model":
                 trial_load_gguf(payload.path)
+            elif payload.entry.kind == "onnx_backbone":
+                _decide_backbone(payload)
         except VitalError as exc:
             raise BundleRefused("content", f"entry {payload.entry.id!r} ({payload.entry.name}): "
                                            f"{exc.message}") from exc
+
+
+def _decide_backbone(payload: CheckedPayload) -> None:
+    """Run a backbone payload in the sandbox, then observe it once here; `trust.decide_backbone` decides."""
+    from vital_desktop.bundles.trust import BackboneTrial, decide_backbone
+    from vital_desktop.inference.backbone import observe_backbone
+    from vital_desktop.inference.sandbox import trial_run_onnx
+
+    sandbox_error = None
+    try:
+        trial_run_onnx(payload.path)  # custom-domain ops and memory bombs refused in a capped child first
+    except VitalError as exc:
+        sandbox_error = exc.message
+    seen = observe_backbone(payload.path) if sandbox_error is None else {}
+    decide_backbone(BackboneTrial(
+        entry=payload.entry.id, sandbox_error=sandbox_error, problem=seen.get("problem"),
+        input_shape=tuple(seen.get("input_shape", ())), channels=int(seen.get("channels", 0)),
+        output_shape=seen.get("output_shape"), output_finite=bool(seen.get("output_finite", True))))
 
 
 def _place_model_files(store: Store, payloads: list[CheckedPayload]) -> dict[str, Path]:
@@ -379,9 +399,9 @@ def _place_model_files(store: Store, payloads: list[CheckedPayload]) -> dict[str
     """
     placed = {}
     for payload in payloads:
-        if payload.entry.kind not in ("onnx_model", "gguf_model"):
+        if payload.entry.kind not in REGISTRY_KIND:
             continue
-        suffix = ".onnx" if payload.entry.kind == "onnx_model" else ".gguf"
+        suffix = ".gguf" if payload.entry.kind == "gguf_model" else ".onnx"
         target = store.models_dir / f"hub-{payload.entry.sha256}{suffix}"
         if not target.exists():
             temp = target.with_name(f".{target.name}.{new_id()[:8]}.part")
@@ -429,7 +449,7 @@ def _json_payload(payload: CheckedPayload) -> dict[str, Any]:
 
 
 #: Bundle entry kinds and the registry's model kinds (what `services.registry` and predict use).
-REGISTRY_KIND = {"onnx_model": "onnx_classifier", "gguf_model": "gguf"}
+REGISTRY_KIND = {"onnx_model": "onnx_classifier", "gguf_model": "gguf", "onnx_backbone": "onnx_backbone"}
 
 
 def _apply_models(s: Session, actor: User, evaluation: Evaluation,
@@ -437,7 +457,7 @@ def _apply_models(s: Session, actor: User, evaluation: Evaluation,
     by_id = {p.entry.id: p for p in evaluation.payloads}
     added, unchanged = [], []
     for payload in evaluation.payloads:
-        if payload.entry.kind not in ("onnx_model", "gguf_model"):
+        if payload.entry.kind not in REGISTRY_KIND:
             continue
         card = _json_payload(by_id[str(payload.entry.meta["card"])])
         existing = s.scalar(sa.select(ModelRow).where(ModelRow.name == card["name"], ModelRow.version == card["version"]))

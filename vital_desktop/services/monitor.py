@@ -86,7 +86,7 @@ def set_thresholds(store: Store, *, actor: User, **changes: float) -> tuple[Moni
     for key, value in changes.items():
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
             raise ValidationError(f"threshold {key} must be a non-negative number, got {value!r}")
-    updated = replace(get_thresholds(store), **changes)
+    updated = replace(get_thresholds(store), **dict[str, Any](changes))
     with store.session() as s:
         row = s.get(Setting, SETTING_THRESHOLDS)
         if row is None:
@@ -164,7 +164,8 @@ class MonitorReport:
 
 def _where(model_id: str, since: dt.datetime | None, until: dt.datetime | None, alias: str = "") -> tuple[str, list]:
     prefix = f"{alias}." if alias else ""
-    clauses, params = [f"{prefix}model_id = ?"], [model_id]
+    clauses: list[str] = [f"{prefix}model_id = ?"]
+    params: list[Any] = [model_id]
     if since is not None:
         clauses.append(f"{prefix}created_at >= ?")
         params.append(since)
@@ -240,14 +241,17 @@ def monitor_report(
     model: str,
     since: str | dt.datetime | None = None,
     until: str | dt.datetime | None = None,
-    label_type: str = "classification",
+    label_type: str | None = None,
     record_alerts: bool = False,
     actor: User | None = None,
 ) -> MonitorReport:
-    """Compute every monitoring figure for one model over [since, until); optionally record alerts."""
+    """Compute every monitoring figure for one model over [since, until); optionally record alerts.
+
+    Accuracy on labelled items uses `label_type`, else the label type the model learnt."""
     since_t, until_t = _parse_time(since, "since"), _parse_time(until, "until")
+    label_type = _model_label_type(store, model, label_type)
     thresholds = get_thresholds(store)
-    class_field = _class_field(store, label_type)
+    class_field = _class_field(store, label_type) if label_type else ""  # "": no labelled accuracy
     timer = _Timer()
     with store.read() as s:
         row = resolve_model(s, model)
@@ -488,11 +492,23 @@ def list_alerts(store: Store, *, model: str | None = None, limit: int = 100) -> 
                 for a in s.scalars(query)]
 
 
-def labelled_training_overlap(store: Store, *, model: str, label_type: str = "classification") -> tuple[int, int]:
+def _model_label_type(store: Store, model: str, label_type: str | None) -> str:
+    """The given label type, else the model's recorded one, else the site's only classification type
+    (else "", which matches no label)."""
+    from vital_desktop.services.training_gate import resolve_label_type
+
+    try:
+        return resolve_label_type(store, label_type=label_type, model=model)
+    except ValidationError:
+        return ""  # no single answer: the report leaves accuracy on labelled items out rather than fail
+
+
+def labelled_training_overlap(store: Store, *, model: str, label_type: str | None = None) -> tuple[int, int]:
     """(labelled predictions, of which on items the model learnt from): accuracy on labelled items
     is optimistic when most of them were training items, and the dashboard says so."""
     from vital_desktop.services.training import lineage
 
+    label_type = _model_label_type(store, model, label_type)
     used = {(src.sheet_id, entry["item_ref"]) for src in lineage(store, model=model).sources
             for entry in src.canonical_labels if entry.get("item_ref")}
     with store.read() as s:

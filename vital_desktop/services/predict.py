@@ -93,10 +93,10 @@ def resolve_model(store: Store, kind: str, ref: str | None) -> registry.ModelInf
         if model.kind != kind:
             raise ValidationError(f"{model.ref} is a {model.kind} model; this needs a {kind} model")
         return model
-    model = registry.active_model(store, kind)
-    if model is None:
+    active = registry.active_model(store, kind)
+    if active is None:
         raise NotFoundError(f"no active {kind} model: register one and run `vital model activate NAME`")
-    return model
+    return active
 
 
 def llm_for(store: Store, ref: str | None = None) -> tuple[LocalLlm, registry.ModelInfo | None]:

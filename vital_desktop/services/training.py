@@ -15,24 +15,19 @@ failure leaves no half-registered model behind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from vital_desktop.core import governance
 from vital_desktop.core.changes import Changes
-from vital_desktop.core.errors import NotFoundError, ValidationError
-from vital_desktop.core.ids import iso, utcnow
+from vital_desktop.core.errors import ValidationError
+from vital_desktop.core.ids import utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.services.accounts import require
@@ -46,396 +41,44 @@ from vital_desktop.store.models import (
     QAPair,
     Sheet,
     SheetItem,
-    Template,
-    TrainingSheet,
+)
+
+from vital_desktop.services.training_export import (  # noqa: F401 (public names of the TRAIN stage)
+    PREVIEW_LINES,
+    SPLIT_FILES,
+    ExportFile,
+    ExportSummary,
+    export_training,
+    stratified_split,
+)
+from vital_desktop.services.training_gate import (  # noqa: F401 (public names of the TRAIN stage)
+    GateDecision,
+    _class_field,
+    _sheet_row,
+    _training_sheet_row,
+    decide,
+    held_out_metrics,
+    label_status,
+    resolve_label_type,
+    resolve_model,
+)
+from vital_desktop.services.training_lineage import (  # noqa: F401 (public names of the TRAIN stage)
+    LabelUse,
+    Lineage,
+    LineageSource,
+    ModelEvaluation,
+    evaluate_models,
+    held_out_items,
+    lineage,
+    models_using_label,
 )
 
 #: Below this many labelled images a class cannot be learnt and validated meaningfully.
 DEFAULT_MIN_PER_CLASS = 5
-PREVIEW_LINES = 10
 #: Quantile bins of the training baseline used by MONITOR's PSI.
 BASELINE_BINS = 10
 #: Raw baseline values kept in the card for the KS two-sample test (bounded: the card is JSON).
 BASELINE_SAMPLE = 2000
-SPLIT_FILES = {"train": "train.jsonl", "val": "val.jsonl"}
-
-
-# --- the one gate ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """Whether one pair or label may be used for a use, and why not."""
-
-    passes: bool
-    reason: str | None
-
-
-def decide(status: str, allowed: Iterable[str], prohibited: Iterable[str], use: str) -> GateDecision:
-    """The dual quality gates for one row (the single place exports and training ask)."""
-    governance.check_uses([use])
-    allowed, prohibited = list(allowed or ()), list(prohibited or ())
-    if governance.passes_gates(status, allowed, prohibited, use):
-        return GateDecision(True, None)
-    return GateDecision(False, governance.gate_failure_reason(status, allowed, prohibited, use))
-
-
-def held_out_metrics(card: dict) -> dict:
-    """The held-out metrics of a model card (the trainer writes them under ``metrics``)."""
-    metrics = (card or {}).get("metrics", {}) or {}
-    return metrics.get("held_out", metrics) if isinstance(metrics, dict) else {}
-
-
-def label_status(review_state: str) -> str:
-    """Canonical labels count as ``labeled`` unless a conflict waits for an expert."""
-    return "labeled" if review_state == "ok" else review_state
-
-
-# --- lookups ---------------------------------------------------------------------------------
-
-
-def _training_sheet_row(s: Session, ref: str) -> TrainingSheet:
-    row = s.scalar(sa.select(TrainingSheet).where(sa.or_(TrainingSheet.name == ref, TrainingSheet.id == ref)))
-    if row is None:
-        names = s.scalars(sa.select(TrainingSheet.name).order_by(TrainingSheet.name)).all()
-        raise NotFoundError(
-            f"no training sheet named {ref!r}" + (f"; training sheets here: {', '.join(names)}" if names else "")
-        )
-    return row
-
-
-def _sheet_row(s: Session, ref: str) -> Sheet:
-    row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == ref, Sheet.id == ref)))
-    if row is None:
-        names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
-        raise NotFoundError(f"no sheet named {ref!r}" + (f"; sheets here: {', '.join(names)}" if names else ""))
-    return row
-
-
-def resolve_model(s: Session, ref: str) -> ModelRow:
-    """A model by id, ``name:version`` / ``name@version`` / ``name v2``, or name (active, else newest)."""
-    from vital_desktop.store.models import Deployment
-
-    row = s.get(ModelRow, ref)
-    if row is not None:
-        return row
-    name, version = ref, None
-    for sep in (":", "@", " v"):
-        if sep in ref:
-            head, _, tail = ref.rpartition(sep)
-            tail = tail.lstrip("v")
-            if head and tail.isdigit():
-                name, version = head, int(tail)
-                break
-    query = sa.select(ModelRow).where(ModelRow.name == name)
-    if version is not None:
-        row = s.scalar(query.where(ModelRow.version == version))
-    else:
-        active = s.scalar(
-            sa.select(Deployment.model_id)
-            .where(Deployment.model_name == name, Deployment.status == "active")
-            .order_by(Deployment.activated_at.desc())
-            .limit(1)
-        )
-        row = s.get(ModelRow, active) if active else None
-        if row is None:
-            row = s.scalar(query.order_by(ModelRow.version.desc()).limit(1))
-    if row is None:
-        names = sorted({f"{n}:{v}" for n, v in s.execute(sa.select(ModelRow.name, ModelRow.version))})
-        raise NotFoundError(f"no model {ref!r}" + (f"; models here: {', '.join(names)}" if names else ""))
-    return row
-
-
-# --- governed export -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    split: str
-    path: str
-    lines: int
-    sha256: str
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    """The seeds' export summary: what was labeled, what the use allows, what it refuses and why."""
-
-    training_sheet: str
-    training_sheet_id: str
-    use: str
-    total_pairs: int
-    total_labeled: int
-    use_allowed: int
-    use_prohibited: int
-    prohibited_reasons: dict[str, int]
-    excluded_by_status: dict[str, int]
-    class_counts: dict[str, dict[str, int]]
-    val_fraction: float
-    seed: int
-    out_dir: str | None
-    files: tuple[ExportFile, ...] = ()
-    preview: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data["files"] = [f.to_dict() for f in self.files]
-        data["preview"] = list(self.preview)
-        return data
-
-    def text(self) -> str:
-        lines = [
-            f"Training sheet: {self.training_sheet}  (use: {self.use})",
-            f"Total Labeled: {self.total_labeled}",
-            f"{self.use.replace('_', ' ').title()} Allowed: {self.use_allowed}",
-            f"{self.use.replace('_', ' ').title()} Prohibited: {self.use_prohibited}",
-        ]
-        lines += [f"  - {reason}: {n}" for reason, n in sorted(self.prohibited_reasons.items())]
-        if self.excluded_by_status:
-            lines.append("Not labeled: " + ", ".join(f"{k} {v}" for k, v in sorted(self.excluded_by_status.items())))
-        for split, counts in self.class_counts.items():
-            lines.append(f"{split}: " + ", ".join(f"{c} {n}" for c, n in sorted(counts.items())))
-        lines += [f"wrote {f.path} ({f.lines} lines)" for f in self.files]
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class _PairRow:
-    id: str
-    item_ref: str
-    messages: Any
-    answer: Any
-    status: str
-    allowed: list[str]
-    prohibited: list[str]
-    cls: str
-    tags: tuple[str, ...] = ()
-
-
-def _chat_record(pair: _PairRow) -> dict:
-    """Chat format: exactly the messages the model saw (system prompt, few-shot user AND
-    assistant turns, the item's user turn, content parts kept as they are), then the approved
-    answer as the final assistant turn."""
-    messages = pair.messages
-    if isinstance(messages, dict) and "messages" in messages:
-        messages = messages["messages"]
-    if not isinstance(messages, list):
-        raise ValidationError(f"Q&A pair for item {pair.item_ref!r} has no chat messages (got {type(messages).__name__})")
-    out = [{"role": str(m.get("role")), "content": m.get("content")}
-           for m in messages if isinstance(m, dict) and m.get("role") in ("system", "user", "assistant")]
-    answer = pair.answer
-    content = answer if isinstance(answer, str) else json.dumps(answer, sort_keys=True, ensure_ascii=False)
-    out.append({"role": "assistant", "content": content})
-    return {"messages": out}
-
-
-def _split_key(seed: int, pair_id: str) -> str:
-    # A hash of (seed, id) rather than a shuffled index: the split of a pair does not change when
-    # other pairs are added, and it is the same on every machine.
-    return hashlib.sha256(f"{seed}:{pair_id}".encode()).hexdigest()
-
-
-def stratified_split(
-    items: Sequence[tuple[str, str]], *, val_fraction: float, seed: int, val_eligible: set[str] | None = None
-) -> tuple[list[str], list[str]]:
-    """Deterministic stratified split of (id, class) items into train and validation ids.
-
-    Each class gives ``round(n * val_fraction)`` of its items to validation (at least one stays
-    in training); only ids in `val_eligible` (permitted for validation) may go there.
-    """
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for item_id, cls in items:
-        by_class[cls].append(item_id)
-    train: list[str] = []
-    val: list[str] = []
-    for cls in sorted(by_class):
-        ids = sorted(by_class[cls], key=lambda i: _split_key(seed, i))
-        n_val = min(round(len(ids) * val_fraction), max(0, len(ids) - 1)) if val_fraction > 0 else 0
-        chosen: list[str] = []
-        for item_id in ids:
-            if len(chosen) < n_val and (val_eligible is None or item_id in val_eligible):
-                chosen.append(item_id)
-        chosen_set = set(chosen)
-        val += chosen
-        train += [i for i in ids if i not in chosen_set]
-    return train, val
-
-
-def _class_field(source: Any, label_type: str) -> str | None:
-    from vital_desktop.services.label_types import get_label_type
-
-    try:
-        return get_label_type(source, label_type).class_field
-    except ValidationError:
-        return None
-
-
-def _load_pairs(s: Session, ts: TrainingSheet) -> list[_PairRow]:
-    class_field = _class_field(s, ts.label_type)
-    rows = s.scalars(sa.select(QAPair).where(QAPair.training_sheet_id == ts.id).order_by(QAPair.position)).all()
-    out = []
-    for r in rows:
-        answer = r.answer
-        cls = ""
-        if class_field and isinstance(answer, dict):
-            cls = str(answer.get(class_field, ""))
-        out.append(_PairRow(r.id, r.item_ref, r.messages, answer, r.status, list(r.allowed_uses or []),
-                            list(r.prohibited_uses or []), cls, tuple(r.data_classification or ())))
-    return out
-
-
-def _writable_dir(out_dir: Path) -> Path:
-    out_dir = Path(out_dir).expanduser()
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValidationError(f"cannot create the export folder {out_dir}: {exc.strerror or exc}") from exc
-    if not out_dir.is_dir():
-        raise ValidationError(f"export path {out_dir} is not a folder")
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise ValidationError(f"cannot write to {out_dir}: permission denied")
-    return out_dir
-
-
-def _write_all_or_nothing(out_dir: Path, contents: dict[str, bytes]) -> list[tuple[str, Path, str]]:
-    """Write every file under a temporary name first, then rename them all: no half-written export."""
-    temporaries: list[tuple[str, Path]] = []
-    try:
-        for name, data in contents.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporaries.append((name, Path(tmp)))
-        written = []
-        for name, tmp in temporaries:
-            os.replace(tmp, out_dir / name)
-            written.append((name, out_dir / name, hashlib.sha256(contents[name]).hexdigest()))
-        return written
-    except OSError as exc:
-        raise ValidationError(f"cannot write the export to {out_dir}: {exc.strerror or exc}") from exc
-    finally:
-        for _, tmp in temporaries:
-            tmp.unlink(missing_ok=True)
-
-
-def export_training(
-    store: Store,
-    *,
-    actor: User,
-    training_sheet: str,
-    use: str = "training",
-    val_fraction: float = 0.2,
-    seed: int = 42,
-    out_dir: Path | str | None = None,
-    progress: Progress | None = None,
-    preview_lines: int = PREVIEW_LINES,
-) -> tuple[ExportSummary, Changes]:
-    """Export the pairs of a training sheet that pass the dual gates for `use`, as chat JSONL.
-
-    ``use="training"`` splits train/validation deterministically and stratified by class (a
-    pair goes to validation only if validation is also permitted for it); other uses write one
-    file named after the use. With ``out_dir=None`` nothing is written: the summary and preview
-    only (the GUI's "Preview Export").
-    """
-    require(actor, "export_data")
-    progress = progress or Progress()
-    [use] = governance.check_uses([use])
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValidationError(f"val_fraction must be at least 0 and below 1, got {val_fraction}")
-    with store.read() as s:
-        ts = _training_sheet_row(s, training_sheet)
-        pairs = _load_pairs(s, ts)
-        from vital_desktop.services.site import export_gate
-
-        # Governance on the way out: PHI / EXPORT_CONTROLLED pairs stay home without a site policy.
-        gate = export_gate(s, use=use, destination="training")
-        sheet_row = s.get(Sheet, ts.sheet_id) if getattr(ts, "sheet_id", None) else None
-        sheet_tags = tuple((sheet_row.classification or ()) if sheet_row is not None else ())
-    progress.start(len(pairs) + 1, f"checking {len(pairs)} Q&A pairs")
-
-    passing: list[_PairRow] = []
-    prohibited_reasons: Counter[str] = Counter()
-    by_status: Counter[str] = Counter()
-    total_labeled = 0
-    for index, pair in enumerate(pairs):
-        if index % 1000 == 0:
-            progress.check()
-        if pair.status == "labeled":
-            total_labeled += 1
-        decision = decide(pair.status, pair.allowed, pair.prohibited, use)
-        held = gate.refusal(set(pair.tags) | set(sheet_tags)) if decision.passes else None
-        if held is not None:
-            prohibited_reasons[held] += 1
-        elif decision.passes:
-            passing.append(pair)
-        elif pair.status != "labeled":
-            by_status[pair.status] += 1
-        else:
-            prohibited_reasons[decision.reason or "not permitted"] += 1
-    progress.advance(len(pairs))
-
-    if use == "training":
-        eligible = {p.id for p in passing if decide(p.status, p.allowed, p.prohibited, "validation").passes}
-        train_ids, val_ids = stratified_split([(p.id, p.cls) for p in passing], val_fraction=val_fraction, seed=seed,
-                                              val_eligible=eligible)
-        by_id = {p.id: p for p in passing}
-        # Keep sheet order inside each split: reviewers compare the file with the sheet.
-        order = {p.id: i for i, p in enumerate(passing)}
-        splits = {
-            "train": [by_id[i] for i in sorted(train_ids, key=order.__getitem__)],
-            "val": [by_id[i] for i in sorted(val_ids, key=order.__getitem__)],
-        }
-        if val_fraction == 0:
-            splits.pop("val")
-    else:
-        splits = {use: passing}
-    class_counts = {split: dict(sorted(Counter(p.cls for p in rows).items())) for split, rows in splits.items()}
-    encoded = {
-        split: [json.dumps(_chat_record(p), ensure_ascii=False, sort_keys=True) for p in rows]
-        for split, rows in splits.items()
-    }
-    preview = tuple(line for lines in encoded.values() for line in lines)[:preview_lines]
-    summary_args = dict(
-        training_sheet=ts.name, training_sheet_id=ts.id, use=use, total_pairs=len(pairs), total_labeled=total_labeled,
-        use_allowed=len(passing), use_prohibited=sum(prohibited_reasons.values()),
-        prohibited_reasons=dict(sorted(prohibited_reasons.items())), excluded_by_status=dict(sorted(by_status.items())),
-        class_counts=class_counts, val_fraction=val_fraction if use == "training" else 0.0, seed=seed,
-    )
-    if out_dir is None:
-        progress.finish("preview ready")
-        return ExportSummary(out_dir=None, preview=preview, **summary_args), Changes()
-    if not passing:
-        raise ValidationError(
-            f"no Q&A pair of training sheet {ts.name!r} passes the gates for {use}: "
-            f"{total_labeled} labeled, {sum(prohibited_reasons.values())} with {use} prohibited or not allowed; "
-            "approve pairs in review or check their usage constraints",
-            details=summary_args,
-        )
-    target = _writable_dir(Path(out_dir))
-    progress.check()
-    names = {split: SPLIT_FILES.get(split, f"{split}.jsonl") for split in encoded}
-    contents = {names[split]: ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8") for split, lines in encoded.items()}
-    files = tuple(
-        ExportFile(split, str(path), len(encoded[split]), digest)
-        for (split, (_, path, digest)) in zip(encoded, _write_all_or_nothing(target, contents), strict=False)
-    )
-    summary = ExportSummary(out_dir=str(target), files=files, preview=preview, **summary_args)
-    manifest = {k: v for k, v in summary.to_dict().items() if k != "preview"} | {
-        "exported_by": actor.username, "exported_at": iso(utcnow()), "template": f"{ts.template_name} {ts.template_version}",
-    }
-    _write_all_or_nothing(target, {"export_summary.json": json.dumps(manifest, indent=2, sort_keys=True).encode()})
-    with store.session() as s:
-        audit.record(s, actor, "training.export", ts.name, {
-            "use": use, "out_dir": str(target), "allowed": len(passing), "prohibited": summary.use_prohibited,
-            "files": {f.split: f.sha256 for f in files},
-        })
-    progress.finish(f"exported {len(passing)} pairs")
-    return summary, Changes()
 
 
 # --- local retraining ------------------------------------------------------------------------
@@ -470,22 +113,24 @@ class TrainingSet:
 
 
 def collect_training_set(
-    store: Store, *, sheet: str | None = None, training_sheet: str | None = None, label_type: str = "classification"
+    store: Store, *, sheet: str | None = None, training_sheet: str | None = None, label_type: str | None = None
 ) -> TrainingSet:
     """The labelled images that pass the gates for ``training``, from a sheet's canonical labels
-    or from a training sheet's labeled pairs."""
+    or from a training sheet's labeled pairs (whose label type is the training sheet's).
+    Without `label_type`, a sheet's only classification type is used (`resolve_label_type`)."""
     if (sheet is None) == (training_sheet is None):
         raise ValidationError("train from either a sheet (canonical labels) or a training sheet, not both or neither")
+    chosen = resolve_label_type(store, label_type=label_type, sheet=sheet) if sheet is not None else ""
     excluded: Counter[str] = Counter()
     examples: list[TrainingExample] = []
     with store.read() as s:
         if training_sheet is not None:
             ts = _training_sheet_row(s, training_sheet)
             sheet_row = _sheet_row(s, ts.sheet_id)
-            label_type = ts.label_type
-            class_field = _class_field(s, label_type)
+            chosen = ts.label_type
+            class_field = _class_field(s, chosen)
             if not class_field:
-                raise ValidationError(f"training sheet {ts.name!r} has label type {label_type}, which has no class to learn")
+                raise ValidationError(f"training sheet {ts.name!r} has label type {chosen}, which has no class to learn")
             items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_row.id))}
             for pair in s.scalars(sa.select(QAPair).where(QAPair.training_sheet_id == ts.id).order_by(QAPair.position)):
                 decision = decide(pair.status, pair.allowed_uses, pair.prohibited_uses, "training")
@@ -501,12 +146,12 @@ def collect_training_set(
             template_id, template_version, ts_id = ts.template_id, ts.template_version, ts.id
         else:
             sheet_row = _sheet_row(s, sheet)  # type: ignore[arg-type]
-            class_field = _class_field(s, label_type)
+            class_field = _class_field(s, chosen)
             if not class_field:
-                raise ValidationError(f"label type {label_type!r} has no class field to learn")
+                raise ValidationError(f"label type {chosen!r} has no class field to learn")
             items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_row.id))}
             labels = s.scalars(sa.select(CanonicalLabel).where(
-                CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.label_type == label_type
+                CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.label_type == chosen
             ).order_by(CanonicalLabel.item_ref))
             for label in labels:
                 decision = decide(label_status(label.review_state), label.allowed_uses, label.prohibited_uses, "training")
@@ -516,7 +161,7 @@ def collect_training_set(
                 cls = (label.label_data or {}).get(class_field)
                 examples.append(_example(sheet_row, items.get(label.item_ref), label.item_ref, str(cls),
                                          label.id, label.version))
-            template_id = template_version = ts_id = None
+            template_id, template_version, ts_id = None, None, None
     missing = [e.item_ref for e in examples if not e.image_path]
     if missing:
         raise ValidationError(
@@ -527,7 +172,7 @@ def collect_training_set(
     return TrainingSet(
         source="training_sheet" if training_sheet is not None else "sheet", sheet_id=sheet_row.id,
         sheet_name=sheet_row.name, training_sheet_id=ts_id, template_id=template_id, template_version=template_version,
-        label_type=label_type, examples=tuple(examples), excluded=dict(sorted(excluded.items())),
+        label_type=chosen, examples=tuple(examples), excluded=dict(sorted(excluded.items())),
     )
 
 
@@ -636,7 +281,7 @@ def train_classifier(
     name: str,
     sheet: str | None = None,
     training_sheet: str | None = None,
-    label_type: str = "classification",
+    label_type: str | None = None,
     classes: Sequence[str] | None = None,
     val_fraction: float = 0.2,
     seed: int = 42,
@@ -778,197 +423,6 @@ def _register(store: Store, actor: User, trained: Any, *, name: str, card: dict,
         Path(model.path).unlink(missing_ok=True)
         raise
     return {"model_id": model.id, "version": model.version, "path": model.path, "feedback_added": feedback_added}
-
-
-# --- lineage ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LineageSource:
-    training_sheet_id: str | None
-    training_sheet: str | None
-    sheet_id: str | None
-    sheet: str | None
-    template_id: str | None
-    template: str | None
-    template_version: str | None
-    qa_pair_ids: list[str]
-    canonical_labels: list[dict]
-    training_config: dict
-    trained_by: str
-    trained_at: str | None
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class Lineage:
-    model_id: str
-    name: str
-    version: int
-    created_at: str | None
-    held_out_accuracy: float | None
-    sources: tuple[LineageSource, ...]
-
-    def label_versions(self) -> dict[str, int]:
-        """canonical label id → version this model learnt from."""
-        return {entry["id"]: entry["version"] for src in self.sources for entry in src.canonical_labels if entry.get("id")}
-
-    def to_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data["sources"] = [src.to_dict() for src in self.sources]
-        data["label_count"] = len(self.label_versions())
-        return data
-
-
-def lineage(store: Store, *, model: str) -> Lineage:
-    """Model → training sheet(s) → Q&A pairs → canonical label ids and versions → template → config."""
-    with store.read() as s:
-        row = resolve_model(s, model)
-        sources = []
-        for entry in s.scalars(sa.select(ModelTrainingLineage).where(ModelTrainingLineage.model_id == row.id)
-                               .order_by(ModelTrainingLineage.trained_at)):
-            ts = s.get(TrainingSheet, entry.training_sheet_id) if entry.training_sheet_id else None
-            sheet = s.get(Sheet, entry.sheet_id) if entry.sheet_id else None
-            template = s.get(Template, entry.template_id) if entry.template_id else None
-            sources.append(LineageSource(
-                training_sheet_id=entry.training_sheet_id, training_sheet=ts.name if ts else None,
-                sheet_id=entry.sheet_id, sheet=sheet.name if sheet else None, template_id=entry.template_id,
-                template=template.name if template else None, template_version=entry.template_version,
-                qa_pair_ids=list(entry.qa_pair_ids or []), canonical_labels=list(entry.canonical_labels or []),
-                training_config=dict(entry.training_config or {}), trained_by=entry.trained_by,
-                trained_at=iso(entry.trained_at),
-            ))
-        accuracy = held_out_metrics(row.card or {}).get("accuracy")
-        return Lineage(row.id, row.name, row.version, iso(row.created_at), accuracy, tuple(sources))
-
-
-@dataclass(frozen=True)
-class LabelUse:
-    model_id: str
-    name: str
-    version: int
-    label_id: str
-    item_ref: str | None
-    label_version_used: int | None
-    current_label_version: int | None
-
-    @property
-    def stale(self) -> bool:
-        """The label changed after this model learnt from it."""
-        return self.current_label_version is not None and self.label_version_used != self.current_label_version
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__) | {"stale": self.stale}
-
-
-def models_using_label(
-    store: Store, *, label_id: str | None = None, sheet: str | None = None, item_ref: str | None = None,
-    label_type: str = "classification",
-) -> list[LabelUse]:
-    """Reverse lineage: which models learnt from a canonical label (by id, or by sheet/item/label type)."""
-    with store.read() as s:
-        if label_id is None:
-            if not (sheet and item_ref):
-                raise ValidationError("name a label by its id, or by sheet and item (and label type)")
-            sheet_row = _sheet_row(s, sheet)
-            label = s.scalar(sa.select(CanonicalLabel).where(
-                CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.item_ref == item_ref,
-                CanonicalLabel.label_type == label_type))
-            if label is None:
-                raise NotFoundError(f"no {label_type} label for item {item_ref!r} in sheet {sheet!r}")
-            label_id = label.id
-        current = s.get(CanonicalLabel, label_id)
-        # Filter in SQL on the JSON text first (cheap), then confirm on the parsed entries.
-        rows = s.execute(
-            sa.select(ModelTrainingLineage.model_id, ModelTrainingLineage.canonical_labels)
-            .where(sa.cast(ModelTrainingLineage.canonical_labels, sa.String).contains(label_id))
-        ).all()
-        uses = []
-        for model_id, entries in rows:
-            for entry in entries or []:
-                if entry.get("id") == label_id:
-                    model = s.get(ModelRow, model_id)
-                    if model is None:
-                        continue
-                    uses.append(LabelUse(model.id, model.name, model.version, label_id, entry.get("item_ref"),
-                                         entry.get("version"), current.version if current else None))
-        return sorted(uses, key=lambda u: (u.name, u.version))
-
-
-# --- comparing versions on the same held-out items -------------------------------------------
-
-
-@dataclass(frozen=True)
-class ModelEvaluation:
-    model_id: str
-    name: str
-    version: int
-    items: int
-    correct: int
-    accuracy: float
-    per_class_recall: dict[str, float]
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def held_out_items(store: Store, *, models: Sequence[str], sheet: str, label_type: str = "classification") -> list[str]:
-    """Items with a label permitted for evaluation that none of `models` learnt from."""
-    used: set[str] = set()
-    for model in models:
-        for src in lineage(store, model=model).sources:
-            used.update(entry["item_ref"] for entry in src.canonical_labels if entry.get("item_ref"))
-    with store.read() as s:
-        sheet_row = _sheet_row(s, sheet)
-        rows = s.scalars(sa.select(CanonicalLabel).where(
-            CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.label_type == label_type))
-        return sorted(
-            r.item_ref for r in rows
-            if r.item_ref not in used and decide(label_status(r.review_state), r.allowed_uses, r.prohibited_uses,
-                                                 "evaluation").passes
-        )
-
-
-def evaluate_models(
-    store: Store, *, models: Sequence[str], sheet: str, item_refs: Sequence[str] | None = None,
-    label_type: str = "classification", progress: Progress | None = None,
-) -> list[ModelEvaluation]:
-    """Accuracy of each model on the same labelled items (default: `held_out_items`), so two
-    versions are compared on equal terms. Nothing is logged: this is not production use."""
-    from vital_desktop.inference.classifier import OnnxClassifier
-
-    refs = list(item_refs) if item_refs is not None else held_out_items(store, models=models, sheet=sheet,
-                                                                           label_type=label_type)
-    if not refs:
-        raise ValidationError("no held-out labelled items to evaluate on")
-    class_field = _class_field(store, label_type)
-    with store.read() as s:
-        sheet_row = _sheet_row(s, sheet)
-        items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(
-            SheetItem.sheet_id == sheet_row.id, SheetItem.item_ref.in_(refs)))}
-        truth = {r.item_ref: str((r.label_data or {}).get(class_field)) for r in s.scalars(sa.select(CanonicalLabel).where(
-            CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.label_type == label_type,
-            CanonicalLabel.item_ref.in_(refs)))}
-        model_rows = [resolve_model(s, m) for m in models]
-    refs = [r for r in refs if r in truth and r in items and items[r].image_path]
-    paths = [str(Path(sheet_row.image_root or "") / items[r].image_path) for r in refs]
-    out = []
-    for row in model_rows:
-        classifier = OnnxClassifier(Path(row.path))
-        results = classifier.predict_paths(paths, progress=progress)
-        correct = Counter()
-        total = Counter()
-        for ref, res in zip(refs, results, strict=False):
-            total[truth[ref]] += 1
-            if res.predicted_class == truth[ref]:
-                correct[truth[ref]] += 1
-        n_correct = sum(correct.values())
-        out.append(ModelEvaluation(row.id, row.name, row.version, len(refs), n_correct,
-                                   round(n_correct / len(refs), 4) if refs else 0.0,
-                                   {c: round(correct[c] / total[c], 4) for c in sorted(total)}))
-    return out
 
 
 __all__ = [
