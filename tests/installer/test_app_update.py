@@ -368,3 +368,22 @@ def test_the_bundles_page_checks_say_when_this_copy_is_not_installed(site: AppSi
     report = app_update.verify_here(site.store, path, now=site.now)
     assert report["outcome"] == "ok", report["reason"]
     assert {c["check"] for c in report["checks"]} >= {"release_signatures", "platform", "sbom"}
+
+
+def test_vital_app_verify_and_versions_on_the_command_line(site: AppSite, monkeypatch, capsys) -> None:
+    from vital_desktop import cli
+    from vital_desktop.store import open_store
+
+    other = site.bundle(platform="windows-x86_64")
+    site.store.close()
+    monkeypatch.setenv("VITAL_USER", "admin")
+    monkeypatch.setenv("VITAL_PASSWORD", PASSWORDS["admin"])
+    monkeypatch.setenv("VITAL_NO_BRIDGE", "1")
+    root = str(site.install.root)
+    status = cli.main(["--home", str(site.home), "--json", "app", "verify", str(other), "--app-root", root])
+    out = capsys.readouterr()
+    assert status != 0 and out.out == "" and "windows-x86_64" in out.err
+    status = cli.main(["--home", str(site.home), "--json", "app", "versions", "--app-root", root])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["current"] == "0.1.0" and [v["version"] for v in report["versions"]] == ["0.1.0"]
+    site.store = open_store(site.home)

@@ -81,7 +81,8 @@ def _verify(ctx: CliContext, args: Any) -> dict[str, Any]:
 
     report = app_update.verify_app_bundle(ctx.store, args.file, install=_install(args))
     if report["outcome"] == "refused":
-        print("\n".join(_checks_text(report["checks"])))
+        if not ctx.json:  # the explanation on stdout; --json keeps stdout to one object (none on refusal)
+            print("\n".join(_checks_text(report["checks"])))
         raise BundleRefused(report["code"], report["reason"])
     report["text"] = "\n".join([f"{args.file}: {report['outcome']}", *_checks_text(report["checks"])])
     return report
