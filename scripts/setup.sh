@@ -37,6 +37,8 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && "$VENV/bin/python" -c "
   exit 0
 fi
 if [ -f "$HOUSE/requirements.txt" ]; then
+  # A wheelhouse older than the lock would install an environment missing the new dependencies.
+  "$PY" scripts/wheelhouse_index.py --check "$HOUSE" || exit 1
   echo "setup: installing from $HOUSE only (no network; every file hash-checked)" >&2
   PIP=("$VENV/bin/python" -m pip install -q --no-index --find-links "$HOUSE")
   "${PIP[@]}" --require-hashes -r "$HOUSE/requirements.txt"

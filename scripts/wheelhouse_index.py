@@ -1,6 +1,7 @@
 """Write wheelhouse/requirements.txt: each locked package pinned to the wheel files collected, by hash.
 
     python scripts/wheelhouse_index.py WHEELHOUSE
+    python scripts/wheelhouse_index.py --check WHEELHOUSE   (setup.sh: does the index cover the lock?)
 
 The published wheels' hashes are the lock's own (pip checked them while downloading); the
 locally built llama-cpp-python wheel gets the hash of the file built. The model wheel goes to
@@ -59,5 +60,21 @@ def main(folder: str) -> int:
     return 0
 
 
+def check(folder: str) -> int:
+    """Exit 1 naming what the lock pins that `folder`'s index does not (a wheelhouse older than the lock)."""
+    root = Path(__file__).resolve().parents[1]
+    index = Path(folder) / "requirements.txt"
+    indexed = _pins(index) if index.is_file() else {}
+    pins = _pins(root / "requirements.lock")
+    stale = sorted(n for n, v in pins.items() if indexed.get(n) != v)
+    if stale:
+        print(f"setup: {folder} is older than requirements.lock (it lacks {', '.join(stale)}): run "
+              "scripts/wheelhouse.sh again on a connected machine and copy the folder over", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--check":
+        sys.exit(check(sys.argv[2]))
     sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "wheelhouse"))
