@@ -5,9 +5,9 @@ library (JEFF-3.1.1 based) as extracted by `scripts/decay_reference.py` (its SHA
 in the file). For every nuclide with a decay scheme: (1) every line of the scheme, both the intensity
 written in decays.json and the intensity its cascades imply, agrees with the library within
 max(3 combined sigma, 1.5 % relative, 2e-4 absolute); (2) the scheme carries >= 99 % of the
-library's gamma intensity above 1e-4 per decay (Eu-152: 97.9 %, said in docs/montecarlo.md). A line
+library's gamma intensity above 1e-4 per decay (every nuclide; Eu-152 99.4 %). A line
 where the evaluations differ by more would go in KNOWN_DIFFERENCES with its reason (none today); the
-test fails if that list or SHORT_OF_99 is stale, so they can only shrink.
+test fails if that list is stale, so it can only shrink.
 """
 
 from __future__ import annotations
@@ -75,9 +75,8 @@ def test_scheme_intensities_match_the_evaluated_library(nuclide: str) -> None:
         assert implied["annihilation"] == pytest.approx(ref["intensity"], rel=REL), (implied["annihilation"], ref)
 
 
-#: the share of the library's gamma intensity a scheme must carry: the issue's 99 %, except where the
-#: scheme is known to fall short (said in docs/montecarlo.md)
-SHORT_OF_99 = {"Eu-152": 0.975}
+#: the share of the library's gamma intensity every scheme must carry (the issue's 99 %)
+NEEDED_SHARE = 0.99
 
 
 @pytest.mark.parametrize("nuclide", list(decay_library()["nuclides"]))
@@ -94,7 +93,4 @@ def test_schemes_carry_99_percent_of_the_evaluated_gamma_intensity(nuclide: str)
             claimed.add(min(found, key=lambda i: abs(lines[i]["intensity"] - g.intensity / feed)))
     carried = sum(lines[i]["intensity"] for i in claimed)
     total = sum(x["intensity"] for x in lines)
-    needed = SHORT_OF_99.get(nuclide, 0.99)
-    assert carried >= needed * total, f"{nuclide}: {carried / total:.4f} of the evaluated gamma intensity"
-    if nuclide in SHORT_OF_99:
-        assert carried < 0.99 * total, f"{nuclide} carries 99 % now: drop it from SHORT_OF_99"
+    assert carried >= NEEDED_SHARE * total, f"{nuclide}: {carried / total:.4f} of the evaluated gamma intensity"
