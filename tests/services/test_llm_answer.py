@@ -118,3 +118,22 @@ def test_the_cli_refuses_a_no_evidence_image_template_with_the_reason(site) -> N
         capture_output=True, text=True, env=cli_env("engineer"), timeout=120)
     assert done.returncode != 0
     assert "reads text only" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@needs_model
+def test_with_the_class_from_the_classifier_the_model_answers_the_rest(site) -> None:
+    tmpl = templates.get_template(site.store, "Crystal check")
+    runner = llm_answer.TemplateRunner(site.store, tmpl, evidence=None, class_from_evidence=True)
+    assert "defect_type" not in runner.fields  # not asked of the model
+    data = {"image_path": "IMG_0001.png", "crystal_batch_id": "XL-1", "temperature_c": 22.0}
+    evidence = _evidence("delamination", 0.9, {"crack": 0.06, "none": 0.04})
+    answer = runner.answer("INS-0001", data, "IMG_0001.png", classifier=evidence)
+    assert answer.schema_valid and answer.data is not None and answer.data["defect_type"] == "delamination"
+    assert answer.field_confidence["defect_type"] == pytest.approx(0.9)
+    assert sum(answer.field_probabilities["defect_type"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert "defect_type" not in answer.raw_logprobs  # calibration fits the model's fields only
+    # A class the template does not allow is not forced: the model answers it as usual.
+    odd = runner.answer("INS-0001", data, "IMG_0001.png", classifier=_evidence("banana", 0.99, {}))
+    assert odd.data is None or odd.data["defect_type"] != "banana"

@@ -114,15 +114,17 @@ class ClassifierPrelabeler:
 class LlmPrelabeler:
     """The template's GGUF model answers each item under the output schema's grammar, with confidences.
 
-    With ``with_classifier`` (AI mode ``both``) a classifier is required, and its own answer is kept
-    for review when the model's answer fails the schema.
+    With ``with_classifier`` (AI mode ``both``) a classifier is required: it gives the class field
+    (its calibrated probability is that field's confidence) and the model answers the other fields
+    conditioned on it; the classifier's own answer is kept for review when the model's fails the schema.
     """
 
     def __init__(self, store: Store, template: templates.TemplateInfo, *, with_classifier: bool = False) -> None:
         from vital_desktop.services import llm_answer, predict, registry
 
         self.template = template
-        self.runner = llm_answer.TemplateRunner(store, template)
+        # AI mode "both": the classifier gives the class, the model the rest (conditioned on it).
+        self.runner = llm_answer.TemplateRunner(store, template, class_from_evidence=with_classifier)
         self.class_field: str | None = None
         if with_classifier:
             if self.runner.evidence is None:  # names the missing model like --ai classifier does

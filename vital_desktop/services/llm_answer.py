@@ -32,6 +32,7 @@ stored (an optimiser's candidate) is passed as a `templates.TemplateInfo` built 
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,8 +99,9 @@ class TemplateRunner:
     """Answers items of one template version; everything per template is resolved once."""
 
     def __init__(self, store: Store, template: templates.TemplateInfo, *, llm: LocalLlm | None = None,
-                 evidence: Any = AUTO, calibrated: bool = True, columns: list[str] | None = None) -> None:
-        from vital_desktop.services import generate_render, predict
+                 evidence: Any = AUTO, calibrated: bool = True, columns: list[str] | None = None,
+                 class_from_evidence: bool = False) -> None:
+        from vital_desktop.services import generate_render, labels, predict
 
         self.template = template
         if llm is None:
@@ -112,6 +114,16 @@ class TemplateRunner:
         self.evidence: llm_evidence.ImageEvidence | None = evidence
         self.temperatures = calibration_temperatures(store, template.id) if calibrated else {}
         self.fields = scored_fields(template)
+        # With class_from_evidence the classifier gives the class (its calibrated probability is the
+        # field's confidence) and the model answers the rest, conditioned on it; the model's own
+        # choice of class is not asked for (a small text model reading "delamination 0.9997" may still
+        # answer from its few-shot examples).
+        self.class_field: str | None = None
+        if class_from_evidence:
+            name = labels.get_label_type(store, template.label_type).class_field
+            if name and name in self.fields:
+                self.class_field = name
+                self.fields = {k: v for k, v in self.fields.items() if k != name}
         self.max_tokens = int(template.model_ref.get("max_tokens", 128))
         self.temperature = float(template.model_ref.get("temperature", 0.0))
         self.prompt_template = generate_render.prompt_template(template)
@@ -130,8 +142,9 @@ class TemplateRunner:
         summary = self.evidence_for([image_path])[0] if classifier == AUTO else classifier
         rendered = prompts.render_messages(self.prompt_template, prompts.PromptItem(item_ref, data, image_path),
                                            classifier=summary, context_fields=self.context_fields)
+        schema, given = self._schema_for(summary)
         result = self.llm.generate_structured(
-            rendered.text_messages, self.template.output_schema, max_tokens=self.max_tokens,
+            rendered.text_messages, schema, max_tokens=self.max_tokens,
             temperature=self.temperature, cancel=cancel, template_name=self.template.ref, item_ref=item_ref)
         # Scored on the final attempt's text (the answer kept); nothing to score when it is not JSON.
         scoring_started = time.perf_counter()
@@ -139,13 +152,17 @@ class TemplateRunner:
                   if result.parsed is not None else {})
         scoring_seconds = time.perf_counter() - scoring_started
         calibrated = {name: s.confidence(self.temperatures.get(name, 1.0)) for name, s in scores.items()}
+        raw = {k: s.confidence() for k, s in scores.items()}
+        probabilities = {k: s.probabilities(self.temperatures.get(k, 1.0)) for k, s in scores.items()}
+        if given is not None and result.parsed is not None:  # the classifier's field: its own probability
+            calibrated[given[0]] = raw[given[0]] = given[1][json.dumps(given[2])]
+            probabilities[given[0]] = given[1]
         return Answer(
             data=result.parsed if isinstance(result.parsed, dict) else None,
             schema_valid=bool(result.valid),
             field_confidence={k: round(v, 6) for k, v in calibrated.items()},
-            raw_field_confidence={k: round(s.confidence(), 6) for k, s in scores.items()},
-            field_probabilities={k: {a: round(p, 6) for a, p in s.probabilities(self.temperatures.get(k, 1.0)).items()}
-                                 for k, s in scores.items()},
+            raw_field_confidence={k: round(v, 6) for k, v in raw.items()},
+            field_probabilities={k: {a: round(p, 6) for a, p in v.items()} for k, v in probabilities.items()},
             raw_logprobs={k: list(s.logits) for k, s in scores.items()},
             prompt_tokens=result.prompt_tokens, cached_tokens=result.cached_tokens,
             completion_tokens=result.completion_tokens, seconds=time.perf_counter() - started,
@@ -153,6 +170,26 @@ class TemplateRunner:
             evidence=summary.to_dict() if summary is not None else None, messages=rendered.text_messages,
             calibrated=any(name in self.temperatures for name in scores), scoring_seconds=scoring_seconds,
         )
+
+
+    def _schema_for(self, summary: prompts.ClassifierSummary | None
+                    ) -> tuple[dict[str, Any], tuple[str, dict[str, float], str] | None]:
+        """The output schema for one item: with the class given by the classifier, its field is fixed to
+        the predicted class (the grammar writes it); else the template's schema unchanged."""
+        schema = self.template.output_schema
+        name = self.class_field
+        if name is None or summary is None:
+            return schema, None
+        allowed = list((schema.get("properties") or {}).get(name, {}).get("enum") or [])
+        if summary.predicted_class not in allowed:
+            return schema, None
+        forced = {**schema, "properties": {**schema["properties"], name: {"type": "string",
+                                                                           "enum": [summary.predicted_class]}}}
+        total = sum(float(summary.probabilities.get(c, 0.0)) for c in allowed) or 1.0
+        shares = {json.dumps(c): float(summary.probabilities.get(c, 0.0)) / total for c in allowed}
+        if not summary.probabilities:
+            shares[json.dumps(summary.predicted_class)] = float(summary.confidence)
+        return forced, (name, shares, summary.predicted_class)
 
 
 def answer_item(store: Store, *, template: str | templates.TemplateInfo, sheet: str, item_ref: str,
