@@ -28,7 +28,7 @@ from benchmarks._common import write_report  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "engineer", "vital-engineer"
-COMMANDS = (("sheet", "list"), ("label", "types", "list"), ("audit", "verify"))
+COMMANDS = (("sheet", "list"), ("template", "list"), ("audit", "verify"))
 
 APP_CHILD = r"""
 import os, sys, time, pathlib

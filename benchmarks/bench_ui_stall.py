@@ -72,8 +72,19 @@ window.show()
 app.processEvents()
 shown = time.time() - t0
 data = window.pages["data"]
-while not (data.sheets_loaded and data.model is not None
-           and data.model.index(0).data(Qt.ItemDataRole.DecorationRole) is not None):
+from vital_desktop.ui.item_models import ItemRole
+
+def usable():
+    # the first sheet's first item is listed, with its thumbnail when it is an image (a demo
+    # sheet of documents has none)
+    if not (data.sheets_loaded and data.model is not None and data.model.rowCount()):
+        return False
+    first = data.model.index(0)
+    info = first.data(ItemRole)
+    return info is not None and (not info.absolute_image_path
+                                 or first.data(Qt.ItemDataRole.DecorationRole) is not None)
+
+while not usable():
     app.processEvents()
     time.sleep(0.001)
 print("USABLE", shown, time.time() - t0, flush=True)
@@ -321,7 +332,7 @@ def measure_startup(home: Path, runs: int) -> dict:
         usable.append(float(usable_s))
     return {"runs": runs, "window_shown_median_s": round(statistics.median(shown), 3),
             "usable_median_s": round(statistics.median(usable), 3), "usable_runs_s": [round(u, 3) for u in usable],
-            "usable_means": "the DATA page lists the sheets and shows the first thumbnail"}
+            "usable_means": "the DATA page lists the sheets and shows the first item (its thumbnail, for an image)"}
 
 
 def main() -> None:

@@ -278,7 +278,10 @@ class CalibrationPage(Page):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(config_card)
-        scroll.setMinimumWidth(470)  # the absorber/shield rows hold three controls: they must not be cut
+        # the absorber/shield/well rows hold two or three controls: wide enough that none is cut,
+        # with room for the vertical scroll bar (the card scrolls at 720 px)
+        needed = config_card.sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        scroll.setMinimumWidth(min(max(470, needed), 560))
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         splitter.addWidget(scroll)
@@ -308,7 +311,7 @@ class CalibrationPage(Page):
         right.addWidget(runs_card)
         right.setSizes([560, 220])
         splitter.addWidget(right)
-        splitter.setSizes([440, 890])
+        splitter.setSizes([scroll.minimumWidth(), 890])
 
         self._preset_changed()
         self.reload_runs()

@@ -82,7 +82,7 @@ DRIFT_TITLES = {
 class Figure(QFrame):
     """A big number with a caption (the dashboard's key figures)."""
 
-    def __init__(self, caption: str, parent: QWidget | None = None) -> None:
+    def __init__(self, caption: str, parent: QWidget | None = None, *, wrap: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("card")
         layout = QVBoxLayout(self)
@@ -90,7 +90,7 @@ class Figure(QFrame):
         layout.setSpacing(2)
         self.value = QLabel("—")
         self.value.setStyleSheet("font-size: 16pt; font-weight: 600;")
-        self.caption = muted_label(caption, wrap=False)
+        self.caption = muted_label(caption, wrap=wrap)  # a long caption wraps: the row fits 1280 px
         layout.addWidget(self.value)
         layout.addWidget(self.caption)
 
@@ -174,14 +174,14 @@ class MonitorPage(Page):
         layout.addWidget(self.status)
         figures = QHBoxLayout()
         self.figure_predictions = Figure("predictions")
-        self.figure_accuracy = Figure("accuracy where labelled")
+        self.figure_accuracy = Figure("accuracy where labelled", wrap=True)
         self.figure_p50 = Figure("latency p50")
         self.figure_p95 = Figure("latency p95")
         self.figure_p99 = Figure("latency p99")
         self.figure_low = Figure("low-confidence share")
         for figure in (self.figure_predictions, self.figure_accuracy, self.figure_p50, self.figure_p95,
                        self.figure_p99, self.figure_low):
-            figures.addWidget(figure)
+            figures.addWidget(figure, 3 if figure is self.figure_accuracy else 1)
         layout.addLayout(figures)
 
         charts = QHBoxLayout()
