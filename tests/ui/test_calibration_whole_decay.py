@@ -8,8 +8,8 @@ from PySide6.QtCore import Qt
 def _run(qtbot, window, page) -> None:
     page.detail = None
     qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.detail is not None, timeout=90_000)
-    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=60_000)
+    qtbot.waitUntil(lambda: page.detail is not None, timeout=300_000)
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=120_000)
 
 
 def _cells(table) -> list[list[str]]:
@@ -43,8 +43,8 @@ def test_fit_curve_plots_points_curve_and_band(qtbot, window) -> None:
     page.curve_energies.setText("80, 1500, 5")
     page.detail = None
     qtbot.mouseClick(page.curve_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.detail is not None, timeout=90_000)
-    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=60_000)
+    qtbot.waitUntil(lambda: page.detail is not None, timeout=300_000)
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=120_000)
     assert "Curve run" in page.message.text()
     assert page.curve_plot.isVisibleTo(page) and page.curve_plot.points == 5 and page.curve_plot.curve_points > 50
     page.curve_energies.setText("100, 200")
@@ -73,7 +73,7 @@ def test_fit_to_measurements_reports_the_fit_and_saves_a_preset(qtbot, window, t
     page.fit_preset.setText("bench-hpge")
     page.characterize(str(csv_path))
     qtbot.waitUntil(lambda: "Fit:" in page.message.text(), timeout=120_000)
-    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=60_000)
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=120_000)
     assert "dead_layer_cm" in page.message.text() and "bench-hpge" in page.message.text()
     qtbot.waitUntil(lambda: page.detector.findData("bench-hpge") >= 0, timeout=30_000)
     page.fit_grid.setText("wobble=0:1:3")
