@@ -358,6 +358,7 @@ def _check_runnable(payloads: list[CheckedPayload]) -> None:
     model that imports is a model that runs (the bundle layer checks structure, not meaning)."""
     from vital_desktop.inference.classifier import check_contract
     from vital_desktop.inference.sandbox import trial_load_gguf, trial_run_onnx
+    from vital_desktop.services.registry import KIND_CHECKERS, KIND_GGUF
 
     for payload in payloads:
         try:
@@ -365,6 +366,8 @@ def _check_runnable(payloads: list[CheckedPayload]) -> None:
                 check_contract(payload.path)
                 trial_run_onnx(payload.path)  # custom-domain ops and memory bombs refused here
             elif payload.entry.kind == "gguf_model":
+                # The header check and card of direct registration (no chat template: refused), then a load.
+                payload.info["card"] = KIND_CHECKERS[KIND_GGUF](payload.path).card
                 trial_load_gguf(payload.path)
             elif payload.entry.kind == "onnx_backbone":
                 _decide_backbone(payload)
@@ -459,7 +462,8 @@ def _apply_models(s: Session, actor: User, evaluation: Evaluation,
     for payload in evaluation.payloads:
         if payload.entry.kind not in REGISTRY_KIND:
             continue
-        card = _json_payload(by_id[str(payload.entry.meta["card"])])
+        # What the file itself declares (a GGUF's header facts) wins over what the hub's card says.
+        card = _json_payload(by_id[str(payload.entry.meta["card"])]) | payload.info.get("card", {})
         existing = s.scalar(sa.select(ModelRow).where(ModelRow.name == card["name"], ModelRow.version == card["version"]))
         if existing is not None:
             if existing.file_sha256 != payload.entry.sha256:
