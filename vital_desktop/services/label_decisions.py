@@ -31,6 +31,12 @@ class Current:
     data_classification: list[str]
     confidence: str | None
     notes: str
+    # What a save returns about the label it left in place (not used by `decide`).
+    created_at: Any = None
+    updated_at: Any = None
+    review_state: str = "ok"
+    origin: str = "site"
+    label_type_version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ and progress. Plain dataclasses out; nothing here writes."""
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -81,6 +83,18 @@ def label_info(row: CanonicalLabel) -> LabelInfo:
         updated_by=row.updated_by, updated_at=iso(row.updated_at),
     )
 
+
+def written_info(row: dict) -> LabelInfo:
+    """`label_info` of a label as the write path left it (`UpsertOutcome.written`: JSON columns as text)."""
+    return LabelInfo(
+        id=row["id"], sheet_id=row["sheet_id"], item_ref=row["item_ref"], label_type=row["label_type"],
+        label_data=json.loads(row["label_data"]), version=int(row["version"]),
+        allowed_uses=json.loads(row["allowed_uses"]), prohibited_uses=json.loads(row["prohibited_uses"]),
+        usage_reason=row["usage_reason"], data_classification=json.loads(row["data_classification"]),
+        confidence=row["confidence"], notes=row["notes"], review_state=row["review_state"], origin=row["origin"],
+        created_by=row["created_by"], created_at=iso(row["created_at"]), updated_by=row["updated_by"],
+        updated_at=iso(row["updated_at"]),
+    )
 
 
 def sheet_row(session: Session, ref: str) -> Sheet:

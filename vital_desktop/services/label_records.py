@@ -20,6 +20,7 @@ from vital_desktop.core import governance
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.core.strict_json import canonical_json
 from vital_desktop.services import label_types
+from vital_desktop.store.bulk import raw_connection
 from vital_desktop.store.models import Sheet, SheetItem
 
 CONFIDENCE_LEVELS = ("high", "medium", "low")
@@ -90,7 +91,13 @@ def prepare_records(session: Session, records: list[LabelRecord], *, sheets: lis
     sheet_rows = given if set(given) == wanted else {
         r.id: r for r in session.scalars(sa.select(Sheet).where(Sheet.id.in_(wanted)))}
     known_items: dict[str, set[str]] = {}
-    for sheet_id in sheet_rows:
+    if len(records) == 1 and sheet_rows:  # a save: one plain keyed query (no ORM statement to build)
+        session.flush()
+        rec = records[0]
+        known_items[rec.sheet_id] = {r[0] for r in raw_connection(session).execute(
+            "SELECT item_ref FROM sheet_items WHERE sheet_id = ? AND item_ref = ?",
+            [rec.sheet_id, rec.item_ref]).fetchall()}
+    for sheet_id in sheet_rows if not known_items else ():
         query = sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == sheet_id)
         if len(records) <= 500:  # a few labels: look up just their items, not the whole sheet
             query = query.where(SheetItem.item_ref.in_({r.item_ref for r in records if r.sheet_id == sheet_id}))

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from vital_desktop.core.errors import NotFoundError, ValidationError
@@ -407,10 +406,14 @@ def with_session(source: Any, fn: Callable[[Session], Any]) -> Any:
 
 
 def version_heads(session: Session, name: str | None = None) -> list[tuple[str, str, str, str]]:
-    query = sa.select(LabelTypeRow.id, LabelTypeRow.name, LabelTypeRow.version, LabelTypeRow.status)
-    if name is not None:
-        query = query.where(LabelTypeRow.name == name)
-    return [tuple(r) for r in session.execute(query)]  # type: ignore[misc]
+    """(id, name, version, status) of every version (of `name`): one plain query, as every save asks it."""
+    from vital_desktop.store.bulk import raw_connection
+
+    session.flush()
+    sql = "SELECT id, name, version, status FROM label_types"
+    rows = raw_connection(session).execute(sql + (" WHERE name = ?" if name is not None else ""),
+                                           [name] if name is not None else []).fetchall()
+    return [tuple(r) for r in rows]
 
 
 def _load(session: Session, row_id: str, status: str) -> LabelType:

@@ -70,6 +70,10 @@ class UpsertOutcome:
     withdrawn: int = 0
     label_ids: tuple[str, ...] = ()
     conflict_ids: tuple[str, ...] = ()
+    #: for batches of up to `SMALL_BATCH` rows: each row's label as the write left it (the
+    #: `canonical_labels` columns; JSON columns as text), None for a withdrawal. A save returns
+    #: it without reading the label back.
+    written: tuple[dict | None, ...] = ()
 
     def to_dict(self) -> dict:
         return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
@@ -88,7 +92,8 @@ INCOMING = pa.schema([
     ("withdraw", pa.bool_()), ("keep_uses", pa.bool_()),
 ])
 _CURRENT_COLUMNS = ("c.id, c.version, c.label_data::VARCHAR, c.created_by, c.updated_by, c.allowed_uses::VARCHAR, "
-                    "c.prohibited_uses::VARCHAR, c.usage_reason, c.data_classification::VARCHAR, c.confidence, c.notes")
+                    "c.prohibited_uses::VARCHAR, c.usage_reason, c.data_classification::VARCHAR, c.confidence, c.notes, "
+                    "c.created_at, c.updated_at, c.review_state, c.origin, c.label_type_version")
 _views = itertools.count()
 
 
@@ -121,9 +126,11 @@ def _record(row: dict) -> LabelRecord:
 
 
 def _current(row: tuple) -> Current:
-    (label_id, version, data, created_by, updated_by, allowed, prohibited, reason, tags, confidence, notes) = row
+    (label_id, version, data, created_by, updated_by, allowed, prohibited, reason, tags, confidence, notes,
+     created_at, updated_at, review_state, origin, type_version) = row
     return Current(label_id, int(version), json.loads(data), created_by, updated_by, json.loads(allowed),
-                   json.loads(prohibited), reason, json.loads(tags), confidence, notes)
+                   json.loads(prohibited), reason, json.loads(tags), confidence, notes, created_at, updated_at,
+                   review_state, origin, type_version)
 
 
 def _fetch_current(raw: Any, incoming: pa.Table, view: str) -> dict[int, Current]:
@@ -232,7 +239,7 @@ def apply_table(
         if others:
             _refuse_claimed(raw, actor, view, now)
         current = prefetched if prefetched is not None else _fetch_current(raw, incoming, view)
-        if len(current) < incoming.num_rows:  # new keys: their rows take the versions in SQL
+        if SMALL_BATCH < incoming.num_rows > len(current):  # new keys in bulk: their rows take the versions in SQL
             raw.register("_label_type_versions", pa.table(
                 {"name": list(versions), "version": list(versions.values())},
                 schema=pa.schema([("name", pa.string()), ("version", pa.string())])))
@@ -243,8 +250,9 @@ def apply_table(
             by_pos = {pos: _record(row) for pos, row in zip(positions, met, strict=True)}
         else:
             by_pos = dict(enumerate(records))
-        outcome = _apply_met(session, raw, actor, by_pos, current, origin, action, now, versions)
-        made = iter(_insert_new(session, raw, view, incoming, set(current), actor, origin, now))
+        written: dict[int, dict | None] = {}
+        outcome = _apply_met(session, raw, actor, by_pos, current, origin, action, now, versions, written)
+        made = iter(_insert_new(session, raw, view, incoming, set(current), actor, origin, now, versions, written))
         label_ids = (tuple(current[pos].id if pos in current else next(made) for pos in range(incoming.num_rows))
                      if incoming.num_rows <= SMALL_BATCH else ())
         if origin == "site" and mine:
@@ -257,7 +265,9 @@ def apply_table(
     session.expire_all()
     return UpsertOutcome(created=incoming.num_rows - len(current), updated=outcome[0], unchanged=outcome[1],
                          conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=label_ids,
-                         conflict_ids=tuple(outcome[2]))
+                         conflict_ids=tuple(outcome[2]),
+                         written=tuple(written.get(pos) for pos in range(incoming.num_rows))
+                         if incoming.num_rows <= SMALL_BATCH else ())
 
 
 def _label_type_versions(session: Session, incoming: pa.Table) -> dict[str, str]:
@@ -275,9 +285,12 @@ def _label_type_versions(session: Session, incoming: pa.Table) -> dict[str, str]
 
 
 def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelRecord], current: dict[int, Current],
-               origin: str, action: str, now: Any, versions: dict[str, str] | None = None
-               ) -> tuple[int, int, list[str], int]:
-    """Decide and write the rows that meet a stored label: (updated, unchanged, conflict ids, withdrawn)."""
+               origin: str, action: str, now: Any, versions: dict[str, str] | None = None,
+               written: dict[int, dict | None] | None = None) -> tuple[int, int, list[str], int]:
+    """Decide and write the rows that meet a stored label: (updated, unchanged, conflict ids, withdrawn).
+    `written` (small batches): filled with each row's label as left by the write, by position."""
+    out: dict[int, dict | None] = written if written is not None else {}
+    keep = len(current) <= SMALL_BATCH
     history_rows: list[dict] = []
     updates: list[dict] = []
     conflicts: list[dict] = []
@@ -289,6 +302,8 @@ def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelR
         decision = decide(rec, cur, actor, origin)
         if decision.outcome == "unchanged":
             unchanged += 1
+            if keep:
+                out[pos] = _stored(rec, cur)
             continue
         data_text = rec.data_text or canonical_json(rec.label_data, what="label_data")
         allowed, prohibited, reason = effective_uses(rec, cur)
@@ -298,7 +313,11 @@ def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelR
             row.update(confidence=cur.confidence, notes=cur.notes, data_classification=_json_list(cur.data_classification))
             history_rows.append(_history_values(row, "withdraw", rec.reason or "withdrawn", next(fresh_ids)))
             withdrawn.append(cur.id)
+            if keep:
+                out[pos] = None
         elif decision.outcome == "conflict":
+            if keep:
+                out[pos] = {**_stored(rec, cur), "review_state": "conflict"}
             conflicts.append({
                 "id": next(fresh_ids), "label_id": cur.id, "sheet_id": rec.sheet_id, "item_ref": rec.item_ref,
                 "label_type": rec.label_type, "current_version": cur.version, "proposed_data": data_text,
@@ -314,6 +333,9 @@ def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelR
                               origin, now)
             row["label_type_version"] = (versions or {}).get(rec.label_type)
             updates.append(row)
+            if keep:
+                out[pos] = {**row, "review_state": "ok", "created_by": cur.created_by,
+                            "created_at": cur.created_at}
             history_rows.append(_history_values(row, action if action != "set" else "update", rec.reason,
                                                 next(fresh_ids)))
     _write(session, raw, updates, history_rows, conflicts, withdrawn)
@@ -337,7 +359,8 @@ _NEW_HISTORY_SQL = (
 
 
 def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: set[int], actor: User, origin: str,
-                now: Any) -> list[str]:
+                now: Any, versions: dict[str, str] | None = None, written: dict[int, dict | None] | None = None
+                ) -> list[str]:
     """Rows for keys without a stored label become version 1, with their history row. Returns
     the new label ids for small batches (a bulk import does not carry a million ids back)."""
     if len(met) == incoming.num_rows:
@@ -353,19 +376,22 @@ def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: 
         fresh = new_ids(2 * len(keep))
         rows = incoming.take(pa.array(keep, pa.int64())).to_pylist()
         label_sql = (f"INSERT INTO canonical_labels ({', '.join(_LABEL_COLUMNS)}, version, review_state, created_by, "
-                     "created_at) VALUES (" + ", ".join(_placeholder(c) for c in _LABEL_COLUMNS) + ", 1, 'ok', ?, ?)")
+                     "created_at, label_type_version) VALUES (" + ", ".join(_placeholder(c) for c in _LABEL_COLUMNS)
+                     + ", 1, 'ok', ?, ?, ?)")
         history_sql = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
                        + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
-        for row, label_id, history_id in zip(rows, fresh[:len(keep)], fresh[len(keep):], strict=True):
+        for pos, row, label_id, history_id in zip(keep, rows, fresh[:len(keep)], fresh[len(keep):], strict=True):
             values = {**row, "id": label_id, "origin": origin, "updated_by": actor.username, "updated_at": now,
-                      "label_type_version": None}  # set below, from the batch's label-type versions
-            raw.execute(label_sql, [values[c] for c in _LABEL_COLUMNS] + [actor.username, now])
+                      "label_type_version": (versions or {}).get(row["label_type"])}  # what it was validated against
+            if written is not None:
+                written[pos] = {c: values[c] for c in _LABEL_COLUMNS} | {
+                    "version": 1, "review_state": "ok", "created_by": actor.username, "created_at": now,
+                    "label_type_version": values["label_type_version"]}
+            raw.execute(label_sql, [values[c] for c in _LABEL_COLUMNS] + [actor.username, now,
+                                                                          values["label_type_version"]])
             history = {**values, "id": history_id, "label_id": label_id, "version": 1, "action": "create",
                        "changed_by": actor.username, "changed_at": now}
             raw.execute(history_sql, [history[c] for c in _HISTORY_COLUMNS])
-        for table in ("canonical_labels", "canonical_label_history"):  # the version each was validated against
-            _by_ids(raw, fresh, f"UPDATE {table} SET label_type_version = (SELECT v.version FROM _label_type_versions v "
-                                f"WHERE v.name = {table}.label_type) WHERE id IN (SELECT id FROM {{view}})")
         return fresh[:len(keep)]
     if incoming.filter(incoming["withdraw"]).num_rows:
         raise ValidationError("a bulk batch cannot withdraw labels")
@@ -477,6 +503,19 @@ def _row_values(rec: LabelRecord, label_id: str, version: int, data_text: str, a
         "prohibited_uses": _json_list(prohibited), "usage_reason": reason,
         "data_classification": _json_list(rec.data_classification), "confidence": rec.confidence,
         "notes": rec.notes, "origin": origin, "updated_by": by, "updated_at": now, "label_type_version": None,
+    }
+
+
+def _stored(rec: LabelRecord, cur: Current) -> dict:
+    """The stored label `cur` (met by `rec`) as `UpsertOutcome.written` gives it."""
+    return {
+        "id": cur.id, "sheet_id": rec.sheet_id, "item_ref": rec.item_ref, "label_type": rec.label_type,
+        "label_data": canonical_json(cur.label_data), "version": cur.version, "allowed_uses": _json_list(cur.allowed_uses),
+        "prohibited_uses": _json_list(cur.prohibited_uses), "usage_reason": cur.usage_reason,
+        "data_classification": _json_list(cur.data_classification), "confidence": cur.confidence, "notes": cur.notes,
+        "origin": cur.origin, "review_state": cur.review_state, "created_by": cur.created_by,
+        "created_at": cur.created_at, "updated_by": cur.updated_by, "updated_at": cur.updated_at,
+        "label_type_version": cur.label_type_version,
     }
 
 

@@ -48,6 +48,7 @@ from vital_desktop.services.label_queries import (  # noqa: F401 - re-exported
     item_labels,
     item_status,
     label_info,
+    written_info,
     label_progress,
     labels_for_sheet,
     sheet_row,
@@ -113,6 +114,7 @@ def set_label_in_session(
     """`set_label` inside the caller's transaction (review approval and feedback use it with
     their own updates). The write path enforces claims, versions and constraints."""
     found = sheet_row(s, sheet)
+    sheet_name = found.name  # the write expires the session's objects: no reload for the audit target
     record = LabelRecord(
         sheet_id=found.id, item_ref=item_ref, label_type=label_type, label_data=label_data,
         allowed_uses=list(allowed_uses) if allowed_uses is not None else None,
@@ -124,12 +126,12 @@ def set_label_in_session(
     outcome = upsert_records(s, actor, [record], origin=origin, action=action)
     kind = ("created" if outcome.created else "updated" if outcome.updated else
             "conflict" if outcome.conflicts else "unchanged")
-    row = s.get(CanonicalLabel, outcome.label_ids[0])  # by primary key: no scan of the label table
-    assert row is not None
+    written = outcome.written[0]  # the label as the write left it: no read back
+    assert written is not None
     if kind != "unchanged":
-        audit.record(s, actor, f"label.{kind}", f"{found.name}/{item_ref}/{label_type}",
-                     {"version": row.version, "reason": reason, "action": action})
-    return SetLabelResult(kind, label_info(row), outcome.conflict_ids[0] if outcome.conflict_ids else None)
+        audit.record(s, actor, f"label.{kind}", f"{sheet_name}/{item_ref}/{label_type}",
+                     {"version": written["version"], "reason": reason, "action": action})
+    return SetLabelResult(kind, written_info(written), outcome.conflict_ids[0] if outcome.conflict_ids else None)
 
 
 def rollback(

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from vital_desktop.core.errors import PermissionDenied
 from vital_desktop.core.ids import utcnow
 from vital_desktop.core.users import SYSTEM_USER, User, is_genuine
+from vital_desktop.store.bulk import raw_connection
 from vital_desktop.store.models import AuditEntry, Setting, UserRow
 
 GENESIS = "0" * 64
@@ -140,34 +141,30 @@ def record(session: Session, actor: User | str, action: str, target: str = "", d
     else:
         check_actor(session, actor)
         username = actor.username
-    head = session.get(Setting, HEAD_KEY)
-    if head is not None and isinstance(head.value, dict):
-        prev_hash, seq = head.value["hash"], int(head.value["seq"]) + 1
+    # Plain statements on the session's connection (every save writes one row: the ORM's
+    # statement building costs more than the statements), after flushing what the caller has.
+    session.flush()
+    raw = raw_connection(session)
+    found = raw.execute("SELECT value::VARCHAR FROM settings WHERE key = ?", [HEAD_KEY]).fetchall()
+    head = json.loads(found[0][0]) if found else None
+    if isinstance(head, dict):
+        prev_hash, seq = head["hash"], int(head["seq"]) + 1
     else:
-        last = session.execute(
-            sa.select(AuditEntry.seq, AuditEntry.row_hash).order_by(AuditEntry.seq.desc()).limit(1)
-        ).first()
-        prev_hash, seq = (last.row_hash, int(last.seq) + 1) if last else (GENESIS, 1)
+        last = raw.execute("SELECT seq, row_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchall()
+        prev_hash, seq = (last[0][1], int(last[0][0]) + 1) if last else (GENESIS, 1)
     at = utcnow()
     details_text = _canonical(details or {})
-    entry = AuditEntry(
-        seq=seq,
-        logged_at=at,
-        username=username,
-        action=action,
-        target=target,
-        details=details_text,
-        prev_hash=prev_hash,
-        row_hash=_row_hash(prev_hash, seq, _at_text(at), username, action, target, details_text),
-    )
-    session.add(entry)
-    value = _signed_head_value(_home(session), seq, entry.row_hash)
-    if head is None:
-        session.add(Setting(key=HEAD_KEY, value=value))
+    row_hash = _row_hash(prev_hash, seq, _at_text(at), username, action, target, details_text)
+    raw.execute("INSERT INTO audit_log (seq, logged_at, username, action, target, details, prev_hash, row_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [seq, at, username, action, target, details_text, prev_hash, row_hash])
+    value = json.dumps(_signed_head_value(_home(session), seq, row_hash))
+    if found:
+        raw.execute("UPDATE settings SET value = ?::JSON, updated_at = ? WHERE key = ?", [value, at, HEAD_KEY])
     else:
-        head.value = value
-        head.updated_at = at
-    session.flush()
+        raw.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, ?::JSON, ?)", [HEAD_KEY, value, at])
+    loaded = session.identity_map.get(session.identity_key(Setting, HEAD_KEY))
+    if loaded is not None:  # a head this session read before: read it again when asked
+        session.expire(loaded)
 
 
 @dataclass(frozen=True)
