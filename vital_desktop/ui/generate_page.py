@@ -468,6 +468,9 @@ class GeneratePage(Page):
             v.version) > template_service.parse_version(current.version)]
         if drafts:
             self.versions.selectRow(list(reversed(versions)).index(drafts[-1]))
+            # selectRow emits nothing when that row is already selected (show_template ran twice while
+            # the versions loaded), and show_template has reset Publish: apply the selection explicitly
+            self._version_selected()
             self.detail_status.setText(self.detail_status.text() + f"<span style='color:{theme.WARNING}'> · draft "
                                        f"{drafts[-1].version} waits to be published (Versions tab)</span>")
 
