@@ -135,8 +135,8 @@ def check_audit_head(entry: Entry, path: Path) -> CheckedPayload:
     return CheckedPayload(entry, path, json=document)
 
 
-def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
-    """onnx.checker, no external data, and the classifier contract (NCHW float32 in, metadata props)."""
+def _load_checked_onnx(entry: Entry, path: Path) -> Any:
+    """The ONNX model in `path`, refused unless it loads, is self-contained and passes onnx.checker."""
     import onnx
     from onnx.external_data_helper import uses_external_data
 
@@ -151,6 +151,14 @@ def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
         onnx.checker.check_model(model)
     except Exception as exc:
         raise _refuse(entry, f"onnx.checker refused the model: {str(exc)[:200]}") from exc
+    return model
+
+
+def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
+    """onnx.checker, no external data, and the classifier contract (NCHW float32 in, metadata props)."""
+    import onnx
+
+    model = _load_checked_onnx(entry, path)
     props = {p.key: p.value for p in model.metadata_props}
     missing = [k for k in ONNX_REQUIRED_PROPS if k not in props]
     if missing:
@@ -172,20 +180,7 @@ def check_onnx(entry: Entry, path: Path) -> CheckedPayload:
 
 def check_onnx_backbone(entry: Entry, path: Path) -> CheckedPayload:
     """onnx.checker and no external data (what the backbone computes is judged after its trial run)."""
-    import onnx
-    from onnx.external_data_helper import uses_external_data
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise _refuse(entry, f"not a readable ONNX model: {str(exc)[:200]}") from exc
-    for tensor in _all_tensors(model):
-        if uses_external_data(tensor):
-            raise _refuse(entry, f"tensor {tensor.name!r} points at external data; models must be self-contained")
-    try:
-        onnx.checker.check_model(model)
-    except Exception as exc:
-        raise _refuse(entry, f"onnx.checker refused the model: {str(exc)[:200]}") from exc
+    model = _load_checked_onnx(entry, path)
     return CheckedPayload(entry, path, info={"metadata": {p.key: p.value for p in model.metadata_props}})
 
 

@@ -175,15 +175,20 @@ def read_table(file: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64)
 
 
-@functools.cache
-def _element_tables() -> dict[str, np.ndarray]:
-    with _physics_file("elements_kshell.csv").open("r", encoding="utf-8") as handle:
+def _tables_by_element(file: str) -> dict[str, np.ndarray]:
+    """A per-element data file's rows (column 1 the symbol, columns 3.. the values), by element."""
+    with _physics_file(file).open("r", encoding="utf-8") as handle:
         reader = csv.reader(handle)
         next(reader)
         by_symbol: dict[str, list[list[float]]] = {}
         for row in reader:
             by_symbol.setdefault(row[1], []).append([float(x) for x in row[3:]])
     return {k: np.asarray(v) for k, v in by_symbol.items()}
+
+
+@functools.cache
+def _element_tables() -> dict[str, np.ndarray]:
+    return _tables_by_element("elements_kshell.csv")
 
 
 def interpolate_table(table: np.ndarray, energies_mev: np.ndarray) -> np.ndarray:
@@ -229,13 +234,7 @@ def _mass_tables(file: str) -> np.ndarray:
 
 @functools.cache
 def _mixture_elements() -> dict[str, np.ndarray]:
-    with _physics_file("elements_mixtures.csv").open("r", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        by_symbol: dict[str, list[list[float]]] = {}
-        for row in reader:
-            by_symbol.setdefault(row[1], []).append([float(x) for x in row[3:]])
-    return {k: np.asarray(v) for k, v in by_symbol.items()}
+    return _tables_by_element("elements_mixtures.csv")
 
 
 def mixture_table(mass_fractions: tuple[tuple[str, float], ...], energies_mev: np.ndarray) -> np.ndarray:
