@@ -237,3 +237,28 @@ def test_bulk_batches_follow_the_same_rules_as_single_saves(tmp_path: Path, smal
     with pytest.raises(ValidationError, match="row 8"):
         labels.import_labels(small_site.store, actor=small_site.user("inspector"), path=_csv(tmp_path / "d.csv", bad))
     assert snapshot_tables(small_site.store) == before
+
+
+def test_a_save_returns_exactly_the_label_it_stored_for_every_outcome(small_site) -> None:
+    """A save returns what it wrote without reading it back: the same as a fresh read, whatever
+    the outcome (created, updated, unchanged, conflict), and the audit chain still verifies."""
+    from vital_desktop.store import audit
+
+    steps = [
+        ("created", dict(user="inspector", prohibited_uses=["training"], usage_reason="serial number visible",
+                         notes="first look", confidence="high")),
+        ("updated", dict(user="inspector", data={"defect_type": "inclusion", "severity": "major"},
+                         expected_version=1)),
+        ("unchanged", dict(user="inspector", data={"severity": "major", "defect_type": "inclusion"})),
+        ("conflict", dict(user="inspector2", prohibited_uses=[], expected_version=2)),
+        ("conflict", dict(user="inspector2", data={"defect_type": "none"}, expected_version=1)),
+    ]
+    for expected, kw in steps:
+        result = _set(small_site, **kw)
+        assert result.outcome == expected
+        assert result.label == _label(small_site), expected
+    stored = _label(small_site)
+    assert (stored.version, stored.review_state, stored.prohibited_uses) == (2, "conflict", ["training"])
+    with small_site.store.read() as s:
+        assert audit.verify(s).ok
+        assert [r["action"] for r in audit.recent(s, 4)][:3] == ["label.conflict", "label.conflict", "label.updated"]
