@@ -91,9 +91,10 @@ INCOMING = pa.schema([
     ("notes", pa.string()), ("expected_version", pa.int64()), ("reason", pa.string()), ("row", pa.int64()),
     ("withdraw", pa.bool_()), ("keep_uses", pa.bool_()),
 ])
-_CURRENT_COLUMNS = ("c.id, c.version, c.label_data::VARCHAR, c.created_by, c.updated_by, c.allowed_uses::VARCHAR, "
-                    "c.prohibited_uses::VARCHAR, c.usage_reason, c.data_classification::VARCHAR, c.confidence, c.notes, "
-                    "c.created_at, c.updated_at, c.review_state, c.origin, c.label_type_version")
+_DECIDED_COLUMNS = ("c.id, c.version, c.label_data::VARCHAR, c.created_by, c.updated_by, c.allowed_uses::VARCHAR, "
+                    "c.prohibited_uses::VARCHAR, c.usage_reason, c.data_classification::VARCHAR, c.confidence, c.notes")
+#: small batches also read what `UpsertOutcome.written` returns about a label left in place
+_CURRENT_COLUMNS = _DECIDED_COLUMNS + ", c.created_at, c.updated_at, c.review_state, c.origin, c.label_type_version"
 _views = itertools.count()
 
 
@@ -126,11 +127,9 @@ def _record(row: dict) -> LabelRecord:
 
 
 def _current(row: tuple) -> Current:
-    (label_id, version, data, created_by, updated_by, allowed, prohibited, reason, tags, confidence, notes,
-     created_at, updated_at, review_state, origin, type_version) = row
+    (label_id, version, data, created_by, updated_by, allowed, prohibited, reason, tags, confidence, notes) = row[:11]
     return Current(label_id, int(version), json.loads(data), created_by, updated_by, json.loads(allowed),
-                   json.loads(prohibited), reason, json.loads(tags), confidence, notes, created_at, updated_at,
-                   review_state, origin, type_version)
+                   json.loads(prohibited), reason, json.loads(tags), confidence, notes, *row[11:])
 
 
 def _fetch_current(raw: Any, incoming: pa.Table, view: str) -> dict[int, Current]:
@@ -146,7 +145,7 @@ def _fetch_current(raw: Any, incoming: pa.Table, view: str) -> dict[int, Current
                 found[pos] = _current(rows[0])
         return found
     rows = raw.execute(
-        f"SELECT k.pos, {_CURRENT_COLUMNS} FROM {view} k JOIN canonical_labels c "
+        f"SELECT k.pos, {_DECIDED_COLUMNS} FROM {view} k JOIN canonical_labels c "
         "ON c.sheet_id = k.sheet_id AND c.item_ref = k.item_ref AND c.label_type = k.label_type").fetchall()
     return {row[0]: _current(row[1:]) for row in rows}
 
@@ -250,7 +249,7 @@ def apply_table(
             by_pos = {pos: _record(row) for pos, row in zip(positions, met, strict=True)}
         else:
             by_pos = dict(enumerate(records))
-        written: dict[int, dict | None] = {}
+        written: dict[int, dict | None] | None = {} if incoming.num_rows <= SMALL_BATCH else None
         outcome = _apply_met(session, raw, actor, by_pos, current, origin, action, now, versions, written)
         made = iter(_insert_new(session, raw, view, incoming, set(current), actor, origin, now, versions, written))
         label_ids = (tuple(current[pos].id if pos in current else next(made) for pos in range(incoming.num_rows))
@@ -267,7 +266,7 @@ def apply_table(
                          conflicts=len(outcome[2]), withdrawn=outcome[3], label_ids=label_ids,
                          conflict_ids=tuple(outcome[2]),
                          written=tuple(written.get(pos) for pos in range(incoming.num_rows))
-                         if incoming.num_rows <= SMALL_BATCH else ())
+                         if written is not None else ())
 
 
 def _label_type_versions(session: Session, incoming: pa.Table) -> dict[str, str]:
@@ -290,7 +289,7 @@ def _apply_met(session: Session, raw: Any, actor: User, by_pos: dict[int, LabelR
     """Decide and write the rows that meet a stored label: (updated, unchanged, conflict ids, withdrawn).
     `written` (small batches): filled with each row's label as left by the write, by position."""
     out: dict[int, dict | None] = written if written is not None else {}
-    keep = len(current) <= SMALL_BATCH
+    keep = written is not None
     history_rows: list[dict] = []
     updates: list[dict] = []
     conflicts: list[dict] = []
