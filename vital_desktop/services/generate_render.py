@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from vital_desktop.inference import prompts
 from vital_desktop.services import templates
+from vital_desktop.store.db import Store
 
 def prompt_template(template: templates.TemplateInfo) -> prompts.PromptTemplate:
     return prompts.PromptTemplate(template.name, template.version, template.system_prompt, template.user_prompt,
@@ -59,3 +60,16 @@ def render_item(template: templates.TemplateInfo, item_ref: str, data: dict, ima
     """The stored chat messages of one item (what a reviewer sees, what the model saw)."""
     return prompts.render_messages(prompt_template(template), prompts.PromptItem(item_ref, data, image_path),
                                    classifier=classifier, context_fields=context_fields(template)).messages
+
+
+def preview_pairs(store: Store, sheet: str, template: templates.TemplateInfo, count: int = 3) -> list[dict]:
+    """The first `count` items of `sheet` as generation would render them, each with its current canonical
+    label (the Generate dialog's preview; a read, run off the GUI thread by the caller)."""
+    from vital_desktop.services import labels, sheets
+
+    out = []
+    for item in sheets.list_items(store, sheet, limit=count):
+        messages = render_item(template, item.item_ref, item.metadata, item.absolute_image_path)
+        label = labels.get_label(store, sheet=sheet, item_ref=item.item_ref, label_type=template.label_type)
+        out.append({"item_ref": item.item_ref, "messages": messages, "label": label})
+    return out

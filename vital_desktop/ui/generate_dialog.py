@@ -31,29 +31,17 @@ from PySide6.QtWidgets import (
 from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import VitalError
 from vital_desktop.services import generate as generate_service
+from vital_desktop.services import generate_render
 from vital_desktop.services import llm_evidence
-from vital_desktop.services import labels as label_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services import templates as template_service
 from vital_desktop.services.templates import TemplateInfo
-from vital_desktop.store.db import Store
 from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.widgets import compact_combo, error_text, muted_label, primary_button, title_label
 
 AI_MODE_TEXT = {"none": "No AI pre-label (canonical labels only)", "classifier": "ONNX image classifier",
                 "llm": "Language model (llama.cpp)", "both": "Classifier + language model"}
-
-def preview_pairs(store: Store, sheet: str, template: TemplateInfo, count: int = 3) -> list[dict]:
-    """The first `count` pairs as generation would render them, and whether each is pre-approved
-    (runs in a worker: an operation's store)."""
-    out = []
-    for item in sheet_service.list_items(store, sheet, limit=count):
-        messages = generate_service.render_item(template, item.item_ref, item.metadata, item.absolute_image_path)
-        label = label_service.get_label(store, sheet=sheet, item_ref=item.item_ref, label_type=template.label_type)
-        out.append({"item_ref": item.item_ref, "messages": messages, "label": label})
-    return out
-
 
 def fits(template: TemplateInfo, columns: list[str]) -> str | None:
     """Why `template` cannot run on a sheet with `columns` (its missing fields), or None if it fits."""
@@ -235,8 +223,8 @@ class GenerateDialog(QDialog):
         self.generate_button.setEnabled(False)
         self.preview_rows = None
         self.message.setText("Rendering the preview…")
-        self.context.query("preview", lambda op: preview_pairs(op.store, sheet, template), key=f"preview:{id(self)}",
-                           on_result=self._show_preview, on_error=self._preview_failed, owner=self)
+        self.context.query("preview", lambda op: generate_render.preview_pairs(op.store, sheet, template),
+                           key=f"preview:{id(self)}", on_result=self._show_preview, on_error=self._preview_failed, owner=self)
 
     def _preview_failed(self, exc: BaseException) -> None:
         self.preview.setRowCount(0)
