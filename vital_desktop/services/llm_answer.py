@@ -116,7 +116,7 @@ class TemplateRunner:
         self.fields = scored_fields(template)
         # With class_from_evidence the classifier gives the class (its calibrated probability is the
         # field's confidence) and the model answers the rest, conditioned on it; the model's own
-        # choice of class is not asked for (a small text model reading "delamination 0.9997" may still
+        # choice of class is not asked for (a small text model reading "<class> 0.9997" may still
         # answer from its few-shot examples).
         self.class_field: str | None = None
         if class_from_evidence:
