@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,24 @@ def demo(demo_home: Path):
 def _truth(home: Path) -> dict[str, str]:
     with open(home / "demo-data" / "ground_truth.csv", newline="", encoding="utf-8") as handle:
         return {row["inspection_id"]: row["defect_type"] for row in csv.DictReader(handle)}
+
+
+def _correct_per_item(store, home: Path, model: str, refs: list[str]) -> list[bool]:
+    """Whether `model` classifies each demo item as its ground truth says (nothing logged)."""
+    from vital_desktop.inference.classifier import OnnxClassifier
+
+    with open(home / "demo-data" / "ground_truth.csv", newline="", encoding="utf-8") as handle:
+        rows = {row["inspection_id"]: row for row in csv.DictReader(handle)}
+    classifier = OnnxClassifier(Path(registry.get_model(store, model).path))
+    results = classifier.predict_paths([home / "demo-data" / "images" / rows[r]["image_path"] for r in refs])
+    return [res.predicted_class == rows[r]["defect_type"] for r, res in zip(refs, results, strict=True)]
+
+
+def _mcnemar_worse_p(only_first: int, only_second: int) -> float:
+    """One-sided exact McNemar p-value that the second model is worse: P(X >= only_first) for
+    X ~ Binomial(only_first + only_second, 1/2), the items the two disagree on."""
+    n = only_first + only_second
+    return sum(math.comb(n, k) for k in range(only_first, n + 1)) / 2**n if n else 1.0
 
 
 def _users(store):
@@ -133,9 +152,21 @@ def test_end_to_end_services(demo, demo_home: Path, tmp_path: Path) -> None:
     assert set(held_out) == restricted
     e1, e2 = training.evaluate_models(store, models=["crystal-defects@1", "crystal-defects@2"], sheet=SHEET)
     assert e1.items == e2.items == 20
-    # Each version chooses its representation by cross-validation, and v2's extra labels are the
-    # hard items v1 got wrong: on 20 items v2 may trade an item or two, but it is not broken.
-    assert e2.correct >= e1.correct - 2 and e2.accuracy >= 0.75
+    assert e2.accuracy >= 0.75
+    # 20 items cannot tell the versions apart (each is right on 17-19), so they are compared item
+    # by item on every demo item neither version learnt from (353, the demo's ground truth; the
+    # seeds make the numbers the same every run). Measured: v1 alone right on 26, v2 alone on 14,
+    # so v2 is 3.4 points worse (one-sided exact McNemar p = 0.04): retraining on v1's hard cases
+    # alone shifts the head towards them. The check is that retraining does not break the model:
+    # v2 at most 5 points worse than v1 on those items, and right on at least 75 % of them.
+    learnt = labelled | {p.item_ref for p in wrong}
+    unseen = sorted((set(truth) - learnt) | restricted)
+    right_1, right_2 = (_correct_per_item(store, demo_home, f"crystal-defects@{v}", unseen) for v in (1, 2))
+    only_1 = sum(a and not b for a, b in zip(right_1, right_2, strict=True))
+    only_2 = sum(b and not a for a, b in zip(right_1, right_2, strict=True))
+    detail = (only_1, only_2, len(unseen), round(_mcnemar_worse_p(only_1, only_2), 3))
+    assert len(unseen) > 300 and (only_1 - only_2) / len(unseen) <= 0.05, detail
+    assert sum(right_2) >= 0.75 * len(unseen), detail
 
     # DEPLOY: activate v2, roll back to v1, and package v1 for an airgapped gateway.
     deploy.activate(store, actor=engineer, model="crystal-defects@2")

@@ -13,18 +13,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.core.progress import Progress
+# Preprocessing lives in `inference.decode`; its public names stay importable from here.
+from vital_desktop.inference.decode import DecodedChunk as DecodedChunk
+from vital_desktop.inference.decode import ImageStats, decode_chunks, preprocess_image
+from vital_desktop.inference.decode import decode_into as decode_into
+from vital_desktop.inference.decode import is_grayscale_file as is_grayscale_file
+from vital_desktop.inference.decode import load_image as load_image
+from vital_desktop.inference.decode import to_display_depth as to_display_depth
 
 KEY_CLASSES = "vital.classes"
 KEY_INPUT_SIZE = "vital.input_size"
@@ -259,146 +266,6 @@ def check_contract(path: Path) -> ContractInfo:
     )
 
 
-# --- preprocessing -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageStats:
-    """Input statistics kept with every prediction so monitoring can see drift."""
-
-    mean: float  # of the resized image, 0..255 units, all channels
-    std: float
-    width: int  # of the original file
-    height: int
-
-
-#: Pillow modes that hold more than 8 bits per sample (16-bit PNG/TIFF open as "I" or "I;16*").
-_HIGH_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-
-
-def to_display_depth(image: Image.Image) -> Image.Image:
-    """Apply the EXIF orientation and bring a 16-bit or float image to 8 bits per sample.
-
-    16-bit samples are divided by 257 (65535 → 255: the full 16-bit range maps onto 0..255, so
-    a 12-bit camera's images stay dark rather than being stretched per image); float images in
-    [0, 1] are scaled by 255, other float images are treated as 16-bit. Palette, CMYK and
-    alpha images are converted by Pillow's rules when the colour mode is applied.
-    """
-    from PIL import ImageOps
-
-    image = ImageOps.exif_transpose(image) or image
-    if image.mode in _HIGH_DEPTH_MODES:
-        values = np.asarray(image, dtype=np.float64)
-        finite = values[np.isfinite(values)]
-        values = values * 255.0 if image.mode == "F" and finite.size and finite.max() <= 1.0 else values / 257.0
-        values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
-        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
-    return image
-
-
-def preprocess_image(image: Image.Image, spec: PreprocessSpec) -> tuple[np.ndarray, ImageStats]:
-    """Contract preprocessing of one decoded image: returns the CHW float32 tensor and its statistics.
-
-    The image is stretched to the input size (bilinear, antialiased when shrinking): the whole
-    field of view is kept whatever the aspect ratio, at the cost of distorting it.
-    """
-    width, height = image.size
-    converted = to_display_depth(image).convert(spec.color_mode)
-    resized = converted.resize((spec.input_size[1], spec.input_size[0]), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    stats = ImageStats(mean=float(pixels.mean()), std=float(pixels.std()), width=width, height=height)
-    scaled = pixels / np.float32(255.0)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    tensor = ((scaled - mean) / std).transpose(2, 0, 1)
-    return np.ascontiguousarray(tensor, dtype=np.float32), stats
-
-
-def load_image(path: Path, spec: PreprocessSpec) -> tuple[np.ndarray, ImageStats]:
-    """Decode and preprocess one image file; a file that cannot be read is a `ValidationError` naming it."""
-    try:
-        if Path(path).stat().st_size == 0:
-            raise ValidationError(f"cannot read image {path}: the file is empty (0 bytes)")
-        with Image.open(path) as image:
-            image.load()
-            return preprocess_image(image, spec)
-    except FileNotFoundError as exc:
-        raise ValidationError(f"image not found: {path}") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise ValidationError(f"cannot read image {path}: {exc}") from exc
-
-
-def is_grayscale_file(path: Path) -> bool:
-    """Whether an image file holds one channel (read from its header, without decoding the pixels)."""
-    try:
-        with Image.open(path) as image:
-            return image.mode in ("1", "L", "LA", "P;L", *_HIGH_DEPTH_MODES) or (
-                image.mode == "P" and _palette_is_gray(image))
-    except (OSError, ValueError, SyntaxError):
-        return True  # unreadable: decoding reports it by name later
-
-
-def _palette_is_gray(image: Image.Image) -> bool:
-    palette = image.getpalette() or []
-    triples = np.asarray(palette[: (len(palette) // 3) * 3]).reshape(-1, 3)
-    return bool(triples.size) and bool(np.all(triples.max(axis=1) == triples.min(axis=1)))
-
-
-@dataclass
-class DecodedChunk:
-    """One chunk of decoded images: the positions in the input, the batch of those that decoded,
-    and per position its statistics and error (None when it decoded)."""
-
-    indices: list[int]
-    batch: np.ndarray
-    good: list[int]  # positions (into `indices`) whose image is in `batch`, in order
-    stats: list[ImageStats | None]
-    errors: list[str | None]
-    decode_ms: list[float]
-
-
-def decode_chunks(
-    paths: Sequence[Path | str], spec: PreprocessSpec, *, chunk_size: int = 64, workers: int = 2,
-    progress: Progress | None = None,
-) -> Any:
-    """Yield `DecodedChunk`s, decoding the next chunk in a thread pool while the caller works on this one.
-
-    Decoding (Pillow releases the GIL) and the caller's inference then overlap instead of
-    running one after the other. Unreadable images carry their error instead of stopping.
-    """
-    names = [str(p) for p in paths]
-    chunk_size = max(1, int(chunk_size))
-
-    def decode(path: str) -> tuple[np.ndarray | None, ImageStats | None, str | None, float]:
-        started = time.perf_counter()
-        try:
-            tensor, stats = load_image(Path(path), spec)
-            return tensor, stats, None, (time.perf_counter() - started) * 1000.0
-        except ValidationError as exc:
-            return None, None, exc.message, (time.perf_counter() - started) * 1000.0
-
-    def assemble(start: int, results: list) -> DecodedChunk:
-        good = [i for i, r in enumerate(results) if r[0] is not None]
-        batch = (np.stack([results[i][0] for i in good]) if good
-                 else np.empty((0, spec.channels, *spec.input_size), dtype=np.float32))
-        return DecodedChunk(list(range(start, start + len(results))), batch, good, [r[1] for r in results],
-                            [r[2] for r in results], [r[3] for r in results])
-
-    starts = list(range(0, len(names), chunk_size))
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="vital-decode") as pool:
-        pending = [pool.submit(decode, p) for p in names[starts[0] : starts[0] + chunk_size]] if starts else []
-        for position, start in enumerate(starts):
-            if progress is not None:
-                progress.check()
-            current = pending
-            if position + 1 < len(starts):
-                following = starts[position + 1]
-                pending = [pool.submit(decode, p) for p in names[following : following + chunk_size]]
-            yield assemble(start, [f.result() for f in current])
-
-
 # --- inference -----------------------------------------------------------------------------
 
 
@@ -457,24 +324,67 @@ def made_here(info: ContractInfo) -> bool:
     return isinstance(info.card.get("features"), dict)
 
 
+def pipeline_split(threads: int) -> tuple[int, int]:
+    """(decoding threads, onnxruntime threads) for batched prediction on `threads` cores.
+
+    While decoding and inference overlap, each stage gets its own cores instead of both
+    competing for all of them: on two cores one decoding thread feeds a one-thread
+    onnxruntime session. The feature graph decodes in about 0.75x the CPU it infers in, so
+    the one-thread session is the slower stage and the decoder keeps ahead of it; a single
+    thread also does more work per CPU second than two (no intra-op hand-offs), and four
+    threads compete with nothing else of ours (benchmarks/bench_classifier_speed.py).
+    """
+    threads = max(1, int(threads))
+    decode = max(1, threads // 2)
+    return decode, max(1, threads - decode)
+
+
 class OnnxClassifier:
-    """A contract-checked classifier held in one onnxruntime session (CPU provider)."""
+    """A contract-checked classifier held in onnxruntime sessions (CPU provider).
+
+    `session` runs with `threads` intra-op threads (single images, `run` on a batch the caller
+    holds); batched prediction from files (`iter_predict`) runs on a second session with the
+    onnxruntime share of `pipeline_split`, made on first use, while the decoding threads use
+    the remaining cores.
+    """
 
     def __init__(self, path: Path, *, threads: int = 2, info: ContractInfo | None = None) -> None:
+        self.info = info or check_contract(path)
+        self.path = Path(path)
+        self.threads = max(1, int(threads))
+        self.session = self._new_session(self.threads)
+        self._pipeline_session: Any = None
+        self._lock = threading.Lock()
+
+    def _new_session(self, threads: int) -> Any:
         import onnxruntime as ort
 
-        self.info = info or check_contract(path)
         options = session_options(threads, layout_optimisation=not made_here(self.info))
-        self.threads = max(1, int(threads))
-        self.session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(self.path), sess_options=options, providers=["CPUExecutionProvider"])
+
+    def pipeline_settings(self) -> dict[str, int]:
+        """The decoding threads and onnxruntime threads batched prediction runs with."""
+        decode, inference = pipeline_split(self.threads)
+        return {"decode_workers": decode, "onnxruntime_threads": inference}
+
+    def pipeline_session(self) -> Any:
+        """The onnxruntime session batched prediction runs on (see `pipeline_split`)."""
+        inference = pipeline_split(self.threads)[1]
+        if inference == self.threads:
+            return self.session
+        with self._lock:
+            if self._pipeline_session is None:
+                self._pipeline_session = self._new_session(inference)
+            return self._pipeline_session
 
     @property
     def classes(self) -> list[str]:
         return self.info.classes
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Class probabilities for an NCHW float32 batch (already preprocessed)."""
-        (probabilities,) = run_in_slices(self.session, [self.info.output_name], self.info.input_name, batch)
+    def run(self, batch: np.ndarray, *, session: Any = None) -> np.ndarray:
+        """Class probabilities for an NCHW float32 batch (already preprocessed), on `session`
+        (default: the `threads` one)."""
+        (probabilities,) = run_in_slices(session or self.session, [self.info.output_name], self.info.input_name, batch)
         return np.asarray(probabilities, dtype=np.float32)
 
     @property
@@ -521,28 +431,30 @@ class OnnxClassifier:
         """Classify image files batch by batch, yielding each batch's results as soon as it is done.
 
         The next batch decodes in a thread pool while this one runs through onnxruntime and while
-        the caller handles the yielded results (e.g. logs them), so the stages overlap.
+        the caller handles the yielded results (e.g. logs them), so the stages overlap; the
+        threads of each stage follow `pipeline_split` (`decode_workers` overrides decoding's).
         Progress advances and cancel is checked between batches. An unreadable image gets a
         result with `error` set rather than stopping the run.
         """
-        paths = [str(p) for p in paths]
-        workers = decode_workers or max(1, self.threads)
-        for chunk in decode_chunks(paths, self.info.preprocess, chunk_size=batch_size, workers=workers,
+        names = [str(p) for p in paths]
+        workers = decode_workers or self.pipeline_settings()["decode_workers"]
+        session = self.pipeline_session()
+        for chunk in decode_chunks(names, self.info.preprocess, chunk_size=batch_size, workers=workers,
                                    progress=progress):
             run_ms = 0.0
             probabilities = np.empty((0, len(self.classes)), dtype=np.float32)
             if chunk.good:
                 started = time.perf_counter()
-                probabilities = self.run(chunk.batch)
+                probabilities = self.run(chunk.batch, session=session)
                 run_ms = (time.perf_counter() - started) * 1000.0 / len(chunk.good)
             row_of = {index: row for row, index in enumerate(chunk.good)}
             results = []
             for position, index in enumerate(chunk.indices):
                 stats, error, decode_ms = chunk.stats[position], chunk.errors[position], chunk.decode_ms[position]
                 if error is not None or stats is None:
-                    results.append(ClassifierResult(paths[index], None, None, {}, decode_ms, None, error))
+                    results.append(ClassifierResult(names[index], None, None, {}, decode_ms, None, error))
                 else:
-                    results.append(self._result(paths[index], probabilities[row_of[position]], decode_ms + run_ms, stats))
+                    results.append(self._result(names[index], probabilities[row_of[position]], decode_ms + run_ms, stats))
             yield results
             if progress is not None:
                 progress.advance(len(chunk.indices))

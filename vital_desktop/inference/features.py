@@ -18,7 +18,8 @@ graph to). The trainer chooses which blocks to use by cross-validation.
 - ``blobs``: 25 local-contrast statistics (residual after a local blur, blob response,
   gradient and local-energy summaries) suited to small defects on a plain background.
 
-Every block works on any input size whose height and width are multiples of 16.
+Every block works on any input size whose height and width are multiples of 16. The numpy
+primitives and the graph builder the blocks are written in are in `inference.feature_ops`.
 """
 
 from __future__ import annotations
@@ -32,141 +33,12 @@ import numpy as np
 
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.inference.classifier import PreprocessSpec, run_in_slices, session_options
+from vital_desktop.inference.feature_ops import GraphBuilder, conv_numpy, grid_numpy, pool_numpy
 
 OPSET = 17
 INPUT_NAME = "image"
 FEATURES_NAME = "features"
 EPS = 1e-3
-
-# --- numpy primitives (each mirrors one ONNX construction below) ------------------------------
-
-
-def _pad(x: np.ndarray, half: int) -> np.ndarray:
-    return np.pad(x, ((0, 0), (0, 0), (half, half), (half, half)), mode="reflect")
-
-
-def _conv(x: np.ndarray, kernels: np.ndarray) -> np.ndarray:
-    """Correlate each image of (N, 1, H, W) with K kernels (K, k, k), reflect-padded: (N, K, H, W)."""
-    k = kernels.shape[-1]
-    half = k // 2
-    padded = _pad(x, half)[:, 0]
-    n, h, w = x.shape[0], x.shape[2], x.shape[3]
-    out = np.zeros((n, kernels.shape[0], h, w), dtype=np.float32)
-    for dy in range(k):
-        for dx in range(k):
-            weights = kernels[:, dy, dx]
-            if not np.any(weights):
-                continue
-            window = padded[:, dy : dy + h, dx : dx + w]
-            out += weights[None, :, None, None] * window[:, None]
-    return out
-
-
-def _pool(x: np.ndarray, factor: int) -> np.ndarray:
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // factor, factor, w // factor, factor).mean(axis=(3, 5))
-
-
-def _grid(x: np.ndarray, cells: int) -> np.ndarray:
-    n, c, h, w = x.shape
-    return x.reshape(n, c, cells, h // cells, cells, w // cells).mean(axis=(3, 5)).reshape(n, -1)
-
-
-# --- ONNX graph building -----------------------------------------------------------------------
-
-
-class GraphBuilder:
-    """Collects nodes and initializers of one graph with unique names."""
-
-    def __init__(self, prefix: str = "feat") -> None:
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-        self._count = 0
-        self._prefix = prefix
-
-    def name(self, base: str) -> str:
-        self._count += 1
-        return f"{self._prefix}_{base}_{self._count}"
-
-    def const(self, value: Any, base: str = "c") -> str:
-        from onnx import numpy_helper
-
-        tensor = numpy_helper.from_array(np.asarray(value), self.name(base))
-        self.initializers.append(tensor)
-        return tensor.name
-
-    def node(self, op: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
-        from onnx import helper
-
-        out = output or self.name(op.lower())
-        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
-    # composite helpers
-    def pad(self, x: str, half: int) -> str:
-        pads = np.array([0, 0, half, half, 0, 0, half, half], dtype=np.int64)
-        return self.node("Pad", [x, self.const(pads, "pads")], mode="reflect")
-
-    def conv(self, x: str, kernels: np.ndarray) -> str:
-        k = kernels.shape[-1]
-        weight = kernels.reshape(kernels.shape[0], 1, k, k).astype(np.float32)
-        return self.node("Conv", [self.pad(x, k // 2), self.const(weight, "kernel")])
-
-    def separable_conv(self, x: str, kernels: np.ndarray) -> str:
-        """`conv` as a horizontal then a vertical pass through the kernels' common row basis.
-
-        Exact (up to float rounding) because the basis spans every kernel row; it pays when the
-        rows share few directions (the texture bank: 5 of 7), as the cost falls from k*k to
-        about 2*k multiply-adds per output.
-        """
-        count, k, _ = kernels.shape
-        rows = kernels.reshape(-1, k).astype(np.float64)
-        _, singular, vt = np.linalg.svd(rows)
-        rank = int((singular > singular[0] * 1e-6).sum())
-        basis = vt[:rank]
-        vertical = (rows @ basis.T).reshape(count, k, rank).transpose(0, 2, 1)
-        horizontal = self.node("Conv", [self.pad(x, k // 2),
-                                        self.const(basis.reshape(rank, 1, 1, k).astype(np.float32), "rows")])
-        return self.node("Conv", [horizontal, self.const(vertical.reshape(count, rank, k, 1).astype(np.float32),
-                                                         "columns")])
-
-    def box(self, x: str, size: int) -> str:
-        """Mean over a `size` x `size` window (reflect-padded), as two 1-D average pools."""
-        padded = self.pad(x, size // 2)
-        across = self.node("AveragePool", [padded], kernel_shape=[1, size], strides=[1, 1])
-        return self.node("AveragePool", [across], kernel_shape=[size, 1], strides=[1, 1])
-
-    def pool(self, x: str, factor: int) -> str:
-        return self.node("AveragePool", [x], kernel_shape=[factor, factor], strides=[factor, factor])
-
-    def grids(self, x: str, height: int, width: int, cells: Sequence[int]) -> list[str]:
-        """Flattened cell means for each grid in `cells`: one pass over `x` to the finest grid,
-        the coarser grids pooled from it (the sizes divide evenly, so the means are equal)."""
-        finest = max(cells)
-        kernel = [height // finest, width // finest]
-        fine = self.node("AveragePool", [x], kernel_shape=kernel, strides=kernel)
-        out = []
-        for n in cells:
-            step = finest // n
-            pooled = fine if step == 1 else self.node("AveragePool", [fine], kernel_shape=[step, step],
-                                                      strides=[step, step])
-            out.append(self.node("Flatten", [pooled], axis=1))
-        return out
-
-    def sum_square(self, x: str, axes: list[int]) -> str:
-        return self.node("ReduceSumSquare", [x], axes=axes, keepdims=1)
-
-    def grid(self, x: str, height: int, width: int, cells: int) -> str:
-        kernel = [height // cells, width // cells]
-        return self.node("Flatten", [self.node("AveragePool", [x], kernel_shape=kernel, strides=kernel)], axis=1)
-
-    def spatial_mean(self, x: str) -> str:
-        """(N, C, H, W) → (N, C)."""
-        return self.node("Flatten", [self.node("ReduceMean", [x], axes=[2, 3], keepdims=1)], axis=1)
-
-    def scalar(self, value: float) -> str:
-        return self.const(np.float32(value), "s")
-
 
 # --- the blocks --------------------------------------------------------------------------------
 
@@ -190,8 +62,8 @@ def _gradient_names(spec: PreprocessSpec) -> list[str]:
 
 
 def _orientation_energy_numpy(g: np.ndarray) -> np.ndarray:
-    gx = _conv(g, _DIFF_X)
-    gy = _conv(g, _DIFF_Y)
+    gx = conv_numpy(g, _DIFF_X)
+    gy = conv_numpy(g, _DIFF_Y)
     m2 = gx * gx + gy * gy
     c2 = gx * gx - gy * gy
     s2 = 2 * gx * gy
@@ -205,9 +77,9 @@ def gradients_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     g = _gray(batch)
     out = []
     for level in GRADIENT_LEVELS:
-        gl = g if level == 1 else _pool(g, level)
+        gl = g if level == 1 else pool_numpy(g, level)
         energy = _orientation_energy_numpy(gl)
-        v = np.concatenate([_grid(energy, cells) for cells in GRADIENT_GRIDS], axis=1)
+        v = np.concatenate([grid_numpy(energy, cells) for cells in GRADIENT_GRIDS], axis=1)
         norm = np.sqrt((v * v).sum(axis=1, keepdims=True))
         out.append(np.sqrt(v / (norm + np.float32(EPS))))
     return np.concatenate(out, axis=1).astype(np.float32)
@@ -291,8 +163,8 @@ def texture_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     g = _gray(batch)
     out = []
     for level in TEXTURE_LEVELS:
-        gl = g if level == 1 else _pool(g, level)
-        r = _conv(gl, TEXTURE_BANK)
+        gl = g if level == 1 else pool_numpy(g, level)
+        r = conv_numpy(gl, TEXTURE_BANK)
         a = np.abs(r).mean(axis=(2, 3))
         p = np.maximum(r, 0).mean(axis=(2, 3))
         q = (r * r).mean(axis=(2, 3))
@@ -353,7 +225,7 @@ _CENTRES = ((np.arange(COLOUR_BINS) + 0.5) / COLOUR_BINS).astype(np.float32)
 
 
 def colour_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    x = _pool(_unit_pixels(batch, spec), COLOUR_POOL)
+    x = pool_numpy(_unit_pixels(batch, spec), COLOUR_POOL)
     n = x.shape[0]
     mean = x.mean(axis=(2, 3))
     centred = x - mean[:, :, None, None]
@@ -395,7 +267,7 @@ def _channel(x: np.ndarray, index: int) -> np.ndarray:
 
 
 def chroma_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    x = _pool(_unit_pixels(batch, spec), COLOUR_POOL)
+    x = pool_numpy(_unit_pixels(batch, spec), COLOUR_POOL)
     r, g, b = (_channel(x, i) for i in range(3))
     rg = (r - g)[:, 0]
     yb = ((r + g) * np.float32(0.5) - b)[:, 0]
@@ -472,12 +344,12 @@ def blobs_numpy(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     def flat(a: np.ndarray) -> np.ndarray:
         return a.reshape(n, -1)
 
-    residual = x - _conv(x, _box_kernel(BLUR_SIZE))
+    residual = x - conv_numpy(x, _box_kernel(BLUR_SIZE))
     abs_residual = np.abs(residual)
-    blob = _conv(residual, _box_kernel(BLOB_SIZE))
-    gradient = np.sqrt(_conv(x, _SOBEL_X) ** 2 + _conv(x, _SOBEL_Y) ** 2)
-    energy = _pool(abs_residual, GRID_CELL)
-    means = _pool(x, GRID_CELL)
+    blob = conv_numpy(residual, _box_kernel(BLOB_SIZE))
+    gradient = np.sqrt(conv_numpy(x, _SOBEL_X) ** 2 + conv_numpy(x, _SOBEL_Y) ** 2)
+    energy = pool_numpy(abs_residual, GRID_CELL)
+    means = pool_numpy(x, GRID_CELL)
     columns = [
         flat(x).mean(1), flat(x).std(1), flat(abs_residual).mean(1), flat(residual).std(1),
         flat(residual).max(1), flat(residual).min(1),
