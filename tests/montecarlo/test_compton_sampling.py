@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from vital_desktop.montecarlo.kernel import ELECTRON_MASS_MEV, _kahn, _klein_nishina
+from vital_desktop.montecarlo.kernel_physics import ELECTRON_MASS_MEV, _kahn, _klein_nishina
 
 BINS = 40
 

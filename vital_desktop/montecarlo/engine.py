@@ -21,7 +21,7 @@ from vital_desktop.core.errors import Cancelled
 from vital_desktop.core.progress import Progress
 from vital_desktop.montecarlo.config import SimulationConfig, validate, validate_histories, validate_seed
 from vital_desktop.montecarlo.geometry import Problem, build_problem
-from vital_desktop.montecarlo.kernel import run_chunk
+from vital_desktop.montecarlo.kernel import kernel_for
 from vital_desktop.montecarlo.spectrum import broaden
 
 #: Bumped whenever the same (configuration, seed, histories) can give different bits: 1.1 changed
@@ -182,16 +182,9 @@ def run_one_chunk(problem: Problem, seed: int, index: int, size: int) -> ChunkRe
     interacted = np.zeros(n_lines)
     hist = np.zeros((n_lines, problem.spectrum_bins))
     diag = np.zeros(3)
-    run_chunk(
-        chunk_state(seed, index), n, problem.energies_mev,
-        problem.cyl_r2, problem.cyl_zlo, problem.cyl_zhi, problem.cyl_mat, problem.cyl_parent,
-        problem.cyl_children, problem.cyl_nchildren, problem.cyl_cx, problem.cyl_open,
-        problem.mu, problem.k_edge, problem.k_prob, problem.k_alpha, problem.k_beta, problem.k_beta_share,
-        problem.coherent_b,
-        problem.source_kind, problem.source_params, problem.source_region, problem.cone_params,
-        problem.cutoff_mev, problem.k_on, problem.spectrum_max_mev,
-        total, peak, interacted, hist, diag,
-    )
+    kernel = kernel_for(whole_decay=False, general=problem.general_geometry)
+    kernel(chunk_state(seed, index), n, problem.energies_mev, (), *problem.kernel_args(),
+           total, peak, interacted, hist, diag)
     return ChunkResult(n, total, peak, interacted, hist, diag)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -88,6 +89,22 @@ class Problem:
     spectrum_max_mev: float
     spectrum_bins: int
     material_names: list[str]
+
+    def kernel_args(self) -> tuple:
+        """The problem's arguments of a kernel call, in the kernel's order (between the per-mode
+        inputs and the tallies; see `kernel.kernel_for`)."""
+        return (
+            self.cyl_r2, self.cyl_zlo, self.cyl_zhi, self.cyl_mat, self.cyl_parent, self.cyl_children,
+            self.cyl_nchildren, self.cyl_cx, self.cyl_open,
+            self.mu, self.k_edge, self.k_prob, self.k_alpha, self.k_beta, self.k_beta_share, self.coherent_b,
+            self.source_kind, self.source_params, self.source_region, self.cone_params,
+            self.cutoff_mev, self.k_on, self.spectrum_max_mev,
+        )
+
+    @cached_property
+    def general_geometry(self) -> bool:
+        """True when the kernel needs its general variant (an off-axis cylinder or an open parent)."""
+        return bool(np.any(self.cyl_cx != 0.0) or np.any(self.cyl_open != 0))
 
 
 def _stack_detector(config: SimulationConfig) -> list[Cylinder]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from vital_desktop.montecarlo.config import SimulationConfig, validate
 from vital_desktop.montecarlo.geometry import Problem, build_problem
-from vital_desktop.montecarlo.kernel import ELECTRON_MASS_MEV, FEP_TOLERANCE_MEV, HC_MEV_ANGSTROM, NUDGE_CM
+from vital_desktop.montecarlo.kernel_physics import ELECTRON_MASS_MEV, FEP_TOLERANCE_MEV, HC_MEV_ANGSTROM, NUDGE_CM
 from vital_desktop.montecarlo.materials import D_LN_E, GRID_POINTS, LN_E_MIN
 
 INF = 1.0e300

@@ -1,7 +1,7 @@
 """Whole-decay runs: true-coincidence summing from the decay scheme, beside single-photon efficiencies.
 
 `simulate_whole_decays(config, histories=N, seed=s)` runs N decays with every photon of a decay
-in one history (`kernel_decay.run_decay_chunk`) and, with the same N and seed, the usual
+in one history (`kernel.kernel_for(whole_decay=True, ...)`) and, with the same N and seed, the usual
 one-photon-per-history run over the scheme's gamma lines (`engine.simulate`). Per gamma line it
 reports the single-photon peak and total efficiencies, the apparent peak area per decay A (what
 a spectrum shows, summing-out and summing-in included) and the true-coincidence-summing
@@ -35,13 +35,16 @@ from vital_desktop.montecarlo.engine import (
     simulate,
 )
 from vital_desktop.montecarlo.geometry import Problem, build_problem
-from vital_desktop.montecarlo.kernel_decay import run_decay_chunk
+from vital_desktop.montecarlo.kernel import kernel_for
 from vital_desktop.montecarlo.spectrum import broaden
 
 #: Gamma lines weaker than this (per decay) get no single-photon companion run or TCS factor.
 MIN_LINE_INTENSITY = 1.0e-3
 #: The decay chunks use seeds offset from the companion run's, so the two runs are independent.
 DECAY_SEED_SPAWN = 1_000_003
+#: The per-line inputs and tallies the whole-decay kernel does not use.
+_NO_ENERGIES = np.zeros(1)
+_NO_INTERACTIONS = np.zeros(1)
 
 
 @dataclass(frozen=True)
@@ -162,21 +165,15 @@ def _run_chunk(problem: Problem, scheme: DecayScheme, peak_e: np.ndarray, seed: 
     a22, a44 = correlation
     sums = np.zeros(3)
     peak = np.zeros(peak_e.size)
-    hist = np.zeros(problem.spectrum_bins)
+    hist = np.zeros((1, problem.spectrum_bins))
     diag = np.zeros(3)
-    run_decay_chunk(
-        chunk_state(seed, DECAY_SEED_SPAWN + index), size,
-        t.br_cum, t.br_level, t.br_pair, t.br_kx, t.br_dau, t.lv_first, t.lv_n, t.lv_dau, t.tr_cum, t.tr_to, t.tr_e,
-        t.tr_pg, t.tr_pkx, t.dau_xa, t.dau_xb, t.dau_xshare, peak_e, PEAK_WINDOW_KEV / 1000.0, a22, a44,
-        problem.cyl_r2, problem.cyl_zlo, problem.cyl_zhi, problem.cyl_mat, problem.cyl_parent,
-        problem.cyl_children, problem.cyl_nchildren, problem.cyl_cx, problem.cyl_open,
-        problem.mu, problem.k_edge, problem.k_prob, problem.k_alpha, problem.k_beta, problem.k_beta_share,
-        problem.coherent_b,
-        problem.source_kind, problem.source_params, problem.source_region, problem.cone_params,
-        problem.cutoff_mev, problem.k_on, problem.spectrum_max_mev,
-        sums, peak, hist, diag,
-    )
-    return sums, peak, hist, diag
+    decay_data = (t.br_cum, t.br_level, t.br_pair, t.br_kx, t.br_dau, t.lv_first, t.lv_n, t.lv_dau, t.tr_cum, t.tr_to,
+                  t.tr_e, t.tr_pg, t.tr_pkx, t.dau_xa, t.dau_xb, t.dau_xshare, peak_e, PEAK_WINDOW_KEV / 1000.0,
+                  float(a22), float(a44))
+    kernel = kernel_for(whole_decay=True, general=problem.general_geometry)
+    kernel(chunk_state(seed, DECAY_SEED_SPAWN + index), np.array([size], dtype=np.int64), _NO_ENERGIES, decay_data,
+           *problem.kernel_args(), sums, peak, _NO_INTERACTIONS, hist, diag)
+    return sums, peak, hist[0], diag
 
 
 def simulate_whole_decays(

@@ -1,10 +1,11 @@
 """Calibration: Monte Carlo efficiency and calibration factors of a detector, on this laptop.
 
-The form builds a `montecarlo.SimulationConfig` (a preset detector, optionally with custom
-dimensions; a point, disk, off-axis volume or Marinelli source; a nuclide or a gamma energy), and
-`services.calibration.run_calibration` runs it in the compute pool with progress and cancel
-(a cancelled run stores nothing). Every result is shown with its 1-sigma statistical
-uncertainty, the pulse-height spectrum on a log scale, and the stored runs can be reopened.
+The form (`calibration_form.py`) builds a `montecarlo.SimulationConfig` (a preset detector,
+optionally with custom dimensions; a point, disk, off-axis volume or Marinelli source, or a source
+preset; a nuclide or a gamma energy), and `services.calibration.run_calibration` runs it in the
+compute pool with progress and cancel (a cancelled run stores nothing). Every result is shown with
+its 1-sigma statistical uncertainty, the pulse-height spectrum on a log scale, and the stored runs
+can be reopened.
 """
 
 from __future__ import annotations
@@ -14,19 +15,12 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QButtonGroup,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
     QPushButton,
-    QRadioButton,
     QScrollArea,
-    QSpinBox,
     QSplitter,
     QWidget,
 )
@@ -35,6 +29,7 @@ from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import Cancelled, ValidationError
 from vital_desktop.services import calibration
 from vital_desktop.ui import theme
+from vital_desktop.ui.calibration_form import CalibrationForm
 from vital_desktop.ui.calibration_plots import EfficiencyCurvePlot
 from vital_desktop.ui.charts import (
     JobProgress,
@@ -58,23 +53,8 @@ from vital_desktop.ui.widgets import (
     show_error,
 )
 
-CRYSTAL_MATERIALS = ("nai", "csi", "ge", "labr3", "bgo", "pvt")
-HISTORY_CHOICES = ("1e5", "2e5", "1e6", "1e7")
-ABSORBER_MATERIALS = ("al", "cu", "sn", "cd", "pb", "fe", "pvt")
-SHIELD_MATERIALS = ("pb", "fe", "concrete", "cu")
-SOURCE_KINDS = ("point", "disk", "volume", "marinelli")
 
-
-def _spin(low: float, high: float, value: float, decimals: int = 2, suffix: str = " cm") -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setRange(low, high)
-    box.setDecimals(decimals)
-    box.setValue(value)
-    box.setSuffix(suffix)
-    return box
-
-
-class CalibrationPage(Page):
+class CalibrationPage(CalibrationForm, Page):
     """Monte Carlo calibration runs: configure, run in the background, read results ± uncertainty."""
 
     stage = "calibration"
@@ -82,13 +62,7 @@ class CalibrationPage(Page):
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
-        from vital_desktop.montecarlo import detector_presets, nuclide_library, source_presets
-
-        self.presets = detector_presets()
-        self.source_presets = source_presets()
-        self.nuclides = nuclide_library()
         self.detail: calibration.RunDetail | None = None
-        self.site_presets: dict[str, dict] = {}
         self.run_job: Job | None = None
 
         root, _header = page_layout(self, "Calibration",
@@ -100,139 +74,7 @@ class CalibrationPage(Page):
 
         # --- configuration --------------------------------------------------------------------
         config_card = Card("Configuration")
-        form = QFormLayout()
-        self.detector = QComboBox()
-        for key, preset in self.presets.items():
-            self.detector.addItem(key, key)
-            self.detector.setItemData(self.detector.count() - 1, preset.get("title", key), Qt.ItemDataRole.ToolTipRole)
-        self.detector.currentIndexChanged.connect(lambda _i: self._preset_changed())
-        form.addRow("Detector", self.detector)
-        self.detector_title = muted_label()
-        form.addRow("", self.detector_title)
-        self.custom = QCheckBox("Custom crystal dimensions")
-        self.custom.toggled.connect(lambda _on: self._update_enabled())
-        form.addRow("", self.custom)
-        self.material = QComboBox()
-        self.material.addItems(CRYSTAL_MATERIALS)
-        form.addRow("Crystal material", self.material)
-        self.crystal_radius = _spin(0.01, 100.0, 3.81)
-        form.addRow("Crystal radius", self.crystal_radius)
-        self.crystal_height = _spin(0.01, 100.0, 7.62)
-        form.addRow("Crystal height", self.crystal_height)
-        self.source_kind = QComboBox()
-        self.source_kind.addItems(list(SOURCE_KINDS))
-        self.source_kind.setToolTip("point or disk (on or off the axis), a cylindrical volume (coaxial or off the "
-                                    "axis), or a Marinelli beaker around the end cap")
-        self.source_kind.currentIndexChanged.connect(lambda _i: self._update_enabled())
-        form.addRow("Source", self.source_kind)
-        self.source_preset = QComboBox()
-        self.source_preset.addItem("custom dimensions", "")
-        for key, preset in self.source_presets.items():
-            self.source_preset.addItem(str(preset.get("title", key)), key)
-        self.source_preset.setToolTip("A shipped beaker: fills the dimensions below (which you can still change)")
-        self.source_preset.currentIndexChanged.connect(lambda _i: self._source_preset_changed())
-        form.addRow("Source preset", self.source_preset)
-        self.distance = _spin(0.0, 10_000.0, 10.0)
-        self.distance.setToolTip("From the detector's front face (end cap) to the source plane / container bottom "
-                                 "(Marinelli: to the bottom of its well; 0 = sitting on the end cap)")
-        form.addRow("Distance", self.distance)
-        self.source_offset = _spin(0.0, 1000.0, 0.0)
-        self.source_offset.setToolTip("Distance of the source (a volume's axis) off the detector axis")
-        form.addRow("Off-axis offset", self.source_offset)
-        self.source_radius = _spin(0.0, 100.0, 2.5)
-        self.source_radius.setToolTip("Disk radius; container or beaker inner radius")
-        form.addRow("Source radius", self.source_radius)
-        self.source_height = _spin(0.0, 100.0, 2.0)
-        self.source_height.setToolTip("Volume fill height; Marinelli inner height")
-        form.addRow("Fill height", self.source_height)
-        well_row = QWidget()
-        well_layout = QHBoxLayout(well_row)
-        well_layout.setContentsMargins(0, 0, 0, 0)
-        self.well_radius = _spin(0.0, 100.0, 4.2)
-        self.well_radius.setToolTip("Marinelli: inner radius of the re-entrant well (the end cap must fit)")
-        self.well_depth = _spin(0.0, 100.0, 7.8)
-        self.well_depth.setToolTip("Marinelli: inner depth of the well, from the rim")
-        well_layout.addWidget(self.well_radius)
-        well_layout.addWidget(self.well_depth)
-        form.addRow("Well radius, depth", well_row)
-        self.wall = _spin(0.0, 10.0, 0.0, 3)
-        self.wall.setToolTip("Container / beaker wall thickness (polypropylene for a Marinelli preset)")
-        form.addRow("Wall", self.wall)
-        self.source_material = QComboBox()
-        self.source_material.addItems(["water", "concrete", "air", "pp"])
-        self.source_material.setEditable(True)
-        form.addRow("Source contents", self.source_material)
-        absorber_row = QWidget()
-        absorber_layout = QHBoxLayout(absorber_row)
-        absorber_layout.setContentsMargins(0, 0, 0, 0)
-        self.absorber_material = QComboBox()
-        self.absorber_material.addItems(["none", *ABSORBER_MATERIALS])
-        self.absorber_thickness = _spin(0.001, 50.0, 0.1, 3)
-        self.absorber_gap = _spin(0.0, 1000.0, 0.0)
-        self.absorber_gap.setToolTip("Distance from the detector's front face to the absorber")
-        for absorber_part in (self.absorber_material, self.absorber_thickness, self.absorber_gap):
-            absorber_layout.addWidget(absorber_part)
-        form.addRow("Absorber (gap)", absorber_row)
-        shield_row = QWidget()
-        shield_layout = QHBoxLayout(shield_row)
-        shield_layout.setContentsMargins(0, 0, 0, 0)
-        self.shield_material = QComboBox()
-        self.shield_material.addItems(["none", *SHIELD_MATERIALS])
-        self.shield_wall = _spin(0.1, 100.0, 5.0)
-        self.shield_wall.setToolTip("Closed cylindrical shield around source and detector: wall thickness")
-        shield_layout.addWidget(self.shield_material)
-        shield_layout.addWidget(self.shield_wall)
-        form.addRow("Shield", shield_row)
-        backing_row = QWidget()
-        backing_layout = QHBoxLayout(backing_row)
-        backing_layout.setContentsMargins(0, 0, 0, 0)
-        self.backing_material = QComboBox()
-        self.backing_material.addItems(["none", *SHIELD_MATERIALS, "al"])
-        self.backing_material.setToolTip("A plate right behind a point or disk source (holder, shelf): "
-                                         "backscatter raises the gross counts")
-        self.backing_thickness = _spin(0.01, 100.0, 1.0)
-        backing_layout.addWidget(self.backing_material)
-        backing_layout.addWidget(self.backing_thickness)
-        form.addRow("Backing plate", backing_row)
-        self.backing_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
-        self.absorber_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
-        self.shield_material.currentIndexChanged.connect(lambda _i: self._update_enabled())
-        emission = QWidget()
-        emission_layout = QHBoxLayout(emission)
-        emission_layout.setContentsMargins(0, 0, 0, 0)
-        self.use_nuclide = QRadioButton("Nuclide")
-        self.use_energy = QRadioButton("Energy")
-        group = QButtonGroup(self)
-        group.addButton(self.use_nuclide)
-        group.addButton(self.use_energy)
-        self.use_nuclide.setChecked(True)
-        self.use_nuclide.toggled.connect(lambda _on: self._update_enabled())
-        self.nuclide = QComboBox()
-        self.nuclide.addItems(list(self.nuclides))
-        self.nuclide.setCurrentText("Cs-137" if "Cs-137" in self.nuclides else self.nuclide.currentText())
-        self.energy = _spin(1.0, 10_000.0, 661.657, 3, " keV")
-        for widget in (self.use_nuclide, self.nuclide, self.use_energy):
-            emission_layout.addWidget(widget)
-        emission_layout.addStretch(1)
-        form.addRow("Emission", emission)
-        self.per_line = QCheckBox("One photon per history (no coincidence summing)")
-        self.per_line.setToolTip("Off: a nuclide with a decay scheme runs as whole decays (sum peaks and "
-                                 "true-coincidence-summing factors); on: each line on its own")
-        form.addRow("", self.per_line)
-        form.addRow("Gamma energy", self.energy)
-        self.histories = QComboBox()
-        self.histories.setEditable(True)
-        self.histories.addItems(HISTORY_CHOICES)
-        self.histories.setCurrentText("1e6")
-        self.histories.setToolTip("Photon histories (1e7 is fine; the uncertainty falls as 1/sqrt(histories))")
-        form.addRow("Histories", self.histories)
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(1)
-        form.addRow("Seed", self.seed)
-        self.run_name = QLineEdit()
-        self.run_name.setPlaceholderText("optional name of the stored run")
-        form.addRow("Name", self.run_name)
+        form = self._build_form()
         config_card.body.addLayout(form)
         self.run_button = primary_button("Run")
         self.run_button.setToolTip("Simulate in the background (Ctrl+R); Esc cancels and stores nothing")
@@ -318,122 +160,6 @@ class CalibrationPage(Page):
         self._load_site_presets()
 
     # --- form -----------------------------------------------------------------------------------
-    def _preset_changed(self) -> None:
-        preset = self.presets.get(self.detector.currentData(), {})
-        self.detector_title.setText(preset.get("title", ""))
-        crystal = preset.get("crystal", {})
-        if crystal:
-            self.material.setCurrentText(str(crystal.get("material", "nai")))
-            self.crystal_radius.setValue(float(crystal.get("radius_cm", 3.81)))
-            self.crystal_height.setValue(float(crystal.get("height_cm", 7.62)))
-        self._update_enabled()
-
-    def _update_enabled(self) -> None:
-        custom = self.custom.isChecked()
-        for widget in (self.material, self.crystal_radius, self.crystal_height):
-            widget.setEnabled(custom)
-        kind = self.source_kind.currentText()
-        # a field that does not apply to the source kind is disabled (and not used): a point keeps no radius
-        self.source_offset.setEnabled(kind in ("point", "disk", "volume"))
-        self.source_radius.setEnabled(kind in ("disk", "volume", "marinelli"))
-        self.source_height.setEnabled(kind in ("volume", "marinelli"))
-        self.source_material.setEnabled(kind in ("volume", "marinelli"))
-        self.wall.setEnabled(kind in ("volume", "marinelli"))
-        self.well_radius.setEnabled(kind == "marinelli")
-        self.well_depth.setEnabled(kind == "marinelli")
-        self.source_preset.setEnabled(kind == "marinelli")
-        self.backing_material.setEnabled(kind in ("point", "disk"))
-        self.backing_thickness.setEnabled(kind in ("point", "disk") and self.backing_material.currentText() != "none")
-        if kind != "marinelli" and self.source_preset.currentIndex() != 0:
-            self.source_preset.setCurrentIndex(0)
-        self.nuclide.setEnabled(self.use_nuclide.isChecked())
-        self.per_line.setEnabled(self.use_nuclide.isChecked())
-        for spin in (self.absorber_thickness, self.absorber_gap):
-            spin.setEnabled(self.absorber_material.currentText() != "none")
-        self.shield_wall.setEnabled(self.shield_material.currentText() != "none")
-        self.energy.setEnabled(not self.use_nuclide.isChecked())
-
-    def build_config(self) -> Any:
-        """The simulation configuration of the form (validated by the service before any work)."""
-        from vital_desktop.montecarlo import detector_preset, make_config
-        from vital_desktop.montecarlo.config import detector_from_dict
-
-        name = self.detector.currentData()
-        # a preset fitted at this site comes from the query in _load_site_presets
-        site = self.site_presets.get(name)
-        detector = detector_from_dict(site["detector"]) if site else detector_preset(name)
-        if self.custom.isChecked():
-            detector = replace(detector, name=f"{detector.name} (custom)", material=self.material.currentText(),
-                               radius_cm=self.crystal_radius.value(), height_cm=self.crystal_height.value())
-        source = self.build_source()
-        if self.use_nuclide.isChecked():
-            config = make_config(detector=detector, source=source, nuclide=self.nuclide.currentText(),
-                                 per_line=True if self.per_line.isChecked() else None)
-        else:
-            config = make_config(detector=detector, source=source, energies_kev=[self.energy.value()])
-        return self._with_surroundings(config)
-
-    def build_source(self) -> Any:
-        """The source of the form: only the fields that apply to its kind are read."""
-        from vital_desktop.montecarlo import Backing, Source
-
-        kind = self.source_kind.currentText()
-        fields: dict[str, Any] = {"kind": kind, "distance_cm": self.distance.value()}
-        if kind != "marinelli":
-            fields["offset_cm"] = self.source_offset.value()
-        if kind != "point":
-            fields["radius_cm"] = self.source_radius.value()
-        if kind in ("volume", "marinelli"):
-            fields.update(height_cm=self.source_height.value(), wall_cm=self.wall.value(),
-                          material=self.source_material.currentText() or "water")
-            preset = self.source_presets.get(self.source_preset.currentData() or "")
-            if preset is not None:
-                fields["wall_material"] = preset.get("wall_material", "pvt")
-        if kind == "marinelli":
-            fields.update(well_radius_cm=self.well_radius.value(), well_depth_cm=self.well_depth.value())
-        if kind in ("point", "disk") and self.backing_material.currentText() != "none":
-            radius = max(10.0, self.source_offset.value() + self.source_radius.value() + 5.0)
-            fields["backing"] = Backing(material=self.backing_material.currentText(), radius_cm=radius,
-                                        thickness_cm=self.backing_thickness.value())
-        return Source(**fields)
-
-    def _source_preset_changed(self) -> None:
-        preset = self.source_presets.get(self.source_preset.currentData() or "")
-        if preset is None:
-            return
-        self.source_kind.setCurrentText(str(preset["kind"]))
-        for widget, key in ((self.distance, "distance_cm"), (self.source_radius, "radius_cm"),
-                            (self.source_height, "height_cm"), (self.well_radius, "well_radius_cm"),
-                            (self.well_depth, "well_depth_cm"), (self.wall, "wall_cm")):
-            if key in preset:
-                widget.setValue(float(preset[key]))
-        self.source_material.setCurrentText(str(preset.get("material", "water")))
-        self._update_enabled()
-
-    def _with_surroundings(self, config: Any) -> Any:
-        from vital_desktop.montecarlo import Absorber, Shield, validate
-
-        absorbers: tuple[Absorber, ...] = ()
-        if self.absorber_material.currentText() != "none":
-            absorbers = (Absorber(material=self.absorber_material.currentText(),
-                                  thickness_cm=self.absorber_thickness.value(), gap_cm=self.absorber_gap.value(),
-                                  radius_cm=max(5.0, config.detector.outer_radius_cm + 1.0)),)
-        shield = None
-        if self.shield_material.currentText() != "none":
-            shield = Shield(material=self.shield_material.currentText(), wall_cm=self.shield_wall.value())
-        if not absorbers and shield is None:
-            return config
-        config = replace(config, absorbers=absorbers, shield=shield)
-        validate(config)
-        return config
-
-    def histories_value(self) -> float:
-        text = self.histories.currentText().strip().replace("_", "").replace(",", "")
-        try:
-            return float(text)
-        except ValueError:
-            raise ValidationError(f"number of histories must be a number like 1e6, got {text!r}") from None
-
     # --- running ----------------------------------------------------------------------------------
     def run(self) -> None:
         """Start the run in the compute pool (not the writer thread: it can take minutes)."""
@@ -580,19 +306,6 @@ class CalibrationPage(Page):
                                            cancellable=True, long=True)
         self.run_job = job
         self.progress.follow(job)
-
-    def _load_site_presets(self) -> None:
-        """Detector presets fitted at this site, added to the detector list (read in the compute pool)."""
-        self.context.query("site detector presets", lambda op: calibration.site_presets(op.store),
-                           key="calibration.site_presets", on_result=self._show_site_presets)
-
-    def _show_site_presets(self, presets: dict[str, dict]) -> None:
-        self.site_presets = presets
-        for key in presets:
-            if self.detector.findData(key) < 0:
-                self.detector.addItem(key, key)
-                self.detector.setItemData(self.detector.count() - 1, "fitted at this site",
-                                          Qt.ItemDataRole.ToolTipRole)
 
     # --- runs and results ---------------------------------------------------------------------------
     def reload_runs(self, select: str | None = None) -> None:
