@@ -133,3 +133,16 @@ def test_prediction_stops_when_cancelled(model_file, demo_files):
     with pytest.raises(Cancelled):
         OnnxClassifier(model_file).predict_paths(paths, batch_size=4, progress=progress)
     assert max(seen) < 40
+
+
+def test_batched_prediction_gives_each_stage_its_threads_and_the_same_answers(model_file, demo_files):
+    classifier = OnnxClassifier(model_file, threads=2)
+    assert classifier.pipeline_settings() == {"decode_workers": 2, "onnxruntime_threads": 1}
+    paths = [demo_files.image_paths[ref] for ref in sorted(demo_files.labels)[:12]]
+    results = classifier.predict_paths(paths, batch_size=5)
+    assert classifier.pipeline_session() is not classifier.session  # a one-thread session, made on first use
+    direct = classifier.run(load_batch(paths, classifier.info.preprocess))
+    batched = np.array([[r.probabilities[c] for c in classifier.classes] for r in results], dtype=np.float32)
+    np.testing.assert_allclose(batched, direct, atol=1e-6)
+    alone = OnnxClassifier(model_file, threads=1)
+    assert alone.pipeline_session() is alone.session  # one core: nothing to split

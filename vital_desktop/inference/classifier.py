@@ -327,16 +327,15 @@ def made_here(info: ContractInfo) -> bool:
 def pipeline_split(threads: int) -> tuple[int, int]:
     """(decoding threads, onnxruntime threads) for batched prediction on `threads` cores.
 
-    While decoding and inference overlap, each stage gets its own cores instead of both
-    competing for all of them: on two cores one decoding thread feeds a one-thread
-    onnxruntime session. The feature graph decodes in about 0.75x the CPU it infers in, so
-    the one-thread session is the slower stage and the decoder keeps ahead of it; a single
-    thread also does more work per CPU second than two (no intra-op hand-offs), and four
-    threads compete with nothing else of ours (benchmarks/bench_classifier_speed.py).
+    While decoding and inference overlap, onnxruntime gets half the cores (one of two) and the
+    decoding pool all of them. One onnxruntime thread does the feature graph's work in ~10 %
+    less CPU than two (no intra-op hand-offs); when inference is the slower stage (PNGs:
+    decoding costs ~0.75x the CPU of inference) the pool gets ahead and waits, so the session
+    runs undisturbed; when decoding is the slower one (large JPEGs) it gets every core the
+    session leaves idle (benchmarks/bench_classifier_speed.py).
     """
     threads = max(1, int(threads))
-    decode = max(1, threads // 2)
-    return decode, max(1, threads - decode)
+    return threads, max(1, threads - threads // 2)
 
 
 class OnnxClassifier:

@@ -104,7 +104,7 @@ def _prepare(image: Image.Image, spec: PreprocessSpec, out: np.ndarray, size: tu
     else:
         for channel in range(out.shape[0]):
             np.take(lut[channel], pixels[:, :, channel], out=out[channel], mode="clip")
-    counts = np.bincount(pixels.reshape(-1), minlength=256)
+    counts = np.asarray(image.histogram(), dtype=np.float64).reshape(-1, 256).sum(axis=0)  # every band's values
     mean = float(counts @ _LEVELS) / pixels.size
     spread = math.sqrt(max(float(counts @ (_LEVELS - mean) ** 2) / pixels.size, 0.0))
     return ImageStats(mean=mean, std=spread, width=size[0], height=size[1])
