@@ -1,5 +1,8 @@
 """Small, real payloads for demos, tests and benchmarks (a tiny ONNX classifier, a template, labels).
 
+What the samples say (the classes, the card's text, the template) is the demo's content, kept as
+data in `resources/demo/hub_samples.json`; this module only builds the payloads from it.
+
 The classifier satisfies the classifier contract used by `vital_desktop.inference`: one float32
 NCHW input, a probabilities output, and metadata_props `vital.classes` (JSON list),
 `vital.input_size` ("64,64"), `vital.mean`, `vital.std`, `vital.color_mode`.
@@ -7,16 +10,29 @@ NCHW input, a probabilities output, and metadata_props `vital.classes` (JSON lis
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import functools
 import io
 import json
+from importlib import resources
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DEMO_CLASSES = ["ok", "crack", "inclusion", "discoloration"]
+
+@functools.cache
+def _content() -> dict[str, Any]:
+    """The demo's sample content (read once; callers get copies)."""
+    text = resources.files("vital_desktop.resources").joinpath("demo", "hub_samples.json").read_text("utf-8")
+    content: dict[str, Any] = json.loads(text)
+    return content
+
+
+#: The tiny classifier's classes when a caller names none (the demo's sample data).
+DEMO_CLASSES: list[str] = list(_content()["classifier_classes"])
 
 
 def tiny_classifier_onnx(classes: list[str] | None = None, *, seed: int = 0, padding_bytes: int = 0) -> bytes:
@@ -55,24 +71,20 @@ def tiny_classifier_onnx(classes: list[str] | None = None, *, seed: int = 0, pad
 
 
 def model_card(name: str, version: int, classes: list[str] | None = None, kind: str = "onnx") -> dict[str, Any]:
-    return {"name": name, "version": version, "kind": kind, "classes": classes or DEMO_CLASSES,
-            "description": "Tiny demo classifier built with onnx.helper (not a trained model).",
-            "intended_use": "Demonstrating signed model updates.", "limitations": "Random weights.",
-            "metrics": {}}
+    """A model card for the tiny classifier (its text from the demo's sample content)."""
+    card: dict[str, Any] = {"name": name, "version": version, "kind": kind, "classes": list(classes or DEMO_CLASSES)}
+    card.update(copy.deepcopy(_content()["model_card"]))
+    return card
 
 
-def template_document(name: str = "Crystal Defect Triage", version: str = "1.1.0") -> dict[str, Any]:
-    return {
-        "name": name, "version": version, "label_type": "classification",
-        "description": "Hub-published triage prompt for scintillator crystal images.",
-        "system_prompt": "You are a radiation-safety inspection assistant.",
-        "user_prompt": "Inspect item {{inspection_id}} (batch {{crystal_batch_id}}) and classify the defect.",
-        "input_schema": {"type": "object", "properties": {"inspection_id": {"type": "string"}}},
-        "output_schema": {"type": "object", "required": ["defect_type"],
-                          "properties": {"defect_type": {"enum": ["inclusion", "crack", "delamination",
-                                                                  "surface_contamination", "none"]}}},
-        "few_shot": [], "model_ref": {}, "notes": "",
-    }
+def template_document(name: str | None = None, version: str | None = None) -> dict[str, Any]:
+    """The hub's sample template document (the demo's; `name` / `version` override its own)."""
+    document: dict[str, Any] = copy.deepcopy(_content()["template"])
+    if name is not None:
+        document["name"] = name
+    if version is not None:
+        document["version"] = version
+    return document
 
 
 def labels_parquet(rows: list[dict[str, Any]]) -> bytes:

@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_review_approve)
     p = review.add_parser("edit", help="correct a pair's answer, then approve it")
     _pair_args(p)
-    p.add_argument("--answer", required=True, help='the corrected answer as JSON, e.g. \'{"defect_type": "crack"}\'')
+    p.add_argument("--answer", required=True, help='the corrected answer as JSON, e.g. \'{"class": "scratch"}\'')
     _label_args(p)
     p.set_defaults(handler=_review_edit)
     for action in ("reject", "flag"):

@@ -65,6 +65,8 @@ TELEMETRY_COLUMNS = [
     "failure_within_30d",
 ]
 GROUND_TRUTH_COLUMNS = ["inspection_id", "image_path", "defect_type", "severity"]
+#: the generator's severity (low/medium/high) -> the demo label type's severity class
+_LABEL_SEVERITY = {"none": "none", "low": "minor", "medium": "major", "high": "critical"}
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,12 @@ class DemoFiles:
     #: inspection_id -> absolute image path
     image_paths: dict[str, Path]
     recipe: dict[str, Any] = field(default_factory=dict)
+
+    def label_data(self, inspection_id: str) -> dict[str, Any]:
+        """The item's true label as the demo's classification label type holds it."""
+        defect = self.labels[inspection_id]
+        severity = "none" if defect == "none" else _LABEL_SEVERITY.get(self.severities.get(inspection_id, "none"), "none")
+        return {"defect_type": defect, "severity": severity}
 
 
 def load_recipe(path: Path | None = None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 The item ref is the file's path relative to the folder (POSIX separators), so it is the same
 on every machine that mounts the folder. Each item's metadata comes from the file itself
 (size, format, pixel size, EXIF capture time, camera, orientation); a metadata file can be
-joined later (`join_metadata`). A folder-per-class layout (``DIR/crack/*.png``) can create
+joined later (`join_metadata`). A folder-per-class layout (``DIR/<class>/*.png``) can create
 labels of a chosen label type in the same transaction, through the one label write path.
 """
 

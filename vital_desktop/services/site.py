@@ -40,9 +40,6 @@ DEMO_USERS = (
     ("senior", "inspector", "Senior Inspector (Level III)", "vital-senior"),
 )
 
-#: The demo generator's severities mapped onto the classification label type's scale.
-_SEVERITY = {"none": "none", "low": "minor", "medium": "major", "high": "critical"}
-
 
 @dataclass
 class InitReport:
@@ -312,9 +309,7 @@ def _seed_labels(store: Store, actor: User, files: Any, seed: int) -> int:
         writer.writerow(["sheet", "item_ref", "label_type", "label_data", "prohibited_uses", "usage_reason",
                          "confidence", "notes"])
         for ref in chosen:
-            data = {"defect_type": files.labels[ref], "severity": _SEVERITY.get(files.severities.get(ref, "none"), "none")}
-            if files.labels[ref] == "none":
-                data["severity"] = "none"
+            data = files.label_data(ref)
             limited = ref in restricted
             writer.writerow([
                 DEMO_SHEET, ref, "classification", json.dumps(data),

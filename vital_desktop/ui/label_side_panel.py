@@ -33,7 +33,7 @@ GEOMETRY_NOUNS = {"boxes": "box(es)", "polygons": "polygon(s)", "points": "point
 
 
 def summarize(data: dict) -> str:
-    """A label's data in one short line ('inclusion, major' / '2 box(es)')."""
+    """A label's data in one short line ('scratch, major' / '2 box(es)')."""
     for key, noun in GEOMETRY_NOUNS.items():
         if isinstance(data.get(key), list):
             return f"{len(data[key])} {noun}"

@@ -1,0 +1,33 @@
+"""Contract 1: product code names no demo class or field (the demo's taxonomy is its seed data).
+
+Demo names may appear only in vital_desktop/demo, vital_desktop/resources/demo and tests.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "vital_desktop"
+DEMO_NAMES = ("inclusion", "crack", "delamination", "surface_contamination", "defect_type", "discoloration")
+PATTERN = re.compile("|".join(DEMO_NAMES), re.IGNORECASE)
+
+
+def product_sources() -> list[Path]:
+    """Every product Python module outside the demo package."""
+    return [p for p in sorted(ROOT.rglob("*.py")) if "demo" not in p.relative_to(ROOT).parts[:1]]
+
+
+def test_product_code_names_no_demo_class_or_field() -> None:
+    offenders = []
+    for path in product_sources():
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if PATTERN.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_guard_sees_the_product_modules() -> None:
+    names = {p.relative_to(ROOT).as_posix() for p in product_sources()}
+    assert {"bundles/samples.py", "services/site.py", "services/label_write.py"} <= names
+    assert not any(n.startswith("demo/") for n in names)
