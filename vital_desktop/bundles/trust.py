@@ -2,6 +2,8 @@
 
 Nothing here reads files, the clock or the store: callers pass bytes, the current time (Unix
 seconds) and the site's recorded state, and get back a decision or a `BundleRefused`.
+The records these decisions take and return live in `trust_types`, the signature counting and
+parsing under them in `trust_parse` (neither decides anything); all are importable from here.
 
 Invariants
 ----------
@@ -39,118 +41,59 @@ Invariants
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from vital_desktop.bundles import canonical
-from vital_desktop.bundles.envelope import PAYLOAD_TYPE_ROOT, Signature, decode_json_envelope, pae
+from vital_desktop.bundles.envelope import PAYLOAD_TYPE_ROOT, Signature, decode_json_envelope
 from vital_desktop.bundles.errors import BundleRefused
 from vital_desktop.bundles.keys import key_id as compute_key_id
-from vital_desktop.bundles.keys import public_from_hex, verify_ed25519
-from vital_desktop.bundles.limits import CLOCK_SKEW_SECONDS, MAX_ROOT_BYTES, MAX_ROOT_CHAIN, MAX_SIGNATURES
-from vital_desktop.bundles.manifest import Manifest, validate_schema
+from vital_desktop.bundles.keys import verify_ed25519
+from vital_desktop.bundles.limits import CLOCK_SKEW_SECONDS, MAX_ROOT_CHAIN
+from vital_desktop.bundles.manifest import Manifest
+from vital_desktop.bundles.trust_parse import (
+    AUDIT_HEAD_CONTEXT,
+    audit_head_message,
+    is_sha256,
+    manifest_digest,
+    parse_root_payload,
+    parse_version,
+    utc_text,
+    valid_signers,
+)
+from vital_desktop.bundles.trust_types import (
+    PRODUCT,
+    BackboneTrial,
+    ChannelState,
+    Check,
+    Decision,
+    DeploymentManifest,
+    HubContext,
+    InstalledApp,
+    KeyRecord,
+    PackageFile,
+    Root,
+    SigningKeyInfo,
+    SiteContext,
+)
 
-PRODUCT = "vital-desktop"
+# The records (trust_types) and the parsing helpers (trust_parse) are imported from here by callers.
+__all__ = [
+    "APP_CHANNEL", "APP_MIN_SIGNATURES", "AUDIT_HEAD_CONTEXT", "DEPLOYMENT_CHANNEL", "DEPLOYMENT_CONTROL_FILES",
+    "DEPLOYMENT_FORMAT", "DEPLOYMENT_MODEL_FILE", "DEPLOYMENT_PAYLOAD_TYPE", "MAX_BACKBONE_DIM",
+    "MAX_DEPLOYMENT_FILES", "MAX_DEPLOYMENT_FILE_BYTES", "PRODUCT",
+    "BackboneTrial", "ChannelState", "Check", "Decision", "DeploymentManifest", "HubContext", "InstalledApp",
+    "KeyRecord", "PackageFile", "Root", "RootChain", "SigningKeyInfo", "SiteContext",
+    "audit_head_message", "check_app_sbom", "check_audit_head", "check_package_name", "decide", "decide_app_update",
+    "decide_backbone", "decide_export", "decide_package_file_hash", "decide_package_files", "deployment_keys",
+    "is_sha256", "load_trusted_root", "manifest_digest", "parse_deployment_manifest", "parse_root_payload", "parse_version",
+    "require_unexpired_root", "utc_text", "valid_signers", "verify_deployment_signature", "verify_export_signatures",
+    "verify_manifest_signatures", "verify_root_update",
+]
 
 
 # --- root documents ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SigningKeyInfo:
-    key_id: str
-    public: bytes
-    channels: frozenset[str]
-    expires: int | None  # None for root keys (they change only with a new root version)
-    name: str = ""
-    role: str = "channel"
-
-
-@dataclass(frozen=True)
-class Root:
-    """A verified root document."""
-
-    version: int
-    name: str
-    issued_at: int
-    expires: int
-    root_keys: Mapping[str, bytes]
-    root_threshold: int
-    signing_keys: Mapping[str, SigningKeyInfo]
-    thresholds: Mapping[str, int]
-    revoked: frozenset[str]
-    hub_encryption_key_id: str
-    hub_encryption_public: bytes
-    envelope: bytes  # the exact bytes that verified, for storing
-
-    def key(self, key_id: str) -> SigningKeyInfo | None:
-        """The key as it may sign bundles: signing keys by their scope, root keys for truststore."""
-        if key_id in self.revoked:
-            return None
-        if key_id in self.signing_keys:
-            return self.signing_keys[key_id]
-        if key_id in self.root_keys:
-            return SigningKeyInfo(key_id, self.root_keys[key_id], frozenset({"truststore"}), None, "root", "root")
-        return None
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "version": self.version, "name": self.name, "issued_at": self.issued_at, "expires": self.expires,
-            "root_threshold": self.root_threshold, "root_keys": sorted(self.root_keys),
-            "thresholds": dict(self.thresholds), "revoked": sorted(self.revoked),
-            "signing_keys": {k: {"channels": sorted(v.channels), "expires": v.expires, "name": v.name}
-                             for k, v in sorted(self.signing_keys.items())},
-            "hub_encryption_key_id": self.hub_encryption_key_id,
-        }
-
-
-def valid_signers(public_keys: Mapping[str, bytes], payload_type: str, body: bytes, signatures: list[Signature]) -> set[str]:
-    """Ids of distinct keys in `public_keys` with a valid signature over `body` (each key once)."""
-    message = pae(payload_type, body)
-    valid: set[str] = set()
-    for signature in signatures[:MAX_SIGNATURES]:
-        if signature.key_id in valid:
-            continue  # a repeated signature never counts twice
-        public = public_keys.get(signature.key_id)
-        if public is not None and verify_ed25519(public, signature.sig, message):
-            valid.add(signature.key_id)
-    return valid
-
-
-def _parse_root_payload(body: bytes, envelope: bytes) -> Root:
-    document = canonical.loads(body, max_bytes=MAX_ROOT_BYTES, require_canonical=True)
-    validate_schema(document, "root.schema.json", "root_schema")
-    root_keys: dict[str, bytes] = {}
-    for kid, item in document["root_keys"].items():
-        public = public_from_hex(item["public"])
-        if compute_key_id(public) != kid:
-            raise BundleRefused("root_schema", f"root key {kid[:16]}… is listed under the wrong id")
-        root_keys[kid] = public
-    signing: dict[str, SigningKeyInfo] = {}
-    for kid, item in document["signing_keys"].items():
-        public = public_from_hex(item["public"])
-        if compute_key_id(public) != kid:
-            raise BundleRefused("root_schema", f"signing key {kid[:16]}… is listed under the wrong id")
-        signing[kid] = SigningKeyInfo(kid, public, frozenset(item["channels"]), item["expires"], item.get("name", ""))
-    revoked = frozenset(document["revoked"])
-    if revoked & (set(root_keys) | set(signing)):
-        raise BundleRefused("root_schema", "a revoked key is also listed as trusted")
-    if document["root_threshold"] > len(root_keys):
-        raise BundleRefused("root_schema", "the root threshold is higher than the number of root keys")
-    hub_key = public_from_hex(document["hub_encryption_key"]["public"])
-    if compute_key_id(hub_key) != document["hub_encryption_key"]["key_id"]:
-        raise BundleRefused("root_schema", "the hub encryption key is listed under the wrong id")
-    if document["expires"] <= document["issued_at"]:
-        raise BundleRefused("root_schema", "the root expires before it was issued")
-    return Root(
-        version=document["version"], name=document["name"], issued_at=document["issued_at"],
-        expires=document["expires"], root_keys=root_keys, root_threshold=document["root_threshold"],
-        signing_keys=signing, thresholds=dict(document["thresholds"]), revoked=revoked,
-        hub_encryption_key_id=document["hub_encryption_key"]["key_id"], hub_encryption_public=hub_key,
-        envelope=envelope,
-    )
 
 
 def load_trusted_root(envelope: bytes | None, now: int, *, allow_expired: bool = False) -> Root:
@@ -165,7 +108,7 @@ def load_trusted_root(envelope: bytes | None, now: int, *, allow_expired: bool =
         body, signatures = decode_json_envelope(envelope, PAYLOAD_TYPE_ROOT)
         # Before parsing, at least one signature must verify with a key that the body claims:
         # the body is parsed once to learn its keys, then the threshold is counted.
-        root = _parse_root_payload(body, envelope)
+        root = parse_root_payload(body, envelope)
     except BundleRefused as exc:
         raise BundleRefused("trust_store", f"the installed root of trust is corrupt: {exc.message}") from exc
     valid = valid_signers(root.root_keys, PAYLOAD_TYPE_ROOT, body, signatures)
@@ -196,7 +139,7 @@ def verify_root_update(trusted: Root, envelope: bytes) -> Root:
             "root_threshold_old",
             f"the new root has {len(old_valid)} valid signatures by the current root keys, needs {trusted.root_threshold}",
         )
-    new = _parse_root_payload(body, envelope)
+    new = parse_root_payload(body, envelope)
     if new.version != trusted.version + 1:
         raise BundleRefused(
             "root_version", f"root version {new.version} does not follow version {trusted.version} (no skipping)"
@@ -262,69 +205,6 @@ def verify_manifest_signatures(root: Root, manifest_bytes: bytes, signatures: li
     return valid
 
 
-def manifest_digest(manifest_bytes: bytes) -> str:
-    return hashlib.sha256(manifest_bytes).hexdigest()
-
-
-@dataclass(frozen=True)
-class ChannelState:
-    epoch: int
-    sequence: int
-    issued_at: int | None
-    manifest_sha256: str | None
-
-
-@dataclass(frozen=True)
-class SiteContext:
-    """What the site knows when deciding (read from the store by the caller)."""
-
-    site_id: str
-    app_version: str
-    now: int
-    channel: ChannelState | None
-    newest_issued_at: int | None  # across every channel
-    accepted_same_version_sha256: str | None  # manifest sha of an accepted bundle with this channel/epoch/sequence
-    accepted_same_id_sha256: str | None  # manifest sha of an accepted bundle with this bundle id
-    product: str = PRODUCT
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    code: str = ""
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "ok": self.ok, "code": self.code, "message": self.message}
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: str  # "accept" | "already_imported" | "refuse"
-    checks: tuple[Check, ...]
-    signers: frozenset[str]
-    alarm: bool = False
-
-    @property
-    def failure(self) -> Check | None:
-        return next((c for c in self.checks if not c.ok), None)
-
-    def raise_if_refused(self) -> None:
-        failure = self.failure
-        if self.outcome == "refuse" and failure is not None:
-            raise BundleRefused(failure.code, failure.message, details={"alarm": self.alarm})
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """A dotted version as a tuple of integers (``0.1.0.dev1`` compares as ``0.1.0``)."""
-    parts: list[int] = []
-    for piece in text.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit()) if piece else "0"
-        parts.append(int(digits or "0"))
-    return tuple(parts + [0] * (3 - len(parts)))
-
-
 def _threshold_check(root: Root, manifest: Manifest, signers: set[str], now: int) -> Check:
     channel = manifest.channel
     needed = root.thresholds.get(channel)
@@ -387,14 +267,14 @@ def decide(root: Root, manifest: Manifest, manifest_bytes: bytes, signers: set[s
     if manifest.expires <= now:
         checks.append(Check("expiry", False, "expired", "the bundle has expired (ask the hub for a fresh one)"))
     else:
-        checks.append(Check("expiry", True, "", f"valid until {_utc(manifest.expires)}"))
+        checks.append(Check("expiry", True, "", f"valid until {utc_text(manifest.expires)}"))
     if manifest.issued_at > now + skew:
         checks.append(Check("issued_at", False, "future_dated", "the bundle is dated in the future"))
     elif site.channel is not None and site.channel.issued_at is not None and manifest.issued_at < site.channel.issued_at:
         checks.append(Check("issued_at", False, "issued_before_newest",
                             f"the bundle was issued before the newest {manifest.channel} bundle already accepted"))
     else:
-        checks.append(Check("issued_at", True, "", f"issued {_utc(manifest.issued_at)}, not in the future nor before "
+        checks.append(Check("issued_at", True, "", f"issued {utc_text(manifest.issued_at)}, not in the future nor before "
                                                       "the newest accepted"))
     if site.site_id not in manifest.sites:
         checks.append(Check("target_site", False, "wrong_site",
@@ -421,14 +301,6 @@ def decide(root: Root, manifest: Manifest, manifest_bytes: bytes, signers: set[s
     return Decision(outcome, tuple(checks), frozenset(signers))
 
 
-
-def _utc(timestamp: int) -> str:
-    """A Unix time as readable UTC, for check messages."""
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(timestamp, _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 # --- application updates (channel ``app``) ------------------------------------------------------
 # Invariant 10: an application update is accepted only if (a) `decide` accepted its manifest
 # (site, expiry, freshness, sequence); (b) at least APP_MIN_SIGNATURES distinct release-channel
@@ -440,14 +312,6 @@ def _utc(timestamp: int) -> str:
 
 APP_CHANNEL = "app"
 APP_MIN_SIGNATURES = 2
-
-
-@dataclass(frozen=True)
-class InstalledApp:
-    """What is installed here (read by the caller from the install folder)."""
-
-    version: str
-    platform: str
 
 
 def _app_signers_check(root: Root, signers: set[str], now: int) -> Check:
@@ -508,13 +372,6 @@ def check_app_sbom(manifest: Manifest, sbom_hashes: set[str] | None) -> Check:
 # --- hub side: site exports -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HubContext:
-    now: int
-    hub_encryption_key_id: str
-    last_sequence: Mapping[str, int]  # site id -> highest sequence already ingested
-
-
 def verify_export_signatures(site_keys: Mapping[str, bytes], manifest_bytes: bytes, signatures: list[Signature],
                               payload_type: str) -> set[str]:
     """Raw-bytes phase at the hub: the ids of registered sites whose key signed (before parsing)."""
@@ -528,15 +385,6 @@ def verify_export_signatures(site_keys: Mapping[str, bytes], manifest_bytes: byt
     if not valid:
         raise BundleRefused("signature", "no signature on the export verifies")
     return {by_key_id[kid] for kid in valid}
-
-
-#: Domain separation of the audit-head signature (the site's `store.audit` signs the same bytes).
-AUDIT_HEAD_CONTEXT = "vital-audit-head-v1"
-
-
-def audit_head_message(seq: int, row_hash: str) -> bytes:
-    """The bytes a site key signs for its audit head (sequence number and newest row hash)."""
-    return canonical.dumps({"context": AUDIT_HEAD_CONTEXT, "hash": row_hash, "seq": seq})
 
 
 def check_audit_head(head: Mapping[str, Any], site_public: bytes, previous: Mapping[str, Any] | None) -> Check:
@@ -609,38 +457,12 @@ MAX_DEPLOYMENT_FILES = 10_000
 MAX_DEPLOYMENT_FILE_BYTES = 8 * 1024**3
 
 
-@dataclass(frozen=True)
-class KeyRecord:
-    """A key as the site's key table records it (the caller reads the table)."""
-
-    key_id: str
-    public: bytes
-    role: str
-    channels: frozenset[str]
-    expires: int | None
-    revoked: bool
-
-
 def deployment_keys(records: list[KeyRecord], now: int) -> dict[str, bytes]:
     """Keys that may sign deployment packages: the site's own key and keys scoped to ``deployment``."""
     return {r.key_id: r.public for r in records
             if not r.revoked and (r.expires is None or r.expires > now)
             and compute_key_id(r.public) == r.key_id
             and (r.role == "site" or DEPLOYMENT_CHANNEL in r.channels)}
-
-
-@dataclass(frozen=True)
-class PackageFile:
-    name: str
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
-class DeploymentManifest:
-    model: Mapping[str, Any]
-    files: tuple[PackageFile, ...]
-    document: Mapping[str, Any]
 
 
 def _refuse_package(code: str, message: str) -> BundleRefused:
@@ -674,10 +496,6 @@ def verify_deployment_signature(envelope: bytes, manifest_bytes: bytes, keys: Ma
     return valid
 
 
-def _is_sha256(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-
-
 def parse_deployment_manifest(manifest_bytes: bytes) -> DeploymentManifest:
     """Parse signed manifest bytes strictly: format, model, and a non-empty file list with safe names."""
     from vital_desktop.bundles.limits import MAX_MANIFEST_BYTES
@@ -687,14 +505,14 @@ def parse_deployment_manifest(manifest_bytes: bytes) -> DeploymentManifest:
             or document.get("format_version") != 1:
         raise _refuse_package("manifest", f"the manifest is not a {DEPLOYMENT_FORMAT} version 1 manifest")
     model, files = document.get("model"), document.get("files")
-    if not isinstance(model, dict) or not _is_sha256(model.get("sha256")) or not isinstance(model.get("name"), str):
+    if not isinstance(model, dict) or not is_sha256(model.get("sha256")) or not isinstance(model.get("name"), str):
         raise _refuse_package("manifest", "the manifest does not name the model and its SHA-256")
     if not isinstance(files, dict) or not files or len(files) > MAX_DEPLOYMENT_FILES:
         raise _refuse_package("manifest", "the manifest lists no files (or too many)")
     listed = []
     for name, entry in sorted(files.items()):
         check_package_name(name)
-        if not isinstance(entry, dict) or set(entry) != {"size", "sha256"} or not _is_sha256(entry["sha256"]) \
+        if not isinstance(entry, dict) or set(entry) != {"size", "sha256"} or not is_sha256(entry["sha256"]) \
                 or not isinstance(entry["size"], int) or not 0 <= entry["size"] <= MAX_DEPLOYMENT_FILE_BYTES:
             raise _refuse_package("manifest", f"the entry of {name[:80]!r} needs a size and a SHA-256")
         listed.append(PackageFile(name, entry["size"], entry["sha256"]))
@@ -731,19 +549,6 @@ def decide_package_file_hash(entry: PackageFile, size: int, sha256: str) -> None
 # --- backbones (invariant 11) -----------------------------------------------------------------
 
 MAX_BACKBONE_DIM = 65_536
-
-
-@dataclass(frozen=True)
-class BackboneTrial:
-    """What the caller observed when it ran a backbone payload (no judgement: `decide_backbone` judges)."""
-
-    entry: str
-    sandbox_error: str | None  # the sandboxed trial run's failure, None when it ran
-    problem: str | None  # unreadable or missing preprocessing metadata, a second input, a run failure
-    input_shape: tuple[int | str | None, ...]  # the graph input's declared dims
-    channels: int  # what the metadata's colour mode needs (1 or 3)
-    output_shape: tuple[int, ...] | None  # the output for two blank images
-    output_finite: bool = True
 
 
 def decide_backbone(trial: BackboneTrial) -> Check:
