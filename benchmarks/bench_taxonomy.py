@@ -129,7 +129,7 @@ def main() -> None:
             "rename_class": {
                 "what": f"rename a class with {args.labels} labels of it: next version published, every label "
                         "re-versioned (row update + history row) through the write path's bulk relabel "
-                        "(label_write.relabel_in_bulk)",
+                        "(label_write_maintenance.relabel_in_bulk)",
                 "seconds": [round(x, 3) for x in renames],
                 "median_s": round(median_rename, 3),
                 "labels_changed": changed,

@@ -60,12 +60,14 @@ from vital_desktop.services.label_write import (  # noqa: F401 - re-exported
     MAX_ERRORS_REPORTED,
     LabelRecord,
     UpsertOutcome,
+    prepare_records,
+    upsert_records,
+)
+from vital_desktop.services.label_write_maintenance import (  # noqa: F401 - re-exported
     ErasedLabels,
     erase_labels,
     flag_changed_items,
     flag_for_review,
-    prepare_records,
-    upsert_records,
 )
 from vital_desktop.store import audit
 from vital_desktop.store.db import Store

@@ -3,7 +3,7 @@
 Each verb is first a preview (`preview`: how many labels it changes or flags, and how many
 training sheets and models used those labels) and then, with `apply`, one transaction that
 publishes the next version of the label type, relabels through the one write path
-(`label_write.relabel_in_bulk`, action ``taxonomy``, with the reason
+(`label_write_maintenance.relabel_in_bulk`, action ``taxonomy``, with the reason
 "class renamed" / "classes merged"), flags labels for review where a person must decide
 (split: never guessed; deprecate: kept, flagged), and writes the taxonomy history and the
 audit row. Training sheets and models keep pointing at the version they used.
@@ -29,7 +29,7 @@ from vital_desktop.core.users import User
 from vital_desktop.services import labels
 from vital_desktop.services.accounts import require
 from vital_desktop.services.label_type_edits import insert_version, record_change
-from vital_desktop.services.label_write import relabel_in_bulk
+from vital_desktop.services.label_write_maintenance import relabel_in_bulk
 from vital_desktop.services.label_types import (
     SHAPE_KINDS,
     LabelType,
