@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtGui import QColor
@@ -38,7 +39,7 @@ from vital_desktop.services import templates as template_service
 from vital_desktop.services.templates import TemplateInfo
 from vital_desktop.ui import theme
 from vital_desktop.ui.context import AppContext
-from vital_desktop.ui.widgets import compact_combo, error_text, muted_label, primary_button, title_label
+from vital_desktop.ui.widgets import compact_combo, error_text, fill_combo, muted_label, primary_button, title_label
 
 AI_MODE_TEXT = {"none": "No AI pre-label (canonical labels only)", "classifier": "ONNX image classifier",
                 "llm": "Language model (llama.cpp)", "both": "Classifier + language model"}
@@ -139,9 +140,7 @@ class GenerateDialog(QDialog):
 
     def _loaded(self, value: tuple[list, list[TemplateInfo]]) -> None:
         self.sheets, self.published = value
-        self.sheet.blockSignals(True)
-        self.sheet.addItems([s.name for s in self.sheets])
-        self.sheet.blockSignals(False)
+        fill_combo(self.sheet, [(s.name, None) for s in self.sheets])
         if not self.sheets:
             self.message.setText("There are no sheets yet: create one on DATA first.")
             return
@@ -156,22 +155,19 @@ class GenerateDialog(QDialog):
         sheet = self.current_sheet()
         chosen = self.chosen_template()
         wanted = chosen or self.wanted
-        self.template.blockSignals(True)
-        self.template.clear()
+        fitting: list[TemplateInfo] = []
         unfit: list[str] = []
         for info in self.published:
             problem = fits(info, list(sheet.columns)) if sheet is not None else None
             if problem is None:
-                self.template.addItem(f"{info.ref}  ({info.label_type})", info)
+                fitting.append(info)
             else:
                 unfit.append(info.ref)
-        if wanted is not None:
-            index = next((i for i in range(self.template.count()) if self.template.itemData(i).ref == wanted.ref), -1)
-            if index < 0:  # a draft was selected: offer its latest published version
-                index = next((i for i in range(self.template.count())
-                              if self.template.itemData(i).name == wanted.name), 0)
-            self.template.setCurrentIndex(max(index, 0))
-        self.template.blockSignals(False)
+        prefer: list[Callable[[Any], bool]] = []
+        if wanted is not None:  # the version chosen before; for a draft, its latest published version
+            ref, name = wanted.ref, wanted.name
+            prefer = [lambda info: info.ref == ref, lambda info: info.name == name]
+        fill_combo(self.template, [(f"{info.ref}  ({info.label_type})", info) for info in fitting], prefer)
         self.unfit.setText(f"{len(unfit)} published template version(s) do not fit this sheet (they need fields "
                            f"it lacks): {', '.join(unfit[:4])}{'…' if len(unfit) > 4 else ''}" if unfit else "")
         self.unfit.setVisible(bool(unfit))

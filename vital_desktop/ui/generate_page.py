@@ -50,6 +50,7 @@ from vital_desktop.ui.widgets import (
     Card,
     ElidedLabel,
     error_text,
+    fill_combo,
     muted_label,
     page_layout,
     primary_button,
@@ -136,10 +137,9 @@ class TemplateEditor(QDialog):
         self.resize(760, 720)
 
     def _show_label_types(self, titles: dict[str, str]) -> None:
-        for name, title in titles.items():
-            self.label_type.addItem(title, name)
-        if self.template:
-            self.label_type.setCurrentIndex(max(0, self.label_type.findData(self.template.label_type)))
+        current = self.template.label_type if self.template else None
+        fill_combo(self.label_type, [(title, name) for name, title in titles.items()],
+                   [lambda name: name == current] if current is not None else [])
 
     def spec(self) -> dict:
         try:

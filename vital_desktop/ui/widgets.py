@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import html
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QResizeEvent
@@ -88,6 +89,22 @@ def compact_combo(chars: int = 28) -> QComboBox:
     combo.setMinimumContentsLength(chars)
     combo.currentTextChanged.connect(combo.setToolTip)
     return combo
+
+
+def fill_combo(combo: QComboBox, entries: Iterable[tuple[str, Any]],
+               prefer: Iterable[Callable[[Any], bool]] = ()) -> None:
+    """Replace a combo's entries with (text, data) pairs without emitting its change signals, then
+    select the first entry whose data the first matching `prefer` test accepts (else the first)."""
+    combo.blockSignals(True)
+    combo.clear()
+    for text, data in entries:
+        combo.addItem(text, data)
+    for wanted in prefer:
+        index = next((i for i in range(combo.count()) if wanted(combo.itemData(i))), -1)
+        if index >= 0:
+            combo.setCurrentIndex(index)
+            break
+    combo.blockSignals(False)
 
 
 def primary_button(text: str) -> QPushButton:
