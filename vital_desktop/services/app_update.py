@@ -50,14 +50,14 @@ from vital_desktop.bundles.trust import (
     decide_app_update,
 )
 from vital_desktop.core.errors import ValidationError, VitalError
-from vital_desktop.core.ids import new_id, utcnow
+from vital_desktop.core.ids import new_id
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
-from vital_desktop.services import exchange
+from vital_desktop.services import exchange, exchange_channel
 from vital_desktop.services.accounts import require
 from vital_desktop.store import audit
 from vital_desktop.store.db import STORE_FILENAME, Store
-from vital_desktop.store.models import BundleChannelState, BundleLedgerEntry
+from vital_desktop.store.models import BundleLedgerEntry
 
 VERSIONS_DIR = "versions"
 CURRENT_FILE = "current"
@@ -269,20 +269,13 @@ def update_app(store: Store, *, actor: User, path: Path | str, install: AppInsta
                        "staged_by": actor.username}
         try:
             with store.session() as s:
-                row = s.get(BundleChannelState, manifest.channel)
-                if row is not None and (row.epoch, row.sequence) >= (manifest.epoch, manifest.sequence):
-                    raise BundleRefused("rollback", "the app channel moved on while this bundle was being checked")
+                row = exchange_channel.require_unmoved(s, manifest, "the app channel")
                 summary = {"version": version, "from": from_version, "path": str(placed)}
                 s.add(exchange._ledger_row(evaluation, actor, "accepted", "", {
                     "summary": summary, "step": "staged", "signers": sorted(evaluation.signed.signers)}))
-                if row is None:
-                    row = BundleChannelState(channel=manifest.channel)
-                    s.add(row)
-                row.epoch, row.sequence = manifest.epoch, manifest.sequence
-                row.issued_at = exchange._ts(manifest.issued_at)
-                row.bundle_id = manifest.bundle_id
-                row.manifest_sha256 = evaluation.signed.manifest_sha256
-                row.updated_at = utcnow()
+                exchange_channel.advance(s, row, manifest.channel, epoch=manifest.epoch, sequence=manifest.sequence,
+                                         issued_at=exchange._ts(manifest.issued_at), bundle_id=manifest.bundle_id,
+                                         manifest_sha256=evaluation.signed.manifest_sha256)
                 audit.record(s, actor, "app.update.staged", manifest.bundle_id, summary)
                 s.flush()
                 write_pointer(install.root / PENDING_FILE, json.dumps(pending_doc, indent=1))

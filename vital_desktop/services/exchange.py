@@ -45,6 +45,7 @@ from vital_desktop.core.errors import VitalError
 from vital_desktop.core.ids import new_id, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
+from vital_desktop.services import exchange_channel
 from vital_desktop.services.accounts import require
 from vital_desktop.services.exchange_export import (  # noqa: F401 - re-exported
     EPOCH_START,
@@ -422,21 +423,14 @@ def _commit(store: Store, actor: User, evaluation: Evaluation, model_files: dict
     manifest = evaluation.signed.manifest
     with store.session() as s:
         # Re-read the channel inside the transaction: nothing may have moved since the decision.
-        row = s.get(BundleChannelState, manifest.channel)
-        if row is not None and (row.epoch, row.sequence) >= (manifest.epoch, manifest.sequence):
-            raise BundleRefused("rollback", "the channel moved on while this bundle was being checked")
+        row = exchange_channel.require_unmoved(s, manifest)
         applier = APPLIERS[manifest.channel]
         summary, changes = applier(s, actor, evaluation, model_files)
         s.add(_ledger_row(evaluation, actor, "accepted", "", {"summary": summary,
                                                               "signers": sorted(evaluation.signed.signers)}))
-        if row is None:
-            row = BundleChannelState(channel=manifest.channel)
-            s.add(row)
-        row.epoch, row.sequence = manifest.epoch, manifest.sequence
-        row.issued_at = _ts(manifest.issued_at)
-        row.bundle_id = manifest.bundle_id
-        row.manifest_sha256 = evaluation.signed.manifest_sha256
-        row.updated_at = utcnow()
+        exchange_channel.advance(s, row, manifest.channel, epoch=manifest.epoch, sequence=manifest.sequence,
+                                 issued_at=_ts(manifest.issued_at), bundle_id=manifest.bundle_id,
+                                 manifest_sha256=evaluation.signed.manifest_sha256)
         audit.record(s, actor, "bundle.import", manifest.bundle_id,
                      {"channel": manifest.channel, "epoch": manifest.epoch, "sequence": manifest.sequence,
                       "summary": summary})

@@ -28,9 +28,10 @@ from vital_desktop.bundles.trust import (
 )
 from vital_desktop.bundles.writer import PayloadSource, write_sealed_bundle
 from vital_desktop.core.errors import ValidationError, VitalError
-from vital_desktop.core.ids import new_id, utcnow
+from vital_desktop.core.ids import new_id
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
+from vital_desktop.services import exchange_channel
 from vital_desktop.services.accounts import require
 from vital_desktop.services.exchange_site import (
     BUNDLE_SUFFIX,
@@ -193,12 +194,8 @@ def export_bundle(store: Store, *, actor: User, to_dir: Path | str, progress: Pr
                                     outcome="exported", details={"rows": rows, "manifest_sha256":
                                                                  written.manifest_sha256},
                                     source_path=str(target), acted_by=actor.username))
-            row = s.get(BundleChannelState, "exports")
-            if row is None:
-                row = BundleChannelState(channel="exports")
-                s.add(row)
-            row.epoch, row.sequence, row.issued_at = 0, sequence, cut
-            row.bundle_id, row.manifest_sha256, row.updated_at = bundle_id, written.manifest_sha256, utcnow()
+            exchange_channel.advance(s, s.get(BundleChannelState, "exports"), "exports", epoch=0, sequence=sequence,
+                                     issued_at=cut, bundle_id=bundle_id, manifest_sha256=written.manifest_sha256)
             audit.record(s, actor, "bundle.export", bundle_id, {"sequence": sequence, "rows": rows,
                                                                 "withheld": withheld, "path": str(target)})
         progress.finish("export written and verified")
