@@ -171,12 +171,14 @@ def _claim_counts(raw: Any, actor: User, now: Any) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _refuse_claimed(raw: Any, actor: User, view: str, now: Any) -> None:
-    """Claims are enforced here, for every path: a key another user holds refuses the write."""
+def _refuse_claimed(raw: Any, actor: User, view: str, now: Any, *, by_row: bool = True) -> None:
+    """Claims are enforced here, for every path: a key another user holds refuses the write.
+    `by_row`: the batch has positions and file row numbers (a relabel batch has neither)."""
+    row_number, order = ("k.row", "k.pos") if by_row else ("NULL", "k.item_ref")
     held = raw.execute(
-        f"SELECT k.item_ref, k.label_type, k.row, c.claimed_by, c.expires_at FROM {view} k JOIN label_claims c "
+        f"SELECT k.item_ref, k.label_type, {row_number}, c.claimed_by, c.expires_at FROM {view} k JOIN label_claims c "
         "ON c.sheet_id = k.sheet_id AND c.item_ref = k.item_ref AND c.label_type = k.label_type "
-        "WHERE c.expires_at > ? AND c.claimed_by <> ? ORDER BY k.pos LIMIT ?",
+        f"WHERE c.expires_at > ? AND c.claimed_by <> ? ORDER BY {order} LIMIT ?",
         [now, actor.username, MAX_ERRORS_REPORTED]).fetchall()
     if held:
         parts = [(f"row {row}: " if row is not None else "") + f"item {item!r} ({label_type}) is claimed by {by} "

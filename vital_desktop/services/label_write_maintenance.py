@@ -21,12 +21,19 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from vital_desktop.core.errors import ConflictError
-from vital_desktop.core.ids import iso, utcnow
+from vital_desktop.core.ids import utcnow
 from vital_desktop.core.strict_json import canonical_json
 from vital_desktop.core.users import User
-from vital_desktop.services.label_records import MAX_ERRORS_REPORTED, LabelRecord, prepare_records
-from vital_desktop.services.label_write import UpsertOutcome, _by_ids, _claim_counts, _json_list, _views, upsert_records
+from vital_desktop.services.label_records import LabelRecord, prepare_records
+from vital_desktop.services.label_write import (
+    UpsertOutcome,
+    _by_ids,
+    _claim_counts,
+    _json_list,
+    _refuse_claimed,
+    _views,
+    upsert_records,
+)
 from vital_desktop.store.bulk import raw_connection
 
 
@@ -88,7 +95,7 @@ def relabel_in_bulk(
     try:
         others, mine = _claim_counts(raw, actor, now)
         if others:
-            _refuse_claimed_keys(raw, actor, view, now)
+            _refuse_claimed(raw, actor, view, now, by_row=False)
         raw.execute(
             f"CREATE TEMP TABLE {view}_go AS SELECT n.label_id, n.label_data, uuid()::VARCHAR AS history_id "
             f"FROM {view} n JOIN canonical_labels c ON c.id = n.label_id WHERE c.version = n.expected_version "
@@ -127,19 +134,6 @@ def relabel_in_bulk(
     outcome = upsert_records(session, actor, prepare_records(session, records), action=action)
     return UpsertOutcome(created=outcome.created, updated=outcome.updated + len(done), unchanged=outcome.unchanged,
                          conflicts=outcome.conflicts, conflict_ids=outcome.conflict_ids)
-
-
-def _refuse_claimed_keys(raw: Any, actor: User, view: str, now: Any) -> None:
-    """`_refuse_claimed` for a relabel batch (its rows carry no file row numbers)."""
-    held = raw.execute(
-        f"SELECT k.item_ref, k.label_type, c.claimed_by, c.expires_at FROM {view} k JOIN label_claims c "
-        "ON c.sheet_id = k.sheet_id AND c.item_ref = k.item_ref AND c.label_type = k.label_type "
-        "WHERE c.expires_at > ? AND c.claimed_by <> ? ORDER BY k.item_ref LIMIT ?",
-        [now, actor.username, MAX_ERRORS_REPORTED]).fetchall()
-    if held:
-        parts = [f"item {item!r} ({lt}) is claimed by {by} until {iso(until)}" for item, lt, by, until in held]
-        raise ConflictError("; ".join(parts) + "; wait for the claim to expire or ask them to release it",
-                            details={"errors": parts})
 
 
 # --- item content changed / erased (called by the sheet services) -----------------------------
