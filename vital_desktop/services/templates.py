@@ -326,8 +326,9 @@ def load_spec_file(path: Path | str) -> dict:
 
 
 def library_specs() -> list[dict]:
-    """The demo library shipped in `resources/templates/*.json`."""
-    folder = resources.files("vital_desktop.resources").joinpath("templates")
+    """The demo's template library, shipped in `resources/demo/templates/*.json` (demo content:
+    its prompts name the demo's sheets, columns and classes)."""
+    folder = resources.files("vital_desktop.resources").joinpath("demo", "templates")
     specs = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
