@@ -380,8 +380,6 @@ def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: 
         label_sql = (f"INSERT INTO canonical_labels ({', '.join(_LABEL_COLUMNS)}, version, review_state, created_by, "
                      "created_at, label_type_version) VALUES (" + ", ".join(_placeholder(c) for c in _LABEL_COLUMNS)
                      + ", 1, 'ok', ?, ?, ?)")
-        history_sql = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
-                       + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
         for pos, row, label_id, history_id in zip(keep, rows, fresh[:len(keep)], fresh[len(keep):], strict=True):
             values = {**row, "id": label_id, "origin": origin, "updated_by": actor.username, "updated_at": now,
                       "label_type_version": (versions or {}).get(row["label_type"])}  # what it was validated against
@@ -393,7 +391,7 @@ def _insert_new(session: Session, raw: Any, view: str, incoming: pa.Table, met: 
                                                                           values["label_type_version"]])
             history = {**values, "id": history_id, "label_id": label_id, "version": 1, "action": "create",
                        "changed_by": actor.username, "changed_at": now}
-            raw.execute(history_sql, [history[c] for c in _HISTORY_COLUMNS])
+            raw.execute(_HISTORY_INSERT_SQL, [history[c] for c in _HISTORY_COLUMNS])
         return fresh[:len(keep)]
     if incoming.filter(incoming["withdraw"]).num_rows:
         raise ValidationError("a bulk batch cannot withdraw labels")
@@ -428,6 +426,11 @@ def _placeholder(column: str) -> str:
     return "?::JSON" if column in _JSON_COLUMNS else "?"
 
 
+#: one history row by parameters (the small-batch paths: a new label's and a changed label's version)
+_HISTORY_INSERT_SQL = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
+                       + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
+
+
 def _write(session: Session, raw: Any, updates: list[dict], history_rows: list[dict], conflicts: list[dict],
            withdrawn: list[str]) -> None:
     if 0 < len(updates) <= SMALL_BATCH:  # a save: keyed by primary key, no Arrow join
@@ -448,10 +451,8 @@ def _write(session: Session, raw: Any, updates: list[dict], history_rows: list[d
         finally:
             raw.unregister("_label_updates")
     if 0 < len(history_rows) <= SMALL_BATCH:
-        sql = (f"INSERT INTO canonical_label_history ({', '.join(_HISTORY_COLUMNS)}) VALUES ("
-               + ", ".join(_placeholder(c) for c in _HISTORY_COLUMNS) + ")")
         for row in history_rows:
-            raw.execute(sql, [row[c] for c in _HISTORY_COLUMNS])
+            raw.execute(_HISTORY_INSERT_SQL, [row[c] for c in _HISTORY_COLUMNS])
     elif history_rows:
         insert_arrow(session, "canonical_label_history", pa.Table.from_pylist(history_rows),
                      casts={c: "JSON" for c in _JSON_COLUMNS})
