@@ -174,6 +174,10 @@ def test_end_to_end_services(demo, demo_home: Path, tmp_path: Path) -> None:
     assert rolled.version == 1 and rolled.active
     package, _ = deploy.build_package(store, actor=engineer, model="crystal-defects@1", out_dir=tmp_path / "stick")
     assert package.signed_by and package.few_shot_examples == 15  # 3 per class
+    card = json.loads((Path(package.path) / "model_card.json").read_text("utf-8"))
+    # what the card says the model is for comes from the model's own label type and classes
+    assert card["classes"] and all(c in card["intended_use"] for c in card["classes"])
+    assert "classification" in card["intended_use"] and "scintillator" not in card["intended_use"]
     keys = deploy.trusted_keys(store)
     assert "model.onnx" in package.files and deploy.verify_package(package.path, public_keys=keys)["ok"]
     assert not deploy.verify_package(package.path, public_keys={})["ok"]  # signed, but by no key we trust

@@ -176,6 +176,13 @@ def _few_shot_snapshot(store: Store, model_ref: str, per_class: int) -> tuple[li
     return examples, excluded
 
 
+def _intended_use(card: dict[str, Any], classes: list[str]) -> str:
+    """What the package's model card says the model is for, from its own label type and classes."""
+    label_type = card.get("label_type")
+    what = f"the {label_type} label type" if label_type else "its classes"
+    return f"Classifying images into {what} ({', '.join(map(str, classes))}) at the site that trained it."
+
+
 def build_package(
     store: Store,
     *,
@@ -217,7 +224,7 @@ def build_package(
         model_card = {
             "name": row.name, "version": int(row.version), "kind": "onnx", "classes": classes,
             "description": str(card.get("estimator") or "image classifier"),
-            "intended_use": "Defect classification of scintillator crystal inspection images at VITAL sites.",
+            "intended_use": str(card.get("intended_use") or _intended_use(card, classes)),
             "limitations": "Trained on one site's labelled images; see metrics and drift baseline.",
             "metrics": card.get("metrics", {}), "training_data": json.dumps(card.get("lineage", {}), sort_keys=True),
             "baseline": card.get("baseline"),
