@@ -8,11 +8,15 @@ last stamp is older than `threshold` seconds, samples every thread's Python stac
   in a C call that does not release it; the other threads' stacks at wake-up show which;
 - the watchdog woke on time but the GUI thread is late: the GUI thread is busy in Python (its
   stack says where) or blocked in C with the GIL released (a lock, a wait, a long Qt call).
+
+It also times every garbage collection (`gc.callbacks`): a full collection holds the GIL in
+whichever thread allocated, so every other thread, the GUI's included, waits for it.
 """
 
 from __future__ import annotations
 
 import collections
+import gc
 import sys
 import threading
 import time
@@ -42,6 +46,8 @@ class StallWatch:
         self.episodes: list[dict[str, Any]] = []
         self._episode: dict[str, Any] | None = None
         self.slow_events: list[tuple[float, str]] = []
+        self.collections: list[tuple[float, int, int, str]] = []  # (seconds, generation, collected, thread)
+        self._gc_started = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stall-watch", daemon=True)
 
@@ -51,11 +57,23 @@ class StallWatch:
 
     def start(self) -> None:
         self.last_tick = time.perf_counter()
+        gc.callbacks.append(self._collection)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(2.0)
+        if self._collection in gc.callbacks:
+            gc.callbacks.remove(self._collection)
+
+    def _collection(self, phase: str, info: dict[str, int]) -> None:
+        """A garbage collection starting or ending, in whatever thread triggered it."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._gc_started
+        self.collections.append((spent, info.get("generation", -1), info.get("collected", 0),
+                                 threading.current_thread().name))
 
     def _run(self) -> None:
         previous = time.perf_counter()
@@ -110,6 +128,13 @@ class StallWatch:
                  "others": [f"{n}x {s}" for s, n in e["others"].most_common(3)]}
                 for e in sorted(self.episodes, key=lambda e: -e["late_ms"])[:top]],
             "slow_events": [{"ms": round(ms, 1), "what": what} for ms, what in sorted(self.slow_events, reverse=True)[:top]],
+            "garbage_collections": {
+                "count": len(self.collections),
+                "full_collections": sum(1 for c in self.collections if c[1] == 2),
+                "total_ms": round(sum(c[0] for c in self.collections) * 1000, 1),
+                "longest": [{"ms": round(sec * 1000, 1), "generation": gen, "collected": n, "thread": name}
+                            for sec, gen, n, name in sorted(self.collections, reverse=True)[:top]],
+            },
         }
 
     def record_event(self, seconds: float, what: str) -> None:

@@ -24,6 +24,9 @@ label import, a training run and a bundle import, and the time from start to a u
   gap counts for the condition in force; `--flip switch:0.005,0.001` flips the GIL switch interval.
 - Start to usable window: `vital-desktop`'s own start-up code in a subprocess, from process start
   until the DATA page shows its sheets and the first thumbnail (median of `--startups` runs).
+- Before/after (`--baseline COMMIT [--rounds 3]`): fresh runs of this script with the baseline's
+  app and with this tree's take turns (ABBA), one report `<out>_compare.json` with both and their
+  ratio (benchmarks/_stall_compare.py). Quick iteration: `--labels 200000 --jobs label_import`.
 
 Numbers from a shared 2-core machine: the load average is in the report.
 """
@@ -62,12 +65,13 @@ from vital_desktop.services import accounts
 from vital_desktop.store.db import open_store
 from vital_desktop.ui.theme import STYLE_SHEET
 from PySide6.QtCore import Qt
+from benchmarks.bench_ui_stall import app_options
 app = QApplication([])
 app.setStyle("Fusion")
 app.setStyleSheet(STYLE_SHEET)
 store = open_store(sys.argv[1])
 user = accounts.authenticate(store, "engineer", "vital-engineer")
-window = build_main_window(store, user, stage="data")
+window = build_main_window(store, user, stage="data", **app_options(build_main_window))
 window.show()
 app.processEvents()
 shown = time.time() - t0
@@ -93,6 +97,15 @@ window.close()
 store.close()
 os._exit(0)
 """
+
+
+def app_options(build) -> dict:
+    """What `vital-desktop` (app.main) passes to `build_main_window` beyond the store and user, so
+    the window measured is the app's; a baseline commit may not know them yet."""
+    import inspect
+
+    known = inspect.signature(build).parameters
+    return {name: value for name, value in (("freeze_long_lived", True),) if name in known}
 
 
 def spin(app, seconds: float) -> None:
@@ -126,7 +139,8 @@ class StallMonitor:
         self.gaps: list[float] = []
         self.by_condition: dict[str, list[float]] = {}
         self.condition = "as the app runs"
-        self.split: list[tuple[float, float, float]] = []  # (gap, GUI-thread CPU, run-queue wait) seconds
+        # (gap, GUI-thread CPU, run-queue wait, when it ended: seconds since start)
+        self.split: list[tuple[float, float, float, float]] = []
         self.sched: tuple[int, int] | None = None
         self.last = 0
 
@@ -147,7 +161,7 @@ class StallMonitor:
         self.gaps.append(gap)
         sched = _schedstat()
         if sched is not None and self.sched is not None:
-            self.split.append((gap, (sched[0] - self.sched[0]) / 1e9, (sched[1] - self.sched[1]) / 1e9))
+            self.split.append((gap, (sched[0] - self.sched[0]) / 1e9, (sched[1] - self.sched[1]) / 1e9, now / 1e9))
         self.sched = sched
         self.by_condition.setdefault(self.condition, []).append(gap)
         self.last = now
@@ -159,16 +173,16 @@ class StallMonitor:
         long = [x for x in self.split if x[0] > over_s]
         if not long:
             return {"gaps_over_ms": over_s * 1000, "count": 0}
-        total = sum(g for g, _, _ in long)
-        cpu = sum(c for _, c, _ in long)
-        queue = sum(q for _, _, q in long)
+        total = sum(x[0] for x in long)
+        cpu = sum(x[1] for x in long)
+        queue = sum(x[2] for x in long)
         worst = sorted(long, reverse=True)[:5]
         return {"gaps_over_ms": over_s * 1000, "count": len(long), "total_ms": round(total * 1000),
                 "gui_thread_running_pct": round(100 * cpu / total, 1),
                 "waiting_for_a_cpu_pct": round(100 * queue / total, 1),
                 "blocked_gil_lock_or_sleep_pct": round(100 * max(0.0, total - cpu - queue) / total, 1),
-                "worst": [{"gap_ms": round(g * 1000), "running_ms": round(c * 1000), "cpu_wait_ms": round(q * 1000)}
-                          for g, c, q in worst]}
+                "worst": [{"gap_ms": round(g * 1000), "running_ms": round(c * 1000), "cpu_wait_ms": round(q * 1000),
+                           "ended_at_s": round(at, 2)} for g, c, q, at in worst]}
 
     def report_by_condition(self) -> dict:
         """Worst stall and p99 gap under each condition that was in force (the A/B flips)."""
@@ -347,7 +361,20 @@ def main() -> None:
     parser.add_argument("--flip", default="nice:0,10",
                         help="conditions to alternate each second in every phase: nice:A,B (the job runner's threads' "
                              "nice values) or switch:A,B (GIL switch intervals, s); '' for none")
+    parser.add_argument("--baseline", default=None,
+                        help="compare with this commit: runs of its vital_desktop and of this tree take turns "
+                             "(ABBA, --rounds each, same options), one report with both and their ratio")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per side with --baseline")
+    parser.add_argument("--tree", default=None, help=argparse.SUPPRESS)  # a --baseline run: import the app from here
+    parser.add_argument("--report-to", default=None, help=argparse.SUPPRESS)  # a --baseline run's JSON
     args = parser.parse_args()
+    if args.baseline:
+        from benchmarks._stall_compare import compare
+
+        compare(args, Path(__file__).resolve())
+        return
+    if args.tree:
+        sys.path.insert(0, args.tree)
     from PySide6.QtWidgets import QApplication
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -371,7 +398,7 @@ def main() -> None:
         started = time.perf_counter()
         sheet, label_csv = make_label_file(store, admin, Path(tmp), args.labels)
         prepare_s = time.perf_counter() - started
-        window = build_main_window(store, admin, stage="data")
+        window = build_main_window(store, admin, stage="data", **app_options(build_main_window))
         if args.switch_interval is not None:
             sys.setswitchinterval(args.switch_interval)
         window.resize(1280, 720)
@@ -410,13 +437,17 @@ def main() -> None:
         window.quit_answer = True
         window.close()
         store.close()
-    write_report(args.out, {
+    report = {
         "labels": args.labels, "label_sheet": sheet, "prepare_big_sheet_and_label_csv_s": round(prepare_s, 1),
         "target_worst_stall_ms": 100, "gil_switch_interval_s": sys.getswitchinterval(), "flip": args.flip,
         "timer_only_floor": floor.report(),
         "jobs": results,
         "startup_to_usable_window": startup,
-    })
+    }
+    if args.report_to:
+        Path(args.report_to).write_text(json.dumps(report, default=str))
+    else:
+        write_report(args.out, report)
 
 
 CURRENT_WATCH = None

@@ -30,13 +30,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_main_window(store, user, *, stage: str | None = None, sheet: str | None = None, item: str | None = None,
-                      settings=None):
-    """The main window on an open store, showing `stage` (deep links: sheet, item)."""
+                      settings=None, freeze_long_lived: bool = False):
+    """The main window on an open store, showing `stage` (deep links: sheet, item). The app passes
+    `freeze_long_lived` (see `ui.collector`); tests, whose windows come and go, do not."""
     from vital_desktop.ui.context import AppContext
     from vital_desktop.ui.shell import MainWindow
 
     context = AppContext(store, user)
-    window = MainWindow(context, settings=settings)
+    window = MainWindow(context, settings=settings, freeze_long_lived=freeze_long_lived)
     target = stage or ("canonical" if item and not stage else None) or window.last_stage()
     if stage is None and sheet and target not in ("data", "label", "canonical"):
         target = "data"
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             store.close()
             return 1
         user = dialog.user
-    window = build_main_window(store, user, stage=args.stage, sheet=args.sheet, item=args.item)
+    window = build_main_window(store, user, stage=args.stage, sheet=args.sheet, item=args.item, freeze_long_lived=True)
     bridge = start_bridge(window.context)
     window.show()
     if args.quit_after_show:

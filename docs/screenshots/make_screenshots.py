@@ -94,7 +94,7 @@ def main() -> None:
     data.grid.setCurrentIndex(data.model.index(3))
     shoot("data")
     shoot("generate", template=classification.name)
-    generate_page = window.pages["generate"]
+    generate_page = window.page("generate")  # built even when --only skips its shot
     generate_page.tabs.setCurrentWidget(generate_page.quality)
     shoot("generate", name="generate-quality", template=classification.name)
     generate_page.tabs.setCurrentIndex(0)

@@ -134,6 +134,27 @@ def test_train_page_refuses_a_bad_model_name_with_the_reason(qtbot, engineer_win
     assert shown and page.train_button.isEnabled()
 
 
+def test_monitor_reloads_during_a_report_make_one_more_report_not_a_queue(qtbot, engineer_window, monkeypatch):
+    window = engineer_window
+    window.go("monitor")
+    page = window.pages["monitor"]
+    wait_idle(qtbot, window)
+    started: list[str] = []
+    change = page.context.change
+
+    def counting(title, fn, **options):
+        if title == "Monitoring report":
+            started.append(title)
+        return change(title, fn, **options)
+
+    monkeypatch.setattr(page.context, "change", counting)
+    for _ in range(5):  # five reloads while the first report is on its way (a job reporting changes, F5…)
+        page.refresh()
+    wait_idle(qtbot, window)
+    assert len(started) == 2 and not page.refresh_again
+    assert page.report is not None
+
+
 def test_monitor_shows_numbers_after_predictions_and_validates_thresholds(qtbot, engineer_window):
     from vital_desktop.services import monitor
 

@@ -16,6 +16,7 @@ import itertools
 import json
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
@@ -85,7 +86,7 @@ def prepare_table(
     session.flush()
     view = f"_label_file_{next(_views)}"
     numbered = table.select([c for c in table.column_names if c in COLUMNS]).append_column(
-        "_row", pa.array(range(first_row_number, first_row_number + table.num_rows), pa.int64()))
+        "_row", pa.array(np.arange(first_row_number, first_row_number + table.num_rows, dtype=np.int64)))
     raw.register(view, numbered)
     try:
         return _prepare(raw, view, numbered, default_sheet, default_label_type, session, first_row_number)

@@ -278,7 +278,7 @@ def _label_type_versions(session: Session, incoming: pa.Table) -> dict[str, str]
     from vital_desktop.services.label_types import get_label_type
 
     out = {}
-    for name in sorted(set(incoming["label_type"].to_pylist())):
+    for name in sorted(set(incoming["label_type"].unique().to_pylist())):  # a few names, not a Python list per row
         try:
             out[name] = get_label_type(session, name).version
         except ValidationError:

@@ -48,27 +48,39 @@ def _style(widget: pg.PlotWidget, title: str, left: str, bottom: str, height: in
 
 
 class LineChart(pg.PlotWidget):
-    """Values over categorical x positions (days), with the x labels shown as ticks."""
+    """Values over categorical x positions (days), with the x labels shown as ticks.
+
+    The curve and the reference line are made once and given new data (`setData`), and a call
+    with the data already shown does nothing: a page reloading every few seconds while a job
+    runs costs the GUI thread no repaint unless a value moved."""
 
     def __init__(self, title: str, left: str, bottom: str = "", *, y_range: tuple[float, float] | None = None) -> None:
         super().__init__()
         _style(self, title, left, bottom)
         self.y_range = y_range
         self.values: list[float] = []
+        self.curve = self.plot([], [], pen=pg.mkPen(theme.ACCENT, width=2), symbol="o", symbolSize=7,
+                               symbolBrush=theme.ACCENT, symbolPen=None)
+        self.reference = pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen(theme.WARNING, width=1,
+                                                                        style=Qt.PenStyle.DashLine),
+                                         label="", labelOpts={"position": 0.05, "color": theme.WARNING})
+        self.reference.setVisible(False)
+        self.addItem(self.reference)
+        self._shown: tuple | None = None
 
     def show_series(self, labels: Sequence[str], values: Sequence[float], *, reference: float | None = None,
                     reference_name: str = "") -> None:
         """Plot `values` at positions 0..n-1 labelled `labels`; a dashed line marks `reference`."""
-        self.clear()
+        shown = (tuple(labels), tuple(values), reference, reference_name)
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.values = list(values)
-        x = list(range(len(values)))
-        if values:
-            self.plot(x, list(values), pen=pg.mkPen(theme.ACCENT, width=2), symbol="o", symbolSize=7,
-                      symbolBrush=theme.ACCENT, symbolPen=None)
+        self.curve.setData(list(range(len(values))), list(values))
+        self.reference.setVisible(reference is not None)
         if reference is not None:
-            line = pg.InfiniteLine(pos=reference, angle=0, pen=pg.mkPen(theme.WARNING, width=1, style=Qt.PenStyle.DashLine),
-                                   label=reference_name, labelOpts={"position": 0.05, "color": theme.WARNING})
-            self.addItem(line)
+            self.reference.setValue(reference)
+            self.reference.label.setFormat(reference_name)
         step = max(1, len(labels) // 8)
         self.getAxis("bottom").setTicks([[(i, labels[i][5:] if len(labels[i]) == 10 else labels[i])
                                           for i in range(0, len(labels), step)]])
@@ -78,23 +90,30 @@ class LineChart(pg.PlotWidget):
 
 
 class BarChart(pg.PlotWidget):
-    """Counts per category, with the category names as x ticks."""
+    """Counts per category, with the category names as x ticks (one bar item, given new data;
+    the data already shown is not drawn again)."""
 
     def __init__(self, title: str, left: str = "count", bottom: str = "", *, color: str = theme.ACCENT) -> None:
         super().__init__()
         _style(self, title, left, bottom)
         self.color = color
         self.values: list[float] = []
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=pg.mkBrush(color), pen=pg.mkPen(None))
+        self.addItem(self.bars)
+        self._shown: tuple | None = None
 
     def show_bars(self, labels: Sequence[str], values: Sequence[float], *, colors: Sequence[str] | None = None) -> None:
-        self.clear()
+        shown = (tuple(labels), tuple(values), tuple(colors) if colors else None)
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.values = list(values)
-        if values:
-            brushes = [pg.mkBrush(c) for c in colors] if colors else pg.mkBrush(self.color)
-            bars = pg.BarGraphItem(x=list(range(len(values))), height=list(values), width=0.7,
-                                   brushes=brushes if colors else None, brush=None if colors else brushes,
-                                   pen=pg.mkPen(None))
-            self.addItem(bars)
+        if colors:
+            self.bars.setOpts(x=list(range(len(values))), height=list(values), brush=None,
+                              brushes=[pg.mkBrush(c) for c in colors])
+        else:
+            self.bars.setOpts(x=list(range(len(values))), height=list(values), brushes=None,
+                              brush=pg.mkBrush(self.color))
         self.getAxis("bottom").setTicks([[(i, short_label(str(label), len(labels))) for i, label in enumerate(labels)]])
         self.setXRange(-0.6, max(len(values) - 0.4, 0.6), padding=0)
         self.setYRange(0, max(values, default=1) * 1.1 or 1, padding=0)
@@ -107,7 +126,9 @@ def short_label(label: str, count: int) -> str:
 
 
 class SpectrumPlot(pg.PlotWidget):
-    """A pulse-height spectrum: counts per decay per bin against energy, log y (as gamma spectra are read)."""
+    """A pulse-height spectrum: counts per decay per bin against energy, log y (as gamma spectra are read).
+
+    One step curve, given new data; showing the spectrum already shown does nothing."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,39 +137,55 @@ class SpectrumPlot(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setLogMode(x=False, y=True)
         self.points = 0
+        self.curve = pg.PlotDataItem(stepMode="center", brush=pg.mkBrush(theme.ACCENT_SOFT),
+                                     pen=pg.mkPen(theme.ACCENT, width=1.5))
         self.empty_text = pg.TextItem("No spectrum yet: run a simulation or pick a past run.", color=theme.MUTED,
                                       anchor=(0.5, 0.5))
+        self._shown: object = None
+        self._empty: bool | None = None
         self._show_empty(True)
 
     def _show_empty(self, empty: bool) -> None:
         """An empty plot shows a sentence, not axes with meaningless numbers."""
+        if empty == self._empty:
+            return
+        self._empty = empty
         for axis in ("left", "bottom"):
             self.getPlotItem().showAxis(axis, not empty)
         self.showGrid(x=not empty, y=not empty, alpha=0.2)
         if empty:
+            self.removeItem(self.curve)
             self.setLogMode(x=False, y=False)
             self.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
             self.addItem(self.empty_text)
             self.empty_text.setPos(0.5, 0.5)
         else:
+            self.removeItem(self.empty_text)
             self.setLogMode(x=False, y=True)
+            self.addItem(self.curve)
 
     def show_spectrum(self, spectrum: dict[str, Any] | None) -> None:
-        self.clear()
-        self.points = 0
         values = (spectrum or {}).get("broadened") or (spectrum or {}).get("raw") or []
+        edges_kev = (spectrum or {}).get("edges_kev") or []
+        shown = (tuple(edges_kev), tuple(values))
+        if shown == self._shown:
+            return
+        self._shown = shown
         positive = [v for v in values if v and v > 0]
-        if not spectrum or not spectrum.get("edges_kev") or not positive:
+        if not edges_kev or not positive or len(edges_kev) != len(values) + 1:
+            self.points = 0
+            self.curve.setData([], [])
             self._show_empty(True)
             return
         self._show_empty(False)
-        edges = [float(e) for e in spectrum["edges_kev"]]
+        edges = [float(e) for e in edges_kev]
         floor = min(positive) / 10.0
         # log axis: empty bins sit at a floor a decade below the smallest count instead of -inf
         heights = [max(float(v), floor) for v in values]
-        self.plot(edges, heights, stepMode="center", fillLevel=math.log10(floor), brush=pg.mkBrush(theme.ACCENT_SOFT),
-                  pen=pg.mkPen(theme.ACCENT, width=1.5))
+        self.curve.setFillLevel(math.log10(floor))
+        self.curve.setData(edges, heights)
         self.points = len(heights)
+        self.autoRange()
 
 
 def heat_color(fraction: float) -> QColor:
@@ -176,8 +213,15 @@ def read_only_table(headers: Sequence[str], *, stretch_last: bool = True) -> QTa
 
 def fill_table(table: QTableWidget, rows: Iterable[Sequence[Any]], *, data: Sequence[Any] | None = None,
                colors: dict[tuple[int, int], str] | None = None) -> None:
-    """Replace the rows; `data[i]` is stored on row i's first cell (UserRole); `colors` tint text."""
+    """Replace the rows; `data[i]` is stored on row i's first cell (UserRole); `colors` tint text.
+
+    Rows already shown are not rebuilt: pages reload their tables on every change a job reports,
+    and rebuilding identical cells (and re-measuring their columns) was GUI-thread work for nothing."""
     rows = [list(r) for r in rows]
+    content = (rows, list(data) if data is not None else None, dict(colors) if colors else None)
+    if getattr(table, "_vital_content", None) == content:
+        return
+    table._vital_content = content  # type: ignore[attr-defined]
     # With ResizeToContents columns every setItem re-measured its whole column (about 1 ms per cell,
     # quadratic in the rows): fill with fixed sections, then measure once.
     header = table.horizontalHeader()

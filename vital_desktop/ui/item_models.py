@@ -137,6 +137,29 @@ class ItemGridModel(QAbstractListModel):
         except ValueError:
             return None
 
+    def next_unlabeled(self, after: int, queue: list[str], current: str | None = None) -> int | None:
+        """The position of the next item without a label: first from `queue` (a suggested order;
+        refs labeled meanwhile, unknown or `current` are taken off it), else the next unlabeled
+        position after `after`, wrapping around; None when every item has a label."""
+        if self.refs is None:
+            return None
+        refs, statuses = self.refs, self.statuses
+        while queue:
+            ref = queue[0]
+            if ref in statuses or ref == current:
+                queue.pop(0)
+                continue
+            try:
+                return refs.index(ref)
+            except ValueError:
+                queue.pop(0)
+        n = len(refs)
+        for offset in range(1, n + 1):
+            position = (after + offset) % n
+            if refs[position] not in statuses:
+                return position if position != after else None
+        return None
+
     def row_of_ref(self, item_ref: str) -> int | None:
         if self.refs is None:
             return None

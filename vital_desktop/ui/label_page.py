@@ -19,24 +19,10 @@ The page never touches the store: reads and writes run as background operations 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QPlainTextEdit,
-    QPushButton,
-    QSplitter,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import generate as generate_service
@@ -47,32 +33,23 @@ from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services.generate import GenerationSummary, TrainingSheetInfo
 from vital_desktop.services.review import PairInfo
 from vital_desktop.services.sheets import ItemInfo
-from vital_desktop.ui import label_ops, theme
+from vital_desktop.ui import label_ops
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.generate_page import messages_text
-from vital_desktop.ui.image_view import ImageView
-from vital_desktop.ui.item_views import ItemContentView, context_items, shows_content
+from vital_desktop.ui.item_views import context_items, shows_content
 from vital_desktop.ui.pages import Page
+from vital_desktop.ui.pair_card import REASON_HINT, PairCard
 from vital_desktop.ui.review_widgets import BulkPanel, EditAnswerDialog, progress_html
 from vital_desktop.ui.shape_model import ShapeModel, class_specs, geometry_kind
-from vital_desktop.ui.widgets import Card, error_text, muted_label, page_layout, primary_button, title_label
+from vital_desktop.ui.widgets import Card, error_text, page_layout
 
 NEEDS_REVIEW = ("unlabeled", "rejected", "flagged")
-PAIR_FILTERS = (("Needs review", "needs_review"), ("Unlabeled", "unlabeled"), ("Approved", "labeled"),
-                ("Rejected", "rejected"), ("Flagged", "flagged"), ("All pairs", None))
 FILTER_STATUSES: dict[str | None, tuple[str, ...] | None] = {
     "needs_review": NEEDS_REVIEW, None: None, **{s: (s,) for s in ("unlabeled", "labeled", "rejected", "flagged")}}
 TrainingSheetRole = Qt.ItemDataRole.UserRole + 20
-REASON_HINT = "reason for reject / flag — Enter rejects (Shift+R / Shift+F to type one)"
 
 #: Pairs loaded at a time on the review page.
 PAIR_PAGE = 200
-
-
-def _summary_line(data: dict | None) -> str:
-    if data is None:
-        return "—"
-    return json.dumps(data, ensure_ascii=False)
 
 
 class LabelPage(Page):
@@ -130,82 +107,20 @@ class LabelPage(Page):
         return left
 
     def _build_review(self) -> QWidget:
-        review = Card()
-        top = QHBoxLayout()
-        self.pair_title = title_label("")
-        self.pair_state = QLabel("")
-        self.pair_state.setTextFormat(Qt.TextFormat.RichText)
-        top.addWidget(self.pair_title)
-        top.addWidget(self.pair_state, 1)
-        self.filter = QComboBox()
-        for text, value in PAIR_FILTERS:
-            self.filter.addItem(text, value)
-        self.filter.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.filter.activated.connect(lambda _i: self.load_pairs())
-        top.addWidget(muted_label("Show", wrap=False))
-        top.addWidget(self.filter)
-        self.position_label = muted_label("", wrap=False)
-        top.addWidget(self.position_label)
-        review.body.addLayout(top)
-        body = QSplitter(Qt.Orientation.Horizontal)
-        self.image_view = ImageView()
-        # documents and telemetry items show their text / plot in place of the image (ui/item_views)
-        self.view_stack = QStackedWidget()
-        self.view_stack.addWidget(self.image_view)
-        self.content_view = ItemContentView(self.context)
-        self.view_stack.addWidget(self.content_view)
-        body.addWidget(self.view_stack)
-        texts = QWidget()
-        texts_layout = QVBoxLayout(texts)
-        texts_layout.setContentsMargins(0, 0, 0, 0)
-        answers = QHBoxLayout()
-        self.answer, self.canonical = QLabel(""), QLabel("")
-        for label, heading in ((self.answer, "AI answer"), (self.canonical, "Canonical label now")):
-            column = QVBoxLayout()
-            column.addWidget(title_label(heading))
-            label.setTextFormat(Qt.TextFormat.RichText)
-            label.setWordWrap(True)
-            label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-            column.addWidget(label, 1)
-            answers.addLayout(column, 1)
-        texts_layout.addLayout(answers)
-        texts_layout.addWidget(title_label("Sensor context"))
-        self.sensor = muted_label("")
-        texts_layout.addWidget(self.sensor)
-        texts_layout.addWidget(title_label("Rendered prompt"))
-        self.prompt = QPlainTextEdit()
-        self.prompt.setReadOnly(True)
-        self.prompt.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        texts_layout.addWidget(self.prompt, 1)
-        body.addWidget(texts)
-        body.setSizes([480, 420])
-        review.body.addWidget(body, 1)
-        actions = QHBoxLayout()
-        self.reason = QLineEdit()
-        self.reason.setPlaceholderText(REASON_HINT)
-        self.reason.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.reason.returnPressed.connect(self._reason_entered)
-        self.buttons: dict[str, QPushButton] = {}
-        for name, text, handler in (("approve", "Approve  (A)", self.approve), ("edit", "Edit…  (E)", self.edit),
-                                    ("reject", "Reject  (R)", self.reject), ("flag", "Flag  (F)", self.flag)):
-            button = primary_button(text) if name == "approve" else QPushButton(text)
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            button.clicked.connect(handler)
-            self.buttons[name] = button
-            actions.addWidget(button)
-        actions.addWidget(self.reason, 1)
-        previous_button = QPushButton("←")
-        previous_button.clicked.connect(self.previous_pair)
-        next_button = QPushButton("→")
-        next_button.clicked.connect(self.next_pair)
-        for button in (previous_button, next_button):
-            button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            actions.addWidget(button)
-        review.body.addLayout(actions)
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        review.body.addWidget(self.message)
-        return review
+        self.card = card = PairCard(self.context)
+        card.filter.activated.connect(lambda _i: self.load_pairs())
+        card.reason.returnPressed.connect(self._reason_entered)
+        handlers = {"approve": self.approve, "edit": self.edit, "reject": self.reject, "flag": self.flag}
+        for name, button in card.buttons.items():
+            button.clicked.connect(handlers[name])
+        card.previous_button.clicked.connect(self.previous_pair)
+        card.next_button.clicked.connect(self.next_pair)
+        self.pair_title, self.pair_state, self.filter = card.pair_title, card.pair_state, card.filter
+        self.position_label, self.image_view, self.view_stack = card.position_label, card.image_view, card.view_stack
+        self.content_view, self.answer, self.canonical = card.content_view, card.answer, card.canonical
+        self.sensor, self.prompt, self.reason = card.sensor, card.prompt, card.reason
+        self.buttons, self.message = card.buttons, card.message
+        return card
 
     # --- training sheets ------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
@@ -368,28 +283,10 @@ class LabelPage(Page):
         for button in self.buttons.values():
             button.setEnabled(pair is not None)
         if pair is None or self.current is None:
-            self.pair_title.setText("Nothing to review with this filter" if self.current else "")
-            for widget in (self.pair_state, self.answer, self.canonical, self.sensor):
-                widget.setText("")
-            self.position_label.setText("")
-            self.prompt.setPlainText("")
-            self.image_view.set_shape_model(None)
-            self.image_view.show_pixmap(None, "")
+            self.card.show_empty("Nothing to review with this filter" if self.current else "")
             return
-        self.pair_title.setText(pair.item_ref)
-        color = theme.STATUS_COLORS.get(pair.status, theme.MUTED)
-        source = {"canonical": "pre-approved from its canonical label"}.get(pair.source, f"source: {pair.source}")
-        conflict = f" · <span style='color:{theme.DANGER}'>label conflict</span>" if pair.label_conflict else ""
-        self.pair_state.setText(f"<span style='color:{color}; font-weight:600'>● {pair.status}</span>"
-                                f"<span style='color:{theme.MUTED}'> · {source}</span>{conflict}")
+        self.card.show_pair_texts(pair)
         self._show_position()
-        confidence = f"{pair.confidence:.2f}" if pair.confidence is not None else "—"
-        answer = json.dumps(pair.answer, ensure_ascii=False) if pair.answer is not None else "(no answer)"
-        error = f"<br><span style='color:{theme.DANGER}'>AI error: {pair.ai_error}</span>" if pair.ai_error else ""
-        reason = f"<br><span style='color:{theme.MUTED}'>review note: {pair.review_reason}</span>" \
-            if pair.review_reason else ""
-        self.answer.setText(f"<span style='font-family:monospace'>{answer}</span><br>"
-                            f"<span style='color:{theme.MUTED}'>confidence</span> <b>{confidence}</b>{error}{reason}")
         self._request_canonical(pair)
         if self.shapes is not None:  # a geometry answer: its shapes over the image, in their class colours
             answer_shapes = pair.answer.get(self.shapes.kind) if isinstance(pair.answer, dict) else None
@@ -428,13 +325,13 @@ class LabelPage(Page):
         read in the background when it does not)."""
         assert self.current is not None
         if pair.current_label_version is None:
-            self.canonical.setText(f"<span style='color:{theme.MUTED}'>none yet: approving creates it</span>")
+            self.card.show_canonical(pair.answer, None, None, None)
             return
         data = getattr(pair, "current_label_data", None)
         if data is not None:
             self._show_canonical(pair.item_ref, data, pair.current_label_version, getattr(pair, "current_label_by", ""))
             return
-        self.canonical.setText(f"<span style='color:{theme.MUTED}'>v{pair.current_label_version} …</span>")
+        self.card.show_canonical_pending(pair.current_label_version)
         sheet, label_type, item_ref = self.current.sheet_name, self.current.label_type, pair.item_ref
 
         def arrived(label: label_service.LabelInfo | None) -> None:
@@ -449,18 +346,8 @@ class LabelPage(Page):
 
     def _show_canonical(self, item_ref: str, data: dict | None, version: int | None, by: str | None) -> None:
         pair = self.pair
-        if pair is None or pair.item_ref != item_ref:
-            return
-        if data is None:
-            self.canonical.setText(f"<span style='color:{theme.MUTED}'>none yet: approving creates it</span>")
-            return
-        same = pair.answer is not None and data == pair.answer
-        note = "same as the AI answer" if same else "differs from the AI answer"
-        color = theme.SUCCESS if same else theme.WARNING
-        who = f" by {by}" if by else ""
-        self.canonical.setText(f"<span style='font-family:monospace'>{_summary_line(data)}</span><br>"
-                               f"<span style='color:{theme.MUTED}'>v{version}{who}</span> · "
-                               f"<span style='color:{color}'>{note}</span>")
+        if pair is not None and pair.item_ref == item_ref:
+            self.card.show_canonical(pair.answer, data, version, by)
 
     def next_pair(self) -> None:
         if self.busy:
@@ -518,7 +405,7 @@ class LabelPage(Page):
             if dialog is not None:
                 dialog.refused(error_text(exc))
                 return
-            self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+            self.card.show_error(error_text(exc))
             self._home()
 
         label_ops.change(self.context, title, lambda op: call(op.store, op.actor, pair.id), on_result=done,
@@ -544,7 +431,7 @@ class LabelPage(Page):
 
     def _failed(self, exc: BaseException) -> None:
         self.busy = False
-        self.message.setText(f"<span style='color:{theme.DANGER}'>{error_text(exc)}</span>")
+        self.card.show_error(error_text(exc))
 
     def approve(self) -> None:
         self._review("Approving", lambda store, actor, pid: review_service.approve(store, actor=actor, pair_id=pid),

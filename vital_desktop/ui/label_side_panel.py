@@ -3,6 +3,10 @@
 The form box (filled by the tool with a `SchemaForm`), notes and confidence, usage constraints,
 Save / Undo / Redo, the message line, the item's labels of other types, and the history of the
 current label with its rollback button. The panel only shows; the tool decides and saves.
+
+It fits the narrow column of a 1280×720 window whatever the label type: the form's rows wrap
+and its long titles are cut with "…" (`ui.schema_form`), and so is a long label-type title in
+the form box's frame.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from vital_desktop.ui.usage_constraints import UsageConstraints
 from vital_desktop.ui.widgets import muted_label, primary_button
 
 GEOMETRY_NOUNS = {"boxes": "box(es)", "polygons": "polygon(s)", "points": "point(s)"}
+#: widest the form box's title may be (a group box's title sets its minimum width)
+TITLE_WIDTH = 260
 
 
 def summarize(data: dict) -> str:
@@ -136,6 +142,12 @@ class LabelSidePanel(QWidget):
         label_type = entry.data(Qt.ItemDataRole.UserRole)
         if label_type:
             self.other_type_opened.emit(label_type)
+
+    def set_form_title(self, text: str) -> None:
+        """The form box's title, cut with "…" past `TITLE_WIDTH` (whole in the tooltip)."""
+        shown = self.form_box.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, TITLE_WIDTH)
+        self.form_box.setTitle(shown)
+        self.form_box.setToolTip(text if shown != text else "")
 
     # --- values -----------------------------------------------------------------------------
     def confidence(self) -> str | None:

@@ -12,7 +12,9 @@ against the image (`core.geometry.check_shapes`) before a save.
 
 The page never touches the store: sheets, statuses and labels are read in the background and
 saves go to the writer thread (`ui.label_ops`; the acting part is `ui.label_actions`). The next
-items' images are decoded in the background while the expert looks at the current one.
+items' images are decoded in the background while the expert looks at the current one. Its
+widgets are three parts: the header and the item pane (`ui.labeling_panes`) and the side panel
+(`ui.label_side_panel`); this module opens, shows and navigates.
 """
 
 from __future__ import annotations
@@ -23,45 +25,32 @@ import shiboken6
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QUndoStack
-from PySide6.QtWidgets import (
-    QApplication,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QScrollArea,
-    QSplitter,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QApplication, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import label_queries
 from vital_desktop.services import label_types as label_type_service
 from vital_desktop.services import labels as label_service
-from vital_desktop.services import review as review_service
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.services.label_types import LabelType
 from vital_desktop.services.labels import LabelInfo
 from vital_desktop.services.sheets import ItemInfo, SheetInfo
 from vital_desktop.ui import label_ops, theme
 from vital_desktop.ui.context import AppContext
-from vital_desktop.ui.data_page import item_grid_view
-from vital_desktop.ui.image_view import ImageView
 from vital_desktop.ui.class_chooser import TOOL_HINTS as HINTS
-from vital_desktop.ui.item_views import ItemContentView, context_items, shows_content
+from vital_desktop.ui.data_page import item_grid_view
 from vital_desktop.ui.item_models import ItemGridModel, ItemPager, PositionRole
+from vital_desktop.ui.item_views import context_items, shows_content
 from vital_desktop.ui.label_actions import CLAIM_BATCH, LabelActions
 from vital_desktop.ui.label_side_panel import LabelSidePanel, summarize
+from vital_desktop.ui.labeling_panes import ItemPane, ToolHeader
 from vital_desktop.ui.pages import Page
 from vital_desktop.ui.schema_form import SchemaForm
 from vital_desktop.ui.shape_model import DIGIT_KEYS
-from vital_desktop.ui.widgets import muted_label, show_error, title_label
+from vital_desktop.ui.widgets import show_error
 
 __all__ = ["CLAIM_BATCH", "CanonicalLabelingTool", "summarize"]
 
-FILTERS = (("All items", None), ("Unlabeled", "unlabeled"), ("Labeled", "labeled"), ("Conflicting", "conflict"))
 PREFETCH_AHEAD = 3
 
 
@@ -138,14 +127,29 @@ class CanonicalLabelingTool(Page):
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 14, 20, 14)
         root.setSpacing(theme.SPACING)
-        root.addLayout(self._build_header())
+        self.header = header = ToolHeader()
+        self.sheet_combo, self.type_combo, self.filter_combo = header.sheet_combo, header.type_combo, header.filter_combo
+        header.sheet_combo.activated.connect(lambda _i: self.open_sheet(header.sheet_combo.currentText()))
+        header.type_combo.activated.connect(lambda _i: self.set_label_type(header.type_combo.currentData()))
+        header.filter_combo.activated.connect(lambda _i: self.set_filter(header.filter_combo.currentData()))
+        header.claim_button.clicked.connect(self.claim_next)
+        header.close_button.clicked.connect(self.close_tool)
+        self.progress_label, self.claim_button = header.progress_label, header.claim_button
+        root.addWidget(header)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.grid = item_grid_view()
         self.grid.setMinimumWidth(160)
         self.grid.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self.grid.clicked.connect(self._grid_clicked)
         splitter.addWidget(self.grid)
-        splitter.addWidget(self._build_center())
+        self.pane = pane = ItemPane(self.context)
+        pane.suggest_button.clicked.connect(self.suggest_next)
+        pane.image_view.text_typed.connect(self._typed)
+        pane.content_view.text_typed.connect(self._typed)
+        self.item_title, self.item_status, self.position_label = pane.item_title, pane.item_status, pane.position_label
+        self.suggest_button, self.image_view, self.view_stack = pane.suggest_button, pane.image_view, pane.view_stack
+        self.content_view, self.context_label, self.hint = pane.content_view, pane.context_label, pane.hint
+        splitter.addWidget(pane)
         self.side = LabelSidePanel()
         self.side.other_type_opened.connect(lambda name: self.set_label_type(name))
         self.side.save_button.clicked.connect(self.save_and_next)
@@ -173,82 +177,6 @@ class CanonicalLabelingTool(Page):
         root.addWidget(splitter, 1)
         self.splitter = splitter
 
-    def _build_header(self) -> QHBoxLayout:
-        top = QHBoxLayout()
-        top.addWidget(title_label("Canonical Labeling Tool", "pageTitle"))
-        top.addSpacing(12)
-        self.sheet_combo = QComboBox()
-        self.sheet_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.sheet_combo.setMinimumContentsLength(10)  # long names elide; the tooltip shows them whole
-        self.sheet_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.sheet_combo.activated.connect(lambda _i: self.open_sheet(self.sheet_combo.currentText()))
-        self.type_combo = QComboBox()
-        self.type_combo.setMinimumContentsLength(9)
-        self.type_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.type_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.type_combo.activated.connect(lambda _i: self.set_label_type(self.type_combo.currentData()))
-        self.filter_combo = QComboBox()
-        self.filter_combo.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        for text, value in FILTERS:
-            self.filter_combo.addItem(text, value)
-        self.filter_combo.activated.connect(lambda _i: self.set_filter(self.filter_combo.currentData()))
-        for label, widget in (("Sheet", self.sheet_combo), ("Label type", self.type_combo),
-                              ("Show", self.filter_combo)):
-            top.addWidget(muted_label(label, wrap=False))
-            top.addWidget(widget)
-        top.addStretch(1)
-        self.progress_label = QLabel("")
-        top.addWidget(self.progress_label)
-        self.claim_button = QPushButton(f"Claim {CLAIM_BATCH}")
-        self.claim_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.claim_button.setToolTip(f"Reserve the next {CLAIM_BATCH} unlabeled items for "
-                                     f"{review_service.DEFAULT_CLAIM_MINUTES} minutes so no other expert labels them "
-                                     "meanwhile (your saves release them)")
-        self.claim_button.clicked.connect(self.claim_next)
-        top.addWidget(self.claim_button)
-        close = QPushButton("Close")
-        close.setToolTip("Close the labeling tool (Esc)")
-        close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        close.clicked.connect(self.close_tool)
-        top.addWidget(close)
-        return top
-
-    def _build_center(self) -> QWidget:
-        center = QWidget()
-        center_layout = QVBoxLayout(center)
-        center_layout.setContentsMargins(0, 0, 0, 0)
-        caption = QHBoxLayout()
-        self.item_title = title_label("")
-        self.item_status = QLabel("")
-        self.item_status.setTextFormat(Qt.TextFormat.RichText)
-        caption.addWidget(self.item_title)
-        caption.addWidget(self.item_status)
-        caption.addStretch(1)
-        self.position_label = muted_label("", wrap=False)
-        caption.addWidget(self.position_label)
-        self.suggest_button = QPushButton("Label next…")
-        self.suggest_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.suggest_button.setToolTip("Ask the active classifier which unlabeled items would teach it most; "
-                                       "Enter then goes through them in that order")
-        self.suggest_button.clicked.connect(self.suggest_next)
-        caption.addWidget(self.suggest_button)
-        center_layout.addLayout(caption)
-        self.image_view = ImageView()
-        self.image_view.text_typed.connect(self._typed)
-        # documents and telemetry items show their text / plot in place of the image (ui/item_views)
-        self.view_stack = QStackedWidget()
-        self.view_stack.addWidget(self.image_view)
-        self.content_view = ItemContentView(self.context)
-        self.content_view.text_typed.connect(self._typed)
-        self.view_stack.addWidget(self.content_view)
-        center_layout.addWidget(self.view_stack, 1)
-        self.context_label = muted_label("")
-        self.context_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        center_layout.addWidget(self.context_label)
-        self.hint = muted_label(HINTS[None])
-        center_layout.addWidget(self.hint)
-        return center
-
     # --- opening ------------------------------------------------------------------------------
     def activate(self, **arguments: Any) -> None:
         """Read the sheets and label types (in the background), then open the wanted sheet and item."""
@@ -262,9 +190,7 @@ class CanonicalLabelingTool(Page):
     def _listed(self, sheets: list[str], types: dict[str, LabelType], arguments: dict) -> None:
         self.loading = False
         self.label_types = dict(types)
-        self.type_combo.clear()
-        for name, label_type in self.label_types.items():
-            self.type_combo.addItem(label_type.title, name)
+        self.header.set_label_types(self.label_types)
         self.sheet_combo.clear()
         self.sheet_combo.addItems(sheets)
         if arguments.get("label_type"):
@@ -356,7 +282,7 @@ class CanonicalLabelingTool(Page):
             if chooser is not None:
                 chooser.filter_finished.connect(self.image_view.setFocus)
         self.form_layout.addWidget(self.form)
-        self.form_box.setTitle(f"Label — {label_type.title}")
+        self.side.set_form_title(f"Label — {label_type.title}")
         self.image_view.set_shape_model(self.form.shape_model)
         hint = HINTS.get(self.form.shape_kind, HINTS[None])
         if len(self.form.classes) > len(DIGIT_KEYS):
@@ -485,10 +411,7 @@ class CanonicalLabelingTool(Page):
             self.form.blockSignals(False)
             self.side.set_details(label)
         status = "unlabeled" if label is None else ("conflict" if label.review_state == "conflict" else "labeled")
-        color = theme.STATUS_COLORS.get(status, theme.MUTED)
-        version = f" · v{label.version} by {label.updated_by}" if label else ""
-        self.item_status.setText(f"<span style='color:{color}; font-weight:600'>● {status}</span>"
-                                 f"<span style='color:{theme.MUTED}'>{version}</span>")
+        self.pane.show_status(status, f" · v{label.version} by {label.updated_by}" if label else "")
         self.side.show_labels(label, all_labels, versions, label_type=self.label_type, type_title=self._type_title)
 
     def _prefetch_neighbours(self) -> None:
@@ -537,24 +460,10 @@ class CanonicalLabelingTool(Page):
         suggest_for_tool(self)
 
     def _next_unlabeled(self, after: int) -> int | None:
-        if self.model is None or self.model.refs is None:
+        """The suggested order first (skipping what got labeled meanwhile), else the next unlabeled item."""
+        if self.model is None:
             return None
-        refs, statuses = self.model.refs, self.model.statuses
-        while self.queue:  # the suggested order first, skipping what got labeled meanwhile
-            ref = self.queue[0]
-            if ref in statuses or (self.item is not None and ref == self.item.item_ref):
-                self.queue.pop(0)
-                continue
-            try:
-                return refs.index(ref)
-            except ValueError:
-                self.queue.pop(0)
-        n = len(refs)
-        for offset in range(1, n + 1):
-            position = (after + offset) % n
-            if refs[position] not in statuses:
-                return position if position != after else None
-        return None
+        return self.model.next_unlabeled(after, self.queue, self.item.item_ref if self.item is not None else None)
 
     def close_tool(self) -> None:
         """Escape: drop an open polygon, else close the tool."""
@@ -598,14 +507,8 @@ class CanonicalLabelingTool(Page):
         return self.type_combo.itemText(index) if index >= 0 else name
 
     def _update_progress(self) -> None:
-        if self.model is None or self.sheet is None:
-            return
-        labeled = sum(1 for s in self.model.statuses.values() if s == "labeled")
-        conflicts = sum(1 for s in self.model.statuses.values() if s == "conflict")
-        text = f"<b>{labeled + conflicts:,} / {self.sheet.item_count:,}</b> labeled"
-        if conflicts:
-            text += f" · <span style='color:{theme.DANGER}'>{conflicts} conflicting</span>"
-        self.progress_label.setText(text)
+        if self.model is not None and self.sheet is not None:
+            self.header.show_progress(self.model.statuses, self.sheet.item_count)
 
     def on_changes(self, changes: Changes) -> None:
         if (changes.labels or changes.sheets) and not self.isVisible():
@@ -618,12 +521,7 @@ class CanonicalLabelingTool(Page):
         """New label-type versions: refresh the list and, when the shown type changed, rebuild its
         form on the same item with the expert's unsaved work put back (and the keyboard where it was)."""
         self.label_types = dict(types)
-        self.type_combo.blockSignals(True)
-        self.type_combo.clear()
-        for name, label_type in self.label_types.items():
-            self.type_combo.addItem(label_type.title, name)
-        self.type_combo.setCurrentIndex(self.type_combo.findData(self.label_type))
-        self.type_combo.blockSignals(False)
+        self.header.set_label_types(self.label_types, self.label_type)
         new = self.label_types.get(self.label_type)
         if self.form is None or new is None or new == self.form.label_type:
             return

@@ -130,6 +130,8 @@ class MonitorPage(Page):
         super().__init__(context, parent)
         self.report: monitor.MonitorReport | None = None
         self.report_job: Job | None = None
+        #: a refresh asked for while a report was being computed: one more report when it ends
+        self.refresh_again = False
         outer = QVBoxLayout(self)
         outer.setContentsMargins(20, 16, 20, 8)
         outer.setSpacing(theme.SPACING)
@@ -276,6 +278,11 @@ class MonitorPage(Page):
             self.status.setText("No classifier registered yet: train one on TRAIN or import a model bundle.")
             self._show_no_data()
             return
+        if self.report_job is not None and self.report_job.running:
+            # Reloads asked for meanwhile (a job reporting changes, F5) make one more report when
+            # this one ends, with the model chosen then, not a queue of reports behind the writer.
+            self.refresh_again = True
+            return
         self.status.setText("computing…")
 
         def report(op):
@@ -287,6 +294,12 @@ class MonitorPage(Page):
         # recording alerts writes: the writer thread, never the GUI thread
         self.report_job = self.context.change("Monitoring report", report, on_result=self._report_ready,
                                               on_error=self._report_failed, visible=False)
+        self.report_job.ended.connect(self._report_ended)
+
+    def _report_ended(self) -> None:
+        if self.refresh_again:
+            self.refresh_again = False
+            self.refresh()
 
     def _report_ready(self, value: tuple) -> None:
         report, self.recorded_alerts, self.training_overlap = value

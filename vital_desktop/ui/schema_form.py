@@ -6,6 +6,10 @@ check box; string → line edit; an array of class names → checkable list (mul
 shapes of a geometry label type (boxes, polygons, points) → a `ShapeModel` edited on the
 canvas, listed in a `ShapeList`. `value()` returns a dict the label type's schema accepts; the
 service validates it again.
+
+The form fits a narrow side panel whatever the label type's titles: a row whose title and field
+do not fit side by side puts the field under its title, and a title longer than the panel is
+cut with "…" (whole in its tooltip), so the panel never scrolls sideways.
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -31,12 +36,24 @@ from PySide6.QtWidgets import (
 from vital_desktop.services.label_types import LabelType
 from vital_desktop.ui.class_chooser import ClassChooser, ShapeList, swatch
 from vital_desktop.ui.shape_model import ClassSpec, ShapeModel, class_index_for_key, class_specs, geometry_kind, key_of
+from vital_desktop.ui.widgets import ElidedLabel
 
 UNSET = "—"
 
 
 def _title(name: str, spec: dict) -> str:
     return spec.get("title") or name.replace("_", " ").capitalize()
+
+
+def field_title(text: str, description: str = "") -> ElidedLabel:
+    """A field's title: one line that gives way ("…") before the panel scrolls sideways; the
+    tooltip has it whole, with the field's description."""
+    label = ElidedLabel(text, minimum=40)
+    # Preferred, not Ignored: the form lays titles out at their whole width while they fit
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    if description:
+        label.setToolTip(f"{text}\n{description}")
+    return label
 
 
 class OptionalNumber(QWidget):
@@ -136,19 +153,32 @@ class SchemaForm(QWidget):
         self.shape_model: ShapeModel | None = None
         self.shape_list: ShapeList | None = None
         self.shape_kind = geometry_kind(label_type)  # boxes / polygons / points, or None
+        self.title_labels: list[ElidedLabel] = []
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(8)
+        # title and field side by side while they fit; else the field goes under its title
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for name, spec in schema.get("properties", {}).items():
             widget = self._field(name, spec)
             self.fields[name] = widget
             self.titles[name] = _title(name, spec)
-            title = self.titles[name] + ("" if name in self.required else " (optional)")
+            title = field_title(self.titles[name] + ("" if name in self.required else " (optional)"),
+                                str(spec.get("description") or ""))
+            self.title_labels.append(title)
             if isinstance(widget, (ClassChooser, ShapeList, MultiChoice)):
-                form.addRow(QLabel(title))
+                form.addRow(title)
                 form.addRow(widget)
             else:
                 form.addRow(title, widget)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        # A form layout gives a title its whole width even in a row narrower than it; no title may
+        # be wider than the form, so a long one is cut ("…") instead of running past the panel.
+        for title in self.title_labels:
+            title.setMaximumWidth(max(60, event.size().width()))
+        super().resizeEvent(event)
 
     @property
     def classes(self) -> list[ClassSpec]:
@@ -261,6 +291,7 @@ class SchemaForm(QWidget):
                 widget.setChecked(bool(value))
             else:
                 widget.setText("" if value is None else str(value))
+                widget.setCursorPosition(0)  # a long value in a narrow field shows its start
 
     def missing_required(self) -> list[str]:
         """Titles (what the expert reads) of the required fields still empty, in form order."""

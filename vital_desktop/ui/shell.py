@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from vital_desktop.ui import page_registry
+from vital_desktop.ui import collector, page_registry
 from vital_desktop.ui.actions import ACTIONS, STAGES, ActionSpec
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
@@ -164,9 +164,13 @@ class ShortcutsDialog(QDialog):
 class MainWindow(QMainWindow):
     """The shell. Pages are created on first visit by the factories in `page_factories`."""
 
-    def __init__(self, context: AppContext, *, settings: QSettings | None = None) -> None:
+    def __init__(self, context: AppContext, *, settings: QSettings | None = None,
+                 freeze_long_lived: bool = False) -> None:
         super().__init__()
         self.context = context
+        #: the app (not tests) keeps the window's and each new page's objects out of the cyclic
+        #: collector, whose full passes held the GIL for 300 ms and more (`ui.collector`)
+        self.freeze_long_lived = freeze_long_lived
         self.settings = settings or app_settings()
         self.setWindowTitle("VITAL Desktop")
         self.pages: dict[str, Page] = {}
@@ -248,6 +252,8 @@ class MainWindow(QMainWindow):
             holder.setWidget(page)
             self.holders[stage] = holder
             self.stack.addWidget(holder)
+            if self.freeze_long_lived:
+                collector.freeze_long_lived()
         return self.pages[stage]
 
     def go(self, stage: str, **arguments: Any) -> None:

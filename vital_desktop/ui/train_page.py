@@ -186,6 +186,8 @@ class TrainPage(Page):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(context, parent)
         self.summary: Any = None
+        #: (source, validation fraction, seed) of the summary on screen or on its way
+        self.summary_inputs: tuple | None = None
         self.last_result: training.TrainResult | None = None
         self.preview_job: Job | None = None
         self.train_job: Job | None = None
@@ -359,12 +361,16 @@ class TrainPage(Page):
                 return summary
             return training.collect_training_set(op.store, sheet=name)
 
-        self.gates.set_rows([("", "checking the gates…")])
+        inputs = (choice, val_fraction, seed)
+        if inputs != self.summary_inputs:  # a reload of the same summary keeps it on screen until the new one
+            self.gates.set_rows([("", "checking the gates…")])
+        self.summary_inputs = inputs
         self.preview_job = self.context.query("Export summary", work, key="train.summary", on_result=self._show_summary,
                                               on_error=self._summary_failed)
 
     def _summary_failed(self, exc: BaseException) -> None:
         self.summary = None
+        self.summary_inputs = None
         self.gates.set_rows([("Cannot summarise", error_text(exc))])
         self.preview.setPlainText("")
 

@@ -137,8 +137,14 @@ class KeyValuePanel(QWidget):
         self.form.setVerticalSpacing(5)
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
         self.values: dict[str, QLabel] = {}
+        self._shown: tuple[list[tuple[str, str]], bool] | None = None
 
     def set_rows(self, rows: Iterable[tuple[str, str]], *, rich: bool = False) -> None:
+        """Show `rows` (key, value); the rows already shown are kept as they are (no relayout)."""
+        rows = [(str(key), str(value)) for key, value in rows]
+        if (rows, rich) == self._shown:
+            return
+        self._shown = (rows, rich)
         while self.form.rowCount():
             self.form.removeRow(0)
         self.values.clear()
