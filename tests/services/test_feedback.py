@@ -74,7 +74,7 @@ def test_accepting_over_someone_elses_label_follows_conflict_rules(logged) -> No
 
     # With the version the reviewer saw, the correction becomes version 2 and keeps the constraints.
     second, _ = feedback.add_feedback(store, actor=site.user("inspector"), sheet="Crystals", item_ref="INS-0003",
-                                      corrected_class="inclusion", severity="major")
+                                      corrected_class="inclusion", attributes={"severity": "major"})
     result, _ = feedback.accept_feedback(store, actor=site.user("engineer"), feedback_id=second.id, expected_version=1)
     assert result.label_outcome == "updated" and result.label_version == 2
     label = labels.get_label(store, sheet="Crystals", item_ref="INS-0003", label_type="classification")

@@ -101,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sheet", default=None)
     p.add_argument("--item", default=None)
     p.add_argument("--correct", required=True, help="the class the image really shows")
-    p.add_argument("--severity", default=None, choices=["none", "minor", "major", "critical"])
+    p.add_argument("--attr", dest="attrs", action="append", default=[], metavar="NAME=VALUE",
+                   help="a value of one of the label type's attribute fields (e.g. --attr condition=worn); may repeat")
+    p.add_argument("--severity", default=None, help="deprecated: the same as --attr severity=VALUE")
     p.add_argument("--comment", default="")
     p.set_defaults(handler=_feedback_add)
     p = fb.add_parser("list", help="the feedback queue")
@@ -276,12 +278,27 @@ def _monitor(ctx: CliContext, args: argparse.Namespace) -> dict:
     return report.to_dict() | {"text": report.text()}
 
 
+def _parse_attrs(pairs: list[str], severity: str | None = None) -> dict[str, str]:
+    """`--attr NAME=VALUE` pairs (text; the service types them by the label type's fields)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValidationError(f"--attr needs NAME=VALUE, got {pair!r}")
+        if name.strip() in out:
+            raise ValidationError(f"--attr {name.strip()} is given twice")
+        out[name.strip()] = value.strip()
+    if severity is not None:
+        out.setdefault("severity", severity)
+    return out
+
+
 def _feedback_add(ctx: CliContext, args: argparse.Namespace) -> dict:
     from vital_desktop.services import feedback
 
     info, _ = feedback.add_feedback(ctx.store, actor=ctx.actor, corrected_class=args.correct,
                                     prediction_id=args.prediction, sheet=args.sheet, item_ref=args.item,
-                                    severity=args.severity, comment=args.comment)
+                                    attributes=_parse_attrs(args.attrs, args.severity), comment=args.comment)
     return info.to_dict() | {"text": f"feedback {info.id}: {info.predicted_class or '?'} -> {info.corrected_class} "
                                      "(waits for expert review)"}
 

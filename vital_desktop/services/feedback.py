@@ -12,6 +12,7 @@ Statuses: ``new`` → ``accepted`` | ``rejected``; ``accepted`` → ``added_to_t
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -25,7 +26,7 @@ from vital_desktop.core.ids import iso, utcnow
 from vital_desktop.core.users import User
 from vital_desktop.services import labels
 from vital_desktop.services.accounts import require
-from vital_desktop.services.label_types import get_label_type, list_label_types
+from vital_desktop.services.label_types import MAX_TEXT, AttributeField, LabelType, get_label_type, list_label_types
 from vital_desktop.services.training import DEFAULT_MIN_PER_CLASS, resolve_model
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import raw_connection
@@ -113,6 +114,86 @@ def _label_type_for(s: Any, model: ModelRow | None, corrected: str, given: str |
     return fits[0] if len(fits) == 1 else None
 
 
+_TRUE, _FALSE = frozenset({"true", "yes", "1", "on"}), frozenset({"false", "no", "0", "off"})
+
+
+def _typed(attr: AttributeField, value: Any) -> Any:
+    """One attribute value in its field's type (text from the command line is converted), or a
+    ValidationError naming the field and what it takes."""
+    what = attr.title or attr.name
+    if attr.type == "choice":
+        if not isinstance(value, str) or value not in attr.choices:
+            raise ValidationError(f"{what} ({attr.name}) must be one of {', '.join(attr.choices)}; got {value!r}")
+        return value
+    if attr.type == "boolean":
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if not isinstance(value, bool):
+            raise ValidationError(f"{what} ({attr.name}) is yes or no (true/false); got {value!r}")
+        return value
+    if attr.type == "number":
+        number: Any = value
+        if isinstance(value, str):
+            number = _parse_number(value)
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+            raise ValidationError(f"{what} ({attr.name}) must be a finite number; got {value!r}")
+        if (attr.minimum is not None and number < attr.minimum) or (attr.maximum is not None and number > attr.maximum):
+            raise ValidationError(f"{what} ({attr.name}) must be between {attr.minimum} and {attr.maximum}; got {number}")
+        return number
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        raise ValidationError(f"{what} ({attr.name}) is text of at most {MAX_TEXT} characters")
+    return value
+
+
+def _parse_number(text: str) -> int | float | None:
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return None
+
+
+def check_attributes(lt: LabelType | None, values: dict[str, Any]) -> dict[str, Any]:
+    """Feedback attribute values checked against the label type's own attribute fields: each
+    name one of its fields, each value of the field's type (a choice one of its choices), every
+    required field given. None values count as not given. Returns the typed values."""
+    fields = {a.name: a for a in lt.attributes} if lt else {}
+    given = {name: value for name, value in values.items() if value is not None}
+    out: dict[str, Any] = {}
+    for name, value in given.items():
+        attr = fields.get(name)
+        if attr is None:
+            where = f"label type {lt.name}" if lt else "the feedback's label type (none found for this prediction)"
+            known = ", ".join(fields) if fields else "it has none"
+            raise ValidationError(f"{where} has no attribute field {name!r}; its attribute fields: {known}")
+        out[name] = _typed(attr, value)
+    missing = [a.name for a in fields.values() if a.required and a.name not in out]
+    if missing and lt is not None:
+        raise ValidationError(f"label type {lt.name} requires the attribute field(s) {', '.join(missing)}")
+    return out
+
+
+def prediction_fields(store: Store, prediction_ids: list[str]) -> dict[str, tuple[str | None, list[AttributeField]]]:
+    """For each prediction, the label type feedback on it is for and that type's attribute fields
+    (what the feedback form asks besides the class)."""
+    out: dict[str, tuple[str | None, list[AttributeField]]] = {}
+    by_model: dict[str | None, tuple[str | None, list[AttributeField]]] = {}
+    with store.read() as s:
+        rows = s.execute(sa.select(Prediction.id, Prediction.model_id).where(Prediction.id.in_(prediction_ids))).all() \
+            if prediction_ids else []
+        for prediction_id, model_id in rows:
+            if model_id not in by_model:
+                name = model_label_type(s, s.get(ModelRow, model_id) if model_id else None)
+                try:
+                    fields = list(get_label_type(s, name).attributes) if name else []
+                except NotFoundError:  # the model names a label type this site no longer has
+                    name, fields = None, []
+                by_model[model_id] = (name, fields)
+            out[prediction_id] = by_model[model_id]
+    return out
+
+
 def _info(s: Any, row: FeedbackItem) -> FeedbackInfo:
     model = s.get(ModelRow, row.model_id) if row.model_id else None
     sheet = s.get(Sheet, row.sheet_id) if row.sheet_id else None
@@ -135,7 +216,7 @@ def add_feedback(
     prediction_id: str | None = None,
     sheet: str | None = None,
     item_ref: str | None = None,
-    severity: str | None = None,
+    attributes: dict[str, Any] | None = None,
     comment: str = "",
     label_type: str | None = None,
 ) -> tuple[FeedbackInfo, Changes]:
@@ -143,7 +224,8 @@ def add_feedback(
 
     The corrected class may be outside the taxonomy (a new defect type an inspector sees for
     the first time); gap analysis reports it, and an expert cannot accept it into the labels
-    until the label type knows that class.
+    until the label type knows that class. `attributes` are values of the label type's own
+    attribute fields (checked and typed by `check_attributes`; a None value means not given).
     """
     require(actor, "feedback")
     corrected = (corrected_class or "").strip()
@@ -182,13 +264,7 @@ def add_feedback(
         type_name = _label_type_for(s, s.get(ModelRow, model_id) if model_id else None, corrected, label_type)
         lt = get_label_type(s, type_name) if type_name else None
         corrected_label: dict[str, Any] = {(lt.class_field if lt and lt.class_field else "class"): corrected}
-        if severity is not None:
-            field = next((a for a in lt.attributes if a.name == "severity"), None) if lt else None
-            if field is None:
-                raise ValidationError(f"label type {type_name or '(unknown)'} has no severity field")
-            if field.choices and severity not in field.choices:
-                raise ValidationError(f"severity {severity!r} must be one of {', '.join(field.choices)}")
-            corrected_label["severity"] = severity
+        corrected_label.update(check_attributes(lt, attributes or {}))
         row = FeedbackItem(
             prediction_id=prediction_id, model_id=model_id, sheet_id=sheet_id, item_ref=item, label_type=type_name,
             predicted_class=predicted, corrected_class=corrected, corrected_label=corrected_label,

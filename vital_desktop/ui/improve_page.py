@@ -32,6 +32,7 @@ from vital_desktop.services import predict as predict_service
 from vital_desktop.services import registry
 from vital_desktop.services import sheets as sheet_service
 from vital_desktop.ui import theme
+from vital_desktop.ui.attribute_rows import AttributeRows
 from vital_desktop.ui.charts import fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
 from vital_desktop.ui.pages import Page
@@ -125,11 +126,10 @@ class ImprovePage(Page):
         self.corrected.setEditable(True)
         self.corrected.setToolTip("A class from the taxonomy, or a new defect type (gap analysis reports it)")
         form.addRow("It really shows", self.corrected)
-        self.severity = QComboBox()
-        self.severity.addItem("—", None)
-        for value in ("none", "minor", "major", "critical"):
-            self.severity.addItem(value, value)
-        form.addRow("Severity", self.severity)
+        # one row per attribute field of the selected prediction's label type (rebuilt when it changes)
+        self.attribute_rows = AttributeRows(form, form.rowCount())
+        self.prediction_fields: dict[str, tuple[str | None, list]] = {}
+        self.prediction_pick.currentIndexChanged.connect(lambda _i: self._show_attribute_rows())
         self.comment = QLineEdit()
         self.comment.setPlaceholderText("what you saw (optional) — Enter adds the feedback")
         self.comment.returnPressed.connect(lambda: self.add_feedback())
@@ -242,13 +242,15 @@ class ImprovePage(Page):
             except Exception:
                 log.debug("no classes to correct to", exc_info=True)
                 classes = []
-            return recent, classes
+            fields = feedback_service.prediction_fields(op.store, [p["id"] for p in recent])
+            return recent, classes, fields
 
         self.context.query("recent predictions", load, key="improve.predictions", on_result=self._show_predictions,
                            on_error=lambda exc: self.flag_message.setText(error_text(exc)))
 
-    def _show_predictions(self, value: tuple[list[dict], list[str]]) -> None:
-        recent, classes = value
+    def _show_predictions(self, value: tuple[list[dict], list[str], dict]) -> None:
+        recent, classes, self.prediction_fields = value
+        self.prediction_pick.blockSignals(True)
         self.prediction_pick.clear()
         for p in recent:
             if p["kind"] != registry.KIND_ONNX or not p["predicted_class"]:
@@ -258,11 +260,18 @@ class ImprovePage(Page):
                                          f"[{p['model']}]", p["id"])
         if self.prediction_pick.count() == 0:
             self.prediction_pick.addItem("no predictions yet (classify a sheet on MONITOR)", None)
+        self.prediction_pick.blockSignals(False)
+        self._show_attribute_rows()
         current = self.corrected.currentText()
         self.corrected.clear()
         self.corrected.addItems(classes)
         if current:
             self.corrected.setCurrentText(current)
+
+    def _show_attribute_rows(self) -> None:
+        """The feedback form's attribute rows: those of the selected prediction's label type."""
+        label_type, fields = self.prediction_fields.get(self.prediction_pick.currentData(), (None, []))
+        self.attribute_rows.show(label_type, fields)
 
     def reload_gaps(self) -> None:
         self.context.query("Gap analysis", lambda op: feedback_service.gap_analysis(op.store), key="improve.gaps",
@@ -356,10 +365,11 @@ class ImprovePage(Page):
         if prediction_id is None:
             self.flag_message.setText("Pick a prediction first.")
             return
-        severity, comment = self.severity.currentData(), self.comment.text()
+        attributes, comment = self.attribute_rows.values(), self.comment.text()
 
         def done(info: feedback_service.FeedbackInfo) -> None:
             self.comment.clear()
+            self.attribute_rows.reset()
             self.prediction_pick.setFocus()
             self.flag_message.setText(f"Thanks: {info.predicted_class} → {info.corrected_class} waits for expert review.")
 
@@ -369,7 +379,7 @@ class ImprovePage(Page):
         self.context.change(
             "Adding feedback",
             lambda op: feedback_service.add_feedback(op.store, actor=op.actor, corrected_class=corrected,
-                                                     prediction_id=prediction_id, severity=severity, comment=comment),
+                                                     prediction_id=prediction_id, attributes=attributes, comment=comment),
             on_result=done, on_error=failed)
 
     # --- page protocol --------------------------------------------------------------------------
