@@ -122,7 +122,7 @@ def main() -> None:
     spin(app, 1.0)
     for stage in ("train", "deploy", "monitor", "improve", "calibration", "taxonomy"):
         shoot(stage)
-    window.pages["train"].tabs.setCurrentIndex(0)
+    window.page("train").tabs.setCurrentIndex(0)
     window.quit_answer = True
     window.close()
     # Bundles is an administrators' page: a second window signed in as the demo admin

@@ -137,8 +137,11 @@ class SpectrumPlot(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setLogMode(x=False, y=True)
         self.points = 0
+        # A step outline is horizontal and vertical segments: antialiasing adds nothing to see and
+        # made each repaint of a 1,024-bin filled spectrum ~5x slower (33-44 ms against 7 ms here).
+        self.setAntialiasing(False)
         self.curve = pg.PlotDataItem(stepMode="center", brush=pg.mkBrush(theme.ACCENT_SOFT),
-                                     pen=pg.mkPen(theme.ACCENT, width=1.5))
+                                     pen=pg.mkPen(theme.ACCENT, width=1.5), antialias=False)
         self.empty_text = pg.TextItem("No spectrum yet: run a simulation or pick a past run.", color=theme.MUTED,
                                       anchor=(0.5, 0.5))
         self._shown: object = None
