@@ -13,6 +13,7 @@ as `simulate_whole_decays` runs them, without its companion per-line run), besid
 photon of the per-line run over Eu-152's lines and of the Cs-137 case; medians and their ratios.
 
 Run: .venv/bin/python benchmarks/bench_montecarlo_kernel_ab.py [--baseline-ref main] [--repeats 7]
+         [--histories N] [--decays N] [--out NAME]
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--histories", type=int, default=400_000)
     parser.add_argument("--decays", type=int, default=200_000, help="Eu-152 decays per repeat (0: skip)")
+    parser.add_argument("--out", default="montecarlo_kernel_ab", help="report name in benchmarks/results/")
     args = parser.parse_args()
     baseline_commit = _git("rev-parse", args.baseline_ref)
     load_before = os.getloadavg()
@@ -155,7 +157,7 @@ def main() -> None:
         "load_average_after": load_after,
         "wall_s": time.time() - t0,
     }
-    out = ROOT / "benchmarks" / "results" / "montecarlo_kernel_ab.json"
+    out = ROOT / "benchmarks" / "results" / f"{args.out}.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(json.dumps({k: report[k] for k in ("median_histories_per_cpu_s", "ratio_this_tree_over_baseline")}))
 
