@@ -163,7 +163,7 @@ def accuracy(args: argparse.Namespace) -> None:
 def telemetry_accuracy(args: argparse.Namespace) -> None:
     from vital_desktop.core.progress import Progress
     from vital_desktop.services import accounts, site, template_eval
-    from vital_desktop.services.site import DEMO_HISTORY_SHEET
+    from vital_desktop.services.demo_site import DEMO_HISTORY_SHEET
     from vital_desktop.store import open_store
 
     template = "Remaining Useful Life - Detector History"

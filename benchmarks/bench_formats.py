@@ -90,7 +90,7 @@ def floor_once(store, folder: Path, rels: list[str]) -> float:
 
 def site_store(home: Path):
     """A fresh store with the demo's label types (label types are site data)."""
-    from vital_desktop.services.site import seed_demo_label_types
+    from vital_desktop.services.demo_site import seed_demo_label_types
 
     store = open_store(home)
     seed_demo_label_types(store)

@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vital_desktop.services import accounts, generate, labels, review, sheets, site
+from vital_desktop.services import accounts, demo_site, generate, labels, review, sheets, site
 from vital_desktop.store import open_store
 
 TEMPLATE = "Defect Classification - Visual Inspection"
@@ -132,8 +132,8 @@ def bench_llm(store, items: int) -> dict:
     from vital_desktop.services import llm_answer, predict, templates
 
     info = templates.get_template(store, TEMPLATE)
-    sheet = sheets.get_sheet(store, site.DEMO_SHEET)
-    page = sheets.list_items(store, site.DEMO_SHEET, limit=items + 1)
+    sheet = sheets.get_sheet(store, demo_site.DEMO_SHEET)
+    page = sheets.list_items(store, demo_site.DEMO_SHEET, limit=items + 1)
     rows = [(i.item_ref, dict(i.metadata), i.absolute_image_path) for i in page][: items + 1]
     runners = {t: llm_answer.TemplateRunner(store, info, llm=get_llm(n_ctx=predict.llm_context(store), threads=t))
                for t in (1, 2)}
@@ -197,7 +197,7 @@ def main() -> None:
     store = open_store(work / "home")
     engineer = accounts.get_user(store, "engineer")
     inspector = accounts.get_user(store, "inspector")
-    demo_sheet = sheets.get_sheet(store, site.DEMO_SHEET)
+    demo_sheet = sheets.get_sheet(store, demo_site.DEMO_SHEET)
     with open(demo_sheet.metadata_path, newline="", encoding="utf-8") as handle:
         demo_rows = list(csv.DictReader(handle))
 
@@ -272,7 +272,7 @@ def main() -> None:
 
 
 def _bench_bulk(report: dict, store, engineer, inspector, demo_rows: list[dict], work: Path, bulk: int) -> None:
-    demo_sheet = sheets.get_sheet(store, site.DEMO_SHEET)
+    demo_sheet = sheets.get_sheet(store, demo_site.DEMO_SHEET)
     bulk_csv = work / "bulk_records.csv"
     _write_sheet_csv(bulk_csv, demo_rows, bulk)
     sheets.import_sheet(store, actor=engineer, name="Bulk", metadata_path=bulk_csv, key_column="inspection_id",

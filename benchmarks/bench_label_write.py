@@ -62,7 +62,7 @@ def build_template(work: Path, n: int) -> tuple[Path, Path]:
             writer.writerow([f"B-{i:07d}", f"SN-{i % 997:04d}"])
     home = work / "template"
     store = open_store(home)
-    from vital_desktop.services.site import seed_demo_label_types
+    from vital_desktop.services.demo_site import seed_demo_label_types
 
     seed_demo_label_types(store)  # label types are site data: the labels below are the demo's type
     sheets.import_sheet(store, actor=SYSTEM_USER, name="big", metadata_path=items, key_column="item_id")

@@ -284,7 +284,7 @@ def main() -> None:
 
     from vital_desktop.app import build_main_window
     from vital_desktop.services import accounts, site
-    from vital_desktop.services.site import DEMO_SHEET
+    from vital_desktop.services.demo_site import DEMO_SHEET
     from vital_desktop.store.db import open_store
 
     with tempfile.TemporaryDirectory() as tmp:

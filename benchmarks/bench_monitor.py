@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from vital_desktop.core.ids import new_id  # noqa: E402
 from vital_desktop.core.users import SYSTEM_USER  # noqa: E402
 from vital_desktop.inference.classifier import ImageStats  # noqa: E402
-from vital_desktop.services import accounts, feedback, monitor, site, training  # noqa: E402
+from vital_desktop.services import accounts, demo_site, feedback, monitor, site, training  # noqa: E402
 from vital_desktop.store import open_store  # noqa: E402
 from vital_desktop.store.bulk import insert_arrow  # noqa: E402
 from vital_desktop.store.models import ModelRow  # noqa: E402
@@ -103,7 +103,7 @@ def time_training(repeats: int) -> dict:
         times, results = [], []
         for index in range(repeats):
             started = time.perf_counter()
-            result, _ = training.train_classifier(store, actor=engineer, name="bench-train", sheet=site.DEMO_SHEET,
+            result, _ = training.train_classifier(store, actor=engineer, name="bench-train", sheet=demo_site.DEMO_SHEET,
                                                   seed=42 + index)
             times.append(time.perf_counter() - started)
             results.append(result)

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per optimisation")
     args = parser.parse_args()
 
-    from vital_desktop.services import accounts, llm_speed, site, template_eval, template_optimise
+    from vital_desktop.services import accounts, demo_site, llm_speed, site, template_eval, template_optimise
 
     report: dict[str, Any] = {"settings": vars(args), "sheets": {}}
     with tempfile.TemporaryDirectory(prefix="vital-bench-tq-") as tmp:
@@ -81,11 +81,11 @@ def main() -> None:
         try:
             engineer = accounts.get_user(store, "engineer")
             inspector = accounts.get_user(store, "inspector")
-            labelled = _label_telemetry(store, inspector, site.DEMO_TELEMETRY_SHEET,
+            labelled = _label_telemetry(store, inspector, demo_site.DEMO_TELEMETRY_SHEET,
                                         home / "demo-data" / "detector_telemetry.csv", TELEMETRY_LABELS)
             report["telemetry_labels_written"] = labelled
-            cases = [(site.DEMO_TELEMETRY_SHEET, "Predictive Maintenance"),
-                     (site.DEMO_SHEET, "Defect Classification - Visual Inspection")]
+            cases = [(demo_site.DEMO_TELEMETRY_SHEET, "Predictive Maintenance"),
+                     (demo_site.DEMO_SHEET, "Defect Classification - Visual Inspection")]
             for sheet, template in cases:
                 entry: dict[str, Any] = {"template": template}
                 evaluation, _ = template_eval.evaluate_template(store, actor=engineer, template=template, sheet=sheet,

@@ -169,7 +169,7 @@ def main() -> None:
 
         from vital_desktop.app import build_main_window
         from vital_desktop.services import accounts, sheets
-        from vital_desktop.services.site import DEMO_SHEET
+        from vital_desktop.services.demo_site import DEMO_SHEET
         from vital_desktop.store.db import open_store
         from vital_desktop.ui.theme import STYLE_SHEET
 

@@ -64,7 +64,7 @@ def small_site(tmp_path: Path):
 
     images, metadata = write_small_dataset(tmp_path / "data")
     store = open_store(tmp_path / "home")
-    from vital_desktop.services.site import seed_demo_label_types
+    from vital_desktop.services.demo_site import seed_demo_label_types
 
     seed_demo_label_types(store)  # the tests' label types are the demo's (site data, seeded here)
     users = {}
@@ -93,7 +93,7 @@ def demo_home(demo_site_template: Path, tmp_path: Path) -> Path:
     """A private copy of the demo site folder for one test."""
     from vital_desktop.core.users import SYSTEM_USER
     from vital_desktop.services import sheets
-    from vital_desktop.services.site import DEMO_SHEET, DEMO_TELEMETRY_SHEET
+    from vital_desktop.services.demo_site import DEMO_SHEET, DEMO_TELEMETRY_SHEET
     from vital_desktop.store import open_store
 
     home = tmp_path / "demo-home"

@@ -51,7 +51,7 @@ def main() -> None:
 
     from vital_desktop.app import build_main_window
     from vital_desktop.services import accounts, generate, templates
-    from vital_desktop.services.site import DEMO_SHEET
+    from vital_desktop.services.demo_site import DEMO_SHEET
     from vital_desktop.store.db import open_store
     from vital_desktop.ui.theme import STYLE_SHEET
 
@@ -148,7 +148,7 @@ def _lifecycle_data(store, user) -> None:
     (one correction, one new defect type) and a small Monte Carlo run."""
     from vital_desktop.montecarlo import Source, make_config
     from vital_desktop.services import accounts, calibration, deploy, feedback, predict, training
-    from vital_desktop.services.site import DEMO_SHEET
+    from vital_desktop.services.demo_site import DEMO_SHEET
 
     result, _ = training.train_classifier(store, actor=user, name="defect-classifier", sheet=DEMO_SHEET)
     deploy.activate(store, actor=user, model=result.model_id, notes="retrained on the site's canonical labels")

@@ -73,7 +73,7 @@ def bundle_site_template(tmp_path_factory, hub_keys) -> Path:
     try:
         for name in ("admin", "engineer"):
             accounts.add_user(store, actor=SYSTEM_USER, username=name, password=PASSWORDS[name], role=ROLES[name])
-        from vital_desktop.services.site import seed_demo_label_types
+        from vital_desktop.services.demo_site import seed_demo_label_types
 
         seed_demo_label_types(store)
         sheets.import_sheet(store, actor=accounts.get_user(store, "engineer"), name="Crystals", metadata_path=metadata,

@@ -17,7 +17,7 @@ def fresh_site(small_site, tmp_path: Path):
     from vital_desktop.store import open_store
 
     store = open_store(tmp_path / "fresh-home")
-    from vital_desktop.services.site import seed_demo_label_types
+    from vital_desktop.services.demo_site import seed_demo_label_types
 
     seed_demo_label_types(store)  # the same label types as the small site (site data on both)
     users = {}

@@ -82,7 +82,7 @@ def cli(demo_home, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_label_next_suspects_and_explain_on_the_demo_site(cli):
-    from vital_desktop.services.site import DEMO_SHEET
+    from vital_desktop.services.demo_site import DEMO_SHEET
 
     code, result, err = cli("label", "next", "--sheet", DEMO_SHEET, "--count", "5")
     assert code == 0, err

@@ -36,7 +36,7 @@ def test_demo_site_has_the_document_sheet_with_labels_and_template(demo_home: Pa
         assert len(found) == 8
         template = templates.get_template(store, TEMPLATE)
         templates.check_against_columns(template, info.columns)
-        from vital_desktop.services.site import DEMO_HISTORY_SHEET
+        from vital_desktop.services.demo_site import DEMO_HISTORY_SHEET
 
         history = sheets.get_sheet(store, DEMO_HISTORY_SHEET)
         assert history.item_kind == "telemetry" and history.item_count == 12

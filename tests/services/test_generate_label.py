@@ -14,7 +14,7 @@ from tests.conftest import snapshot_tables
 from vital_desktop.cli import main
 from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.services import generate, labels, review, templates
-from vital_desktop.services.site import DEMO_SHEET, DEMO_USERS
+from vital_desktop.services.demo_site import DEMO_SHEET, DEMO_USERS
 from vital_desktop.store import audit, open_store
 
 DEFECT = "Defect Classification - Visual Inspection"

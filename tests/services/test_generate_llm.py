@@ -8,7 +8,7 @@ from tests.conftest import write_small_dataset
 from tests.services.test_templates_review import SPEC
 from vital_desktop.core.users import SYSTEM_USER
 from vital_desktop.services import accounts, generate, labels, review, sheets, templates
-from vital_desktop.services.site import seed_demo_label_types
+from vital_desktop.services.demo_site import seed_demo_label_types
 from vital_desktop.store import open_store
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]

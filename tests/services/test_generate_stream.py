@@ -89,7 +89,7 @@ def build_site(home: Path, items: int) -> None:
     """A site with one metadata-only sheet of `items` rows and a published text template."""
     from vital_desktop.core.users import SYSTEM_USER
     from vital_desktop.services import accounts, sheets
-    from vital_desktop.services.site import seed_demo_label_types
+    from vital_desktop.services.demo_site import seed_demo_label_types
     from vital_desktop.store import open_store
 
     home.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ def _template() -> Path:
         root = Path(tempfile.mkdtemp(prefix="vital-label-props-"))
         images, metadata = write_small_dataset(root / "data", n=3)
         store = open_store(root / "home")
-        from vital_desktop.services.site import seed_demo_label_types
+        from vital_desktop.services.demo_site import seed_demo_label_types
 
         seed_demo_label_types(store)
         for name, role in USERS.items():

@@ -19,6 +19,7 @@ from tests.conftest import snapshot_tables
 from vital_desktop.core.errors import PermissionDenied, ValidationError
 from vital_desktop.services import (
     accounts,
+    demo_site,
     deploy,
     feedback,
     generate,
@@ -27,14 +28,13 @@ from vital_desktop.services import (
     predict,
     registry,
     sheets,
-    site,
     training,
 )
 from vital_desktop.store import open_store
 
-SHEET = site.DEMO_SHEET
+SHEET = demo_site.DEMO_SHEET
 TEMPLATE = "Defect Classification - Visual Inspection"
-DEMO_PASSWORDS = {name: password for name, _, _, password in site.DEMO_USERS}
+DEMO_PASSWORDS = {name: password for name, _, _, password in demo_site.DEMO_USERS}
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ def site_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         for name, role in USERS.items():
             accounts.add_user(store, actor=SYSTEM_USER, username=name, password=PASSWORD, role=role)
-        from vital_desktop.services.site import seed_demo_label_types
+        from vital_desktop.services.demo_site import seed_demo_label_types
 
         seed_demo_label_types(store)  # the demo's label types, as site data
         sheets.import_sheet(store, actor=SYSTEM_USER, name=SHEET, metadata_path=files.inspection_records,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ui.test_lifecycle_pages import open_window, wait_idle
-from vital_desktop.services.site import DEMO_SHEET
+from vital_desktop.services.demo_site import DEMO_SHEET
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
-from vital_desktop.services.site import DEMO_SHEET
+from vital_desktop.services.demo_site import DEMO_SHEET
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_BUNDLE = REPO / "bundles" / "demo" / "01-model-update.vbundle"

@@ -183,7 +183,7 @@ def add_user(
 
 def add_demo_user(store: Store, *, username: str, password: str, role: str, display_name: str = "") -> UserInfo:
     """Add one of the DEMO accounts (public passwords, exempt from the policy). The system only:
-    `services.site` calls it solely for a store created by that same ``init --demo`` call."""
+    `services.demo_site` calls it solely for a store created by that same ``init --demo`` call."""
     _check_username(username)
     return _insert_user(store, SYSTEM_USER, username, password, parse_role(role), display_name)
 
