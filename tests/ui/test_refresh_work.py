@@ -83,3 +83,26 @@ def test_key_value_panel_keeps_the_rows_already_shown(qtbot) -> None:
     assert panel.values["Items"] is label and panel.form.rowCount() == 2
     panel.set_rows([("Items", "4 items")])
     assert panel.values["Items"].text() == "4 items" and panel.form.rowCount() == 1 and "Kind" not in panel.values
+
+
+def test_labeling_progress_counts_follow_saves_without_recounting(qtbot, window) -> None:
+    from collections import Counter
+
+    from PySide6.QtCore import Qt
+
+    from tests.ui.conftest import SHEET
+    from tests.ui.test_keyboard_labeling import activate, press
+
+    window.go("canonical", sheet=SHEET)
+    tool = window.pages["canonical"]
+    qtbot.waitUntil(lambda: tool.ready and tool.model is not None and tool.labels_ready, timeout=10_000)
+    before = tool.model.status_counts["labeled"]
+    assert tool.model.status_counts == Counter(tool.model.statuses.values())
+    assert f"<b>{before:,} / " in tool.progress_label.text()
+    activate(qtbot, window)
+    press(qtbot, window, Qt.Key.Key_1, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: not tool.saving, timeout=10_000)
+    assert tool.model.status_counts["labeled"] == before + 1
+    assert +tool.model.status_counts == Counter(tool.model.statuses.values())  # kept in step, not recounted
+    assert f"<b>{before + 1:,} / " in tool.progress_label.text()
+    qtbot.waitUntil(lambda: not window.context.jobs.jobs, timeout=10_000)

@@ -8,6 +8,7 @@ label status) and asks the image cache for thumbnails, which also arrive off the
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -90,18 +91,28 @@ class ItemGridModel(QAbstractListModel):
         self.pager = pager
         self.refs: list[str] | None = None  # position -> item_ref when known (labeling tool)
         self.statuses: dict[str, str] = {}
+        #: how many items have each status but "unlabeled" (kept with `statuses`: the progress
+        #: line reads it after every save without a pass over a million statuses on the GUI thread)
+        self.status_counts: Counter[str] = Counter()
         self.positions: list[int] | None = None  # row -> position when filtered
         self._thumb_rows: dict[str, set[int]] = {}
         pager.page_loaded.connect(self._page_loaded)
         context.images.thumbnail_ready.connect(self._thumbnail_ready)
 
     # --- filtering --------------------------------------------------------------------------
-    def set_statuses(self, refs: list[str], statuses: dict[str, str]) -> None:
+    def set_statuses(self, refs: list[str], statuses: dict[str, str], counts: Counter[str] | None = None) -> None:
+        """Every item's ref and label status; `counts` (the statuses counted off the GUI thread), if known."""
         self.refs = refs
         self.statuses = statuses
+        self.status_counts = Counter(statuses.values()) if counts is None else counts
         self.layoutChanged.emit()
 
     def update_status(self, item_ref: str, status: str) -> None:
+        before = self.statuses.get(item_ref)
+        if before is not None:
+            self.status_counts[before] -= 1
+        if status != "unlabeled":
+            self.status_counts[status] += 1
         if status == "unlabeled":
             self.statuses.pop(item_ref, None)
         else:

@@ -78,10 +78,9 @@ class ToolHeader(QWidget):
             self.type_combo.setCurrentIndex(self.type_combo.findData(current))
         self.type_combo.blockSignals(False)
 
-    def show_progress(self, statuses: Mapping[str, str], item_count: int) -> None:
-        """'n / N labeled', with the conflicts counted and named."""
-        labeled = sum(1 for s in statuses.values() if s == "labeled")
-        conflicts = sum(1 for s in statuses.values() if s == "conflict")
+    def show_progress(self, counts: Mapping[str, int], item_count: int) -> None:
+        """'n / N labeled', with the conflicts counted and named (`counts`: items per label status)."""
+        labeled, conflicts = counts.get("labeled", 0), counts.get("conflict", 0)
         text = f"<b>{labeled + conflicts:,} / {item_count:,}</b> labeled"
         if conflicts:
             text += f" · <span style='color:{theme.DANGER}'>{conflicts} conflicting</span>"

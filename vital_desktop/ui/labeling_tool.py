@@ -19,6 +19,7 @@ widgets are three parts: the header and the item pane (`ui.labeling_panes`) and 
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import shiboken6
@@ -245,14 +246,14 @@ class CanonicalLabelingTool(Page):
             label_type = label_type_service.get_label_type(op.store, chosen)
             if sheet is None:
                 return chosen, label_type, None, None
-            return (chosen, label_type, sheet_service.item_refs(op.store, sheet),
-                    label_service.item_status(op.store, sheet=sheet, label_type=chosen))
+            statuses = label_service.item_status(op.store, sheet=sheet, label_type=chosen)
+            return chosen, label_type, sheet_service.item_refs(op.store, sheet), statuses, Counter(statuses.values())
 
         label_ops.query(self.context, "label type", read, on_result=lambda result: self._type_loaded(
             result[0], item, *result[1:]), on_error=self._load_failed, key="tool-type", owner=self)
 
     def _type_loaded(self, name: str, item: str | None, label_type: LabelType, refs: list[str] | None,
-                     statuses: dict[str, str] | None) -> None:
+                     statuses: dict[str, str] | None, counts: Counter[str] | None = None) -> None:
         self.loading = False
         self.label_type = name
         if self.type_combo.findData(name) < 0:
@@ -261,7 +262,7 @@ class CanonicalLabelingTool(Page):
         self._build_form(label_type)
         if self.sheet is None or self.model is None or refs is None or statuses is None:
             return
-        self.model.set_statuses(refs, statuses)
+        self.model.set_statuses(refs, statuses, counts)
         self.model.set_filter(self.filter_combo.currentData())
         self._update_progress()
         keep = item or (self.item.item_ref if self.item is not None else None)
@@ -508,7 +509,7 @@ class CanonicalLabelingTool(Page):
 
     def _update_progress(self) -> None:
         if self.model is not None and self.sheet is not None:
-            self.header.show_progress(self.model.statuses, self.sheet.item_count)
+            self.header.show_progress(self.model.status_counts, self.sheet.item_count)
 
     def on_changes(self, changes: Changes) -> None:
         if (changes.labels or changes.sheets) and not self.isVisible():
