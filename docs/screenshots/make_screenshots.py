@@ -106,7 +106,7 @@ def main() -> None:
     shoot("data", name="data-documents", sheet=DOCUMENT_SHEET, item="inspection-report-007.pdf")
     shoot("canonical", name="canonical-document", sheet=DOCUMENT_SHEET, label_type=DOCUMENT_LABEL_TYPE,
           item="inspection-report-007.pdf")
-    from vital_desktop.services.site import DEMO_HISTORY_SHEET  # a telemetry item: its channels plotted
+    from vital_desktop.services.demo_site import DEMO_HISTORY_SHEET  # a telemetry item: its channels plotted
 
     shoot("canonical", name="canonical-telemetry", sheet=DEMO_HISTORY_SHEET, label_type="maintenance",
           item="DET-NAI-0003")
