@@ -31,3 +31,22 @@ def test_the_guard_sees_the_product_modules() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in product_sources()}
     assert {"bundles/samples.py", "services/site.py", "services/label_write.py"} <= names
     assert not any(n.startswith("demo/") for n in names)
+
+
+def test_product_code_names_no_demo_column_or_sheet() -> None:
+    """The demo's metadata columns and sheet names appear only in the demo builder and demo/."""
+    from vital_desktop.demo.images import INSPECTION_COLUMNS, TELEMETRY_COLUMNS
+    from vital_desktop.services import demo_site
+
+    generic = {"image_path", "timestamp"}  # what any site's sheets may call their columns
+    names = sorted(set(INSPECTION_COLUMNS + TELEMETRY_COLUMNS) - generic)
+    names += [demo_site.DEMO_SHEET, demo_site.DEMO_TELEMETRY_SHEET, demo_site.DEMO_HISTORY_SHEET]
+    pattern = re.compile("|".join(re.escape(n) for n in names), re.IGNORECASE)
+    offenders = []
+    for path in product_sources():
+        if path.relative_to(ROOT).as_posix() == "services/demo_site.py":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert "detector_serial" in names and offenders == []

@@ -52,6 +52,7 @@ def test_run_is_stored_audited_and_reproducible(small_site) -> None:
     assert calibration.reproduce(store, info.id, workers=1)
     insight = calibration.insight_input(detail, detector_serial="SN-1", measured_efficiency=0.004)
     assert insight["energy_kev"] == pytest.approx(661.657) and 0 < insight["simulated_efficiency"] < 1
+    assert insight["detector_serial"] == "SN-1" and insight["measured_efficiency"] == 0.004  # bench values as given
     from vital_desktop.store import audit  # noqa: F401  (the chain is checked by the audit tests)
     with store.read() as s:
         from sqlalchemy import select

@@ -87,7 +87,7 @@ def check_shapes(label_data: dict, width: int, height: int, *, where: str = "") 
 
     `label_data` is label data of any kind: its ``boxes``, ``polygons`` and ``points`` lists
     are checked (other kinds carry no shapes and pass). `where` names the item or row in the
-    message (e.g. ``"item INS-00001"``). Refused: a coordinate that is not a finite number, a
+    message (e.g. ``"item A-17"``). Refused: a coordinate that is not a finite number, a
     shape outside ``[0, width] x [0, height]``, a box of non-positive size, a polygon with
     fewer than three points.
     """

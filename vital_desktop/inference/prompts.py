@@ -156,7 +156,7 @@ def placeholders(text: str) -> list[str]:
 def _lookup(variables: Mapping[str, Any], name: str) -> tuple[bool, Any]:
     if name in variables:
         return True, variables[name]
-    # Dotted names reach into JSON-valued columns: {{sensor.temperature_c}}.
+    # Dotted names reach into JSON-valued columns: {{reading.pressure}}.
     current: Any = variables
     for part in name.split("."):
         if isinstance(current, Mapping) and part in current:

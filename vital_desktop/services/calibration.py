@@ -419,9 +419,10 @@ def reproduce(store: Store, run_id: str, *, workers: int = 1, progress: Progress
     return all(fresh.get(key) == detail.results.get(key) for key in ("lines", "whole_decay"))
 
 
-def insight_input(detail: RunDetail, *, energy_kev: float | None = None, detector_serial: str = "",
-                  measured_efficiency: float | None = None) -> dict:
-    """The "Calibration Insights" template's input for one line of a run (measured values from the bench)."""
+def insight_input(detail: RunDetail, *, energy_kev: float | None = None, measured_efficiency: float | None = None,
+                  **bench: Any) -> dict:
+    """A calibration-insight template's input for one line of a run: the simulated values, the
+    measured efficiency, and any other bench values (a serial number...) under the names given."""
     lines = detail.results["lines"]
     if energy_kev is None:
         line = max(lines, key=lambda x: x["probability"])
@@ -429,11 +430,11 @@ def insight_input(detail: RunDetail, *, energy_kev: float | None = None, detecto
         line = min(lines, key=lambda x: abs(x["energy_kev"] - energy_kev))
     return {
         "detector_material": detail.config["detector"]["material"],
-        "detector_serial": detector_serial,
         "nuclide": detail.info.nuclide or f"{line['energy_kev']:g} keV",
         "energy_kev": line["energy_kev"],
         "simulated_efficiency": line["peak_efficiency"]["value"],
         "simulated_uncertainty": line["peak_efficiency"]["sigma"],
         "histories": detail.info.histories,
         "measured_efficiency": measured_efficiency,
+        **bench,
     }

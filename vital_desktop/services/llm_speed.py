@@ -29,8 +29,8 @@ from vital_desktop.store.models import ModelSpeed
 
 PROMPT_TOKENS = 128
 GENERATED_TOKENS = 32
-_FILLER = ("Detector telemetry review. High voltage, count rate, temperature, gain drift and days since "
-           "calibration are read every day from each detector in the fleet and compared with its history. ")
+_FILLER = ("Equipment review. Each reading of every unit in the fleet is taken every day, checked against "
+           "its limits and compared with the unit's own history before anyone decides what to do. ")
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ class ItemSourcePage(QWizardPage):
         self.browse = QPushButton("Browse…")
         self.browse.clicked.connect(self._browse)
         self.group_edit = QLineEdit()
-        self.group_edit.setPlaceholderText("with one file: the column whose values are the items, e.g. detector_serial")
+        self.group_edit.setPlaceholderText("with one file: the column whose values are the items, e.g. machine_id")
         self.time_edit = QLineEdit()
         self.time_edit.setPlaceholderText("optional: found by type or name (timestamp, time…)")
         self.help = muted_label("")
