@@ -180,6 +180,8 @@ class DecodedChunk:
     stats: list[ImageStats | None]
     errors: list[str | None]
     decode_ms: list[float]
+    #: how long the caller waited for this chunk after asking for it (0 when decoding kept ahead)
+    waited_ms: float = 0.0
 
 
 _Decoded = tuple[ImageStats | None, str | None, float]
@@ -217,11 +219,13 @@ def decode_chunks(
         return start, buffer, futures
 
     def assemble(start: int, buffer: np.ndarray, futures: list[Future[list[_Decoded]]]) -> DecodedChunk:
+        asked = time.perf_counter()
         results = [r for future in futures for r in future.result()]
+        waited_ms = (time.perf_counter() - asked) * 1000.0
         good = [i for i, r in enumerate(results) if r[0] is not None]
         batch = buffer if len(good) == len(results) else buffer[good]
         return DecodedChunk(list(range(start, start + len(results))), batch, good, [r[0] for r in results],
-                            [r[1] for r in results], [r[2] for r in results])
+                            [r[1] for r in results], [r[2] for r in results], waited_ms)
 
     starts = list(range(0, len(names), chunk_size))
     pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="vital-decode")
