@@ -5,8 +5,8 @@
         and with scripts/llama_build_flags.sh's, interleaved; every build in its own empty pip cache
         (`pip wheel --no-deps`). Wall and CPU seconds, the libraries in each wheel, and where the
         compile time went (Ninja's log) -> benchmarks/results/first_run_build.json
-    .venv/bin/python benchmarks/bench_first_run.py suite [--rounds 2] [--workers 2]
-        the whole suite in one process against `-n WORKERS --dist loadfile`, interleaved
+    .venv/bin/python benchmarks/bench_first_run.py suite [--rounds 2] [--workers 2] [PATH ...]
+        the whole suite (or the PATHs given) in one process against `-n WORKERS --dist loadfile`, interleaved
         -> benchmarks/results/first_run_suite.json
     .venv/bin/python benchmarks/bench_first_run.py cold [--source /work/main]
         the real thing: a fresh clone, an empty pip cache, `bash .ci/run`; the time of each step
@@ -141,7 +141,7 @@ def _build_report(out: str, version: str, flags: dict[str, str], runs: dict[str,
 _SUMMARY = re.compile(r"(\d+) passed.* in ([\d.]+)s")
 
 
-def bench_suite(rounds: int, workers: int) -> None:
+def bench_suite(rounds: int, workers: int, paths: list[str]) -> None:
     py = sys.executable
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
     modes = {"serial": [], "parallel": ["-n", str(workers), "--dist", "loadfile"]}
@@ -150,7 +150,7 @@ def bench_suite(rounds: int, workers: int) -> None:
         for i in range(rounds):
             for name in list(modes) if i % 2 == 0 else list(modes)[::-1]:
                 log = Path(tmp) / f"{name}-{i}.log"
-                result = _run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *modes[name]], ROOT, env, log)
+                result = _run([py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *modes[name], *paths], ROOT, env, log)
                 tail = log.read_text(errors="replace").splitlines()[-1:] or [""]
                 result["summary"] = tail[0].strip("= ")
                 match = _SUMMARY.search(tail[0])
@@ -159,7 +159,8 @@ def bench_suite(rounds: int, workers: int) -> None:
                 print(name, result, flush=True)
     summary = {name: statistics.median(float(str(r["wall_s"])) for r in rs) for name, rs in runs.items()}
     write_report("first_run_suite", {
-        "what": f"python -m pytest -q -p no:cacheprovider (whole suite), serial vs -n {workers} --dist loadfile",
+        "what": f"python -m pytest -q -p no:cacheprovider {' '.join(paths) or '(whole suite)'}, "
+                f"serial vs -n {workers} --dist loadfile",
         "runs": runs, "wall_s_median": summary, "ratio_parallel_over_serial": round(summary["parallel"] / summary["serial"], 3),
         "note": "interleaved; the machine is shared by the team (load average per run)",
     })
@@ -219,11 +220,12 @@ def main() -> None:
     suite = sub.add_parser("suite")
     suite.add_argument("--rounds", type=int, default=2)
     suite.add_argument("--workers", type=int, default=2)
+    suite.add_argument("paths", nargs="*", help="test folders or files (default: the whole suite)")
     cold = sub.add_parser("cold")
     cold.add_argument("--source", type=Path, default=ROOT)
     args = parser.parse_args()
     commands = {"build": lambda: bench_build(args.rounds, args.only, args.out),
-                "suite": lambda: bench_suite(args.rounds, args.workers),
+                "suite": lambda: bench_suite(args.rounds, args.workers, args.paths),
                 "cold": lambda: bench_cold(args.source)}
     commands[args.what]()
 
