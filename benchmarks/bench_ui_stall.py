@@ -229,8 +229,20 @@ def set_worker_nice(nice: int) -> None:
             WORKER_THREADS.discard(tid)
 
 
-def conditions(kind: str, values: str) -> list[tuple[str, object]]:
-    """The A/B conditions to flip between: GIL switch intervals or the workers' nice values."""
+def set_duckdb_threads(store, threads: int) -> None:
+    """DuckDB's worker threads for the whole database (0: its default, one per core)."""
+    import sqlalchemy as sa
+
+    with store.engine.connect() as connection:
+        connection.execute(sa.text("RESET threads" if threads <= 0 else f"SET threads = {int(threads)}"))
+
+
+def conditions(kind: str, values: str, store=None) -> list[tuple[str, object]]:
+    """The A/B conditions to flip between: GIL switch intervals, the workers' nice values, or
+    DuckDB's thread count (duckdb:0,1 — every core, or one, leaving the other to the GUI)."""
+    if kind == "duckdb":
+        return [(f"duckdb threads {v or 'default'}", lambda v=int(v): set_duckdb_threads(store, v))
+                for v in values.split(",") if v]
     if kind == "switch":
         return [(f"switch interval {float(v) * 1000:g} ms", lambda v=float(v): sys.setswitchinterval(v))
                 for v in values.split(",") if v]
@@ -360,7 +372,8 @@ def main() -> None:
                         help="override the GIL switch interval the app sets (seconds; CPython's default is 0.005)")
     parser.add_argument("--flip", default="nice:0,10",
                         help="conditions to alternate each second in every phase: nice:A,B (the job runner's threads' "
-                             "nice values) or switch:A,B (GIL switch intervals, s); '' for none")
+                             "nice values), switch:A,B (GIL switch intervals, s) or duckdb:A,B (DuckDB threads, 0 its "
+                             "default); '' for none")
     parser.add_argument("--baseline", default=None,
                         help="compare with this commit: runs of its vital_desktop and of this tree take turns "
                              "(ABBA, --rounds each, same options), one report with both and their ratio")
@@ -386,7 +399,10 @@ def main() -> None:
 
         from vital_desktop.app import build_main_window
         from vital_desktop.services import accounts, exchange, label_files, training
-        from vital_desktop.services.demo_site import DEMO_SHEET
+        try:
+            from vital_desktop.services.demo_site import DEMO_SHEET
+        except ImportError:  # a --baseline commit from before the demo-site split
+            from vital_desktop.services.site import DEMO_SHEET  # type: ignore[attr-defined, no-redef]
         from vital_desktop.store.db import open_store
         from vital_desktop.ui.theme import STYLE_SHEET
 
@@ -425,7 +441,7 @@ def main() -> None:
             if name not in args.jobs.split(","):
                 continue
             kind, _, values = args.flip.partition(":")
-            flip = conditions(kind, values)
+            flip = conditions(kind, values, store)
             baseline = drive(app, window, seconds=6.0, diagnose=args.diagnose, flip=flip)
             job = window.context.change(f"bench: {name}", fn, on_error=lambda _exc: None)
             busy = drive(app, window, job=job, probe=old_path_probe(store), diagnose=args.diagnose, flip=flip)
