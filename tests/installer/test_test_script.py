@@ -82,7 +82,9 @@ def test_a_ruff_finding_stops_before_the_tests(tree: Path) -> None:
 
 
 def _flags(**env: str) -> tuple[str, str]:
-    full = {k: v for k, v in os.environ.items() if k not in ("CMAKE_ARGS", "CMAKE_BUILD_PARALLEL_LEVEL")}
+    # (nproc also honours OpenMP's thread limits: leave them out so it counts the cores)
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("CMAKE_ARGS", "CMAKE_BUILD_PARALLEL_LEVEL", "OMP_NUM_THREADS", "OMP_THREAD_LIMIT")}
     full.update(env)
     out = subprocess.run(["bash", "-c", '. scripts/llama_build_flags.sh; printf "%s\\n%s" "$CMAKE_ARGS" '
                           '"$CMAKE_BUILD_PARALLEL_LEVEL"'], cwd=ROOT, env=full, capture_output=True, text=True,
