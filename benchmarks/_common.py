@@ -24,6 +24,21 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
             "max_ms": ordered[-1] * 1000, "mean_ms": statistics.fmean(ordered) * 1000}
 
 
+def export_tree(commit: str, into: Path) -> Path:
+    """The `vital_desktop` package of `commit`, extracted under `into`/tree (git archive; no worktree),
+    for A/B runs of a baseline commit against this checkout."""
+    import subprocess
+    import tarfile
+
+    root = Path(__file__).resolve().parents[1]
+    archive = into / "baseline.tar"
+    subprocess.run(["git", "-C", str(root), "archive", "--format=tar", "-o", str(archive), commit, "vital_desktop"],
+                   check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "tree", filter="data")
+    return into / "tree"
+
+
 def git_commit() -> str | None:
     """The checkout's commit (with '+dirty' when files differ), or None outside git."""
     import subprocess

@@ -19,24 +19,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import git_commit, write_report
+from benchmarks._common import export_tree, git_commit, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def export_tree(commit: str, into: Path) -> Path:
-    """The `vital_desktop` package of `commit`, extracted under `into` (git archive; no worktree)."""
-    archive = into / "baseline.tar"
-    subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "-o", str(archive), commit, "vital_desktop"],
-                   check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    return into / "tree"
 
 
 def _run(script: Path, tree: Path, args: argparse.Namespace, out: Path) -> dict[str, Any]:

@@ -35,7 +35,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -191,15 +190,6 @@ def worker_main(data: Path, work: Path, batch_size: int) -> None:
 
 # --- the driver ----------------------------------------------------------------------------------
 
-
-def export_tree(commit: str, into: Path) -> Path:
-    """The `vital_desktop` package of `commit`, extracted under `into` (git archive; no worktree)."""
-    archive = into / "baseline.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "-o", str(archive), commit, "vital_desktop"],
-                   check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into / "tree", filter="data")
-    return into / "tree"
 
 
 class Side:
@@ -367,7 +357,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _common import RESULTS, write_report
+    from _common import RESULTS, export_tree, write_report
 
     wanted = [s for s in SECTIONS if s in args.sections.split(",") and not (args.quick and s == "train5000")]
     report = _previous(RESULTS / "classifier_speed.json")

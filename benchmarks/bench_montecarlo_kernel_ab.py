@@ -24,12 +24,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._common import export_tree  # noqa: E402
 
 SNIPPET = """
 import sys, time
@@ -100,13 +101,7 @@ def main() -> None:
     baseline_commit = _git("rev-parse", args.baseline_ref)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        base_tree = Path(tmp) / "baseline"
-        base_tree.mkdir()
-        archive = Path(tmp) / "baseline.tar"
-        subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), baseline_commit, "vital_desktop"],
-                       check=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(base_tree, filter="data")
+        base_tree = export_tree(baseline_commit, Path(tmp))
         rates: dict[str, list[float]] = {"baseline": [], "this_tree": []}
         peaks: dict[str, list[float]] = {"baseline": [], "this_tree": []}
         eu: dict[str, list[float]] = {"decay_cpu_ns_per_decay": [], "per_line_cpu_ns_per_photon": []}

@@ -39,15 +39,14 @@ from vital_desktop.montecarlo.kernel_physics import (
     FASTMATH,
     FEP_TOLERANCE_MEV,
     INF,
-    INV_D_LN_E,
     KAHN_MAX_MEV,
-    LAST_CELL,
     MAX_STEPS,
     NUDGE_CM,
     STACK_SIZE,
     _coherent_cos,
     _cone,
     _direction_terms,
+    _energy_cell_and_path,
     _entry_distance,
     _exit_distance,
     _inside,
@@ -58,7 +57,6 @@ from vital_desktop.montecarlo.kernel_physics import (
     _source_point,
     _step,
 )
-from vital_desktop.montecarlo.materials import LN_E_MIN
 
 
 def _source_stamp() -> int:
@@ -328,15 +326,7 @@ def _build(whole_decay: bool, general: bool, source_stamp: int) -> Callable[...,
                     # energy-dependent lookups are redone only when the energy changes, and the free
                     # path is drawn in mean free paths once per flight (memoryless, so crossing a
                     # boundary just spends part of it): no log or random number per crossing
-                    u = (math.log(e) - LN_E_MIN) * INV_D_LN_E
-                    kk = int(u)
-                    if kk < 0:
-                        kk = 0
-                    elif kk > LAST_CELL:
-                        kk = LAST_CELL
-                    f = u - kk
-                    r, rs = _step(rs)
-                    tau = -math.log(1.0 - r)
+                    kk, f, tau, rs = _energy_cell_and_path(e, rs)
                     while True:
                         n_steps += 1
                         if n_steps > MAX_STEPS:
@@ -490,15 +480,7 @@ def _build(whole_decay: bool, general: bool, source_stamp: int) -> Callable[...,
                             e = e_new
                             ux, uy, uz, rs = _rotate(ux, uy, uz, cost, rs)
                             da, inv_a, inv_uz = _direction_terms(ux, uy, uz)
-                            u = (math.log(e) - LN_E_MIN) * INV_D_LN_E
-                            kk = int(u)
-                            if kk < 0:
-                                kk = 0
-                            elif kk > LAST_CELL:
-                                kk = LAST_CELL
-                            f = u - kk
-                            r, rs = _step(rs)
-                            tau = -math.log(1.0 - r)
+                            kk, f, tau, rs = _energy_cell_and_path(e, rs)
                             continue
                         r -= mco
                         mpp = mu[m, 3, kk] + f * (mu[m, 3, kk + 1] - mu[m, 3, kk])

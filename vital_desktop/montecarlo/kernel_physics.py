@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from vital_desktop.montecarlo.materials import D_LN_E, GRID_POINTS
+from vital_desktop.montecarlo.materials import D_LN_E, GRID_POINTS, LN_E_MIN
 
 ELECTRON_MASS_MEV = 0.51099895
 INV_ELECTRON_MASS = 1.0 / ELECTRON_MASS_MEV
@@ -146,6 +146,35 @@ def _inside(x, y, z, r2, zlo, zhi):
 
 
 @njit(inline="always")
+def _disk_point(rs):
+    """A point (p, q) uniform in the unit disk (rejection from the square) and r^2 = p^2 + q^2 > 0."""
+    while True:
+        p, rs = _step(rs)
+        q, rs = _step(rs)
+        p = 2.0 * p - 1.0
+        q = 2.0 * q - 1.0
+        r2 = p * p + q * q
+        if 0.0 < r2 <= 1.0:
+            return p, q, r2, rs
+
+
+@njit(inline="always")
+def _energy_cell_and_path(e, rs):
+    """The cross-section grid cell kk and fraction f of energy e (log grid, clamped), and a free path
+    tau in mean free paths drawn from stream rs: what a photon's flight needs whenever its energy changes."""
+    u = (math.log(e) - LN_E_MIN) * INV_D_LN_E
+    kk = int(u)
+    if kk < 0:
+        kk = 0
+    elif kk > LAST_CELL:
+        kk = LAST_CELL
+    f = u - kk
+    r, rs = _step(rs)
+    tau = -math.log(1.0 - r)
+    return kk, f, tau, rs
+
+
+@njit(inline="always")
 def _rotate(ux, uy, uz, cost, rs):
     """Turn direction u by polar angle acos(cost) and a random azimuth drawn from stream s.
 
@@ -155,14 +184,7 @@ def _rotate(ux, uy, uz, cost, rs):
     since the norm is 1 up to a few ulps).
     """
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
-    while True:
-        p, rs = _step(rs)
-        q, rs = _step(rs)
-        p = 2.0 * p - 1.0
-        q = 2.0 * q - 1.0
-        r2 = p * p + q * q
-        if 0.0 < r2 <= 1.0:
-            break
+    p, q, r2, rs = _disk_point(rs)
     pp = p * p - q * q
     pq = 2.0 * p * q
     if abs(uz) > 0.99999999:
@@ -187,14 +209,7 @@ def _isotropic(rs):
     cost, rs = _step(rs)
     cost = 2.0 * cost - 1.0
     sint = math.sqrt(max(0.0, 1.0 - cost * cost))
-    while True:
-        p, rs = _step(rs)
-        q, rs = _step(rs)
-        p = 2.0 * p - 1.0
-        q = 2.0 * q - 1.0
-        r2 = p * p + q * q
-        if 0.0 < r2 <= 1.0:
-            break
+    p, q, r2, rs = _disk_point(rs)
     g = sint / r2
     return g * (p * p - q * q), g * (2.0 * p * q), cost, rs
 
