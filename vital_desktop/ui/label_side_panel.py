@@ -87,7 +87,7 @@ class LabelSidePanel(QWidget):
         details = QGroupBox("Notes and confidence")
         details_layout = QVBoxLayout(details)
         self.notes = QLineEdit()
-        self.notes.setPlaceholderText("notes (e.g. foreign particle embedded during growth) — Enter saves")
+        self.notes.setPlaceholderText("notes (what you saw, why this label) — Enter saves")
         details_layout.addWidget(self.notes)
         confidence_row = QHBoxLayout()
         confidence_row.addWidget(muted_label("confidence", wrap=False))
