@@ -19,7 +19,6 @@ from vital_desktop.core import governance
 from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.store.models import (
     ModelRow,
-    Sheet,
     TrainingSheet,
 )
 
@@ -65,14 +64,6 @@ def _training_sheet_row(s: Session, ref: str) -> TrainingSheet:
         raise NotFoundError(
             f"no training sheet named {ref!r}" + (f"; training sheets here: {', '.join(names)}" if names else "")
         )
-    return row
-
-
-def _sheet_row(s: Session, ref: str) -> Sheet:
-    row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == ref, Sheet.id == ref)))
-    if row is None:
-        names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
-        raise NotFoundError(f"no sheet named {ref!r}" + (f"; sheets here: {', '.join(names)}" if names else ""))
     return row
 
 

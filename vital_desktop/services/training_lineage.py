@@ -25,9 +25,9 @@ from vital_desktop.store.models import (
     TrainingSheet,
 )
 
+from vital_desktop.services.sheets import _find_sheet as _sheet_row
 from vital_desktop.services.training_gate import (
     _class_field,
-    _sheet_row,
     decide,
     held_out_metrics,
     label_status,
