@@ -127,7 +127,11 @@ class StallWatch:
                  "gui": [f"{n}x {s}" for s, n in e["gui"].most_common(3)],
                  "others": [f"{n}x {s}" for s, n in e["others"].most_common(3)]}
                 for e in sorted(self.episodes, key=lambda e: -e["late_ms"])[:top]],
-            "slow_events": [{"ms": round(ms, 1), "what": what} for ms, what in sorted(self.slow_events, reverse=True)[:top]],
+            "slow_events": [{"ms": round(ms, 1), "cpu_ms": round(cpu, 1), "what": what}
+                            for ms, cpu, what in sorted(self.slow_events, reverse=True)[:top]],
+            "cpu_heaviest_events": [{"cpu_ms": round(cpu, 1), "ms": round(ms, 1), "what": what}
+                                    for cpu, ms, what in sorted(((c, m, w) for m, c, w in self.slow_events),
+                                                                reverse=True)[:top]],
             "garbage_collections": {
                 "count": len(self.collections),
                 "full_collections": sum(1 for c in self.collections if c[1] == 2),
@@ -137,6 +141,7 @@ class StallWatch:
             },
         }
 
-    def record_event(self, seconds: float, what: str) -> None:
-        """A Qt event that took long on the GUI thread (from the diagnosing `notify`)."""
-        self.slow_events.append((seconds * 1000, what))
+    def record_event(self, seconds: float, cpu_seconds: float, what: str) -> None:
+        """A Qt event that took long on the GUI thread (from the diagnosing `notify`): its wall time
+        and the GUI thread's own CPU time in it (the rest is waiting: for a CPU, the GIL, a lock)."""
+        self.slow_events.append((seconds * 1000, cpu_seconds * 1000, what))

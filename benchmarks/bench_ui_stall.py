@@ -19,9 +19,10 @@ label import, a training run and a bundle import, and the time from start to a u
   GUI's own work), waiting for a CPU (the machine's load), and the rest (blocked on the GIL, a
   lock, or sleeping). `--diagnose` adds a watchdog thread sampling every thread's stack during
   late ticks and times each Qt event (benchmarks/_stall_watch.py).
-- Interleaved A/B inside every phase (`--flip`): by default the job runner's threads alternate
-  each second between nice 0 (the app's default, ui/workers.py WORKER_NICE) and nice +10, and each
-  gap counts for the condition in force; `--flip switch:0.005,0.001` flips the GIL switch interval.
+- The app runs with its own settings throughout. Interleaved A/B inside every phase (`--flip`):
+  `--flip nice:0,10` alternates the job runner's threads each second between
+  nice 0 (the app's default, WORKER_NICE) and nice +10, each gap counting for the condition in
+  force; `--flip switch:0.005,0.001` flips the GIL switch interval.
 - Start to usable window: `vital-desktop`'s own start-up code in a subprocess, from process start
   until the DATA page shows its sheets and the first thumbnail (median of `--startups` runs).
 - Before/after (`--baseline COMMIT [--rounds 3]`): fresh runs of this script with the baseline's
@@ -370,10 +371,10 @@ def main() -> None:
     parser.add_argument("--out", default="ui_stall")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="override the GIL switch interval the app sets (seconds; CPython's default is 0.005)")
-    parser.add_argument("--flip", default="nice:0,10",
+    parser.add_argument("--flip", default="",
                         help="conditions to alternate each second in every phase: nice:A,B (the job runner's threads' "
                              "nice values), switch:A,B (GIL switch intervals, s) or duckdb:A,B (DuckDB threads, 0 its "
-                             "default); '' for none")
+                             "default); default none: the app's own settings throughout")
     parser.add_argument("--baseline", default=None,
                         help="compare with this commit: runs of its vital_desktop and of this tree take turns "
                              "(ABBA, --rounds each, same options), one report with both and their ratio")
@@ -470,20 +471,24 @@ CURRENT_WATCH = None
 
 
 def diagnosing_app(argv):
-    """A QApplication whose `notify` times every event delivered on the GUI thread (diagnosis only:
-    it costs a Python call per event)."""
+    """A QApplication whose `notify` times every event delivered on the GUI thread, wall and the GUI
+    thread's CPU, outermost events only (diagnosis only: it costs a Python call per event)."""
     from PySide6.QtWidgets import QApplication
 
     class TimedApp(QApplication):
+        depth = 0
+
         def notify(self, receiver, event):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.thread_time()
+            TimedApp.depth += 1
             try:
                 return super().notify(receiver, event)
             finally:
-                spent = time.perf_counter() - start
-                if spent > 0.03 and CURRENT_WATCH is not None:
+                TimedApp.depth -= 1
+                spent, used = time.perf_counter() - start, time.thread_time() - cpu
+                if TimedApp.depth == 0 and (spent > 0.03 or used > 0.008) and CURRENT_WATCH is not None:
                     name = receiver.objectName() if hasattr(receiver, "objectName") else ""
-                    CURRENT_WATCH.record_event(spent, f"{type(receiver).__name__}({name}) {event.type().name}")
+                    CURRENT_WATCH.record_event(spent, used, f"{type(receiver).__name__}({name}) {event.type().name}")
 
     return TimedApp(argv)
 
