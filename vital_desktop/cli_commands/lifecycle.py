@@ -67,7 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = deploy.add_parser("activate", help="make a model version the active one")
     p.add_argument("model")
     p.add_argument("--notes", default="")
+    p.add_argument("--even-if-worse", action="store_true",
+                   help="activate a classifier even when it is less accurate than the serving one on held-out labels")
     p.set_defaults(handler=_activate)
+    p = deploy.add_parser("compare", help="compare a classifier with the serving one on held-out labelled items")
+    p.add_argument("model")
+    p.set_defaults(handler=_compare_active)
     p = deploy.add_parser("rollback", help="re-activate the version that served before the current one")
     p.add_argument("name", nargs="?", default=None)
     p.set_defaults(handler=_rollback)
@@ -152,15 +157,22 @@ def _train(ctx: CliContext, args: argparse.Namespace) -> dict:
         backbone=args.backbone,
     )
     out = result.to_dict()
+    refused = None
     if args.activate:
-        deploy.activate(ctx.store, actor=ctx.actor, model=result.model_id)
-        out["activated"] = True
+        try:
+            deploy.activate(ctx.store, actor=ctx.actor, model=result.model_id)
+        except ValidationError as exc:  # less accurate than the serving classifier: trained, not activated
+            refused = exc.message
+            out["activation_refused"] = exc.to_dict()
+        out["activated"] = refused is None
     text = (f"trained {result.name}@{result.version} on {result.images} images "
             f"({', '.join(f'{c} {n}' for c, n in result.class_counts.items())}); "
             f"held-out accuracy {result.held_out_accuracy:.1%}"
             + (f", calibration error {result.metrics['ece']:.3f}" if "ece" in result.metrics else "")
             + f"; {result.duration_s:.1f} s"
-            + ("; activated" if args.activate else ""))
+            + ("; activated" if args.activate and refused is None else ""))
+    if refused is not None:
+        text += f"\n{refused}"
     return out | {"text": text}
 
 
@@ -207,8 +219,18 @@ def _evaluate(ctx: CliContext, args: argparse.Namespace) -> dict:
 def _activate(ctx: CliContext, args: argparse.Namespace) -> dict:
     from vital_desktop.services import deploy
 
-    info, _ = deploy.activate(ctx.store, actor=ctx.actor, model=args.model, notes=args.notes)
+    info, _ = deploy.activate(ctx.store, actor=ctx.actor, model=args.model, notes=args.notes,
+                              even_if_worse=args.even_if_worse)
     return info.to_dict() | {"text": f"{info.ref} is now active"}
+
+
+def _compare_active(ctx: CliContext, args: argparse.Namespace) -> dict:
+    from vital_desktop.services import activation_check
+
+    check = activation_check.compare_with_active(ctx.store, model=args.model, progress=ctx.progress("compare"))
+    if check is None:
+        return {"compared": False, "text": f"{args.model} would replace no serving classifier: nothing to compare"}
+    return {"compared": check.not_compared is None, **check.to_dict()}
 
 
 def _rollback(ctx: CliContext, args: argparse.Namespace) -> dict:

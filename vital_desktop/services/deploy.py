@@ -40,7 +40,7 @@ from vital_desktop.core.changes import Changes
 from vital_desktop.core.errors import NotFoundError, ValidationError
 from vital_desktop.core.ids import iso, utcnow
 from vital_desktop.core.users import User
-from vital_desktop.services import registry
+from vital_desktop.services import activation_check, registry
 from vital_desktop.services.accounts import require
 from vital_desktop.services.training import decide, label_status, lineage, resolve_model
 from vital_desktop.store import audit
@@ -52,8 +52,20 @@ MANIFEST_PAYLOAD_TYPE = trust.DEPLOYMENT_PAYLOAD_TYPE
 DEFAULT_FEW_SHOT_PER_CLASS = 3
 
 
-def activate(store: Store, *, actor: User, model: str, notes: str = "") -> tuple[registry.ModelInfo, Changes]:
-    """Make `model` (``name@version``, name or id) the active model of its kind."""
+def activate(store: Store, *, actor: User, model: str, notes: str = "",
+             even_if_worse: bool = False) -> tuple[registry.ModelInfo, Changes]:
+    """Make `model` (``name@version``, name or id) the active model of its kind.
+
+    A classifier that would replace the serving one is first compared with it on held-out
+    labelled items (`activation_check`); one that is less accurate, beyond chance, is refused
+    unless `even_if_worse`.
+    """
+    require(actor, "deploy")
+    if not even_if_worse:
+        check = activation_check.compare_with_active(store, model=model)
+        if check is not None and check.worse:
+            raise ValidationError(f"{check.sentence()} Not activated: label more items and retrain, or activate it "
+                                  "anyway (vital deploy activate ... --even-if-worse).", details=check.to_dict())
     return registry.activate_model(store, actor=actor, ref=model, notes=notes)
 
 

@@ -192,16 +192,29 @@ def held_out_items(store: Store, *, models: Sequence[str], sheet: str, label_typ
         )
 
 
-def evaluate_models(
+@dataclass(frozen=True)
+class ItemPredictions:
+    """What each model predicted on the same labelled items: `truth[i]` is item `refs[i]`'s label,
+    `predicted[m][i]` what model `models[m]` (rows of the registry) said (None: unreadable image)."""
+
+    refs: list[str]
+    truth: list[str]
+    models: list[ModelRow]
+    predicted: list[list[str | None]]
+
+    def correct(self, model: int) -> list[bool]:
+        return [p == t for p, t in zip(self.predicted[model], self.truth, strict=True)]
+
+
+def predict_labelled_items(
     store: Store, *, models: Sequence[str], sheet: str, item_refs: Sequence[str] | None = None,
     label_type: str | None = None, progress: Progress | None = None,
-) -> list[ModelEvaluation]:
-    """Accuracy of each model on the same labelled items (default: `held_out_items`), so two
-    versions are compared on equal terms. Nothing is logged: this is not production use."""
+) -> ItemPredictions:
+    """Run each model on the same labelled image items (default: `held_out_items`). Nothing is
+    logged: this is not production use."""
     from vital_desktop.inference.classifier import OnnxClassifier
 
     label_type = resolve_label_type(store, label_type=label_type, sheet=sheet, model=models[0] if models else None)
-
     refs = list(item_refs) if item_refs is not None else held_out_items(store, models=models, sheet=sheet,
                                                                            label_type=label_type)
     if not refs:
@@ -216,19 +229,30 @@ def evaluate_models(
             CanonicalLabel.item_ref.in_(refs)))}
         model_rows = [resolve_model(s, m) for m in models]
     refs = [r for r in refs if r in truth and r in items and items[r].image_path]
+    if not refs:
+        raise ValidationError(f"none of the held-out labelled items of sheet {sheet!r} is an image")
     paths = [str(Path(sheet_row.image_root or "") / str(items[r].image_path)) for r in refs]
+    predicted = [[res.predicted_class for res in OnnxClassifier(Path(row.path)).predict_paths(paths, progress=progress)]
+                 for row in model_rows]
+    return ItemPredictions(refs, [truth[r] for r in refs], model_rows, predicted)
+
+
+def evaluate_models(
+    store: Store, *, models: Sequence[str], sheet: str, item_refs: Sequence[str] | None = None,
+    label_type: str | None = None, progress: Progress | None = None,
+) -> list[ModelEvaluation]:
+    """Accuracy of each model on the same labelled items (default: `held_out_items`), so two
+    versions are compared on equal terms. Nothing is logged: this is not production use."""
+    run = predict_labelled_items(store, models=models, sheet=sheet, item_refs=item_refs, label_type=label_type,
+                                 progress=progress)
     out = []
-    for row in model_rows:
-        classifier = OnnxClassifier(Path(row.path))
-        results = classifier.predict_paths(paths, progress=progress)
+    for index, row in enumerate(run.models):
         correct: Counter[str] = Counter()
-        total: Counter[str] = Counter()
-        for ref, res in zip(refs, results, strict=False):
-            total[truth[ref]] += 1
-            if res.predicted_class == truth[ref]:
-                correct[truth[ref]] += 1
+        total: Counter[str] = Counter(run.truth)
+        for truth, right in zip(run.truth, run.correct(index), strict=True):
+            correct[truth] += right
         n_correct = sum(correct.values())
-        out.append(ModelEvaluation(row.id, row.name, row.version, len(refs), n_correct,
-                                   round(n_correct / len(refs), 4) if refs else 0.0,
+        out.append(ModelEvaluation(row.id, row.name, row.version, len(run.refs), n_correct,
+                                   round(n_correct / len(run.refs), 4),
                                    {c: round(correct[c] / total[c], 4) for c in sorted(total)}))
     return out

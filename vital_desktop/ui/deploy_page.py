@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QMessageBox, QPushButton
 
 from vital_desktop.core.changes import Changes
 from vital_desktop.services import deploy as deploy_service
-from vital_desktop.services import llm_speed, registry, training
+from vital_desktop.services import activation_check, llm_speed, registry, training
 from vital_desktop.ui import theme
 from vital_desktop.ui.charts import JobProgress, fill_table, read_only_table, selected_data
 from vital_desktop.ui.context import AppContext
@@ -77,6 +77,7 @@ class DeployPage(Page):
                                                         self.package_button), self.reason, "Deploying models")
         #: answers the confirmations (tests set it; None asks the user)
         self.confirm_answer: bool | None = None
+        self.last_question: tuple[str, str] | None = None  # the last confirmation asked (title, text)
         splitter.addWidget(registry_card)
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -164,6 +165,7 @@ class DeployPage(Page):
     # --- actions ----------------------------------------------------------------------------------
     def confirm(self, title: str, text: str) -> bool:
         """Ask before changing what serves predictions (tests answer through `confirm_answer`)."""
+        self.last_question = (title, text)
         if self.confirm_answer is not None:
             return self.confirm_answer
         answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
@@ -176,14 +178,37 @@ class DeployPage(Page):
         if model is None or model.active or not self.can_deploy:
             return
         current = next((m for m in self.models if m.active and m.kind == model.kind), None)
-        replaces = f" It replaces {current.ref}, which serves predictions now." if current else ""
-        if not self.confirm("Activate model", f"Activate {model.ref}? Every prediction on this laptop will use "
-                            f"it.{replaces}"):
+        if current is None or model.kind != registry.KIND_ONNX:
+            self._confirm_activation(model, current, None)
+            return
+        # A classifier replacing the serving one is first compared with it on held-out labels
+        # (off the GUI thread); the confirmation shows the result.
+        model_id = model.id
+        job = self.context.query(
+            f"Comparing {model.ref} with {current.ref}",
+            lambda op: activation_check.compare_with_active(op.store, model=model_id, progress=op.progress),
+            on_result=lambda check: self._confirm_activation(model, current, check),
+            on_error=lambda exc: show_error(self, "Activate", exc), owner=self, visible=True)
+        self.progress.follow(job)
+
+    def _confirm_activation(self, model: registry.ModelInfo, current: registry.ModelInfo | None,
+                            check: activation_check.ActivationCheck | None) -> None:
+        worse = check is not None and check.worse
+        text = f"Activate {model.ref}? Every prediction on this laptop will use it."
+        if current is not None:
+            text += f" It replaces {current.ref}, which serves predictions now."
+        if check is not None:
+            text += f"\n\n{check.sentence()}"
+        if worse:
+            text += "\n\nActivate it anyway?"
+        if not self.confirm("Activate a less accurate model?" if worse else "Activate model", text):
+            self.table.setFocus()
             return
         model_id = model.id
         self.context.change(
             f"Activating {model.ref}",
-            lambda op: deploy_service.activate(op.store, actor=op.actor, model=model_id, notes="activated from DEPLOY"),
+            lambda op: deploy_service.activate(op.store, actor=op.actor, model=model_id, notes="activated from DEPLOY",
+                                               even_if_worse=worse),
             on_result=lambda info: self.context.say(f"{info.ref} is now active"),
             on_error=lambda exc: show_error(self, "Activate", exc))
         self.table.setFocus()
