@@ -118,6 +118,36 @@ def test_train_page_shows_the_gates_trains_a_model_and_shows_its_card_and_lineag
     assert any(r[0] == "gui-classifier" and r[3] == "active" for r in rows)
 
 
+def test_train_and_activate_keeps_the_model_but_says_why_it_was_not_activated(qtbot, engineer_window, monkeypatch):
+    from vital_desktop.services import activation_check
+
+    # the comparison itself is tested on real models (tests/services/test_activation_check.py);
+    # here it reports the new model as worse, and TRAIN must say so without losing the model
+    def worse(store, *, model, progress=None):
+        return activation_check.ActivationCheck("gui-worse@1", "defect-classifier@1", DEMO_SHEET, items=20,
+                                                candidate_correct=10, active_correct=19, only_candidate=0,
+                                                only_active=9, p_worse=activation_check.mcnemar_worse_p(9, 0))
+
+    monkeypatch.setattr(activation_check, "compare_with_active", worse)
+    window = engineer_window
+    window.go("train")
+    wait_idle(qtbot, window)
+    page = window.pages["train"]
+    page.model_name.setText("gui-worse")
+    page.activate_after.setChecked(True)
+    qtbot.mouseClick(page.train_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.last_result is not None or "failed" in page.train_result.text(), timeout=60_000)
+    wait_idle(qtbot, window)
+    assert page.last_result is not None, page.train_result.text()
+    text = page.train_result.text()
+    assert "Trained <b>gui-worse@1</b>" in text and "Not activated" in text and "50.0% against 95.0%" in text
+    window.go("deploy")
+    wait_idle(qtbot, window)
+    rows = cell_texts(window.pages["deploy"].table)
+    assert any(r[0] == "gui-worse" and r[3] != "active" for r in rows)
+    assert any(r[0] == "defect-classifier" and r[3] == "active" for r in rows)
+
+
 def test_train_page_refuses_a_bad_model_name_with_the_reason(qtbot, engineer_window, monkeypatch):
     from vital_desktop.ui import train_page
 

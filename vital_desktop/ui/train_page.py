@@ -7,6 +7,7 @@ the export writes and what the trainer learns, so what the summary shows is what
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from vital_desktop.core.changes import Changes
+from vital_desktop.core.errors import ValidationError
 from vital_desktop.services import deploy as deploy_service
 from vital_desktop.services import generate as generate_service
 from vital_desktop.services import registry, training
@@ -452,28 +454,33 @@ class TrainPage(Page):
                                      "seed": self.seed.value(), "min_per_class": self.min_per_class.value()}
         activate = self.activate_after.isChecked()
 
-        def work(op: OpEnv) -> tuple[training.TrainResult, Changes]:
+        def work(op: OpEnv) -> tuple[tuple[training.TrainResult, str], Changes]:
             result, changes = training.train_classifier(op.store, actor=op.actor, progress=op.progress, **arguments)
+            refused = ""
             if activate:
-                _, activated = deploy_service.activate(op.store, actor=op.actor, model=result.model_id,
-                                                       notes="activated from TRAIN")
-                changes = changes | activated
-            return result, changes
+                try:
+                    _, activated = deploy_service.activate(op.store, actor=op.actor, model=result.model_id,
+                                                           notes="activated from TRAIN")
+                    changes = changes | activated
+                except ValidationError as exc:  # less accurate than the serving one: trained, not activated
+                    refused = exc.message
+            return (result, refused), changes
 
         self.train_button.setEnabled(False)
         self.train_result.setText("")
-        self.train_job = self.context.change(f"Training {name}", work, on_result=self._trained,
+        self.train_job = self.context.change(f"Training {name}", work, on_result=lambda done: self._trained(*done),
                                              on_error=self._train_failed, cancellable=True)
         self.progress.follow(self.train_job)
 
-    def _trained(self, result: training.TrainResult) -> None:
+    def _trained(self, result: training.TrainResult, refused: str = "") -> None:
         self.last_result = result
         self.train_button.setEnabled(True)
         counts = ", ".join(f"{c} {n}" for c, n in result.class_counts.items())
         self.train_result.setText(
             f"Trained <b>{result.name}@{result.version}</b> on {result.images} images ({counts}) in "
             f"{result.duration_s:.1f} s — held-out accuracy <b>{result.held_out_accuracy:.1%}</b>"
-            + (f"; {result.feedback_added} accepted feedback items reached training" if result.feedback_added else ""))
+            + (f"; {result.feedback_added} accepted feedback items reached training" if result.feedback_added else "")
+            + (f"<br>{html.escape(refused)}" if refused else ""))
         self.context.say(f"Trained {result.name}@{result.version}: held-out accuracy {result.held_out_accuracy:.1%}")
         self.reload_models(select=result.model_id)
 
