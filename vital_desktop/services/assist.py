@@ -22,6 +22,7 @@ from vital_desktop.core.users import User
 from vital_desktop.inference import assist, calibration
 from vital_desktop.inference.classifier import decode_chunks, load_image
 from vital_desktop.services.accounts import require
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import CanonicalLabel, Sheet, SheetItem
 
@@ -46,9 +47,7 @@ class NextItem:
 
 
 def _sheet(s: Any, ref: str) -> Sheet:
-    row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == ref, Sheet.id == ref)))
-    if row is None:
-        raise NotFoundError(f"no sheet named {ref!r}")
+    row = find_sheet(s, ref)
     if not row.image_root:
         raise ValidationError(f"sheet {row.name!r} has no images")
     return row

@@ -123,7 +123,7 @@ def _check_reason(reason: str) -> str:
 def erase_items(store: Store, *, actor: User, sheet: str, item_refs: Iterable[str], reason: str) -> tuple[
         ErasureReport, Changes]:
     """Erase these items of a sheet (see the module docstring). Unknown items are refused, named."""
-    from vital_desktop.services.sheets import _find_sheet
+    from vital_desktop.services.sheets import find_sheet
 
     require(actor, "erase_data")
     reason = _check_reason(reason)
@@ -131,7 +131,7 @@ def erase_items(store: Store, *, actor: User, sheet: str, item_refs: Iterable[st
     if not refs:
         raise ValidationError("name the items to erase (--items A,B)")
     with store.session() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         known = set(s.scalars(sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == row.id,
                                                                   SheetItem.item_ref.in_(refs))))
         unknown = [r for r in refs if r not in known]
@@ -149,12 +149,12 @@ def erase_items(store: Store, *, actor: User, sheet: str, item_refs: Iterable[st
 
 def delete_sheet(store: Store, *, actor: User, sheet: str, reason: str) -> tuple[ErasureReport, Changes]:
     """Delete a whole sheet with every trace of its items (its training sheets go too)."""
-    from vital_desktop.services.sheets import _find_sheet
+    from vital_desktop.services.sheets import find_sheet
 
     require(actor, "erase_data")
     reason = _check_reason(reason)
     with store.session() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         report = _erase(s, actor, row, None, reason)
         s.execute(sa.delete(TrainingSheet).where(TrainingSheet.sheet_id == row.id))
         s.execute(sa.delete(Sheet).where(Sheet.id == row.id))

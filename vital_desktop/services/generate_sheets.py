@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from vital_desktop.core.errors import NotFoundError
 from vital_desktop.core.ids import iso
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import QAPair, Sheet, TrainingSheet
 
@@ -124,9 +125,7 @@ def list_training_sheets(store: Store, *, sheet: str | None = None) -> list[Trai
     with store.read() as s:
         query = sa.select(TrainingSheet).order_by(TrainingSheet.created_at)
         if sheet:
-            sheet_row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-            if sheet_row is None:
-                raise NotFoundError(f"no sheet named {sheet!r}")
+            sheet_row = find_sheet(s, sheet)
             query = query.where(TrainingSheet.sheet_id == sheet_row.id)
         names = dict(s.execute(sa.select(Sheet.id, Sheet.name)).all())
         return [_ts_info(r, names.get(r.sheet_id, r.sheet_id)) for r in s.scalars(query)]

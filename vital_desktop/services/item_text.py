@@ -20,8 +20,9 @@ import sqlalchemy as sa
 
 from vital_desktop.core.errors import NotFoundError
 from vital_desktop.services.item_kinds import DOCUMENT, TELEMETRY, item_kind
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import ItemContent, Sheet, SheetItem
+from vital_desktop.store.models import ItemContent, SheetItem
 
 #: Characters of a document's text given to the language model (the embedded model's context is
 #: 2,048 tokens; about 3,000 characters of English leave room for the instructions and the answer).
@@ -92,9 +93,7 @@ class ItemContentInfo:
 def item_content(store: Store, sheet: str, item_ref: str) -> ItemContentInfo:
     """The stored text or series of one item (no file is read), with its metadata."""
     with store.read() as s:
-        row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-        if row is None:
-            raise NotFoundError(f"no sheet named {sheet!r}")
+        row = find_sheet(s, sheet)
         item = s.scalar(sa.select(SheetItem).where(SheetItem.sheet_id == row.id, SheetItem.item_ref == item_ref))
         if item is None:
             raise NotFoundError(f"sheet {row.name!r} has no item {item_ref!r}")

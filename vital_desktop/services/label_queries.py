@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from vital_desktop.core.errors import NotFoundError
 from vital_desktop.core.ids import iso
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store.db import Store
 from vital_desktop.store.models import CanonicalLabel, CanonicalLabelHistory, Sheet
 
@@ -99,10 +100,7 @@ def written_info(row: dict) -> LabelInfo:
 
 def sheet_row(session: Session, ref: str) -> Sheet:
     """The sheet named (or with the id) `ref`; `NotFoundError` otherwise."""
-    row = session.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == ref, Sheet.id == ref)))
-    if row is None:
-        raise NotFoundError(f"no sheet named {ref!r}")
-    return row
+    return find_sheet(session, ref)
 
 
 def get_row(session: Session, sheet_id: str, item_ref: str, label_type: str) -> CanonicalLabel | None:

@@ -44,8 +44,9 @@ from vital_desktop.core.progress import CancelToken, Progress
 from vital_desktop.inference import llm_confidence, prompts
 from vital_desktop.inference.llm import LocalLlm
 from vital_desktop.services import llm_evidence, templates
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import LlmCalibration, Sheet, SheetItem
+from vital_desktop.store.models import LlmCalibration, SheetItem
 
 AUTO = "auto"
 #: A self-reported number the model writes is not its confidence; it is never scored.
@@ -205,9 +206,7 @@ def answer_item(store: Store, *, template: str | templates.TemplateInfo, sheet: 
 
     info = templates.get_template(store, template) if isinstance(template, str) else template
     with store.read() as s:
-        sheet_row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-        if sheet_row is None:
-            raise NotFoundError(f"no sheet named {sheet!r}")
+        sheet_row = find_sheet(s, sheet)
         item = s.scalar(sa.select(SheetItem).where(SheetItem.sheet_id == sheet_row.id, SheetItem.item_ref == item_ref))
         if item is None:
             raise NotFoundError(f"sheet {sheet_row.name!r} has no item {item_ref!r}")

@@ -24,13 +24,14 @@ import sqlalchemy as sa
 
 from vital_desktop.core import governance
 from vital_desktop.core.changes import Changes
-from vital_desktop.core.errors import NotFoundError, ValidationError
+from vital_desktop.core.errors import ValidationError
 from vital_desktop.core.ids import new_id, utcnow
 from vital_desktop.core.progress import Progress
 from vital_desktop.core.users import User
 from vital_desktop.inference import calibration
 from vital_desktop.services import llm_answer, templates
 from vital_desktop.services.accounts import require
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import query_arrow
 from vital_desktop.store.db import Store
@@ -84,9 +85,7 @@ class CalibrationReport:
 def _labelled_items(store: Store, sheet: str, label_type: str, limit: int) -> tuple[Sheet, list[dict[str, Any]], int]:
     """Evaluation-allowed labelled items of the sheet in order (at most `limit`), and how many were not allowed."""
     with store.read() as s:
-        row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-        if row is None:
-            raise NotFoundError(f"no sheet named {sheet!r}")
+        row = find_sheet(s, sheet)
         s.expunge(row)
         rows = query_arrow(s, (
             "SELECT i.item_ref, i.image_path, i.metadata::VARCHAR AS metadata, c.label_data::VARCHAR AS label_data, "

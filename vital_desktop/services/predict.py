@@ -34,8 +34,9 @@ from vital_desktop.inference.llm import (
 )
 from vital_desktop.services import registry
 from vital_desktop.services.accounts import require
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store.db import Store
-from vital_desktop.store.models import Prediction, Setting, Sheet, SheetItem
+from vital_desktop.store.models import Prediction, Setting, SheetItem
 
 SETTING_THREADS = "inference.threads"
 SETTING_CONTEXT = "inference.llm_context"
@@ -144,9 +145,7 @@ class _Target:
 
 def _sheet_targets(store: Store, sheet: str, item_refs: Sequence[str] | None) -> list[_Target]:
     with store.read() as s:
-        row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-        if row is None:
-            raise NotFoundError(f"no sheet named {sheet!r}")
+        row = find_sheet(s, sheet)
         if not row.image_root or not row.image_column:
             raise ValidationError(f"sheet {row.name!r} has no images to classify")
         query = sa.select(SheetItem).where(SheetItem.sheet_id == row.id).order_by(SheetItem.position)

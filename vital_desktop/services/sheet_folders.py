@@ -149,7 +149,7 @@ def join_metadata(
 ) -> tuple[JoinReport, Changes]:
     """Join a metadata file's columns into a sheet's items, matching the key to the item ref
     (the relative path) or, when unique, the file name. Unknown keys are refused, named."""
-    from vital_desktop.services.sheets import _find_sheet, _jsonable, read_metadata
+    from vital_desktop.services.sheets import find_sheet, _jsonable, read_metadata
 
     require(actor, "import_sheet")
     path = Path(metadata_path).expanduser().resolve()
@@ -158,7 +158,7 @@ def join_metadata(
         raise ValidationError(f"key column {key_column!r} is not in {path.name}; its columns are: "
                               f"{', '.join(table.column_names)}")
     with store.read() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         items = {ref: meta or {} for ref, meta in s.execute(
             sa.select(SheetItem.item_ref, SheetItem.item_metadata).where(SheetItem.sheet_id == row.id))}
     by_name: dict[str, list[str]] = {}
@@ -177,7 +177,7 @@ def join_metadata(
         raise ValidationError(f"{path.name}: {len(unknown)} row(s) match no item of {sheet!r}: "
                               + ", ".join(unknown[:MAX_REPORTED]))
     with store.session() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         keys = pa.table({"k_ref": list(updates), "k_meta": [json.dumps(v, ensure_ascii=False)
                                                             for v in updates.values()]})
         from vital_desktop.store.bulk import raw_connection

@@ -88,12 +88,12 @@ def rescan_sheet(store: Store, *, actor: User, sheet: str, progress: Progress | 
         RescanReport, Changes]:
     """Rescan one sheet's images (see the module docstring); every check runs before the one write."""
     from vital_desktop.services import labels
-    from vital_desktop.services.sheets import _find_sheet
+    from vital_desktop.services.sheets import find_sheet
 
     require(actor, "import_sheet")
     progress = progress or Progress()
     with store.read() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         sheet_id, name, folder = row.id, row.name, row.metadata_format == FOLDER_FORMAT
         if not row.image_root:
             raise ValidationError(f"sheet {name!r} has no image folder to rescan")
@@ -143,7 +143,7 @@ def rescan_sheet(store: Store, *, actor: User, sheet: str, progress: Progress | 
     start = max((i.position for i in items), default=-1) + 1
     now = utcnow()
     with store.session() as s:
-        row = _find_sheet(s, sheet_id)
+        row = find_sheet(s, sheet_id)
         raw = raw_connection(s)
         if folder and new_facts:
             insert_arrow(s, "sheet_items", item_table(sheet_id, new_facts, start), casts={"metadata": "JSON"})

@@ -400,7 +400,7 @@ def list_sheets(store: Store) -> list[SheetInfo]:
         return [_sheet_info(r) for r in s.scalars(sa.select(Sheet).order_by(Sheet.name))]
 
 
-def _find_sheet(s: sa.orm.Session, ref: str) -> Sheet:
+def find_sheet(s: sa.orm.Session, ref: str) -> Sheet:
     row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == ref, Sheet.id == ref)))
     if row is None:
         names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
@@ -411,7 +411,7 @@ def _find_sheet(s: sa.orm.Session, ref: str) -> Sheet:
 def get_sheet(store: Store, ref: str) -> SheetInfo:
     """A sheet by name or id."""
     with store.read() as s:
-        return _sheet_info(_find_sheet(s, ref))
+        return _sheet_info(find_sheet(s, ref))
 
 
 def _item_info(row: SheetItem, root: str | None) -> ItemInfo:
@@ -425,7 +425,7 @@ def list_items(
 ) -> list[ItemInfo]:
     """Items in sheet order, a page at a time (the GUI fetches on demand)."""
     with store.read() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         query = sa.select(SheetItem).where(SheetItem.sheet_id == row.id)
         if item_refs is not None:
             query = query.where(SheetItem.item_ref.in_(item_refs))
@@ -444,7 +444,7 @@ def get_item(store: Store, sheet: str, item_ref: str) -> ItemInfo:
 
 def item_refs(store: Store, sheet: str) -> list[str]:
     with store.read() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         return list(s.scalars(sa.select(SheetItem.item_ref).where(SheetItem.sheet_id == row.id).order_by(SheetItem.position)))
 
 
@@ -529,7 +529,7 @@ def relocate_sheet(
     if new_metadata is not None and not new_metadata.is_file():
         raise ValidationError(f"metadata file {new_metadata} does not exist")
     with store.read() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         if root is not None and row.image_column is None:
             raise ValidationError(f"sheet {row.name!r} has no images to relocate")
         indexed = [] if root is None else list(s.execute(
@@ -555,7 +555,7 @@ def relocate_sheet(
             problems.append(f"{len(missing)} image(s) are not there (e.g. {', '.join(missing[:5])})")
         raise ValidationError(f"{root} does not hold this sheet's images: " + "; ".join(problems))
     with store.session() as s:
-        row = _find_sheet(s, sheet)
+        row = find_sheet(s, sheet)
         old = row.image_root
         if root is not None:
             row.image_root = str(root)

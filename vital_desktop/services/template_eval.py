@@ -41,6 +41,7 @@ from vital_desktop.inference.calibration import ECE_BINS
 from vital_desktop.services import templates
 from vital_desktop.services.accounts import require
 from vital_desktop.services.label_types import LabelType, check_label_data
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import query_arrow
 from vital_desktop.store.db import Store
@@ -98,10 +99,7 @@ def label_pool(store: Store, *, sheet: str, label_type: str) -> LabelPool:
     from vital_desktop.services import site
 
     with store.read() as s:
-        row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-        if row is None:
-            names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
-            raise NotFoundError(f"no sheet named {sheet!r}" + (f"; sheets here: {', '.join(names)}" if names else ""))
+        row = find_sheet(s, sheet)
         rows = query_arrow(s, (
             "SELECT i.item_ref, i.position, i.image_path, i.metadata::VARCHAR AS metadata, c.id AS label_id, "
             "c.version AS label_version, c.label_data::VARCHAR AS label_data, "

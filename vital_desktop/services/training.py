@@ -51,7 +51,7 @@ from vital_desktop.services.training_export import (  # noqa: F401 (public names
     export_training,
     stratified_split,
 )
-from vital_desktop.services.sheets import _find_sheet as _sheet_row
+from vital_desktop.services.sheets import find_sheet as _sheet_row
 from vital_desktop.services.training_gate import (  # noqa: F401 (public names of the TRAIN stage)
     GateDecision,
     _class_field,

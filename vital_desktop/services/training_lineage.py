@@ -25,7 +25,7 @@ from vital_desktop.store.models import (
     TrainingSheet,
 )
 
-from vital_desktop.services.sheets import _find_sheet as _sheet_row
+from vital_desktop.services.sheets import find_sheet as _sheet_row
 from vital_desktop.services.training_gate import (
     _class_field,
     decide,
