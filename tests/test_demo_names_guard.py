@@ -34,13 +34,14 @@ def test_the_guard_sees_the_product_modules() -> None:
 
 
 def test_product_code_names_no_demo_column_or_sheet() -> None:
-    """The demo's metadata columns and sheet names appear only in the demo builder and demo/."""
+    """The demo's metadata columns, sheet names and model name appear only in the demo builder and demo/."""
     from vital_desktop.demo.images import INSPECTION_COLUMNS, TELEMETRY_COLUMNS
     from vital_desktop.services import demo_site
 
     generic = {"image_path", "timestamp"}  # what any site's sheets may call their columns
     names = sorted(set(INSPECTION_COLUMNS + TELEMETRY_COLUMNS) - generic)
-    names += [demo_site.DEMO_SHEET, demo_site.DEMO_TELEMETRY_SHEET, demo_site.DEMO_HISTORY_SHEET]
+    names += [demo_site.DEMO_SHEET, demo_site.DEMO_TELEMETRY_SHEET, demo_site.DEMO_HISTORY_SHEET,
+              demo_site.DEMO_MODEL_NAME]  # the demo's classifier: TRAIN names a model after its source
     pattern = re.compile("|".join(re.escape(n) for n in names), re.IGNORECASE)
     offenders = []
     for path in product_sources():

@@ -355,3 +355,19 @@ def test_an_inspector_does_not_see_the_bundles_page(qtbot, demo_store, settings)
     assert not deploy.activate_button.isEnabled() and "inspector" in deploy.reason.text()
     wait_idle(qtbot, window)
     window.close()
+
+
+def test_train_page_names_the_model_after_its_source_until_a_name_is_typed(qtbot, engineer_window):
+    from vital_desktop.ui.train_page import suggested_model_name
+
+    assert suggested_model_name("Defect Detection - Scintillator Crystals") == "defect-detection-scintillator-crystals-classifier"
+    assert suggested_model_name("Ü?!") == "site-classifier"
+    window = engineer_window
+    window.go("train")
+    wait_idle(qtbot, window)
+    page = window.pages["train"]
+    assert page.model_name.text() == suggested_model_name(page.source_choice()[1])  # nothing of the demo's own
+    qtbot.keyClicks(page.model_name, "-mine")  # the user's own name is kept from now on
+    typed = page.model_name.text()
+    page.refresh_summary()
+    assert page.model_name.text() == typed

@@ -31,7 +31,8 @@ def _content() -> dict[str, Any]:
     return content
 
 
-#: The tiny classifier's classes when a caller names none (the demo's sample data).
+#: The tiny classifier's name and classes when a caller names none (the demo's sample data).
+DEMO_MODEL_NAME: str = str(_content()["classifier_name"])
 DEMO_CLASSES: list[str] = list(_content()["classifier_classes"])
 
 

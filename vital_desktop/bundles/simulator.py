@@ -110,8 +110,9 @@ class HubSimulator:
 
     # --- payloads --------------------------------------------------------------------------------
 
-    def model_payloads(self, name: str = "defect-classifier", version: int = 2, onnx_bytes: bytes | None = None,
+    def model_payloads(self, name: str | None = None, version: int = 2, onnx_bytes: bytes | None = None,
                        card: dict[str, Any] | None = None) -> list[Payload]:
+        name = name or samples.DEMO_MODEL_NAME
         return [
             Payload("model", "onnx_model", f"{name}-v{version}.onnx", onnx_bytes or samples.tiny_classifier_onnx(),
                     {"card": "card"}),

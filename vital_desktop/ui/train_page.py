@@ -8,6 +8,7 @@ the export writes and what the trainer learns, so what the summary shows is what
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,13 @@ from vital_desktop.ui.widgets import (
 )
 from vital_desktop.ui.workers import Job
 
-DEFAULT_MODEL_NAME = "defect-classifier"
 LINEAGE_LABELS_SHOWN = 200
+
+
+def suggested_model_name(source: str) -> str:
+    """A registry name from the training source's name ('Crystals' → 'crystals-classifier')."""
+    stem = re.sub(r"[^a-z0-9._]+", "-", source.lower()).strip("-._")[:40].strip("-._")
+    return f"{stem or 'site'}-classifier"
 
 
 def _mono(widget: QWidget) -> None:
@@ -260,8 +266,11 @@ class TrainPage(Page):
         train_card = Card("Train classifier (local, ONNX)")
         row = QHBoxLayout()
         row.addWidget(QLabel("Model name"))
-        self.model_name = QLineEdit(DEFAULT_MODEL_NAME)
-        self.model_name.setToolTip("Versions are numbered automatically: training again makes the next version")
+        self.model_name = QLineEdit()
+        self.model_name.setPlaceholderText("model name")
+        self.model_name.setToolTip("Versions are numbered automatically: training again makes the next version. "
+                                   "Named after the source until you type a name.")
+        self.suggested_name = ""  # the name last suggested; one typed instead is kept when the source changes
         row.addWidget(self.model_name, 1)
         row.addWidget(QLabel("min. per class"))
         self.min_per_class = QSpinBox()
@@ -353,6 +362,9 @@ class TrainPage(Page):
             self.preview.setPlainText("")
             return
         kind, name = choice
+        if self.model_name.text().strip() in ("", self.suggested_name):
+            self.suggested_name = suggested_model_name(name)
+            self.model_name.setText(self.suggested_name)
         val_fraction, seed = self.split.value() / 100.0, self.seed.value()
 
         def work(op: OpEnv) -> Any:
