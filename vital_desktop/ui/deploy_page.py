@@ -207,8 +207,9 @@ class DeployPage(Page):
         model_id = model.id
         self.context.change(
             f"Activating {model.ref}",
+            # the user has seen the comparison: it is not run again on the writer thread
             lambda op: deploy_service.activate(op.store, actor=op.actor, model=model_id, notes="activated from DEPLOY",
-                                               even_if_worse=worse),
+                                               even_if_worse=check is not None),
             on_result=lambda info: self.context.say(f"{info.ref} is now active"),
             on_error=lambda exc: show_error(self, "Activate", exc))
         self.table.setFocus()
