@@ -35,7 +35,9 @@ def build_main_window(store, user, *, stage: str | None = None, sheet: str | Non
     `freeze_long_lived` (see `ui.collector`); tests, whose windows come and go, do not."""
     from vital_desktop.ui.context import AppContext
     from vital_desktop.ui.shell import MainWindow
+    from vital_desktop.ui.workers import engine_threads
 
+    store.set_engine_threads(engine_threads())  # a core stays free for the window
     context = AppContext(store, user)
     window = MainWindow(context, settings=settings, freeze_long_lived=freeze_long_lived)
     target = stage or ("canonical" if item and not stage else None) or window.last_stage()

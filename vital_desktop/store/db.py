@@ -96,6 +96,11 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def set_engine_threads(self, threads: int) -> None:
+        """How many threads DuckDB runs a query on, the asking thread included (the whole database)."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql(f"SET threads = {max(1, int(threads))}")
+
     def close(self) -> None:
         self.engine.dispose()
         _clear_holder(self.home)

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 #: the DATA page's first reads and thumbnails took minutes (a job yields to every other program
 #: too), which is worse than a late repaint. Threads a job starts (onnxruntime, numba) inherit it.
 WORKER_NICE = 0
+#: In the app, DuckDB runs each query on this many fewer threads than the machine has cores
+#: (at least one; VITAL_ENGINE_THREADS sets the count itself): a long import or training keeps a
+#: core free for the window, which would otherwise wait for a CPU behind DuckDB's parallel
+#: workers. The command line on its own keeps every core.
+CORES_KEPT_FOR_THE_WINDOW = 1
 #: native ids of the pools' threads (the stall benchmark flips their nice values for its A/B)
 WORKER_THREADS: set[int] = set()
 _lowered = threading.local()
@@ -57,6 +62,16 @@ def lower_this_thread() -> None:
         return
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
+
+
+def engine_threads() -> int:
+    """DuckDB's thread count for the app: VITAL_ENGINE_THREADS, else the cores less
+    `CORES_KEPT_FOR_THE_WINDOW` (at least one)."""
+    try:
+        return max(1, int(os.environ["VITAL_ENGINE_THREADS"]))
+    except (KeyError, ValueError):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores - CORES_KEPT_FOR_THE_WINDOW)
 
 
 class _Relay(QObject):
