@@ -252,7 +252,9 @@ def test_improve_inspector_flags_engineer_accepts_and_gaps_rank_the_new_class(qt
     assert page.accept_button.isEnabled()
     qtbot.keyClicks(page.note, "matches the image")
     qtbot.keyClick(page.note, Qt.Key.Key_Return)  # Enter in the review note accepts
-    qtbot.waitUntil(lambda: "Accepted" in page.review_message.text(), timeout=10_000)
+    # 10 s was too short in 2 of ~20 runs of this file here, after earlier tests in the same
+    # process (the cause was not found: it never failed when the test ran alone)
+    qtbot.waitUntil(lambda: "Accepted" in page.review_message.text(), timeout=30_000)
     assert page.note.text() == ""
     wait_idle(qtbot, window)
     accepted = feedback.list_feedback(demo_store, status="accepted")
