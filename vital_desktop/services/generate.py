@@ -69,6 +69,7 @@ from vital_desktop.services.generate_sheets import (
     list_training_sheets,
     summary,
 )
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.store import audit
 from vital_desktop.store.bulk import insert_arrow, query_arrow
 from vital_desktop.store.db import Store
@@ -141,10 +142,7 @@ def _plan(store: Store, actor: User, *, sheet: str | None, template: str | None,
             raise ValidationError("say which sheet to generate from (--sheet)")
         if not template:
             raise ValidationError("say which template to use (--template NAME[@VERSION])")
-        sheet_row = s.scalar(sa.select(Sheet).where(sa.or_(Sheet.name == sheet, Sheet.id == sheet)))
-        if sheet_row is None:
-            names = s.scalars(sa.select(Sheet.name).order_by(Sheet.name)).all()
-            raise NotFoundError(f"no sheet named {sheet!r}" + (f"; sheets here: {', '.join(names)}" if names else ""))
+        sheet_row = find_sheet(s, sheet)
         tmpl = templates._info(templates.resolve(s, template, published_only=True))
         templates.check_fits_current_label_type(s, tmpl)  # refuses a template made for another version
     ai_mode = ai_mode or "none"

@@ -51,7 +51,7 @@ from vital_desktop.services.training_export import (  # noqa: F401 (public names
     export_training,
     stratified_split,
 )
-from vital_desktop.services.sheets import find_sheet as _sheet_row
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.services.training_gate import (  # noqa: F401 (public names of the TRAIN stage)
     GateDecision,
     _class_field,
@@ -126,7 +126,7 @@ def collect_training_set(
     with store.read() as s:
         if training_sheet is not None:
             ts = _training_sheet_row(s, training_sheet)
-            sheet_row = _sheet_row(s, ts.sheet_id)
+            sheet_row = find_sheet(s, ts.sheet_id)
             chosen = ts.label_type
             class_field = _class_field(s, chosen)
             if not class_field:
@@ -145,7 +145,7 @@ def collect_training_set(
                                          pair.canonical_label_id, pair.canonical_label_version, pair.id))
             template_id, template_version, ts_id = ts.template_id, ts.template_version, ts.id
         else:
-            sheet_row = _sheet_row(s, sheet)  # type: ignore[arg-type]
+            sheet_row = find_sheet(s, sheet)  # type: ignore[arg-type]
             class_field = _class_field(s, chosen)
             if not class_field:
                 raise ValidationError(f"label type {chosen!r} has no class field to learn")

@@ -25,7 +25,7 @@ from vital_desktop.store.models import (
     TrainingSheet,
 )
 
-from vital_desktop.services.sheets import find_sheet as _sheet_row
+from vital_desktop.services.sheets import find_sheet
 from vital_desktop.services.training_gate import (
     _class_field,
     decide,
@@ -131,7 +131,7 @@ def models_using_label(
         if label_id is None:
             if not (sheet and item_ref):
                 raise ValidationError("name a label by its id, or by sheet and item (and label type)")
-            sheet_row = _sheet_row(s, sheet)
+            sheet_row = find_sheet(s, sheet)
             label = s.scalar(sa.select(CanonicalLabel).where(
                 CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.item_ref == item_ref,
                 CanonicalLabel.label_type == label_type))
@@ -182,7 +182,7 @@ def held_out_items(store: Store, *, models: Sequence[str], sheet: str, label_typ
         for src in lineage(store, model=model).sources:
             used.update(entry["item_ref"] for entry in src.canonical_labels if entry.get("item_ref"))
     with store.read() as s:
-        sheet_row = _sheet_row(s, sheet)
+        sheet_row = find_sheet(s, sheet)
         rows = s.scalars(sa.select(CanonicalLabel).where(
             CanonicalLabel.sheet_id == sheet_row.id, CanonicalLabel.label_type == label_type))
         return sorted(
@@ -221,7 +221,7 @@ def predict_labelled_items(
         raise ValidationError("no held-out labelled items to evaluate on")
     class_field = _class_field(store, label_type)
     with store.read() as s:
-        sheet_row = _sheet_row(s, sheet)
+        sheet_row = find_sheet(s, sheet)
         items = {r.item_ref: r for r in s.scalars(sa.select(SheetItem).where(
             SheetItem.sheet_id == sheet_row.id, SheetItem.item_ref.in_(refs)))}
         truth = {r.item_ref: str((r.label_data or {}).get(class_field)) for r in s.scalars(sa.select(CanonicalLabel).where(
