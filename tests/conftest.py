@@ -142,3 +142,27 @@ def cli_env(user: str | None = None, home: Path | None = None) -> dict[str, str]
     if home:
         env["VITAL_HOME"] = str(home)
     return env
+
+
+def foreign_classifier_onnx(path: Path, *, channels: int = 3, size: int = 32, classes: int = 3,
+                            softmax: bool = True) -> Path:
+    """A standard ONNX image classifier made elsewhere (no vital metadata): global average pool →
+    linear → softmax, so it answers from the image's mean brightness per channel only."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.arange(channels * classes, dtype=np.float32).reshape(channels, classes) / 10,
+                                     "w")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    nodes.append(helper.make_node("Softmax", ["logits"], ["prob"], axis=1) if softmax
+                 else helper.make_node("Identity", ["logits"], ["prob"]))
+    graph = helper.make_graph(
+        nodes, "foreign", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["batch", classes])], initializer=[weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

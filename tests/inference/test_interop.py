@@ -6,35 +6,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import snapshot_tables
+from tests.conftest import foreign_classifier_onnx, snapshot_tables
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.inference.classifier import OnnxClassifier, PreprocessSpec, check_contract, load_image
 from vital_desktop.inference.interop import parse_spec, rgb_variant, write_sidecars
 from vital_desktop.services import registry
 from vital_desktop.store.models import ModelRow
-
-
-def _foreign(path, *, channels=3, size=32, classes=3, softmax=True):
-    """A standard classifier without vital metadata: global average pool → linear → softmax."""
-    weight = numpy_helper.from_array(np.arange(channels * classes, dtype=np.float32).reshape(channels, classes) / 10,
-                                     "w")
-    nodes = [
-        helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
-        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-    ]
-    nodes.append(helper.make_node("Softmax", ["logits"], ["prob"], axis=1) if softmax
-                 else helper.make_node("Identity", ["logits"], ["prob"]))
-    graph = helper.make_graph(
-        nodes, "foreign", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, size, size])],
-        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["batch", classes])], initializer=[weight])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
 
 
 def test_command_line_values_become_a_spec():
@@ -49,7 +29,7 @@ def test_command_line_values_become_a_spec():
 
 def test_a_foreign_classifier_registers_with_its_preprocessing(small_site, tmp_path, demo_files):
     store, engineer = small_site.store, small_site.user("engineer")
-    source = _foreign(tmp_path / "resnetish.onnx")
+    source = foreign_classifier_onnx(tmp_path / "resnetish.onnx")
     spec = parse_spec("32,32", "3", "0.485,0.456,0.406", "0.229,0.224,0.225")
     info, _ = registry.register_foreign_classifier(store, actor=engineer, path=source, spec=spec,
                                                    classes=["a", "b", "c"], name="foreign")
@@ -71,7 +51,7 @@ def test_a_foreign_classifier_registers_with_its_preprocessing(small_site, tmp_p
 def test_a_foreign_classifier_that_does_not_match_is_refused_and_nothing_registered(
         small_site, tmp_path, problem, kwargs, match):
     store, engineer = small_site.store, small_site.user("engineer")
-    source = _foreign(tmp_path / "model.onnx")
+    source = foreign_classifier_onnx(tmp_path / "model.onnx")
     before = snapshot_tables(store)
     spec = parse_spec(kwargs.get("size", "32,32"), kwargs.get("channels", "3"), "0.5", "0.25")
     with pytest.raises(ValidationError, match=match):
@@ -82,7 +62,7 @@ def test_a_foreign_classifier_that_does_not_match_is_refused_and_nothing_registe
 
 
 def test_logits_instead_of_probabilities_are_refused(small_site, tmp_path):
-    source = _foreign(tmp_path / "logits.onnx", softmax=False)
+    source = foreign_classifier_onnx(tmp_path / "logits.onnx", softmax=False)
     with pytest.raises(ValidationError, match="not class probabilities"):
         registry.register_foreign_classifier(small_site.store, actor=small_site.user("engineer"), path=source,
                                              spec=parse_spec("32,32", "3", "0", "1"), classes=["a", "b", "c"])

@@ -12,12 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-from tests.conftest import snapshot_tables
+from tests.conftest import foreign_classifier_onnx, snapshot_tables
 from vital_desktop.core.errors import ValidationError
 from vital_desktop.inference.interop import parse_spec
 from vital_desktop.services import accounts, activation_check, demo_site, deploy, registry, training
@@ -25,20 +22,6 @@ from vital_desktop.store import open_store
 
 SHEET = demo_site.DEMO_SHEET
 DEMO_PASSWORDS = {name: password for name, _, _, password in demo_site.DEMO_USERS}
-
-
-def _pooled_brightness(path: Path, classes: int) -> Path:
-    """A standard one-channel classifier: global average pool → linear → softmax (brightness only)."""
-    weight = numpy_helper.from_array(np.arange(classes, dtype=np.float32).reshape(1, classes), "w")
-    nodes = [helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
-             helper.make_node("MatMul", ["flat", "w"], ["logits"]),
-             helper.make_node("Softmax", ["logits"], ["prob"], axis=1)]
-    graph = helper.make_graph(
-        nodes, "foreign", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 32, 32])],
-        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["batch", classes])], initializer=[weight])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
 
 
 @pytest.fixture
@@ -49,7 +32,7 @@ def site(demo_home: Path, tmp_path: Path):
     deploy.activate(store, actor=engineer, model=v1.model_id)
     classes = registry.get_model(store, v1.model_id).classes
     foreign, _ = registry.register_foreign_classifier(
-        store, actor=engineer, path=_pooled_brightness(tmp_path / "elsewhere.onnx", len(classes)),
+        store, actor=engineer, path=foreign_classifier_onnx(tmp_path / "elsewhere.onnx", channels=1, classes=len(classes)),
         spec=parse_spec("32,32", "1", "0.5", "0.25"), classes=classes, name="from-elsewhere")
     yield store, engineer, v1, foreign
     store.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from tests.conftest import snapshot_tables
 from vital_desktop.core.errors import PermissionDenied, ValidationError
 from vital_desktop.services import (
     accounts,
+    activation_check,
     demo_site,
     deploy,
     feedback,
@@ -58,13 +58,6 @@ def _correct_per_item(store, home: Path, model: str, refs: list[str]) -> list[bo
     classifier = OnnxClassifier(Path(registry.get_model(store, model).path))
     results = classifier.predict_paths([home / "demo-data" / "images" / rows[r]["image_path"] for r in refs])
     return [res.predicted_class == rows[r]["defect_type"] for r, res in zip(refs, results, strict=True)]
-
-
-def _mcnemar_worse_p(only_first: int, only_second: int) -> float:
-    """One-sided exact McNemar p-value that the second model is worse: P(X >= only_first) for
-    X ~ Binomial(only_first + only_second, 1/2), the items the two disagree on."""
-    n = only_first + only_second
-    return sum(math.comb(n, k) for k in range(only_first, n + 1)) / 2**n if n else 1.0
 
 
 def _users(store):
@@ -164,7 +157,7 @@ def test_end_to_end_services(demo, demo_home: Path, tmp_path: Path) -> None:
     right_1, right_2 = (_correct_per_item(store, demo_home, f"crystal-defects@{v}", unseen) for v in (1, 2))
     only_1 = sum(a and not b for a, b in zip(right_1, right_2, strict=True))
     only_2 = sum(b and not a for a, b in zip(right_1, right_2, strict=True))
-    detail = (only_1, only_2, len(unseen), round(_mcnemar_worse_p(only_1, only_2), 3))
+    detail = (only_1, only_2, len(unseen), round(activation_check.mcnemar_worse_p(only_1, only_2), 3))
     assert len(unseen) > 300 and (only_1 - only_2) / len(unseen) <= 0.05, detail
     assert sum(right_2) >= 0.75 * len(unseen), detail
 
