@@ -5,7 +5,8 @@
 Builds the demo site (`vital init --demo`'s service) in a temporary folder unless --home is
 given, signs in as the demo engineer, labels one item, generates a training sheet, and grabs
 the main window on each page at 1280×720 (a laptop) and 1920×1080, as
-``<stage>-1280x720.png`` and ``<stage>-1920x1080.png``; prints each page's minimum size.
+``<stage>-1280x720.png`` and ``<stage>-1920x1080.png``; prints each page's minimum size. Also
+DEPLOY's question before activating a less accurate model (``deploy-activate-worse-*.png``).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def main() -> None:
     shoot("canonical", name="canonical-telemetry", sheet=DEMO_HISTORY_SHEET, label_type="maintenance",
           item="DET-NAI-0003")
     if only is not None and not only & {"train", "deploy", "monitor", "improve", "calibration", "taxonomy",
-                                        "bundles", "users"}:
+                                        "bundles", "users", "deploy-activate-worse"}:
         window.quit_answer = True
         window.close()
         store.close()
@@ -122,6 +123,8 @@ def main() -> None:
     spin(app, 1.0)
     for stage in ("train", "deploy", "monitor", "improve", "calibration", "taxonomy"):
         shoot(stage)
+    if only is None or "deploy-activate-worse" in only:
+        _activation_question(app, window, store, user, Path(tmp.name))
     window.page("train").tabs.setCurrentIndex(0)
     window.quit_answer = True
     window.close()
@@ -140,6 +143,48 @@ def main() -> None:
     store.close()
     sys.stdout.flush()
     os._exit(0)
+
+
+def _activation_question(app, window, store, user, folder: Path) -> None:
+    """DEPLOY asking before it activates a model less accurate than the serving one: a model from
+    elsewhere (the hub samples' tiny brightness classifier, with the site's classes) is selected
+    and Activate pressed; the question is drawn over the window as the user sees it."""
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QMessageBox
+
+    from vital_desktop.bundles.samples import tiny_classifier_onnx
+    from vital_desktop.services import registry
+
+    classes = registry.get_model(store, "defect-classifier").classes
+    path = folder / "from-elsewhere.onnx"
+    path.write_bytes(tiny_classifier_onnx(classes))
+    info, _ = registry.register_model(store, actor=user, path=path, kind=registry.KIND_ONNX, name="from-elsewhere")
+    window.go("deploy")
+    page = window.pages["deploy"]
+    page.reload(select=info.id)
+    spin(app, 1.0, window)
+    asked: list[tuple[str, str]] = []
+    page.confirm = lambda title, text: bool(asked.append((title, text)))  # answers No, keeps the question
+    page.activate_selected()
+    spin(app, 1.0, window)
+    title, text = asked[0]
+    for width, height in SIZES:
+        window.resize(width, height)
+        spin(app, 0.4, window)
+        shot = window.grab()
+        box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, window)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.show()
+        spin(app, 0.3)
+        dialog = box.grab()
+        painter = QPainter(shot)
+        painter.drawPixmap((shot.width() - dialog.width()) // 2, (shot.height() - dialog.height()) // 2, dialog)
+        painter.end()
+        box.close()
+        shot.save(str(HERE / f"deploy-activate-worse-{width}x{height}.png"))
+    print(f"wrote deploy-activate-worse: {title!r}")
+    window.resize(*SIZES[0])
 
 
 def _lifecycle_data(store, user) -> None:
